@@ -1,0 +1,1 @@
+//! Flagstone admin API.

@@ -1,0 +1,221 @@
+//! The one-transaction rule. An admin change is a [`Change`]: the caller writes its entities
+//! through [`Change::tx`], records audit entries and which environments or projects it affects,
+//! then [`Change::commit`] — in the same transaction — appends the audit log, bumps every
+//! affected environment's `revision` and requests its publication in `publish_jobs`.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::{clock::now_ms, sql, Result, Tx};
+
+/// Who makes a change; recorded in the audit log. Never holds a key itself.
+#[derive(Clone, Debug)]
+pub struct Actor {
+    pub admin_key_id: Option<i64>,
+    pub name: String,
+}
+
+impl Actor {
+    /// Changes made by Flagstone itself (import from the CLI, first start-up).
+    pub fn system(name: &str) -> Actor {
+        Actor {
+            admin_key_id: None,
+            name: name.to_string(),
+        }
+    }
+}
+
+/// How publish requests are debounced. A burst settles for `debounce_ms`; a constant stream
+/// still publishes at least every `max_delay_ms`.
+#[derive(Clone, Copy, Debug)]
+pub struct PublishSettings {
+    pub debounce_ms: i64,
+    pub max_delay_ms: i64,
+}
+
+impl Default for PublishSettings {
+    fn default() -> Self {
+        PublishSettings {
+            debounce_ms: 50,
+            max_delay_ms: 1_000,
+        }
+    }
+}
+
+/// One line of the audit log.
+#[derive(Clone, Debug)]
+pub struct AuditEntry {
+    pub project_id: Option<i64>,
+    pub environment_id: Option<i64>,
+    /// `created`, `updated`, `deleted`, or a verb such as `reordered`.
+    pub action: &'static str,
+    pub resource_type: &'static str,
+    pub resource_id: String,
+    pub log: String,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+}
+
+/// An admin change in progress. Dropping it without `commit` rolls everything back.
+pub struct Change {
+    tx: Tx,
+    actor: Actor,
+    publish: PublishSettings,
+    environments: BTreeSet<i64>,
+    projects: BTreeSet<i64>,
+    audit: Vec<AuditEntry>,
+}
+
+/// What a committed change did to revisions.
+#[derive(Clone, Debug, Default)]
+pub struct Committed {
+    /// `(environment_id, new revision)` for every environment the change affected.
+    pub revisions: Vec<(i64, i64)>,
+}
+
+impl Change {
+    pub(crate) fn new(tx: Tx, actor: Actor, publish: PublishSettings) -> Change {
+        Change {
+            tx,
+            actor,
+            publish,
+            environments: BTreeSet::new(),
+            projects: BTreeSet::new(),
+            audit: Vec::new(),
+        }
+    }
+
+    pub fn tx(&mut self) -> &mut Tx {
+        &mut self.tx
+    }
+
+    pub fn actor(&self) -> &Actor {
+        &self.actor
+    }
+
+    /// The change affects what this environment's document contains.
+    pub fn touch_environment(&mut self, environment_id: i64) {
+        self.environments.insert(environment_id);
+    }
+
+    /// The change affects every environment of this project (a segment, a feature).
+    pub fn touch_project(&mut self, project_id: i64) {
+        self.projects.insert(project_id);
+    }
+
+    pub fn audit(&mut self, entry: AuditEntry) {
+        self.audit.push(entry);
+    }
+
+    /// Writes the audit entries, bumps revisions, requests publication and commits.
+    pub async fn commit(mut self) -> Result<Committed> {
+        let now = now_ms();
+        for project_id in std::mem::take(&mut self.projects) {
+            let ids: Vec<i64> = sql!(&mut self.tx, |c| {
+                sqlx::query_scalar("SELECT id FROM environments WHERE project_id = $1")
+                    .bind(project_id)
+                    .fetch_all(c)
+                    .await?
+            });
+            self.environments.extend(ids);
+        }
+        let mut committed = Committed::default();
+        for &env in &self.environments {
+            let revision: Option<i64> = sql!(&mut self.tx, |c| {
+                sqlx::query_scalar(
+                    "UPDATE environments SET revision = revision + 1, updated_at = $2 \
+                     WHERE id = $1 RETURNING revision",
+                )
+                .bind(env)
+                .bind(now)
+                .fetch_optional(c)
+                .await?
+            });
+            // An environment deleted by this very change has nothing left to publish.
+            let Some(revision) = revision else { continue };
+            request_publish(&mut self.tx, env, revision, now, self.publish).await?;
+            committed.revisions.push((env, revision));
+        }
+        for e in std::mem::take(&mut self.audit) {
+            write_audit(&mut self.tx, &self.actor, &e, now).await?;
+        }
+        self.tx.commit().await?;
+        Ok(committed)
+    }
+}
+
+/// Upserts the environment's single publish job (DESIGN §2 "Request"): a pending job is kept
+/// and debounced (bounded by `max_delay_ms` since it was first requested), a parked job is
+/// un-parked with fresh attempts (the change may be the fix), a running job is left running —
+/// its worker sees the higher `wanted_revision` when it finishes.
+pub(crate) async fn request_publish(
+    tx: &mut Tx,
+    environment_id: i64,
+    revision: i64,
+    now: i64,
+    s: PublishSettings,
+) -> Result<()> {
+    let debounced = now + s.debounce_ms;
+    sql!(tx, |c| {
+        sqlx::query(
+            "INSERT INTO publish_jobs (environment_id, wanted_revision, state, run_after, \
+                 first_requested_at, attempts, updated_at) \
+             VALUES ($1, $2, 'pending', $3, $4, 0, $4) \
+             ON CONFLICT (environment_id) DO UPDATE SET \
+                 wanted_revision = CASE WHEN publish_jobs.wanted_revision > excluded.wanted_revision \
+                     THEN publish_jobs.wanted_revision ELSE excluded.wanted_revision END, \
+                 run_after = CASE \
+                     WHEN publish_jobs.state = 'running' THEN publish_jobs.run_after \
+                     WHEN publish_jobs.state = 'parked' THEN excluded.run_after \
+                     WHEN excluded.run_after > publish_jobs.first_requested_at + $5 \
+                         THEN publish_jobs.first_requested_at + $5 \
+                     ELSE excluded.run_after END, \
+                 first_requested_at = CASE WHEN publish_jobs.state = 'parked' \
+                     THEN excluded.first_requested_at ELSE publish_jobs.first_requested_at END, \
+                 attempts = CASE WHEN publish_jobs.state = 'parked' THEN 0 \
+                     ELSE publish_jobs.attempts END, \
+                 last_error = CASE WHEN publish_jobs.state = 'parked' THEN NULL \
+                     ELSE publish_jobs.last_error END, \
+                 state = CASE WHEN publish_jobs.state = 'running' THEN 'running' \
+                     ELSE 'pending' END, \
+                 updated_at = excluded.updated_at",
+        )
+        .bind(environment_id)
+        .bind(revision)
+        .bind(debounced)
+        .bind(now)
+        .bind(s.max_delay_ms)
+        .execute(c)
+        .await?
+        .rows_affected()
+    });
+    Ok(())
+}
+
+async fn write_audit(tx: &mut Tx, actor: &Actor, e: &AuditEntry, now: i64) -> Result<()> {
+    let before = e.before.as_ref().map(Value::to_string);
+    let after = e.after.as_ref().map(Value::to_string);
+    sql!(tx, |c| {
+        sqlx::query(
+            "INSERT INTO audit_log (created_at, project_id, environment_id, actor, admin_key_id, \
+                 action, resource_type, resource_id, log, before_state, after_state) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(now)
+        .bind(e.project_id)
+        .bind(e.environment_id)
+        .bind(&actor.name)
+        .bind(actor.admin_key_id)
+        .bind(e.action)
+        .bind(e.resource_type)
+        .bind(&e.resource_id)
+        .bind(&e.log)
+        .bind(before)
+        .bind(after)
+        .execute(c)
+        .await?
+        .rows_affected()
+    });
+    Ok(())
+}

@@ -1,0 +1,226 @@
+//! One SQL text, two backends. `Tx` wraps a transaction on either SQLite or PostgreSQL and the
+//! `sql!` macro runs the same query on whichever one it holds, so each backend keeps its native
+//! types (no `Any` driver, whose type mapping loses booleans and integer widths).
+//!
+//! Every store operation runs inside a `Tx`: reads get a consistent snapshot, writes are atomic.
+//! On SQLite, write transactions are serialised in-process by a mutex, so a deferred transaction
+//! never has to upgrade its lock while another writer holds it (which SQLite answers with
+//! SQLITE_BUSY instead of waiting).
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use crate::StoreError;
+
+/// Which database a store talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub(crate) enum Pool {
+    Sqlite {
+        pool: SqlitePool,
+        write_lock: Arc<Mutex<()>>,
+    },
+    Postgres(PgPool),
+}
+
+/// A transaction on either backend. Obtain one from [`crate::Store::read`] or
+/// [`crate::Store::write`]; dropping it without `commit` rolls back.
+pub enum Tx {
+    Sqlite(Transaction<'static, Sqlite>, Option<OwnedMutexGuard<()>>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+/// Runs `$body` with `$c` bound to the backend connection (`&mut SqliteConnection` or
+/// `&mut PgConnection`). The body is type-checked once per backend.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! sql {
+    ($tx:expr, |$c:ident| $body:expr) => {
+        match $tx {
+            $crate::db::Tx::Sqlite(t, _) => {
+                let $c = &mut **t;
+                $body
+            }
+            $crate::db::Tx::Postgres(t) => {
+                let $c = &mut **t;
+                $body
+            }
+        }
+    };
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Sqlite(t, _guard) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Tx::Sqlite(..) => Backend::Sqlite,
+            Tx::Postgres(_) => Backend::Postgres,
+        }
+    }
+}
+
+/// Options for opening a store.
+#[derive(Clone, Debug)]
+pub struct ConnectOptions {
+    /// `sqlite://path.db`, `sqlite::memory:` or `postgres://…`.
+    pub url: String,
+    /// PostgreSQL only: the schema to use (created if missing). Tests use one schema each.
+    pub pg_schema: Option<String>,
+    pub max_connections: u32,
+}
+
+impl ConnectOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            pg_schema: None,
+            max_connections: 10,
+        }
+    }
+}
+
+pub(crate) async fn connect(opts: &ConnectOptions) -> Result<Pool, StoreError> {
+    let url = opts.url.as_str();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let mut pg = PgConnectOptions::from_str(url)?;
+        if let Some(schema) = &opts.pg_schema {
+            validate_schema_name(schema)?;
+            // Create the schema on a throwaway connection first; then every pooled
+            // connection gets it as its search_path.
+            let admin = PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(pg.clone())
+                .await?;
+            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+                .execute(&admin)
+                .await?;
+            admin.close().await;
+            pg = pg.options([("search_path", schema.as_str())]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(opts.max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(pg)
+            .await?;
+        Ok(Pool::Postgres(pool))
+    } else if url.starts_with("sqlite:") {
+        let sq = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(opts.max_connections.max(2))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(sq)
+            .await?;
+        Ok(Pool::Sqlite {
+            pool,
+            write_lock: Arc::new(Mutex::new(())),
+        })
+    } else {
+        Err(StoreError::Config(format!(
+            "unsupported database URL (expected sqlite:… or postgres://…): {}",
+            redact_url(url)
+        )))
+    }
+}
+
+fn validate_schema_name(schema: &str) -> Result<(), StoreError> {
+    let ok = !schema.is_empty()
+        && schema.len() <= 63
+        && schema
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Config(format!("invalid schema name {schema:?}")))
+    }
+}
+
+/// Hides the password of a database URL so it can be logged.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}://{}:***{}", &url[..s], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl Pool {
+    pub(crate) async fn begin(&self, write: bool) -> Result<Tx, StoreError> {
+        match self {
+            Pool::Sqlite { pool, write_lock } => {
+                let guard = if write {
+                    Some(write_lock.clone().lock_owned().await)
+                } else {
+                    None
+                };
+                Ok(Tx::Sqlite(pool.begin().await?, guard))
+            }
+            Pool::Postgres(pool) => Ok(Tx::Postgres(pool.begin().await?)),
+        }
+    }
+
+    pub(crate) async fn migrate(&self) -> Result<(), StoreError> {
+        match self {
+            Pool::Sqlite { pool, .. } => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
+            Pool::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    pub(crate) fn backend(&self) -> Backend {
+        match self {
+            Pool::Sqlite { .. } => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    pub(crate) async fn close(&self) {
+        match self {
+            Pool::Sqlite { pool, .. } => pool.close().await,
+            Pool::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("postgres://h/db"), "postgres://h/db");
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+}

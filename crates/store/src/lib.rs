@@ -1,0 +1,124 @@
+//! Flagstone's persistence layer: the only crate that speaks SQL.
+//!
+//! SQLite is the embedded default (one file, WAL, zero setup); PostgreSQL is the production
+//! backend. Every admin change goes through [`Change`]: one transaction that writes the entity,
+//! its audit entry, bumps the affected environments' revisions and requests their publication
+//! (a row in `publish_jobs`). If the transaction commits, the change will be published; if not,
+//! nothing happened.
+
+pub mod audit;
+mod change;
+pub mod db;
+mod error;
+pub mod keys;
+pub mod limits;
+pub mod organisations;
+pub mod projects;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod environments;
+pub mod clock;
+
+pub use change::{Actor, AuditEntry, Change, PublishSettings};
+pub use db::{Backend, ConnectOptions, Tx};
+pub use error::{Result, StoreError};
+pub use limits::{LimitName, Limits};
+pub use clock::now_ms;
+
+use db::Pool;
+
+/// A handle on the database. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    publish: PublishSettings,
+}
+
+/// A page of results and the total count, for `{count, next, previous, results}` lists.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Page<T> {
+    pub count: i64,
+    pub results: Vec<T>,
+}
+
+/// Which page of a list to read. `page` starts at 1.
+#[derive(Debug, Clone, Copy)]
+pub struct PageRequest {
+    pub page: i64,
+    pub page_size: i64,
+}
+
+impl PageRequest {
+    pub const MAX_PAGE_SIZE: i64 = 1000;
+
+    pub fn new(page: i64, page_size: i64) -> Self {
+        PageRequest {
+            page: page.max(1),
+            page_size: page_size.clamp(1, Self::MAX_PAGE_SIZE),
+        }
+    }
+
+    pub fn offset(&self) -> i64 {
+        (self.page - 1).saturating_mul(self.page_size)
+    }
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        PageRequest::new(1, 100)
+    }
+}
+
+impl Store {
+    /// Opens the database and runs pending migrations.
+    pub async fn open(opts: &ConnectOptions) -> Result<Store> {
+        let store = Store::connect(opts).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Opens the database without migrating.
+    pub async fn connect(opts: &ConnectOptions) -> Result<Store> {
+        Ok(Store {
+            pool: db::connect(opts).await?,
+            publish: PublishSettings::default(),
+        })
+    }
+
+    pub fn with_publish_settings(mut self, publish: PublishSettings) -> Self {
+        self.publish = publish;
+        self
+    }
+
+    pub fn publish_settings(&self) -> PublishSettings {
+        self.publish
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        self.pool.migrate().await
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.pool.backend()
+    }
+
+    /// A read-only transaction (a consistent snapshot on PostgreSQL).
+    pub async fn read(&self) -> Result<Tx> {
+        self.pool.begin(false).await
+    }
+
+    /// A write transaction without audit or publishing; for internal bookkeeping only.
+    /// Admin changes use [`Store::change`].
+    pub async fn write(&self) -> Result<Tx> {
+        self.pool.begin(true).await
+    }
+
+    /// Begins an admin change made by `actor`.
+    pub async fn change(&self, actor: &Actor) -> Result<Change> {
+        Ok(Change::new(self.pool.begin(true).await?, actor.clone(), self.publish))
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await
+    }
+}
