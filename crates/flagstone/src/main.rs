@@ -1,14 +1,20 @@
-//! The `flagstone` binary: one command per role (serve, eval, migrate, import, export).
-//! Each subcommand lives in its own module; this file only parses arguments and dispatches.
+//! The `flagstone` binary: one command per role (serve, migrate, eval…). Each subcommand lives in
+//! its own module; this file only parses arguments and dispatches.
 
+mod db_args;
 mod eval;
+mod serve;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "flagstone", version, about = "A Flagsmith-compatible feature-flag platform")]
+#[command(
+    name = "flagstone",
+    version,
+    about = "A Flagsmith-compatible feature-flag platform"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -16,6 +22,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run everything in one process: admin API (and, as they land, task processor and SDK API).
+    Serve(serve::ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(db_args::DbArgs),
     /// Evaluate flags offline: an evaluation context, or an environment document for one identity.
     Eval(eval::EvalArgs),
 }
@@ -24,5 +34,38 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Eval(args) => eval::run(args),
+        Command::Serve(args) => run_async(serve::run(args)),
+        Command::Migrate(db) => run_async(async move {
+            db.open().await?;
+            println!("migrations applied");
+            Ok(())
+        }),
+    }
+}
+
+fn run_async(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(fut) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -24,7 +24,11 @@ pub struct AuditRecord {
 }
 
 /// Audit entries, newest first; of one project when `project_id` is given.
-pub async fn list(tx: &mut Tx, project_id: Option<i64>, page: PageRequest) -> Result<Page<AuditRecord>> {
+pub async fn list(
+    tx: &mut Tx,
+    project_id: Option<i64>,
+    page: PageRequest,
+) -> Result<Page<AuditRecord>> {
     let count: i64 = sql!(tx, |c| {
         sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE ($1 IS NULL OR project_id = $1)")
             .bind(project_id)

@@ -21,6 +21,9 @@ pub fn iso8601(ms: i64) -> String {
 mod tests {
     #[test]
     fn formats_like_flagsmith() {
-        assert_eq!(super::iso8601(1_689_350_400_123), "2023-07-14T16:00:00.123000Z");
+        assert_eq!(
+            super::iso8601(1_689_350_400_123),
+            "2023-07-14T16:00:00.123000Z"
+        );
     }
 }

@@ -154,7 +154,9 @@ fn validate_schema_name(schema: &str) -> Result<(), StoreError> {
     if ok {
         Ok(())
     } else {
-        Err(StoreError::Config(format!("invalid schema name {schema:?}")))
+        Err(StoreError::Config(format!(
+            "invalid schema name {schema:?}"
+        )))
     }
 }
 

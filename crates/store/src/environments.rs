@@ -4,7 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::organisations::{double_option, validate_name};
-use crate::{clock::now_ms, keys, sql, AuditEntry, Change, Page, PageRequest, Result, StoreError, Tx};
+use crate::{
+    clock::now_ms, keys, sql, AuditEntry, Change, Page, PageRequest, Result, StoreError, Tx,
+};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -124,10 +126,12 @@ pub async fn create(ch: &mut Change, new: &NewEnvironment) -> Result<Environment
         ))?
     });
     let features: Vec<(i64, bool, Option<String>)> = sql!(ch.tx(), |c| {
-        sqlx::query_as("SELECT id, default_enabled, initial_value FROM features WHERE project_id = $1")
-            .bind(new.project)
-            .fetch_all(c)
-            .await?
+        sqlx::query_as(
+            "SELECT id, default_enabled, initial_value FROM features WHERE project_id = $1",
+        )
+        .bind(new.project)
+        .fetch_all(c)
+        .await?
     });
     for (feature_id, enabled, value) in features {
         insert_default_state(ch.tx(), feature_id, env.id, enabled, value.as_deref(), now).await?;
@@ -175,10 +179,12 @@ pub async fn insert_default_state(
 
 pub async fn get_by_key(tx: &mut Tx, api_key: &str) -> Result<Environment> {
     let row: Option<Environment> = sql!(tx, |c| {
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM environments WHERE api_key = $1"))
-            .bind(api_key)
-            .fetch_optional(c)
-            .await?
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM environments WHERE api_key = $1"
+        ))
+        .bind(api_key)
+        .fetch_optional(c)
+        .await?
     });
     row.ok_or(StoreError::not_found("environment"))
 }
@@ -193,12 +199,18 @@ pub async fn get(tx: &mut Tx, id: i64) -> Result<Environment> {
     row.ok_or(StoreError::not_found("environment"))
 }
 
-pub async fn list(tx: &mut Tx, project: Option<i64>, page: PageRequest) -> Result<Page<Environment>> {
+pub async fn list(
+    tx: &mut Tx,
+    project: Option<i64>,
+    page: PageRequest,
+) -> Result<Page<Environment>> {
     let count: i64 = sql!(tx, |c| {
-        sqlx::query_scalar("SELECT COUNT(*) FROM environments WHERE ($1 IS NULL OR project_id = $1)")
-            .bind(project)
-            .fetch_one(c)
-            .await?
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM environments WHERE ($1 IS NULL OR project_id = $1)",
+        )
+        .bind(project)
+        .fetch_one(c)
+        .await?
     });
     let results = sql!(tx, |c| {
         sqlx::query_as(&format!(
@@ -214,7 +226,11 @@ pub async fn list(tx: &mut Tx, project: Option<i64>, page: PageRequest) -> Resul
     Ok(Page { count, results })
 }
 
-pub async fn update(ch: &mut Change, api_key: &str, patch: &EnvironmentPatch) -> Result<Environment> {
+pub async fn update(
+    ch: &mut Change,
+    api_key: &str,
+    patch: &EnvironmentPatch,
+) -> Result<Environment> {
     let before = get_by_key(ch.tx(), api_key).await?;
     let name = match &patch.name {
         Some(n) => validate_name("name", n)?,

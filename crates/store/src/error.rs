@@ -59,7 +59,10 @@ impl StoreError {
 }
 
 /// Turns a unique-constraint violation into a `Conflict` on `field`; passes other errors through.
-pub(crate) fn unique_as_conflict(field: &str, detail: &str) -> impl FnOnce(sqlx::Error) -> StoreError {
+pub(crate) fn unique_as_conflict(
+    field: &str,
+    detail: &str,
+) -> impl FnOnce(sqlx::Error) -> StoreError {
     let field = field.to_string();
     let detail = detail.to_string();
     move |e| {

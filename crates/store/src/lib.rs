@@ -8,22 +8,27 @@
 
 pub mod audit;
 mod change;
+pub mod clock;
 pub mod db;
+pub mod document;
+pub mod environments;
 mod error;
+pub mod features;
+pub mod identities;
 pub mod keys;
 pub mod limits;
 pub mod organisations;
 pub mod projects;
+pub mod segments;
 #[cfg(feature = "testing")]
 pub mod testing;
-pub mod environments;
-pub mod clock;
+pub mod values;
 
 pub use change::{Actor, AuditEntry, Change, PublishSettings};
+pub use clock::now_ms;
 pub use db::{Backend, ConnectOptions, Tx};
 pub use error::{Result, StoreError};
 pub use limits::{LimitName, Limits};
-pub use clock::now_ms;
 
 use db::Pool;
 
@@ -115,7 +120,11 @@ impl Store {
 
     /// Begins an admin change made by `actor`.
     pub async fn change(&self, actor: &Actor) -> Result<Change> {
-        Ok(Change::new(self.pool.begin(true).await?, actor.clone(), self.publish))
+        Ok(Change::new(
+            self.pool.begin(true).await?,
+            actor.clone(),
+            self.publish,
+        ))
     }
 
     pub async fn close(&self) {

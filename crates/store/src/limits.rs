@@ -127,7 +127,12 @@ impl Limits {
     }
 
     /// Fails with `LimitExceeded` when `value > max`.
-    pub fn check(name: LimitName, max: i64, value: i64, what: impl FnOnce() -> String) -> Result<()> {
+    pub fn check(
+        name: LimitName,
+        max: i64,
+        value: i64,
+        what: impl FnOnce() -> String,
+    ) -> Result<()> {
         if value > max {
             Err(StoreError::LimitExceeded {
                 limit: name,

@@ -70,7 +70,8 @@ pub struct OrganisationPatch {
     pub feature_analytics: Option<bool>,
 }
 
-const COLUMNS: &str = "id, name, stop_serving_flags, persist_trait_data, feature_analytics, created_at";
+const COLUMNS: &str =
+    "id, name, stop_serving_flags, persist_trait_data, feature_analytics, created_at";
 
 pub async fn create(ch: &mut Change, new: &NewOrganisation) -> Result<Organisation> {
     let name = validate_name("name", &new.name)?;
@@ -102,10 +103,12 @@ pub async fn create(ch: &mut Change, new: &NewOrganisation) -> Result<Organisati
 
 pub async fn get(tx: &mut Tx, id: i64) -> Result<Organisation> {
     let row: Option<Organisation> = sql!(tx, |c| {
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM organisations WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(c)
-            .await?
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM organisations WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(c)
+        .await?
     });
     row.ok_or(StoreError::not_found("organisation"))
 }
@@ -143,8 +146,16 @@ pub async fn update(ch: &mut Change, id: i64, patch: &OrganisationPatch) -> Resu
         ))
         .bind(id)
         .bind(&name)
-        .bind(patch.stop_serving_flags.unwrap_or(before.stop_serving_flags))
-        .bind(patch.persist_trait_data.unwrap_or(before.persist_trait_data))
+        .bind(
+            patch
+                .stop_serving_flags
+                .unwrap_or(before.stop_serving_flags),
+        )
+        .bind(
+            patch
+                .persist_trait_data
+                .unwrap_or(before.persist_trait_data),
+        )
         .bind(patch.feature_analytics.unwrap_or(before.feature_analytics))
         .fetch_one(c)
         .await

@@ -163,7 +163,10 @@ pub async fn list(
         .fetch_all(c)
         .await?
     });
-    let results = rows.into_iter().map(Project::try_from).collect::<Result<_>>()?;
+    let results = rows
+        .into_iter()
+        .map(Project::try_from)
+        .collect::<Result<_>>()?;
     Ok(Page { count, results })
 }
 

@@ -30,7 +30,9 @@ pub async fn test_store() -> TestStore {
             let mut opts = ConnectOptions::new(url.clone());
             opts.pg_schema = Some(schema.clone());
             opts.max_connections = 5;
-            let store = Store::open(&opts).await.expect("open test PostgreSQL store");
+            let store = Store::open(&opts)
+                .await
+                .expect("open test PostgreSQL store");
             TestStore {
                 store,
                 url,

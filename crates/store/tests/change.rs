@@ -18,15 +18,19 @@ async fn setup(store: &Store) -> (i64, i64, String) {
     .unwrap();
     let project = projects::create(
         &mut ch,
-        &serde_json::from_value::<NewProject>(serde_json::json!({"name": "P", "organisation": org.id}))
-            .unwrap(),
+        &serde_json::from_value::<NewProject>(
+            serde_json::json!({"name": "P", "organisation": org.id}),
+        )
+        .unwrap(),
     )
     .await
     .unwrap();
     let env = environments::create(
         &mut ch,
-        &serde_json::from_value::<NewEnvironment>(serde_json::json!({"name": "prod", "project": project.id}))
-            .unwrap(),
+        &serde_json::from_value::<NewEnvironment>(
+            serde_json::json!({"name": "prod", "project": project.id}),
+        )
+        .unwrap(),
     )
     .await
     .unwrap();
@@ -51,11 +55,15 @@ async fn a_change_comes_with_audit_revision_and_publish_request() {
     let (project, env, key) = setup(&t.store).await;
     let mut tx = t.store.read().await.unwrap();
     let before = environments::get_by_key(&mut tx, &key).await.unwrap();
-    let audit_before = audit::list(&mut tx, Some(project), PageRequest::default()).await.unwrap().count;
+    let audit_before = audit::list(&mut tx, Some(project), PageRequest::default())
+        .await
+        .unwrap()
+        .count;
     drop(tx);
 
     let mut ch = t.store.change(&Actor::system("test")).await.unwrap();
-    let patch: ProjectPatch = serde_json::from_value(serde_json::json!({"hide_disabled_flags": true})).unwrap();
+    let patch: ProjectPatch =
+        serde_json::from_value(serde_json::json!({"hide_disabled_flags": true})).unwrap();
     projects::update(&mut ch, project, &patch).await.unwrap();
     let committed = ch.commit().await.unwrap();
 
@@ -63,10 +71,15 @@ async fn a_change_comes_with_audit_revision_and_publish_request() {
     let after = environments::get_by_key(&mut tx, &key).await.unwrap();
     assert_eq!(after.revision, before.revision + 1);
     assert_eq!(committed.revisions, vec![(env, after.revision)]);
-    let audit_after = audit::list(&mut tx, Some(project), PageRequest::default()).await.unwrap();
+    let audit_after = audit::list(&mut tx, Some(project), PageRequest::default())
+        .await
+        .unwrap();
     assert_eq!(audit_after.count, audit_before + 1);
     assert_eq!(audit_after.results[0].action, "updated");
-    assert_eq!(publish_job(&t.store, env).await, Some((after.revision, "pending".into())));
+    assert_eq!(
+        publish_job(&t.store, env).await,
+        Some((after.revision, "pending".into()))
+    );
 }
 
 #[tokio::test]
@@ -75,19 +88,35 @@ async fn a_dropped_change_writes_nothing() {
     let (project, env, key) = setup(&t.store).await;
     let mut tx = t.store.read().await.unwrap();
     let before = environments::get_by_key(&mut tx, &key).await.unwrap();
-    let audit_before = audit::list(&mut tx, None, PageRequest::default()).await.unwrap().count;
+    let audit_before = audit::list(&mut tx, None, PageRequest::default())
+        .await
+        .unwrap()
+        .count;
     drop(tx);
 
     let mut ch = t.store.change(&Actor::system("test")).await.unwrap();
-    let patch: ProjectPatch = serde_json::from_value(serde_json::json!({"name": "renamed"})).unwrap();
+    let patch: ProjectPatch =
+        serde_json::from_value(serde_json::json!({"name": "renamed"})).unwrap();
     projects::update(&mut ch, project, &patch).await.unwrap();
     drop(ch); // the process "dies" before commit
 
     let mut tx = t.store.read().await.unwrap();
     let p = projects::get(&mut tx, project).await.unwrap();
     assert_eq!(p.name, "P");
-    assert_eq!(environments::get_by_key(&mut tx, &key).await.unwrap().revision, before.revision);
-    assert_eq!(audit::list(&mut tx, None, PageRequest::default()).await.unwrap().count, audit_before);
+    assert_eq!(
+        environments::get_by_key(&mut tx, &key)
+            .await
+            .unwrap()
+            .revision,
+        before.revision
+    );
+    assert_eq!(
+        audit::list(&mut tx, None, PageRequest::default())
+            .await
+            .unwrap()
+            .count,
+        audit_before
+    );
     let job = publish_job(&t.store, env).await.unwrap();
     assert_eq!(job.0, before.revision);
 }
@@ -97,14 +126,19 @@ async fn limits_patch_is_validated_and_merged() {
     let t = test_store().await;
     let (project, _, _) = setup(&t.store).await;
     let mut ch = t.store.change(&Actor::system("test")).await.unwrap();
-    let bad: ProjectPatch = serde_json::from_value(serde_json::json!({"limits": {"max_bogus": 1}})).unwrap();
+    let bad: ProjectPatch =
+        serde_json::from_value(serde_json::json!({"limits": {"max_bogus": 1}})).unwrap();
     let err = projects::update(&mut ch, project, &bad).await.unwrap_err();
     assert!(err.to_string().contains("limits.max_bogus"), "{err}");
     drop(ch);
     let mut ch = t.store.change(&Actor::system("test")).await.unwrap();
-    let ok: ProjectPatch = serde_json::from_value(serde_json::json!({"limits": {"max_features": 3}})).unwrap();
+    let ok: ProjectPatch =
+        serde_json::from_value(serde_json::json!({"limits": {"max_features": 3}})).unwrap();
     let p = projects::update(&mut ch, project, &ok).await.unwrap();
     ch.commit().await.unwrap();
     assert_eq!(p.limits.max_features, 3);
-    assert_eq!(p.limits.max_segments, flagstone_store::Limits::default().max_segments);
+    assert_eq!(
+        p.limits.max_segments,
+        flagstone_store::Limits::default().max_segments
+    );
 }

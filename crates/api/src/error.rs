@@ -1,0 +1,96 @@
+//! One error type for every admin handler, turned into a JSON response in one place. A client's
+//! mistake is always a 4xx that names the field or the limit; only the store failing is a 500.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use flagstone_store::StoreError;
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error("{0}")]
+    BadJson(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("request body too large")]
+    PayloadTooLarge,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r {
+            JsonRejection::BytesRejection(_) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::PayloadTooLarge
+            }
+            // serde's message names the field and the problem ("unknown field `x`", "invalid
+            // type: string \"a\", expected a boolean at line 1 column 12").
+            other => ApiError::BadJson(other.body_text()),
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::BadRequest(r.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::BadRequest(r.body_text())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = match &self {
+            ApiError::Store(StoreError::NotFound { resource }) => (
+                StatusCode::NOT_FOUND,
+                json!({"error": "not_found", "detail": format!("{resource} not found")}),
+            ),
+            ApiError::Store(StoreError::Invalid { field, detail }) => (
+                StatusCode::BAD_REQUEST,
+                json!({"error": "invalid", "field": field, "detail": detail}),
+            ),
+            ApiError::Store(StoreError::Conflict { field, detail }) => (
+                StatusCode::BAD_REQUEST,
+                json!({"error": "conflict", "field": field, "detail": detail}),
+            ),
+            ApiError::Store(StoreError::LimitExceeded { limit, max, detail }) => (
+                StatusCode::BAD_REQUEST,
+                json!({"error": "limit_exceeded", "limit": limit, "max": max, "detail": detail}),
+            ),
+            ApiError::Store(e) => {
+                tracing::error!(error = %e, "store error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"error": "internal", "detail": "internal error; see the server log"}),
+                )
+            }
+            ApiError::Unauthenticated => (
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "unauthenticated", "detail": "send 'Authorization: Api-Key <admin key>'"}),
+            ),
+            ApiError::BadJson(detail) => (
+                StatusCode::BAD_REQUEST,
+                json!({"error": "invalid_json", "detail": detail}),
+            ),
+            ApiError::BadRequest(detail) => (
+                StatusCode::BAD_REQUEST,
+                json!({"error": "invalid", "detail": detail}),
+            ),
+            ApiError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"error": "limit_exceeded", "limit": "max_request_body_bytes", "detail": "request body too large"}),
+            ),
+        };
+        (status, axum::Json(body)).into_response()
+    }
+}

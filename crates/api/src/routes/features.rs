@@ -1,0 +1,9 @@
+//! Admin routes for features.
+
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::AppState;
+
+pub(crate) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    r
+}

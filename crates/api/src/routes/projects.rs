@@ -1,0 +1,91 @@
+//! `/api/v1/projects/`.
+
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
+use axum::Extension;
+use flagstone_store::projects::{self, NewProject, Project, ProjectPatch};
+use flagstone_store::Actor;
+use serde::Deserialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::error::ApiResult;
+use crate::extract::{Json, Path, Query};
+use crate::pagination::{paginate, PageParams, Paginated};
+use crate::AppState;
+
+pub(crate) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    r.routes(routes!(list_projects, create_project))
+        .routes(routes!(get_project, update_project, delete_project))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+struct ProjectFilter {
+    /// Only projects of this organisation.
+    organisation: Option<i64>,
+    page: Option<i64>,
+    page_size: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/projects", tag = "projects", params(ProjectFilter),
+    responses((status = 200, body = Paginated<Project>)))]
+async fn list_projects(
+    State(s): State<AppState>,
+    uri: Uri,
+    Query(f): Query<ProjectFilter>,
+) -> ApiResult<Json<Paginated<Project>>> {
+    let req = PageParams {
+        page: f.page,
+        page_size: f.page_size,
+    }
+    .request();
+    let mut tx = s.store.read().await?;
+    let page = projects::list(&mut tx, f.organisation, req).await?;
+    Ok(Json(paginate(&uri, req, page)))
+}
+
+#[utoipa::path(post, path = "/api/v1/projects", tag = "projects", request_body = NewProject,
+    responses((status = 201, body = Project)))]
+async fn create_project(
+    State(s): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Json(new): Json<NewProject>,
+) -> ApiResult<(StatusCode, Json<Project>)> {
+    let mut ch = s.store.change(&actor).await?;
+    let project = projects::create(&mut ch, &new).await?;
+    ch.commit().await?;
+    Ok((StatusCode::CREATED, Json(project)))
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects",
+    params(("id" = i64, Path)), responses((status = 200, body = Project)))]
+async fn get_project(State(s): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Project>> {
+    let mut tx = s.store.read().await?;
+    Ok(Json(projects::get(&mut tx, id).await?))
+}
+
+#[utoipa::path(patch, path = "/api/v1/projects/{id}", tag = "projects",
+    params(("id" = i64, Path)), request_body = ProjectPatch, responses((status = 200, body = Project)))]
+async fn update_project(
+    State(s): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<i64>,
+    Json(patch): Json<ProjectPatch>,
+) -> ApiResult<Json<Project>> {
+    let mut ch = s.store.change(&actor).await?;
+    let project = projects::update(&mut ch, id, &patch).await?;
+    ch.commit().await?;
+    Ok(Json(project))
+}
+
+#[utoipa::path(delete, path = "/api/v1/projects/{id}", tag = "projects",
+    params(("id" = i64, Path)), responses((status = 204)))]
+async fn delete_project(
+    State(s): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<i64>,
+) -> ApiResult<StatusCode> {
+    let mut ch = s.store.change(&actor).await?;
+    projects::delete(&mut ch, id).await?;
+    ch.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

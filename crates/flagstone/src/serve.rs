@@ -1,0 +1,82 @@
+//! `flagstone serve`: everything in one process on one database (by default `./flagstone.db`).
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use flagstone_api::AppState;
+use flagstone_store::keys::{ensure_admin_key, AdminKeySetup};
+use tower::Layer;
+use tower_http::normalize_path::NormalizePathLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::db_args::DbArgs;
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "FLAGSTONE_BIND", default_value = "0.0.0.0:8000")]
+    pub bind: SocketAddr,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The admin key (at least 16 characters). Without it, a key is generated on first start and
+    /// printed once.
+    #[arg(long, env = "FLAGSTONE_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let store = args.db.open().await?;
+    match ensure_admin_key(&store, args.admin_key.as_deref()).await? {
+        AdminKeySetup::Generated(key) => {
+            println!("Created the admin key (shown once; store it safely): {key}");
+            println!("Use it as: Authorization: Api-Key {key}");
+        }
+        AdminKeySetup::Configured => {
+            tracing::info!("admin key from FLAGSTONE_ADMIN_KEY registered")
+        }
+        AdminKeySetup::Existing => tracing::info!("using the existing admin key(s)"),
+    }
+    let state = AppState {
+        store: store.clone(),
+    };
+    let app = Router::new()
+        .route("/health/liveness", axum::routing::get(|| async { "ok" }))
+        .merge(flagstone_api::router(state))
+        .layer(TraceLayer::new_for_http());
+    // Flagsmith's paths end with '/': accept both forms.
+    let app = NormalizePathLayer::trim_trailing_slash().layer(app);
+    let listener = tokio::net::TcpListener::bind(args.bind).await?;
+    tracing::info!(addr = %args.bind, backend = ?store.backend(), "flagstone listening");
+    axum::serve(
+        listener,
+        axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    store.close().await;
+    tracing::info!("flagstone stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM, so in-flight requests finish before exit.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,1 @@
+//! Building an environment document from the store, streamed.

@@ -1,0 +1,1 @@
+//! Features, their multivariate options and their per-environment states.

@@ -1,0 +1,1 @@
+//! Identities, their traits and identity overrides.

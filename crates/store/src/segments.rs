@@ -1,0 +1,1 @@
+//! Segments (rules and conditions) and segment overrides.
