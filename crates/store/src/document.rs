@@ -1,1 +1,0 @@
-//! Building an environment document from the store, streamed.
