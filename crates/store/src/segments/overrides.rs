@@ -1,0 +1,568 @@
+//! Segment overrides: for one feature in one environment, the state identities in a segment
+//! get instead of the environment default. When several of a feature's overrides match, the
+//! lowest `priority` wins; priorities of a feature in an environment are kept dense (0, 1, 2…)
+//! by [`renumber`]. Every change touches only the override's environment.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::organisations::double_option;
+use crate::values::{self, MvAllocation};
+use crate::{
+    clock::now_ms, environments, features, projects, sql, AuditEntry, Change, LimitName, Limits,
+    Page, PageRequest, Result, StoreError, Tx,
+};
+
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SegmentOverride {
+    pub id: i64,
+    pub feature: i64,
+    pub segment: i64,
+    pub environment: i64,
+    /// Lower wins when several of a feature's overrides match.
+    pub priority: i64,
+    pub enabled: bool,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub feature_state_value: Value,
+    pub multivariate_feature_state_values: Vec<MvAllocation>,
+    pub updated_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct OverrideRow {
+    id: i64,
+    feature_id: i64,
+    segment_id: i64,
+    environment_id: i64,
+    priority: i64,
+    enabled: bool,
+    value: Option<String>,
+    mv_allocations: String,
+    updated_at: i64,
+}
+
+impl TryFrom<OverrideRow> for SegmentOverride {
+    type Error = StoreError;
+    fn try_from(r: OverrideRow) -> Result<SegmentOverride> {
+        Ok(SegmentOverride {
+            feature_state_value: values::decode_value(
+                "segment_overrides.value",
+                r.value.as_deref(),
+            )?,
+            multivariate_feature_state_values: values::decode_allocations(&r.mv_allocations)?,
+            id: r.id,
+            feature: r.feature_id,
+            segment: r.segment_id,
+            environment: r.environment_id,
+            priority: r.priority,
+            enabled: r.enabled,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+const COLUMNS: &str = "id, feature_id, segment_id, environment_id, priority, enabled, value, \
+    mv_allocations, updated_at";
+
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewSegmentOverride {
+    pub segment: i64,
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub feature_state_value: Value,
+    /// Position among the feature's overrides in this environment; after the last when absent.
+    #[serde(default)]
+    pub priority: Option<i64>,
+    #[serde(default)]
+    pub multivariate_feature_state_values: Vec<MvAllocation>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SegmentOverridePatch {
+    pub enabled: Option<bool>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub feature_state_value: Option<Option<Value>>,
+    pub multivariate_feature_state_values: Option<Vec<MvAllocation>>,
+    pub priority: Option<i64>,
+}
+
+/// One entry of a bulk re-ordering.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PriorityUpdate {
+    pub id: i64,
+    pub priority: i64,
+}
+
+/// Which overrides of an environment to list.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OverrideFilter {
+    pub feature: Option<i64>,
+    pub segment: Option<i64>,
+}
+
+/// The feature's name, if it belongs to the project.
+async fn feature_name(tx: &mut Tx, project_id: i64, feature_id: i64) -> Result<Option<String>> {
+    Ok(sql!(tx, |c| {
+        sqlx::query_scalar("SELECT name FROM features WHERE id = $1 AND project_id = $2")
+            .bind(feature_id)
+            .bind(project_id)
+            .fetch_optional(c)
+            .await?
+    }))
+}
+
+async fn segment_name(tx: &mut Tx, project_id: i64, segment_id: i64) -> Result<Option<String>> {
+    Ok(sql!(tx, |c| {
+        sqlx::query_scalar("SELECT name FROM segments WHERE id = $1 AND project_id = $2")
+            .bind(segment_id)
+            .bind(project_id)
+            .fetch_optional(c)
+            .await?
+    }))
+}
+
+fn check_priority(p: i64) -> Result<()> {
+    if p < 0 {
+        Err(StoreError::invalid("priority", "must be 0 or more"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks a value and allocations against the project's limits and the feature's options
+/// (with the feature row-locked, so its options cannot change underneath the check).
+async fn check_state(
+    tx: &mut Tx,
+    limits: &Limits,
+    feature_id: i64,
+    value: Option<&Value>,
+    allocations: Option<&[MvAllocation]>,
+) -> Result<()> {
+    if let Some(v) = value {
+        values::validate_flag_value("feature_state_value", v, limits)?;
+    }
+    if let Some(allocs) = allocations {
+        features::lock_feature(tx, feature_id).await?;
+        features::states::validate_feature_allocations(
+            tx,
+            "multivariate_feature_state_values",
+            feature_id,
+            allocs,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Row-locks the environment so concurrent creates count its overrides (and pick priorities)
+/// one after another on PostgreSQL; SQLite already serialises writers.
+async fn lock_environment(tx: &mut Tx, environment_id: i64) -> Result<()> {
+    sql!(tx, |c| {
+        sqlx::query("UPDATE environments SET name = name WHERE id = $1")
+            .bind(environment_id)
+            .execute(c)
+            .await?
+            .rows_affected()
+    });
+    Ok(())
+}
+
+fn audit_entry(
+    project_id: i64,
+    o: &SegmentOverride,
+    action: &'static str,
+    feature: &str,
+    segment: &str,
+    before: Option<&SegmentOverride>,
+    after: Option<&SegmentOverride>,
+) -> AuditEntry {
+    AuditEntry {
+        project_id: Some(project_id),
+        environment_id: Some(o.environment),
+        action,
+        resource_type: "segment_override",
+        resource_id: o.id.to_string(),
+        log: format!("Segment override of feature '{feature}' for segment '{segment}' {action}"),
+        before: before.and_then(|b| serde_json::to_value(b).ok()),
+        after: after.and_then(|a| serde_json::to_value(a).ok()),
+    }
+}
+
+/// Creates an override of `feature_id` in the environment with client key `api_key`.
+pub async fn create(
+    ch: &mut Change,
+    api_key: &str,
+    feature_id: i64,
+    new: &NewSegmentOverride,
+) -> Result<SegmentOverride> {
+    let env = environments::get_by_key(ch.tx(), api_key).await?;
+    let feature = feature_name(ch.tx(), env.project, feature_id)
+        .await?
+        .ok_or(StoreError::not_found("feature"))?;
+    let segment = segment_name(ch.tx(), env.project, new.segment)
+        .await?
+        .ok_or_else(|| StoreError::invalid("segment", "no such segment in this project"))?;
+    if let Some(p) = new.priority {
+        check_priority(p)?;
+    }
+    lock_environment(ch.tx(), env.id).await?;
+    let limits = projects::limits(ch.tx(), env.project).await?;
+    check_state(
+        ch.tx(),
+        &limits,
+        feature_id,
+        Some(&new.feature_state_value),
+        Some(&new.multivariate_feature_state_values),
+    )
+    .await?;
+    let (exists, count, next): (i64, i64, i64) = sql!(ch.tx(), |c| {
+        sqlx::query_as(
+            "SELECT \
+               (SELECT COUNT(*) FROM segment_overrides \
+                  WHERE environment_id = $1 AND feature_id = $2 AND segment_id = $3), \
+               (SELECT COUNT(*) FROM segment_overrides WHERE environment_id = $1), \
+               (SELECT COALESCE(MAX(priority) + 1, 0) FROM segment_overrides \
+                  WHERE environment_id = $1 AND feature_id = $2)",
+        )
+        .bind(env.id)
+        .bind(feature_id)
+        .bind(new.segment)
+        .fetch_one(c)
+        .await?
+    });
+    let duplicate = || {
+        StoreError::conflict(
+            "segment",
+            "this segment already overrides this feature in this environment",
+        )
+    };
+    if exists > 0 {
+        return Err(duplicate());
+    }
+    Limits::check(
+        LimitName::MaxSegmentOverrides,
+        limits.max_segment_overrides,
+        count + 1,
+        || format!("the environment already has {count} segment overrides"),
+    )?;
+    let row: OverrideRow = sql!(ch.tx(), |c| {
+        sqlx::query_as(&format!(
+            "INSERT INTO segment_overrides (feature_id, segment_id, environment_id, priority, \
+                 enabled, value, mv_allocations, uuid, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
+        ))
+        .bind(feature_id)
+        .bind(new.segment)
+        .bind(env.id)
+        .bind(next)
+        .bind(new.enabled)
+        .bind(values::encode_value(&new.feature_state_value))
+        .bind(values::encode_allocations(
+            &new.multivariate_feature_state_values,
+        ))
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(now_ms())
+        .fetch_one(c)
+        .await
+        .map_err(|e| match StoreError::from(e) {
+            e if e.is_unique_violation() => duplicate(),
+            e => e,
+        })?
+    });
+    let id = row.id;
+    if let Some(p) = new.priority {
+        renumber(ch.tx(), env.id, feature_id, &[], Some((id, p))).await?;
+    }
+    let created = get_by_id(ch.tx(), env.id, id).await?;
+    ch.touch_environment(env.id);
+    ch.audit(audit_entry(
+        env.project,
+        &created,
+        "created",
+        &feature,
+        &segment,
+        None,
+        Some(&created),
+    ));
+    Ok(created)
+}
+
+async fn get_by_id(tx: &mut Tx, environment_id: i64, id: i64) -> Result<SegmentOverride> {
+    let row: Option<OverrideRow> = sql!(tx, |c| {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM segment_overrides WHERE id = $1 AND environment_id = $2"
+        ))
+        .bind(id)
+        .bind(environment_id)
+        .fetch_optional(c)
+        .await?
+    });
+    row.ok_or(StoreError::not_found("segment override"))?
+        .try_into()
+}
+
+/// An override of the environment with client key `api_key`.
+pub async fn get(tx: &mut Tx, api_key: &str, id: i64) -> Result<SegmentOverride> {
+    let env = environments::get_by_key(tx, api_key).await?;
+    get_by_id(tx, env.id, id).await
+}
+
+/// The environment's overrides, by feature then priority.
+pub async fn list(
+    tx: &mut Tx,
+    api_key: &str,
+    filter: OverrideFilter,
+    page: PageRequest,
+) -> Result<Page<SegmentOverride>> {
+    let env = environments::get_by_key(tx, api_key).await?;
+    const WHERE: &str = "WHERE environment_id = $1 AND ($2 IS NULL OR feature_id = $2) \
+                         AND ($3 IS NULL OR segment_id = $3)";
+    let count: i64 = sql!(tx, |c| {
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM segment_overrides {WHERE}"))
+            .bind(env.id)
+            .bind(filter.feature)
+            .bind(filter.segment)
+            .fetch_one(c)
+            .await?
+    });
+    let rows: Vec<OverrideRow> = sql!(tx, |c| {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM segment_overrides {WHERE} \
+             ORDER BY feature_id, priority, id LIMIT $4 OFFSET $5"
+        ))
+        .bind(env.id)
+        .bind(filter.feature)
+        .bind(filter.segment)
+        .bind(page.page_size)
+        .bind(page.offset())
+        .fetch_all(c)
+        .await?
+    });
+    let results = rows
+        .into_iter()
+        .map(SegmentOverride::try_from)
+        .collect::<Result<_>>()?;
+    Ok(Page { count, results })
+}
+
+/// Updates the fields given; a new `priority` moves the override to that position.
+pub async fn update(
+    ch: &mut Change,
+    api_key: &str,
+    id: i64,
+    patch: &SegmentOverridePatch,
+) -> Result<SegmentOverride> {
+    let env = environments::get_by_key(ch.tx(), api_key).await?;
+    let before = get_by_id(ch.tx(), env.id, id).await?;
+    if let Some(p) = patch.priority {
+        check_priority(p)?;
+    }
+    let limits = projects::limits(ch.tx(), env.project).await?;
+    let value = patch
+        .feature_state_value
+        .as_ref()
+        .map(|v| v.clone().unwrap_or(Value::Null));
+    check_state(
+        ch.tx(),
+        &limits,
+        before.feature,
+        value.as_ref(),
+        patch.multivariate_feature_state_values.as_deref(),
+    )
+    .await?;
+    let value = value.unwrap_or_else(|| before.feature_state_value.clone());
+    let allocs = patch
+        .multivariate_feature_state_values
+        .as_ref()
+        .unwrap_or(&before.multivariate_feature_state_values);
+    sql!(ch.tx(), |c| {
+        sqlx::query(
+            "UPDATE segment_overrides SET enabled = $2, value = $3, mv_allocations = $4, \
+                 updated_at = $5 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(patch.enabled.unwrap_or(before.enabled))
+        .bind(values::encode_value(&value))
+        .bind(values::encode_allocations(allocs))
+        .bind(now_ms())
+        .execute(c)
+        .await?
+        .rows_affected()
+    });
+    if let Some(p) = patch.priority {
+        renumber(ch.tx(), env.id, before.feature, &[], Some((id, p))).await?;
+    }
+    let after = get_by_id(ch.tx(), env.id, id).await?;
+    let (feature, segment) = names(ch.tx(), env.project, &after).await?;
+    ch.touch_environment(env.id);
+    ch.audit(audit_entry(
+        env.project,
+        &after,
+        "updated",
+        &feature,
+        &segment,
+        Some(&before),
+        Some(&after),
+    ));
+    Ok(after)
+}
+
+async fn names(tx: &mut Tx, project_id: i64, o: &SegmentOverride) -> Result<(String, String)> {
+    let feature = feature_name(tx, project_id, o.feature).await?;
+    let segment = segment_name(tx, project_id, o.segment).await?;
+    Ok((feature.unwrap_or_default(), segment.unwrap_or_default()))
+}
+
+pub async fn delete(ch: &mut Change, api_key: &str, id: i64) -> Result<SegmentOverride> {
+    let env = environments::get_by_key(ch.tx(), api_key).await?;
+    let before = get_by_id(ch.tx(), env.id, id).await?;
+    let (feature, segment) = names(ch.tx(), env.project, &before).await?;
+    sql!(ch.tx(), |c| {
+        sqlx::query("DELETE FROM segment_overrides WHERE id = $1")
+            .bind(id)
+            .execute(c)
+            .await?
+            .rows_affected()
+    });
+    renumber(ch.tx(), env.id, before.feature, &[], None).await?;
+    ch.touch_environment(env.id);
+    ch.audit(audit_entry(
+        env.project,
+        &before,
+        "deleted",
+        &feature,
+        &segment,
+        Some(&before),
+        None,
+    ));
+    Ok(before)
+}
+
+/// Sets the priorities of many overrides at once (Flagsmith's `update-priorities`): every id
+/// must exist; each affected feature's overrides are then renumbered densely, the listed ones
+/// winning ties. One audit entry, "Segment overrides re-ordered".
+pub async fn reorder(ch: &mut Change, updates: &[PriorityUpdate]) -> Result<Vec<SegmentOverride>> {
+    let mut seen = HashSet::new();
+    for (i, u) in updates.iter().enumerate() {
+        if u.priority < 0 {
+            return Err(StoreError::invalid(
+                format!("[{i}].priority"),
+                "must be 0 or more",
+            ));
+        }
+        if !seen.insert(u.id) {
+            return Err(StoreError::invalid(format!("[{i}].id"), "is listed twice"));
+        }
+    }
+    let mut before = Vec::with_capacity(updates.len());
+    for (i, u) in updates.iter().enumerate() {
+        let row: Option<OverrideRow> = sql!(ch.tx(), |c| {
+            sqlx::query_as(&format!(
+                "SELECT {COLUMNS} FROM segment_overrides WHERE id = $1"
+            ))
+            .bind(u.id)
+            .fetch_optional(c)
+            .await?
+        });
+        let row = row
+            .ok_or_else(|| StoreError::invalid(format!("[{i}].id"), "no such segment override"))?;
+        before.push(SegmentOverride::try_from(row)?);
+    }
+    let Some(first) = before.first() else {
+        return Ok(Vec::new());
+    };
+    let env = environments::get(ch.tx(), first.environment).await?;
+    let now = now_ms();
+    for u in updates {
+        sql!(ch.tx(), |c| {
+            sqlx::query("UPDATE segment_overrides SET priority = $2, updated_at = $3 WHERE id = $1")
+                .bind(u.id)
+                .bind(u.priority)
+                .bind(now)
+                .execute(c)
+                .await?
+                .rows_affected()
+        });
+    }
+    let ids: Vec<i64> = updates.iter().map(|u| u.id).collect();
+    let groups: HashSet<(i64, i64)> = before.iter().map(|o| (o.environment, o.feature)).collect();
+    for &(environment_id, feature_id) in &groups {
+        renumber(ch.tx(), environment_id, feature_id, &ids, None).await?;
+        ch.touch_environment(environment_id);
+    }
+    let mut after = Vec::with_capacity(before.len());
+    for o in &before {
+        after.push(get_by_id(ch.tx(), o.environment, o.id).await?);
+    }
+    let one_environment = groups.iter().all(|&(e, _)| e == env.id);
+    ch.audit(AuditEntry {
+        project_id: Some(env.project),
+        environment_id: one_environment.then_some(env.id),
+        action: "reordered",
+        resource_type: "segment_override",
+        resource_id: ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","),
+        log: "Segment overrides re-ordered".into(),
+        before: serde_json::to_value(&before).ok(),
+        after: serde_json::to_value(&after).ok(),
+    });
+    Ok(after)
+}
+
+/// Renumbers a feature's overrides in an environment to 0, 1, 2… keeping their order by
+/// priority (ties: the overrides in `preferred` first, then by id). With `place = (id, n)`,
+/// that override is moved to position `n` (or last), the others shifting around it, as
+/// Flagsmith's ordered model does.
+async fn renumber(
+    tx: &mut Tx,
+    environment_id: i64,
+    feature_id: i64,
+    preferred: &[i64],
+    place: Option<(i64, i64)>,
+) -> Result<()> {
+    let mut rows: Vec<(i64, i64)> = sql!(tx, |c| {
+        sqlx::query_as(
+            "SELECT id, priority FROM segment_overrides \
+             WHERE environment_id = $1 AND feature_id = $2",
+        )
+        .bind(environment_id)
+        .bind(feature_id)
+        .fetch_all(c)
+        .await?
+    });
+    rows.sort_by_key(|&(id, priority)| (priority, !preferred.contains(&id), id));
+    let mut order: Vec<(i64, i64)> = rows;
+    if let Some((moved, position)) = place {
+        if let Some(at) = order.iter().position(|&(id, _)| id == moved) {
+            let item = order.remove(at);
+            let position = usize::try_from(position).unwrap_or(0).min(order.len());
+            order.insert(position, item);
+        }
+    }
+    for (position, &(id, priority)) in order.iter().enumerate() {
+        let position = position as i64;
+        if position == priority {
+            continue;
+        }
+        sql!(tx, |c| {
+            sqlx::query("UPDATE segment_overrides SET priority = $2 WHERE id = $1")
+                .bind(id)
+                .bind(position)
+                .execute(c)
+                .await?
+                .rows_affected()
+        });
+    }
+    Ok(())
+}
