@@ -405,3 +405,6 @@ fn quantify<T>(
         Quantifier::Invalid => false,
     }
 }
+
+#[cfg(test)]
+mod tests;
