@@ -1,1 +1,546 @@
-//! Features, their multivariate options and their per-environment states.
+//! Features of a project, their multivariate options ([`options`]) and their environment default
+//! states ([`states`]). A feature is part of every environment document of its project, so every
+//! change to a feature or its options touches the whole project; creating a feature writes its
+//! default state in every environment, within the `max_features` limit.
+
+pub mod options;
+pub mod states;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use options::{MvOption, MvOptionPatch, NewMvOption};
+pub use states::{FeatureState, FeatureStatePatch};
+
+use crate::error::unique_as_conflict;
+use crate::organisations::{double_option, validate_name};
+use crate::values::{encode_value, validate_flag_value};
+use crate::{
+    clock::now_ms, environments, projects, sql, AuditEntry, Change, LimitName, Limits, Page,
+    PageRequest, Result, StoreError, Tx,
+};
+
+/// Tags on one feature, and characters in one tag.
+pub const MAX_TAGS: usize = 100;
+pub const MAX_TAG_CHARS: usize = 100;
+/// Characters in a feature's description.
+pub const MAX_DESCRIPTION_CHARS: usize = 20_000;
+
+/// `STANDARD` or `MULTIVARIATE`, as Flagsmith names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum FeatureType {
+    Standard,
+    Multivariate,
+}
+
+impl FeatureType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeatureType::Standard => "STANDARD",
+            FeatureType::Multivariate => "MULTIVARIATE",
+        }
+    }
+
+    fn from_stored(s: &str) -> Result<FeatureType> {
+        match s {
+            "STANDARD" => Ok(FeatureType::Standard),
+            "MULTIVARIATE" => Ok(FeatureType::Multivariate),
+            other => Err(StoreError::Corrupt {
+                what: "features.type",
+                detail: format!("unknown feature type {other:?}"),
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Feature {
+    pub id: i64,
+    pub project: i64,
+    /// The name SDKs look flags up by; unique in the project (ignoring case).
+    pub name: String,
+    #[serde(rename = "type")]
+    pub feature_type: FeatureType,
+    /// The value of the default state created in each environment: string, number, boolean or null.
+    #[cfg_attr(feature = "openapi", schema(value_type = Value))]
+    pub initial_value: Value,
+    pub default_enabled: bool,
+    pub description: Option<String>,
+    /// Served only to server-side keys.
+    pub is_server_key_only: bool,
+    pub tags: Vec<String>,
+    pub multivariate_options: Vec<MvOption>,
+    pub created_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct FeatureRow {
+    id: i64,
+    project_id: i64,
+    name: String,
+    #[sqlx(rename = "type")]
+    kind: String,
+    initial_value: Option<String>,
+    default_enabled: bool,
+    description: Option<String>,
+    is_server_key_only: bool,
+    tags: String,
+    created_at: i64,
+}
+
+impl FeatureRow {
+    fn into_feature(self, multivariate_options: Vec<MvOption>) -> Result<Feature> {
+        Ok(Feature {
+            id: self.id,
+            project: self.project_id,
+            name: self.name,
+            feature_type: FeatureType::from_stored(&self.kind)?,
+            initial_value: crate::values::decode_value(
+                "features.initial_value",
+                self.initial_value.as_deref(),
+            )?,
+            default_enabled: self.default_enabled,
+            description: self.description,
+            is_server_key_only: self.is_server_key_only,
+            tags: serde_json::from_str(&self.tags).map_err(|e| StoreError::Corrupt {
+                what: "features.tags",
+                detail: e.to_string(),
+            })?,
+            multivariate_options,
+            created_at: self.created_at,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewFeature {
+    pub name: String,
+    /// Flagsmith clients repeat the project in the body; it must match the path.
+    #[serde(default)]
+    pub project: Option<i64>,
+    /// Defaults to `MULTIVARIATE` when options are given, else `STANDARD`.
+    #[serde(default, rename = "type")]
+    pub feature_type: Option<FeatureType>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Value))]
+    pub initial_value: Value,
+    #[serde(default)]
+    pub default_enabled: bool,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub is_server_key_only: bool,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Options created with the feature, in the same change.
+    #[serde(default)]
+    pub multivariate_options: Vec<NewMvOption>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct FeaturePatch {
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    pub feature_type: Option<FeatureType>,
+    /// Used for environments created from now on; existing states keep their values.
+    #[serde(default, deserialize_with = "present")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Value))]
+    pub initial_value: Option<Value>,
+    pub default_enabled: Option<bool>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub description: Option<Option<String>>,
+    pub is_server_key_only: Option<bool>,
+    pub tags: Option<Vec<String>>,
+}
+
+/// Deserializes a JSON value that may be absent (`None`: no change) or present, null included
+/// (`Some(Value::Null)`: set to null).
+pub(crate) fn present<'de, D>(d: D) -> std::result::Result<Option<Value>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Value::deserialize(d).map(Some)
+}
+
+const COLUMNS: &str = "id, project_id, name, type, initial_value, default_enabled, description, \
+    is_server_key_only, tags, created_at";
+
+fn validate_description(d: Option<&str>) -> Result<Option<String>> {
+    match d {
+        Some(d) if d.chars().count() > MAX_DESCRIPTION_CHARS => Err(StoreError::invalid(
+            "description",
+            format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
+        )),
+        Some(d) => Ok(Some(d.to_string())),
+        None => Ok(None),
+    }
+}
+
+/// Trims tags and rejects blank, overlong, duplicate or too many; returns the JSON to store.
+fn validate_tags(tags: &[String]) -> Result<String> {
+    if tags.len() > MAX_TAGS {
+        return Err(StoreError::invalid(
+            "tags",
+            format!("at most {MAX_TAGS} tags"),
+        ));
+    }
+    let mut out: Vec<&str> = Vec::with_capacity(tags.len());
+    for t in tags {
+        let t = t.trim();
+        if t.is_empty() || t.chars().count() > MAX_TAG_CHARS {
+            return Err(StoreError::invalid(
+                "tags",
+                format!("each tag must be 1 to {MAX_TAG_CHARS} characters"),
+            ));
+        }
+        if out.contains(&t) {
+            return Err(StoreError::invalid(
+                "tags",
+                format!("tag {t:?} is listed twice"),
+            ));
+        }
+        out.push(t);
+    }
+    Ok(serde_json::to_string(&out).expect("strings serialize"))
+}
+
+/// Flagsmith treats feature names as case-insensitive within a project; SDKs look flags up by
+/// exact name, so two names differing only in case would be a trap.
+async fn check_name_free(tx: &mut Tx, project_id: i64, name: &str, except: i64) -> Result<()> {
+    let taken: Option<i64> = sql!(tx, |c| {
+        sqlx::query_scalar(
+            "SELECT id FROM features WHERE project_id = $1 AND LOWER(name) = LOWER($2) \
+             AND id <> $3",
+        )
+        .bind(project_id)
+        .bind(name)
+        .bind(except)
+        .fetch_optional(c)
+        .await?
+    });
+    match taken {
+        Some(_) => Err(StoreError::conflict(
+            "name",
+            "a feature with this name exists in the project (names ignore case)",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Row-locks the project (a no-op update) so concurrent creates count its features one after
+/// another on PostgreSQL; SQLite already serialises writers.
+async fn lock_project(tx: &mut Tx, project_id: i64) -> Result<()> {
+    sql!(tx, |c| {
+        sqlx::query("UPDATE projects SET name = name WHERE id = $1")
+            .bind(project_id)
+            .execute(c)
+            .await?
+            .rows_affected()
+    });
+    Ok(())
+}
+
+/// Row-locks a feature, so checks on its options and their allocations see a stable set.
+pub(crate) async fn lock_feature(tx: &mut Tx, feature_id: i64) -> Result<()> {
+    sql!(tx, |c| {
+        sqlx::query("UPDATE features SET project_id = project_id WHERE id = $1")
+            .bind(feature_id)
+            .execute(c)
+            .await?
+            .rows_affected()
+    });
+    Ok(())
+}
+
+/// Creates a feature (with any inline options) and its default state in every environment.
+pub async fn create(ch: &mut Change, project_id: i64, new: &NewFeature) -> Result<Feature> {
+    let name = validate_name("name", &new.name)?;
+    if new.project.is_some_and(|p| p != project_id) {
+        return Err(StoreError::invalid(
+            "project",
+            "does not match the project in the path",
+        ));
+    }
+    let limits = projects::limits(ch.tx(), project_id).await?;
+    validate_flag_value("initial_value", &new.initial_value, &limits)?;
+    let description = validate_description(new.description.as_deref())?;
+    let tags = validate_tags(&new.tags)?;
+    options::validate_new_set(&new.multivariate_options, &limits)?;
+    let kind = new
+        .feature_type
+        .unwrap_or(if new.multivariate_options.is_empty() {
+            FeatureType::Standard
+        } else {
+            FeatureType::Multivariate
+        });
+
+    lock_project(ch.tx(), project_id).await?;
+    let count: i64 = sql!(ch.tx(), |c| {
+        sqlx::query_scalar("SELECT COUNT(*) FROM features WHERE project_id = $1")
+            .bind(project_id)
+            .fetch_one(c)
+            .await?
+    });
+    Limits::check(
+        LimitName::MaxFeatures,
+        limits.max_features,
+        count + 1,
+        || format!("the project already has {count} features"),
+    )?;
+    check_name_free(ch.tx(), project_id, &name, 0).await?;
+
+    let now = now_ms();
+    let initial = encode_value(&new.initial_value);
+    let row: FeatureRow = sql!(ch.tx(), |c| {
+        sqlx::query_as(&format!(
+            "INSERT INTO features (project_id, name, type, initial_value, default_enabled, \
+                 description, is_server_key_only, tags, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
+        ))
+        .bind(project_id)
+        .bind(&name)
+        .bind(kind.as_str())
+        .bind(&initial)
+        .bind(new.default_enabled)
+        .bind(&description)
+        .bind(new.is_server_key_only)
+        .bind(&tags)
+        .bind(now)
+        .fetch_one(c)
+        .await
+        .map_err(unique_as_conflict(
+            "name",
+            "a feature with this name exists in the project",
+        ))?
+    });
+    let envs: Vec<i64> = sql!(ch.tx(), |c| {
+        sqlx::query_scalar("SELECT id FROM environments WHERE project_id = $1 ORDER BY id")
+            .bind(project_id)
+            .fetch_all(c)
+            .await?
+    });
+    for env in envs {
+        environments::insert_default_state(
+            ch.tx(),
+            row.id,
+            env,
+            new.default_enabled,
+            initial.as_deref(),
+            now,
+        )
+        .await?;
+    }
+    let mut opts = Vec::with_capacity(new.multivariate_options.len());
+    for o in &new.multivariate_options {
+        opts.push(options::insert(ch.tx(), row.id, o).await?);
+    }
+    let feature = row.into_feature(opts)?;
+    ch.touch_project(project_id);
+    ch.audit(AuditEntry {
+        project_id: Some(project_id),
+        environment_id: None,
+        action: "created",
+        resource_type: "feature",
+        resource_id: feature.id.to_string(),
+        log: format!("Feature '{}' created", feature.name),
+        before: None,
+        after: serde_json::to_value(&feature).ok(),
+    });
+    Ok(feature)
+}
+
+/// A feature of a project; `NotFound` if it belongs to another project.
+pub async fn get(tx: &mut Tx, project_id: i64, id: i64) -> Result<Feature> {
+    let row: Option<FeatureRow> = sql!(tx, |c| {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM features WHERE id = $1 AND project_id = $2"
+        ))
+        .bind(id)
+        .bind(project_id)
+        .fetch_optional(c)
+        .await?
+    });
+    let row = row.ok_or(StoreError::not_found("feature"))?;
+    let opts = options::all_of(tx, id).await?;
+    row.into_feature(opts)
+}
+
+/// Features of a project by id; `search` keeps those whose name contains it (ignoring case).
+pub async fn list(
+    tx: &mut Tx,
+    project_id: i64,
+    search: Option<&str>,
+    page: PageRequest,
+) -> Result<Page<Feature>> {
+    projects::get(tx, project_id).await?;
+    let pattern = search.map(|s| format!("%{}%", escape_like(&s.to_lowercase())));
+    let filter = "project_id = $1 AND ($2 IS NULL OR LOWER(name) LIKE $2 ESCAPE '\\')";
+    let count: i64 = sql!(tx, |c| {
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM features WHERE {filter}"))
+            .bind(project_id)
+            .bind(&pattern)
+            .fetch_one(c)
+            .await?
+    });
+    let rows: Vec<FeatureRow> = sql!(tx, |c| {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM features WHERE {filter} ORDER BY id LIMIT $3 OFFSET $4"
+        ))
+        .bind(project_id)
+        .bind(&pattern)
+        .bind(page.page_size)
+        .bind(page.offset())
+        .fetch_all(c)
+        .await?
+    });
+    let mut by_feature = match (rows.first(), rows.last()) {
+        (Some(first), Some(last)) => options::in_range(tx, project_id, first.id, last.id).await?,
+        _ => Default::default(),
+    };
+    let results = rows
+        .into_iter()
+        .map(|r| {
+            let opts = by_feature.remove(&r.id).unwrap_or_default();
+            r.into_feature(opts)
+        })
+        .collect::<Result<_>>()?;
+    Ok(Page { count, results })
+}
+
+fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// Updates a feature. `initial_value` and `default_enabled` only seed environments created later.
+pub async fn update(
+    ch: &mut Change,
+    project_id: i64,
+    id: i64,
+    patch: &FeaturePatch,
+) -> Result<Feature> {
+    let before = get(ch.tx(), project_id, id).await?;
+    let limits = projects::limits(ch.tx(), project_id).await?;
+    let name = match &patch.name {
+        Some(n) => validate_name("name", n)?,
+        None => before.name.clone(),
+    };
+    let initial_value = patch
+        .initial_value
+        .clone()
+        .unwrap_or_else(|| before.initial_value.clone());
+    validate_flag_value("initial_value", &initial_value, &limits)?;
+    let description = match &patch.description {
+        Some(d) => validate_description(d.as_deref())?,
+        None => before.description.clone(),
+    };
+    let tags = validate_tags(patch.tags.as_ref().unwrap_or(&before.tags))?;
+    let kind = patch.feature_type.unwrap_or(before.feature_type);
+    lock_feature(ch.tx(), id).await?;
+    if kind == FeatureType::Standard && !options::all_of(ch.tx(), id).await?.is_empty() {
+        return Err(StoreError::invalid(
+            "type",
+            "a feature with multivariate options must stay MULTIVARIATE; delete its options first",
+        ));
+    }
+    if name != before.name {
+        check_name_free(ch.tx(), project_id, &name, id).await?;
+    }
+    let row: FeatureRow = sql!(ch.tx(), |c| {
+        sqlx::query_as(&format!(
+            "UPDATE features SET name = $2, type = $3, initial_value = $4, default_enabled = $5, \
+                 description = $6, is_server_key_only = $7, tags = $8 \
+             WHERE id = $1 RETURNING {COLUMNS}"
+        ))
+        .bind(id)
+        .bind(&name)
+        .bind(kind.as_str())
+        .bind(encode_value(&initial_value))
+        .bind(patch.default_enabled.unwrap_or(before.default_enabled))
+        .bind(&description)
+        .bind(
+            patch
+                .is_server_key_only
+                .unwrap_or(before.is_server_key_only),
+        )
+        .bind(&tags)
+        .fetch_one(c)
+        .await
+        .map_err(unique_as_conflict(
+            "name",
+            "a feature with this name exists in the project",
+        ))?
+    });
+    let after = row.into_feature(before.multivariate_options.clone())?;
+    ch.touch_project(project_id);
+    ch.audit(AuditEntry {
+        project_id: Some(project_id),
+        environment_id: None,
+        action: "updated",
+        resource_type: "feature",
+        resource_id: id.to_string(),
+        log: format!("Feature '{}' updated", after.name),
+        before: serde_json::to_value(&before).ok(),
+        after: serde_json::to_value(&after).ok(),
+    });
+    Ok(after)
+}
+
+/// Deletes a feature with its options, states and overrides (cascade).
+pub async fn delete(ch: &mut Change, project_id: i64, id: i64) -> Result<Feature> {
+    let before = get(ch.tx(), project_id, id).await?;
+    sql!(ch.tx(), |c| {
+        sqlx::query("DELETE FROM features WHERE id = $1")
+            .bind(id)
+            .execute(c)
+            .await?
+            .rows_affected()
+    });
+    ch.touch_project(project_id);
+    ch.audit(AuditEntry {
+        project_id: Some(project_id),
+        environment_id: None,
+        action: "deleted",
+        resource_type: "feature",
+        resource_id: id.to_string(),
+        log: format!("Feature '{}' deleted", before.name),
+        before: serde_json::to_value(&before).ok(),
+        after: None,
+    });
+    Ok(before)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_are_trimmed_and_checked() {
+        assert_eq!(
+            validate_tags(&[" a ".into(), "b".into()]).unwrap(),
+            r#"["a","b"]"#
+        );
+        assert!(validate_tags(&["a".into(), "a ".into()]).is_err());
+        assert!(validate_tags(&["  ".into()]).is_err());
+        assert!(validate_tags(&vec!["x".to_string(); MAX_TAGS + 1]).is_err());
+    }
+
+    #[test]
+    fn like_patterns_are_escaped() {
+        assert_eq!(escape_like("a%b_c\\"), "a\\%b\\_c\\\\");
+    }
+}

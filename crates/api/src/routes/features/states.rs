@@ -1,0 +1,77 @@
+//! `/api/v1/environments/{api_key}/featurestates/`: an environment's default state of each
+//! feature, read and changed in Flagsmith's shape.
+
+use axum::extract::State;
+use axum::http::Uri;
+use axum::Extension;
+use flagstone_store::environments;
+use flagstone_store::features::{states, FeatureState, FeatureStatePatch};
+use flagstone_store::Actor;
+use serde::Deserialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::error::ApiResult;
+use crate::extract::{Json, Path, Query};
+use crate::pagination::{paginate, PageParams, Paginated};
+use crate::AppState;
+
+pub(super) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    r.routes(routes!(list_feature_states))
+        .routes(routes!(get_feature_state, update_feature_state))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+struct StateFilter {
+    /// Only the state of this feature.
+    feature: Option<i64>,
+    page: Option<i64>,
+    page_size: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/environments/{api_key}/featurestates", tag = "features",
+    params(("api_key" = String, Path), StateFilter),
+    responses((status = 200, body = Paginated<FeatureState>)))]
+async fn list_feature_states(
+    State(s): State<AppState>,
+    uri: Uri,
+    Path(api_key): Path<String>,
+    Query(f): Query<StateFilter>,
+) -> ApiResult<Json<Paginated<FeatureState>>> {
+    let req = PageParams {
+        page: f.page,
+        page_size: f.page_size,
+    }
+    .request();
+    let mut tx = s.store.read().await?;
+    let env = environments::get_by_key(&mut tx, &api_key).await?;
+    let page = states::list(&mut tx, env.id, f.feature, req).await?;
+    Ok(Json(paginate(&uri, req, page)))
+}
+
+#[utoipa::path(get, path = "/api/v1/environments/{api_key}/featurestates/{id}", tag = "features",
+    params(("api_key" = String, Path), ("id" = i64, Path)),
+    responses((status = 200, body = FeatureState)))]
+async fn get_feature_state(
+    State(s): State<AppState>,
+    Path((api_key, id)): Path<(String, i64)>,
+) -> ApiResult<Json<FeatureState>> {
+    let mut tx = s.store.read().await?;
+    let env = environments::get_by_key(&mut tx, &api_key).await?;
+    Ok(Json(states::get(&mut tx, env.id, id).await?))
+}
+
+#[utoipa::path(patch, path = "/api/v1/environments/{api_key}/featurestates/{id}", tag = "features",
+    params(("api_key" = String, Path), ("id" = i64, Path)), request_body = FeatureStatePatch,
+    responses((status = 200, body = FeatureState)))]
+async fn update_feature_state(
+    State(s): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path((api_key, id)): Path<(String, i64)>,
+    Json(patch): Json<FeatureStatePatch>,
+) -> ApiResult<Json<FeatureState>> {
+    let mut ch = s.store.change(&actor).await?;
+    let env = environments::get_by_key(ch.tx(), &api_key).await?;
+    let state = states::update(&mut ch, &env, id, &patch).await?;
+    ch.commit().await?;
+    Ok(Json(state))
+}

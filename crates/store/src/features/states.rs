@@ -1,0 +1,273 @@
+//! Environment default feature states: one per feature and environment, created with the
+//! feature or the environment. Clients read and change them; they are never created or deleted
+//! on their own. An update touches only its environment.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{lock_feature, options, present};
+use crate::values::{
+    decode_allocations, decode_value, encode_allocations, encode_value, validate_allocations,
+    validate_flag_value, MvAllocation,
+};
+use crate::{
+    clock::now_ms, environments::Environment, projects, sql, AuditEntry, Change, Page, PageRequest,
+    Result, StoreError, Tx,
+};
+
+/// An environment's default state of a feature, in Flagsmith's shape.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FeatureState {
+    pub id: i64,
+    pub feature: i64,
+    pub environment: i64,
+    pub enabled: bool,
+    #[cfg_attr(feature = "openapi", schema(value_type = Value))]
+    pub feature_state_value: Value,
+    /// Allocations that differ from the options' defaults; an unlisted option gets its default.
+    pub multivariate_feature_state_values: Vec<MvAllocation>,
+    pub updated_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct StateRow {
+    id: i64,
+    feature_id: i64,
+    environment_id: i64,
+    enabled: bool,
+    value: Option<String>,
+    mv_allocations: String,
+    updated_at: i64,
+}
+
+impl TryFrom<StateRow> for FeatureState {
+    type Error = StoreError;
+    fn try_from(r: StateRow) -> Result<FeatureState> {
+        Ok(FeatureState {
+            id: r.id,
+            feature: r.feature_id,
+            environment: r.environment_id,
+            enabled: r.enabled,
+            feature_state_value: decode_value("feature_states.value", r.value.as_deref())?,
+            multivariate_feature_state_values: decode_allocations(&r.mv_allocations)?,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct FeatureStatePatch {
+    pub enabled: Option<bool>,
+    /// A string, number, boolean or null (clears the value).
+    #[serde(default, deserialize_with = "present")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Value))]
+    pub feature_state_value: Option<Value>,
+    /// Replaces the state's allocations.
+    pub multivariate_feature_state_values: Option<Vec<MvAllocation>>,
+    /// Flagsmith clients repeat these in the body; they must match the addressed state.
+    pub feature: Option<i64>,
+    pub environment: Option<i64>,
+}
+
+const COLUMNS: &str = "id, feature_id, environment_id, enabled, value, mv_allocations, updated_at";
+
+/// The percentage a state allocates in total: its listed allocations plus the defaults of the
+/// options it does not list.
+pub(crate) fn effective_total(allocs: &[MvAllocation], defaults: &HashMap<i64, f64>) -> f64 {
+    let listed: f64 = allocs.iter().map(|a| a.percentage_allocation).sum();
+    let unlisted: f64 = defaults
+        .iter()
+        .filter(|(id, _)| !allocs.iter().any(|a| a.multivariate_feature_option == **id))
+        .map(|(_, pct)| pct)
+        .sum();
+    listed + unlisted
+}
+
+/// Checks allocations for a state or override of `feature_id`: in range, each option once and
+/// of this feature, and at most 100% in effect. Call with the feature locked.
+pub async fn validate_feature_allocations(
+    tx: &mut Tx,
+    field: &str,
+    feature_id: i64,
+    allocs: &[MvAllocation],
+) -> Result<()> {
+    validate_allocations(field, allocs)?;
+    let defaults: HashMap<i64, f64> = options::all_of(tx, feature_id)
+        .await?
+        .into_iter()
+        .map(|o| (o.id, o.default_percentage_allocation))
+        .collect();
+    if let Some(a) = allocs
+        .iter()
+        .find(|a| !defaults.contains_key(&a.multivariate_feature_option))
+    {
+        return Err(StoreError::invalid(
+            field,
+            format!(
+                "{} is not a multivariate option of this feature",
+                a.multivariate_feature_option
+            ),
+        ));
+    }
+    let total = effective_total(allocs, &defaults);
+    if total > 100.0 + 1e-9 {
+        return Err(StoreError::invalid(
+            field,
+            format!(
+                "allocations sum to {total}% counting the defaults of unlisted options, \
+                 more than 100"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The state `id` of this environment; `NotFound` if it belongs to another one.
+pub async fn get(tx: &mut Tx, environment_id: i64, id: i64) -> Result<FeatureState> {
+    let row: Option<StateRow> = sql!(tx, |c| {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM feature_states WHERE id = $1 AND environment_id = $2"
+        ))
+        .bind(id)
+        .bind(environment_id)
+        .fetch_optional(c)
+        .await?
+    });
+    row.ok_or(StoreError::not_found("feature state"))?
+        .try_into()
+}
+
+/// The environment's states by id, optionally of one feature only.
+pub async fn list(
+    tx: &mut Tx,
+    environment_id: i64,
+    feature: Option<i64>,
+    page: PageRequest,
+) -> Result<Page<FeatureState>> {
+    let filter = "environment_id = $1 AND ($2 IS NULL OR feature_id = $2)";
+    let count: i64 = sql!(tx, |c| {
+        sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM feature_states WHERE {filter}"
+        ))
+        .bind(environment_id)
+        .bind(feature)
+        .fetch_one(c)
+        .await?
+    });
+    let rows: Vec<StateRow> = sql!(tx, |c| {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM feature_states WHERE {filter} ORDER BY id \
+             LIMIT $3 OFFSET $4"
+        ))
+        .bind(environment_id)
+        .bind(feature)
+        .bind(page.page_size)
+        .bind(page.offset())
+        .fetch_all(c)
+        .await?
+    });
+    let results = rows
+        .into_iter()
+        .map(FeatureState::try_from)
+        .collect::<Result<_>>()?;
+    Ok(Page { count, results })
+}
+
+/// Changes an environment default: enabled, value and/or allocations.
+pub async fn update(
+    ch: &mut Change,
+    env: &Environment,
+    id: i64,
+    patch: &FeatureStatePatch,
+) -> Result<FeatureState> {
+    let before = get(ch.tx(), env.id, id).await?;
+    if patch.feature.is_some_and(|f| f != before.feature) {
+        return Err(StoreError::invalid(
+            "feature",
+            "does not match the feature state",
+        ));
+    }
+    if patch.environment.is_some_and(|e| e != env.id) {
+        return Err(StoreError::invalid(
+            "environment",
+            "does not match the environment in the path",
+        ));
+    }
+    let limits = projects::limits(ch.tx(), env.project).await?;
+    let value = patch
+        .feature_state_value
+        .clone()
+        .unwrap_or_else(|| before.feature_state_value.clone());
+    validate_flag_value("feature_state_value", &value, &limits)?;
+    let allocs = match &patch.multivariate_feature_state_values {
+        Some(a) => {
+            // Lock the feature so its options cannot change between this check and commit.
+            lock_feature(ch.tx(), before.feature).await?;
+            validate_feature_allocations(
+                ch.tx(),
+                "multivariate_feature_state_values",
+                before.feature,
+                a,
+            )
+            .await?;
+            a.clone()
+        }
+        None => before.multivariate_feature_state_values.clone(),
+    };
+    let row: StateRow = sql!(ch.tx(), |c| {
+        sqlx::query_as(&format!(
+            "UPDATE feature_states SET enabled = $2, value = $3, mv_allocations = $4, \
+                 updated_at = $5 WHERE id = $1 RETURNING {COLUMNS}"
+        ))
+        .bind(id)
+        .bind(patch.enabled.unwrap_or(before.enabled))
+        .bind(encode_value(&value))
+        .bind(encode_allocations(&allocs))
+        .bind(now_ms())
+        .fetch_one(c)
+        .await?
+    });
+    let after = FeatureState::try_from(row)?;
+    let feature_name: String = sql!(ch.tx(), |c| {
+        sqlx::query_scalar("SELECT name FROM features WHERE id = $1")
+            .bind(after.feature)
+            .fetch_one(c)
+            .await?
+    });
+    ch.touch_environment(env.id);
+    ch.audit(AuditEntry {
+        project_id: Some(env.project),
+        environment_id: Some(env.id),
+        action: "updated",
+        resource_type: "feature_state",
+        resource_id: id.to_string(),
+        log: format!(
+            "State of feature '{feature_name}' in environment '{}' updated",
+            env.name
+        ),
+        before: serde_json::to_value(&before).ok(),
+        after: serde_json::to_value(&after).ok(),
+    });
+    Ok(after)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unlisted_options_count_at_their_default() {
+        let defaults = HashMap::from([(1, 30.0), (2, 50.0)]);
+        let listed = [MvAllocation {
+            multivariate_feature_option: 1,
+            percentage_allocation: 10.0,
+        }];
+        assert_eq!(effective_total(&listed, &defaults), 60.0);
+        assert_eq!(effective_total(&[], &defaults), 80.0);
+    }
+}
