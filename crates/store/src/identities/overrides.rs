@@ -94,6 +94,8 @@ impl TryFrom<OverrideRow> for IdentityOverride {
     }
 }
 
+const DUPLICATE: &str = "this identity already has an override for this feature";
+
 const COLUMNS: &str =
     "id, feature_id, identity_id, environment_id, enabled, value, uuid, updated_at";
 
@@ -143,6 +145,19 @@ pub async fn create(
     let feature = feature_name(ch.tx(), env.project, new.feature).await?;
     let limits = crate::projects::limits(ch.tx(), env.project).await?;
     validate_flag_value("feature_state_value", &new.feature_state_value, &limits)?;
+    // A duplicate is a conflict even when the environment is at its limit: say what is wrong.
+    let duplicate: Option<i64> = sql!(ch.tx(), |c| {
+        sqlx::query_scalar(
+            "SELECT id FROM identity_overrides WHERE identity_id = $1 AND feature_id = $2",
+        )
+        .bind(identity.id)
+        .bind(new.feature)
+        .fetch_optional(c)
+        .await?
+    });
+    if duplicate.is_some() {
+        return Err(StoreError::conflict("feature", DUPLICATE));
+    }
     let existing: i64 = sql!(ch.tx(), |c| {
         sqlx::query_scalar("SELECT COUNT(*) FROM identity_overrides WHERE environment_id = $1")
             .bind(env.id)
@@ -175,10 +190,7 @@ pub async fn create(
         .bind(now_ms())
         .fetch_one(c)
         .await
-        .map_err(crate::error::unique_as_conflict(
-            "feature",
-            "this identity already has an override for this feature",
-        ))?
+        .map_err(crate::error::unique_as_conflict("feature", DUPLICATE))?
     });
     let created = IdentityOverride::try_from(row)?;
     ch.touch_environment(env.id);

@@ -272,6 +272,23 @@ pub async fn set(
     Ok(result)
 }
 
+/// Changes the value of an existing trait (`null` deletes it); not found if the identity does
+/// not have it. Returns the trait afterwards, `None` when deleted.
+pub async fn update(
+    ch: &mut Change,
+    env: &Environment,
+    identity: &Identity,
+    key: &str,
+    value: &Value,
+) -> Result<Option<Trait>> {
+    get(ch.tx(), identity.id, key).await?;
+    let input = TraitInput {
+        trait_key: key.to_string(),
+        trait_value: value.clone(),
+    };
+    Ok(set(ch, env, identity, &[input]).await?.pop())
+}
+
 /// Deletes one trait; not found if the identity does not have it.
 pub async fn delete(
     ch: &mut Change,
