@@ -8,19 +8,15 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::allocations::{check_states_fit, strip_option, EPSILON};
 use super::{get as get_feature, lock_feature, present, FeatureType};
 use crate::error::unique_as_conflict;
 use crate::organisations::double_option;
-use crate::values::{
-    decode_allocations, decode_value, encode_allocations, encode_value, validate_flag_value,
-};
+use crate::values::{decode_value, encode_value, validate_flag_value};
 use crate::{projects, sql, AuditEntry, Change, Limits, Page, PageRequest, Result, StoreError, Tx};
 
 /// Characters in an option's key.
 pub const MAX_KEY_CHARS: usize = 200;
-
-/// Allowance for float rounding when summing percentages.
-const EPSILON: f64 = 1e-9;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -204,39 +200,6 @@ pub(crate) async fn in_range(
         out.entry(o.feature).or_default().push(o);
     }
     Ok(out)
-}
-
-/// Checks that every state and segment override of the feature would still allocate at most
-/// 100% if the options' defaults were `defaults` (an unlisted option gets its default).
-async fn check_states_fit(
-    tx: &mut Tx,
-    feature_id: i64,
-    defaults: &HashMap<i64, f64>,
-) -> Result<()> {
-    let rows: Vec<(i64, String)> = sql!(tx, |c| {
-        sqlx::query_as(
-            "SELECT environment_id, mv_allocations FROM feature_states \
-             WHERE feature_id = $1 AND mv_allocations <> '[]' \
-             UNION ALL SELECT environment_id, mv_allocations FROM segment_overrides \
-             WHERE feature_id = $1 AND mv_allocations <> '[]'",
-        )
-        .bind(feature_id)
-        .fetch_all(c)
-        .await?
-    });
-    for (environment_id, allocs) in rows {
-        let total = super::states::effective_total(&decode_allocations(&allocs)?, defaults);
-        if total > 100.0 + EPSILON {
-            return Err(StoreError::invalid(
-                "default_percentage_allocation",
-                format!(
-                    "a state of this feature in environment {environment_id} would allocate \
-                     {total}%, more than 100; lower its allocations first"
-                ),
-            ));
-        }
-    }
-    Ok(())
 }
 
 fn defaults_of(opts: &[MvOption]) -> HashMap<i64, f64> {
@@ -429,37 +392,4 @@ pub async fn delete(
     ch.touch_project(project_id);
     audit(ch, project_id, "deleted", Some(&before), None);
     Ok(before)
-}
-
-/// Rewrites the allocations in `table` (a fixed table name, never user input) that list `option`.
-async fn strip_option(tx: &mut Tx, table: &str, feature_id: i64, option: i64) -> Result<()> {
-    let rows: Vec<(i64, String)> = sql!(tx, |c| {
-        sqlx::query_as(&format!(
-            "SELECT id, mv_allocations FROM {table} WHERE feature_id = $1 \
-             AND mv_allocations <> '[]'"
-        ))
-        .bind(feature_id)
-        .fetch_all(c)
-        .await?
-    });
-    for (row_id, allocs) in rows {
-        let mut allocs = decode_allocations(&allocs)?;
-        let n = allocs.len();
-        allocs.retain(|a| a.multivariate_feature_option != option);
-        if allocs.len() == n {
-            continue;
-        }
-        let encoded = encode_allocations(&allocs);
-        sql!(tx, |c| {
-            sqlx::query(&format!(
-                "UPDATE {table} SET mv_allocations = $2 WHERE id = $1"
-            ))
-            .bind(row_id)
-            .bind(&encoded)
-            .execute(c)
-            .await?
-            .rows_affected()
-        });
-    }
-    Ok(())
 }

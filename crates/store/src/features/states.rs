@@ -2,15 +2,14 @@
 //! feature or the environment. Clients read and change them; they are never created or deleted
 //! on their own. An update touches only its environment.
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{lock_feature, options, present};
+pub use super::allocations::validate_feature_allocations;
+use super::{lock_feature, present};
 use crate::values::{
-    decode_allocations, decode_value, encode_allocations, encode_value, validate_allocations,
-    validate_flag_value, MvAllocation,
+    decode_allocations, decode_value, encode_allocations, encode_value, validate_flag_value,
+    MvAllocation,
 };
 use crate::{
     clock::now_ms, environments::Environment, projects, sql, AuditEntry, Change, Page, PageRequest,
@@ -75,57 +74,6 @@ pub struct FeatureStatePatch {
 }
 
 const COLUMNS: &str = "id, feature_id, environment_id, enabled, value, mv_allocations, updated_at";
-
-/// The percentage a state allocates in total: its listed allocations plus the defaults of the
-/// options it does not list.
-pub(crate) fn effective_total(allocs: &[MvAllocation], defaults: &HashMap<i64, f64>) -> f64 {
-    let listed: f64 = allocs.iter().map(|a| a.percentage_allocation).sum();
-    let unlisted: f64 = defaults
-        .iter()
-        .filter(|(id, _)| !allocs.iter().any(|a| a.multivariate_feature_option == **id))
-        .map(|(_, pct)| pct)
-        .sum();
-    listed + unlisted
-}
-
-/// Checks allocations for a state or override of `feature_id`: in range, each option once and
-/// of this feature, and at most 100% in effect. Call with the feature locked.
-pub async fn validate_feature_allocations(
-    tx: &mut Tx,
-    field: &str,
-    feature_id: i64,
-    allocs: &[MvAllocation],
-) -> Result<()> {
-    validate_allocations(field, allocs)?;
-    let defaults: HashMap<i64, f64> = options::all_of(tx, feature_id)
-        .await?
-        .into_iter()
-        .map(|o| (o.id, o.default_percentage_allocation))
-        .collect();
-    if let Some(a) = allocs
-        .iter()
-        .find(|a| !defaults.contains_key(&a.multivariate_feature_option))
-    {
-        return Err(StoreError::invalid(
-            field,
-            format!(
-                "{} is not a multivariate option of this feature",
-                a.multivariate_feature_option
-            ),
-        ));
-    }
-    let total = effective_total(allocs, &defaults);
-    if total > 100.0 + 1e-9 {
-        return Err(StoreError::invalid(
-            field,
-            format!(
-                "allocations sum to {total}% counting the defaults of unlisted options, \
-                 more than 100"
-            ),
-        ));
-    }
-    Ok(())
-}
 
 /// The state `id` of this environment; `NotFound` if it belongs to another one.
 pub async fn get(tx: &mut Tx, environment_id: i64, id: i64) -> Result<FeatureState> {
@@ -254,20 +202,4 @@ pub async fn update(
         after: serde_json::to_value(&after).ok(),
     });
     Ok(after)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unlisted_options_count_at_their_default() {
-        let defaults = HashMap::from([(1, 30.0), (2, 50.0)]);
-        let listed = [MvAllocation {
-            multivariate_feature_option: 1,
-            percentage_allocation: 10.0,
-        }];
-        assert_eq!(effective_total(&listed, &defaults), 60.0);
-        assert_eq!(effective_total(&[], &defaults), 80.0);
-    }
 }

@@ -1,0 +1,219 @@
+//! The feature model: what the API returns and accepts for a feature, how a feature row is
+//! decoded, and the checks on its free-form fields (description, tags).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::MvOption;
+use super::NewMvOption;
+use crate::organisations::double_option;
+use crate::{Result, StoreError};
+
+/// Tags on one feature, and characters in one tag.
+pub const MAX_TAGS: usize = 100;
+pub const MAX_TAG_CHARS: usize = 100;
+/// Characters in a feature's description.
+pub const MAX_DESCRIPTION_CHARS: usize = 20_000;
+
+/// `STANDARD` or `MULTIVARIATE`, as Flagsmith names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum FeatureType {
+    Standard,
+    Multivariate,
+}
+
+impl FeatureType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeatureType::Standard => "STANDARD",
+            FeatureType::Multivariate => "MULTIVARIATE",
+        }
+    }
+
+    fn from_stored(s: &str) -> Result<FeatureType> {
+        match s {
+            "STANDARD" => Ok(FeatureType::Standard),
+            "MULTIVARIATE" => Ok(FeatureType::Multivariate),
+            other => Err(StoreError::Corrupt {
+                what: "features.type",
+                detail: format!("unknown feature type {other:?}"),
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Feature {
+    pub id: i64,
+    pub project: i64,
+    /// The name SDKs look flags up by; unique in the project (ignoring case).
+    pub name: String,
+    #[serde(rename = "type")]
+    pub feature_type: FeatureType,
+    /// The value of the default state created in each environment: string, number, boolean or null.
+    #[cfg_attr(feature = "openapi", schema(value_type = Value))]
+    pub initial_value: Value,
+    pub default_enabled: bool,
+    pub description: Option<String>,
+    /// Served only to server-side keys.
+    pub is_server_key_only: bool,
+    pub tags: Vec<String>,
+    pub multivariate_options: Vec<MvOption>,
+    pub created_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct FeatureRow {
+    pub(super) id: i64,
+    project_id: i64,
+    name: String,
+    #[sqlx(rename = "type")]
+    kind: String,
+    initial_value: Option<String>,
+    default_enabled: bool,
+    description: Option<String>,
+    is_server_key_only: bool,
+    tags: String,
+    created_at: i64,
+}
+
+impl FeatureRow {
+    pub(super) fn into_feature(self, multivariate_options: Vec<MvOption>) -> Result<Feature> {
+        Ok(Feature {
+            id: self.id,
+            project: self.project_id,
+            name: self.name,
+            feature_type: FeatureType::from_stored(&self.kind)?,
+            initial_value: crate::values::decode_value(
+                "features.initial_value",
+                self.initial_value.as_deref(),
+            )?,
+            default_enabled: self.default_enabled,
+            description: self.description,
+            is_server_key_only: self.is_server_key_only,
+            tags: serde_json::from_str(&self.tags).map_err(|e| StoreError::Corrupt {
+                what: "features.tags",
+                detail: e.to_string(),
+            })?,
+            multivariate_options,
+            created_at: self.created_at,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewFeature {
+    pub name: String,
+    /// Flagsmith clients repeat the project in the body; it must match the path.
+    #[serde(default)]
+    pub project: Option<i64>,
+    /// Defaults to `MULTIVARIATE` when options are given, else `STANDARD`.
+    #[serde(default, rename = "type")]
+    pub feature_type: Option<FeatureType>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Value))]
+    pub initial_value: Value,
+    #[serde(default)]
+    pub default_enabled: bool,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub is_server_key_only: bool,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Options created with the feature, in the same change.
+    #[serde(default)]
+    pub multivariate_options: Vec<NewMvOption>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct FeaturePatch {
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    pub feature_type: Option<FeatureType>,
+    /// Used for environments created from now on; existing states keep their values.
+    #[serde(default, deserialize_with = "present")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Value))]
+    pub initial_value: Option<Value>,
+    pub default_enabled: Option<bool>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub description: Option<Option<String>>,
+    pub is_server_key_only: Option<bool>,
+    pub tags: Option<Vec<String>>,
+}
+
+/// Deserializes a JSON value that may be absent (`None`: no change) or present, null included
+/// (`Some(Value::Null)`: set to null).
+pub(crate) fn present<'de, D>(d: D) -> std::result::Result<Option<Value>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Value::deserialize(d).map(Some)
+}
+
+pub(super) const COLUMNS: &str =
+    "id, project_id, name, type, initial_value, default_enabled, description, \
+    is_server_key_only, tags, created_at";
+
+pub(super) fn validate_description(d: Option<&str>) -> Result<Option<String>> {
+    match d {
+        Some(d) if d.chars().count() > MAX_DESCRIPTION_CHARS => Err(StoreError::invalid(
+            "description",
+            format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
+        )),
+        Some(d) => Ok(Some(d.to_string())),
+        None => Ok(None),
+    }
+}
+
+/// Trims tags and rejects blank, overlong, duplicate or too many; returns the JSON to store.
+pub(super) fn validate_tags(tags: &[String]) -> Result<String> {
+    if tags.len() > MAX_TAGS {
+        return Err(StoreError::invalid(
+            "tags",
+            format!("at most {MAX_TAGS} tags"),
+        ));
+    }
+    let mut out: Vec<&str> = Vec::with_capacity(tags.len());
+    for t in tags {
+        let t = t.trim();
+        if t.is_empty() || t.chars().count() > MAX_TAG_CHARS {
+            return Err(StoreError::invalid(
+                "tags",
+                format!("each tag must be 1 to {MAX_TAG_CHARS} characters"),
+            ));
+        }
+        if out.contains(&t) {
+            return Err(StoreError::invalid(
+                "tags",
+                format!("tag {t:?} is listed twice"),
+            ));
+        }
+        out.push(t);
+    }
+    Ok(serde_json::to_string(&out).expect("strings serialize"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_are_trimmed_and_checked() {
+        assert_eq!(
+            validate_tags(&[" a ".into(), "b".into()]).unwrap(),
+            r#"["a","b"]"#
+        );
+        assert!(validate_tags(&["a".into(), "a ".into()]).is_err());
+        assert!(validate_tags(&["  ".into()]).is_err());
+        assert!(validate_tags(&vec!["x".to_string(); MAX_TAGS + 1]).is_err());
+    }
+}
