@@ -1,0 +1,132 @@
+//! Segment overrides: created per feature under an environment
+//! (`/environments/{api_key}/features/{feature_id}/create-segment-override/`), read and changed
+//! under `/environments/{api_key}/segment-overrides/`, and re-ordered in bulk at
+//! `/features/feature-segments/update-priorities/` as in Flagsmith.
+
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
+use axum::Extension;
+use flagstone_store::segments::overrides::{
+    self, NewSegmentOverride, OverrideFilter, PriorityUpdate, SegmentOverride, SegmentOverridePatch,
+};
+use flagstone_store::Actor;
+use serde::Deserialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::error::ApiResult;
+use crate::extract::{Json, Path, Query};
+use crate::pagination::{paginate, PageParams, Paginated};
+use crate::AppState;
+
+pub(super) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    r.routes(routes!(create_override))
+        .routes(routes!(list_overrides))
+        .routes(routes!(get_override, update_override, delete_override))
+        .routes(routes!(update_priorities))
+}
+
+#[utoipa::path(post,
+    path = "/api/v1/environments/{api_key}/features/{feature_id}/create-segment-override",
+    tag = "segment overrides", params(("api_key" = String, Path), ("feature_id" = i64, Path)),
+    request_body = NewSegmentOverride, responses((status = 201, body = SegmentOverride)))]
+async fn create_override(
+    State(s): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path((api_key, feature)): Path<(String, i64)>,
+    Json(new): Json<NewSegmentOverride>,
+) -> ApiResult<(StatusCode, Json<SegmentOverride>)> {
+    let mut ch = s.store.change(&actor).await?;
+    let created = overrides::create(&mut ch, &api_key, feature, &new).await?;
+    ch.commit().await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+struct OverrideQuery {
+    /// Only overrides of this feature.
+    feature: Option<i64>,
+    /// Only overrides for this segment.
+    segment: Option<i64>,
+    page: Option<i64>,
+    page_size: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/environments/{api_key}/segment-overrides",
+    tag = "segment overrides", params(("api_key" = String, Path), OverrideQuery),
+    responses((status = 200, body = Paginated<SegmentOverride>)))]
+async fn list_overrides(
+    State(s): State<AppState>,
+    uri: Uri,
+    Path(api_key): Path<String>,
+    Query(q): Query<OverrideQuery>,
+) -> ApiResult<Json<Paginated<SegmentOverride>>> {
+    let req = PageParams {
+        page: q.page,
+        page_size: q.page_size,
+    }
+    .request();
+    let filter = OverrideFilter {
+        feature: q.feature,
+        segment: q.segment,
+    };
+    let mut tx = s.store.read().await?;
+    let page = overrides::list(&mut tx, &api_key, filter, req).await?;
+    Ok(Json(paginate(&uri, req, page)))
+}
+
+#[utoipa::path(get, path = "/api/v1/environments/{api_key}/segment-overrides/{id}",
+    tag = "segment overrides", params(("api_key" = String, Path), ("id" = i64, Path)),
+    responses((status = 200, body = SegmentOverride)))]
+async fn get_override(
+    State(s): State<AppState>,
+    Path((api_key, id)): Path<(String, i64)>,
+) -> ApiResult<Json<SegmentOverride>> {
+    let mut tx = s.store.read().await?;
+    Ok(Json(overrides::get(&mut tx, &api_key, id).await?))
+}
+
+#[utoipa::path(patch, path = "/api/v1/environments/{api_key}/segment-overrides/{id}",
+    tag = "segment overrides", params(("api_key" = String, Path), ("id" = i64, Path)),
+    request_body = SegmentOverridePatch, responses((status = 200, body = SegmentOverride)))]
+async fn update_override(
+    State(s): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path((api_key, id)): Path<(String, i64)>,
+    Json(patch): Json<SegmentOverridePatch>,
+) -> ApiResult<Json<SegmentOverride>> {
+    let mut ch = s.store.change(&actor).await?;
+    let updated = overrides::update(&mut ch, &api_key, id, &patch).await?;
+    ch.commit().await?;
+    Ok(Json(updated))
+}
+
+#[utoipa::path(delete, path = "/api/v1/environments/{api_key}/segment-overrides/{id}",
+    tag = "segment overrides", params(("api_key" = String, Path), ("id" = i64, Path)),
+    responses((status = 204)))]
+async fn delete_override(
+    State(s): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path((api_key, id)): Path<(String, i64)>,
+) -> ApiResult<StatusCode> {
+    let mut ch = s.store.change(&actor).await?;
+    overrides::delete(&mut ch, &api_key, id).await?;
+    ch.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sets many overrides' priorities in one change; returns them as they are afterwards.
+#[utoipa::path(post, path = "/api/v1/features/feature-segments/update-priorities",
+    tag = "segment overrides", request_body = Vec<PriorityUpdate>,
+    responses((status = 200, body = Vec<SegmentOverride>)))]
+async fn update_priorities(
+    State(s): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Json(updates): Json<Vec<PriorityUpdate>>,
+) -> ApiResult<Json<Vec<SegmentOverride>>> {
+    let mut ch = s.store.change(&actor).await?;
+    let updated = overrides::reorder(&mut ch, &updates).await?;
+    if !updated.is_empty() {
+        ch.commit().await?;
+    }
+    Ok(Json(updated))
+}
