@@ -19,6 +19,7 @@ pub mod keys;
 pub mod limits;
 pub mod organisations;
 pub mod projects;
+pub mod queue;
 pub mod segments;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -1,0 +1,111 @@
+//! Who is calling: `X-Environment-Key` is either an environment's client key (public) or a
+//! server-side key (`ser.`). Client keys are resolved from the snapshots in memory; server keys
+//! are checked against the store and cached for at most one second, so a revoked key stops
+//! working within a second without a store query per request. Keys are never logged.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::HeaderMap;
+use flagstone_store::keys::{find_server_key, hash_secret, SERVER_KEY_PREFIX};
+use flagstone_store::Store;
+
+use crate::error::SdkError;
+use crate::registry::Registry;
+use crate::snapshot::EnvSnapshot;
+
+pub const KEY_HEADER: &str = "x-environment-key";
+const SERVER_KEY_TTL: Duration = Duration::from_secs(1);
+const MAX_CACHED_KEYS: usize = 10_000;
+
+/// An authenticated SDK caller.
+pub struct Caller {
+    pub snap: Arc<EnvSnapshot>,
+    /// Called with a server-side key.
+    pub server: bool,
+}
+
+struct Cached {
+    /// The environment's client key, or `None` for a key the store does not know.
+    api_key: Option<String>,
+    checked: Instant,
+}
+
+#[derive(Default)]
+pub struct ServerKeys {
+    cache: Mutex<HashMap<String, Cached>>,
+}
+
+impl ServerKeys {
+    /// The client key of the environment a server key belongs to.
+    async fn resolve(&self, store: &Store, key: &str) -> Result<Option<String>, SdkError> {
+        let hash = hash_secret(key);
+        let stale = {
+            let cache = self.cache.lock().expect("key cache lock");
+            match cache.get(&hash) {
+                Some(c) if c.checked.elapsed() < SERVER_KEY_TTL => return Ok(c.api_key.clone()),
+                Some(c) => c.api_key.clone(),
+                None => None,
+            }
+        };
+        let looked_up = async {
+            let mut tx = store.read().await?;
+            find_server_key(&mut tx, key).await
+        }
+        .await;
+        match looked_up {
+            Ok(owner) => {
+                let api_key = owner.map(|o| o.api_key);
+                let mut cache = self.cache.lock().expect("key cache lock");
+                if cache.len() >= MAX_CACHED_KEYS {
+                    cache.clear();
+                }
+                cache.insert(
+                    hash,
+                    Cached {
+                        api_key: api_key.clone(),
+                        checked: Instant::now(),
+                    },
+                );
+                Ok(api_key)
+            }
+            // The store is unreachable: keep serving a key we knew to be valid (the edge
+            // serves its last good state); an unknown key cannot be checked.
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check a server-side key against the store");
+                match stale {
+                    Some(k) => Ok(Some(k)),
+                    None => Err(SdkError::Unavailable),
+                }
+            }
+        }
+    }
+}
+
+pub async fn authenticate(
+    headers: &HeaderMap,
+    registry: &Registry,
+    server_keys: &ServerKeys,
+    store: &Store,
+) -> Result<Caller, SdkError> {
+    let key = headers
+        .get(KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or(SdkError::MissingKey)?;
+    let (snap, server) = if key.starts_with(SERVER_KEY_PREFIX) {
+        let api_key = server_keys
+            .resolve(store, key)
+            .await?
+            .ok_or(SdkError::UnknownKey)?;
+        (registry.get(&api_key).ok_or(SdkError::UnknownKey)?, true)
+    } else {
+        (registry.get(key).ok_or(SdkError::UnknownKey)?, false)
+    };
+    if snap.stop_serving_flags {
+        return Err(SdkError::ServingDisabled);
+    }
+    Ok(Caller { snap, server })
+}

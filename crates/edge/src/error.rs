@@ -1,0 +1,47 @@
+//! SDK errors in Flagsmith's shape: `{"detail": "…"}` with Flagsmith's status codes, so SDKs
+//! that parse these messages behave as they do against Flagsmith.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SdkError {
+    /// No key, or a client key where a server key is required.
+    #[error("Invalid or missing Environment key")]
+    MissingKey,
+    /// The key is unknown (or revoked).
+    #[error("Invalid or missing Environment Key")]
+    UnknownKey,
+    #[error("Organisation is disabled from serving flags.")]
+    ServingDisabled,
+    #[error("Given feature not found")]
+    FeatureNotFound,
+    #[error("{0}")]
+    BadRequest(String),
+    /// A field-keyed validation error, like DRF's `{field: [messages]}`.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("{0}")]
+    NotFound(&'static str),
+    #[error("the flag store is unreachable; try again")]
+    Unavailable,
+}
+
+impl IntoResponse for SdkError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            SdkError::MissingKey | SdkError::UnknownKey | SdkError::ServingDisabled => {
+                StatusCode::FORBIDDEN
+            }
+            SdkError::FeatureNotFound | SdkError::NotFound(_) => StatusCode::NOT_FOUND,
+            SdkError::BadRequest(_) | SdkError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            SdkError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        let body = match &self {
+            SdkError::Invalid { field, message } => json!({ field.as_str(): [message] }),
+            other => json!({"detail": other.to_string()}),
+        };
+        (status, axum::Json(body)).into_response()
+    }
+}

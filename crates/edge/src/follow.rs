@@ -1,0 +1,347 @@
+//! Keeps the registry at the store's published revisions (DESIGN §5).
+//!
+//! - At start: load every published document; if the store is unreachable, serve the last good
+//!   documents from the cache directory and keep retrying.
+//! - Then: a publish notification (PostgreSQL `LISTEN flagstone_publish`, or an in-process
+//!   channel when the worker runs in the same process) loads that environment at once; a
+//!   periodic check of `(environment, revision)` pairs catches anything missed, so a lost
+//!   notification delays a change by one interval, never forever.
+//! - After each swap the document is written to the cache directory (atomically).
+//!
+//! [`EdgeHealth`] says when the store was last reached, which is how stale this edge may be.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use flagstone_store::document::StoredDocument;
+use flagstone_store::{now_ms, Store};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::registry::Registry;
+use crate::snapshot::EnvSnapshot;
+
+/// How this edge hears of publishes.
+pub enum PublishFeed {
+    /// `LISTEN flagstone_publish` on the store's PostgreSQL.
+    Postgres,
+    /// `(environment_id, revision)` announced by a worker in the same process.
+    InProcess(broadcast::Receiver<(i64, i64)>),
+    /// Only the periodic check.
+    PollOnly,
+}
+
+#[derive(Clone, Debug)]
+pub struct FollowerConfig {
+    /// How often every environment's published revision is compared with what is held.
+    pub poll_interval: Duration,
+    /// Where last good documents are kept; `None` keeps none.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for FollowerConfig {
+    fn default() -> Self {
+        FollowerConfig {
+            poll_interval: Duration::from_secs(2),
+            cache_dir: None,
+        }
+    }
+}
+
+/// How fresh this edge is.
+#[derive(Default)]
+pub struct EdgeHealth {
+    last_sync_ms: AtomicI64,
+    store_reachable: AtomicBool,
+    /// Serving documents read from the cache directory, not (yet) confirmed by the store.
+    from_cache: AtomicBool,
+}
+
+impl EdgeHealth {
+    /// Seconds since the store last confirmed what this edge serves (`None`: never).
+    pub fn staleness_seconds(&self) -> Option<f64> {
+        let t = self.last_sync_ms.load(Ordering::Relaxed);
+        (t > 0).then(|| (now_ms() - t).max(0) as f64 / 1000.0)
+    }
+    pub fn store_reachable(&self) -> bool {
+        self.store_reachable.load(Ordering::Relaxed)
+    }
+    pub fn serving_from_cache(&self) -> bool {
+        self.from_cache.load(Ordering::Relaxed)
+    }
+}
+
+pub struct Follower {
+    store: Store,
+    registry: Arc<Registry>,
+    config: FollowerConfig,
+    pub health: Arc<EdgeHealth>,
+}
+
+impl Follower {
+    /// Loads what is published (or the cache directory) and starts following. Returns once the
+    /// first load has been attempted, so the edge starts serving what it has.
+    pub async fn start(
+        store: Store,
+        registry: Arc<Registry>,
+        config: FollowerConfig,
+        feed: PublishFeed,
+    ) -> Arc<Follower> {
+        let f = Arc::new(Follower {
+            store,
+            registry,
+            config,
+            health: Arc::default(),
+        });
+        if let Err(e) = f.sync_all().await {
+            tracing::warn!(error = %e, "store unreachable at start; serving the last good documents from the cache directory");
+            f.load_cache_dir();
+        }
+        let (notify_tx, notify_rx) = mpsc::channel::<(i64, i64)>(1024);
+        match feed {
+            PublishFeed::Postgres => {
+                tokio::spawn(listen_postgres(f.store.clone(), notify_tx));
+            }
+            PublishFeed::InProcess(mut rx) => {
+                tokio::spawn(async move {
+                    loop {
+                        match rx.recv().await {
+                            Ok(n) => {
+                                if notify_tx.send(n).await.is_err() {
+                                    return;
+                                }
+                            }
+                            // Missed some: the periodic check will find them.
+                            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                            Err(broadcast::error::RecvError::Closed) => return,
+                        }
+                    }
+                });
+            }
+            PublishFeed::PollOnly => drop(notify_tx),
+        }
+        tokio::spawn(f.clone().run(notify_rx));
+        f
+    }
+
+    async fn run(self: Arc<Self>, mut notifications: mpsc::Receiver<(i64, i64)>) {
+        let mut tick = tokio::time::interval(self.config.poll_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut feed_open = true;
+        loop {
+            tokio::select! {
+                n = notifications.recv(), if feed_open => match n {
+                    Some((env, revision)) => {
+                        if self.registry.revision_of(env).is_none_or(|held| held < revision) {
+                            if let Err(e) = self.load_one(env).await {
+                                tracing::warn!(environment = env, error = %e, "loading a published document failed; the periodic check will retry");
+                            }
+                        }
+                    }
+                    None => feed_open = false,
+                },
+                _ = tick.tick() => {
+                    if let Err(e) = self.sync_all().await {
+                        self.health.store_reachable.store(false, Ordering::Relaxed);
+                        tracing::warn!(error = %e, "cannot reach the store; still serving the last good documents");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Compares every published revision with what is held; loads the newer, drops the deleted.
+    pub async fn sync_all(&self) -> flagstone_store::Result<()> {
+        let published = {
+            let mut tx = self.store.read().await?;
+            flagstone_store::document::published_revisions(&mut tx).await?
+        };
+        let live: HashSet<i64> = published.iter().map(|(e, _)| *e).collect();
+        for (env, revision) in published {
+            if self
+                .registry
+                .revision_of(env)
+                .is_none_or(|held| held < revision)
+            {
+                if let Err(e) = self.load_one(env).await {
+                    tracing::warn!(environment = env, error = %e, "loading a published document failed");
+                }
+            }
+        }
+        for (env, _) in self.registry.revisions() {
+            if !live.contains(&env) {
+                self.registry.remove(env);
+                self.remove_cached(env);
+            }
+        }
+        self.health.last_sync_ms.store(now_ms(), Ordering::Relaxed);
+        self.health.store_reachable.store(true, Ordering::Relaxed);
+        self.health.from_cache.store(false, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn load_one(&self, environment_id: i64) -> Result<(), FollowError> {
+        let stored = {
+            let mut tx = self.store.read().await?;
+            flagstone_store::document::load(&mut tx, environment_id).await?
+        };
+        let Some(stored) = stored else { return Ok(()) };
+        let started = std::time::Instant::now();
+        let snap = snapshot_of(&stored)?;
+        let revision = stored.revision;
+        if self.registry.install(snap) {
+            metrics::histogram!("flagstone_edge_compile_seconds")
+                .record(started.elapsed().as_secs_f64());
+            tracing::debug!(
+                environment = environment_id,
+                revision,
+                "serving a new revision"
+            );
+            self.write_cached(&stored);
+        }
+        Ok(())
+    }
+
+    fn cache_paths(dir: &Path, env: i64) -> (PathBuf, PathBuf) {
+        (
+            dir.join(format!("env-{env}.json.gz")),
+            dir.join(format!("env-{env}.meta.json")),
+        )
+    }
+
+    fn write_cached(&self, stored: &StoredDocument) {
+        let Some(dir) = &self.config.cache_dir else {
+            return;
+        };
+        let (body, meta) = Self::cache_paths(dir, stored.environment_id);
+        let meta_json = serde_json::json!({
+            "environment_id": stored.environment_id,
+            "revision": stored.revision,
+            "etag": stored.etag,
+        });
+        let result = std::fs::create_dir_all(dir)
+            .and_then(|_| write_atomic(&body, &stored.body))
+            .and_then(|_| write_atomic(&meta, meta_json.to_string().as_bytes()));
+        if let Err(e) = result {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot write the last-good document cache");
+        }
+    }
+
+    fn remove_cached(&self, env: i64) {
+        if let Some(dir) = &self.config.cache_dir {
+            let (body, meta) = Self::cache_paths(dir, env);
+            let _ = std::fs::remove_file(meta);
+            let _ = std::fs::remove_file(body);
+        }
+    }
+
+    /// Loads every document in the cache directory (used when the store is unreachable).
+    pub fn load_cache_dir(&self) -> usize {
+        let Some(dir) = &self.config.cache_dir else {
+            return 0;
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return 0;
+        };
+        let mut loaded = 0;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if !path.to_string_lossy().ends_with(".meta.json") {
+                continue;
+            }
+            match read_cached(&path) {
+                Ok(snap) => {
+                    if self.registry.install(snap) {
+                        loaded += 1;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "skipping an unreadable cached document")
+                }
+            }
+        }
+        if loaded > 0 {
+            self.health.from_cache.store(true, Ordering::Relaxed);
+        }
+        tracing::info!(
+            loaded,
+            "loaded last good documents from the cache directory"
+        );
+        loaded
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    #[error(transparent)]
+    Store(#[from] flagstone_store::StoreError),
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot::SnapshotError),
+    #[error("cached document: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("cached document metadata: {0}")]
+    Meta(String),
+}
+
+fn snapshot_of(stored: &StoredDocument) -> Result<EnvSnapshot, FollowError> {
+    let json = stored.json()?;
+    Ok(EnvSnapshot::build(
+        stored.environment_id,
+        stored.revision,
+        &stored.etag,
+        json,
+    )?)
+}
+
+fn read_cached(meta_path: &Path) -> Result<EnvSnapshot, FollowError> {
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(meta_path)?)
+        .map_err(|e| FollowError::Meta(e.to_string()))?;
+    let env = meta["environment_id"]
+        .as_i64()
+        .ok_or_else(|| FollowError::Meta("environment_id".into()))?;
+    let revision = meta["revision"]
+        .as_i64()
+        .ok_or_else(|| FollowError::Meta("revision".into()))?;
+    let etag = meta["etag"].as_str().unwrap_or("").to_string();
+    let dir = meta_path.parent().unwrap_or(Path::new("."));
+    let gz = std::fs::read(dir.join(format!("env-{env}.json.gz")))?;
+    let mut json = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut json)?;
+    Ok(EnvSnapshot::build(env, revision, &etag, json)?)
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(tmp, path)
+}
+
+/// Forwards PostgreSQL publish notifications; reconnects after a lost connection.
+async fn listen_postgres(store: Store, out: mpsc::Sender<(i64, i64)>) {
+    loop {
+        match flagstone_store::queue::notify::listen(&store).await {
+            Ok(Some(mut listener)) => loop {
+                match listener.recv().await {
+                    Ok(n) => {
+                        if let Some(pair) =
+                            flagstone_store::queue::notify::parse_notification(n.payload())
+                        {
+                            if out.send(pair).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "publish notifications interrupted; reconnecting");
+                        break;
+                    }
+                }
+            },
+            Ok(None) => return, // not PostgreSQL
+            Err(e) => tracing::warn!(error = %e, "cannot listen for publish notifications"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}

@@ -1,0 +1,83 @@
+//! Flagstone's SDK API (the edge): Flagsmith's SDK endpoints, served from compiled documents held
+//! in memory that follow the store's publishes. SQL is never on a request's path except for
+//! identity data (cached) and the identity overrides streamed with the environment document.
+//!
+//! - [`registry`]: the snapshots served, swapped atomically per publish.
+//! - [`follow`]: loading and following published documents, with a local last-good cache.
+//! - [`routes`]: `/api/v1/flags/`, `/identities/`, `/environment-document/`, `/analytics/flags/`,
+//!   `/sse/environments/{key}/stream`.
+
+pub mod auth;
+pub mod error;
+pub mod follow;
+pub mod identity_cache;
+pub mod registry;
+mod routes;
+pub mod snapshot;
+pub mod traits_writer;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use flagstone_store::Store;
+
+pub use follow::{Follower, FollowerConfig, PublishFeed};
+pub use registry::Registry;
+
+/// Tunables of an edge node.
+#[derive(Clone, Debug)]
+pub struct EdgeConfig {
+    /// Identities cached per edge.
+    pub identity_cache_capacity: usize,
+    /// How long a cached identity is trusted (other edges may write its traits).
+    pub identity_cache_ttl: Duration,
+    /// Trait writes waiting to be persisted before new ones are dropped.
+    pub trait_queue_capacity: usize,
+    /// SSE keep-alive interval.
+    pub sse_keep_alive: Duration,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        EdgeConfig {
+            identity_cache_capacity: 100_000,
+            identity_cache_ttl: Duration::from_secs(10),
+            trait_queue_capacity: 10_000,
+            sse_keep_alive: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Everything the SDK handlers share.
+#[derive(Clone)]
+pub struct EdgeState {
+    pub store: Store,
+    pub registry: Arc<Registry>,
+    pub server_keys: Arc<auth::ServerKeys>,
+    pub identities: Arc<identity_cache::IdentityCache>,
+    pub traits: traits_writer::TraitWriter,
+    pub config: EdgeConfig,
+}
+
+impl EdgeState {
+    /// Must be called inside a Tokio runtime (it starts the trait writer).
+    pub fn new(store: Store, registry: Arc<Registry>, config: EdgeConfig) -> EdgeState {
+        EdgeState {
+            traits: traits_writer::TraitWriter::spawn(store.clone(), config.trait_queue_capacity),
+            identities: Arc::new(identity_cache::IdentityCache::new(
+                config.identity_cache_capacity,
+                config.identity_cache_ttl,
+            )),
+            server_keys: Arc::default(),
+            registry,
+            store,
+            config,
+        }
+    }
+}
+
+/// The SDK API router.
+pub fn router(state: EdgeState) -> Router {
+    routes::router(state)
+}

@@ -1,0 +1,294 @@
+//! `GET /api/v1/identities/?identifier=…` and `POST /api/v1/identities/`: an identity's flags,
+//! with Flagsmith's precedence (identity override, then segment override, then environment
+//! default). Stored traits and overrides come from a per-edge cache in front of the store; the
+//! request's traits are merged over them, and persisted behind the request unless transient.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use flagstone_engine::IdentityContext;
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::{caller, json_headers};
+use crate::auth::Caller;
+use crate::error::SdkError;
+use crate::identity_cache::StoredIdentity;
+use crate::snapshot::flag_item;
+use crate::traits_writer::TraitWrite;
+use crate::EdgeState;
+
+/// Flagsmith's limit on trait strings at the SDK endpoint.
+const MAX_TRAIT_CHARS: usize = 2000;
+const MAX_IDENTIFIER_CHARS: usize = 2000;
+
+#[derive(Deserialize)]
+pub(crate) struct IdentifyBody {
+    #[serde(default)]
+    identifier: Option<String>,
+    #[serde(default)]
+    traits: Option<Vec<TraitIn>>,
+    #[serde(default)]
+    transient: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct TraitIn {
+    trait_key: String,
+    #[serde(default)]
+    trait_value: Value,
+    #[serde(default)]
+    transient: Option<bool>,
+}
+
+pub(crate) async fn get_identity(
+    State(state): State<EdgeState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, SdkError> {
+    let c = caller(&state, &headers).await?;
+    let identifier = q
+        .get("identifier")
+        .filter(|i| !i.is_empty())
+        .ok_or_else(|| SdkError::BadRequest("Missing identifier".into()))?;
+    let transient = q.get("transient").is_some_and(|t| t == "true" || t == "1");
+    let resp = identify(&state, &c, identifier.clone(), Vec::new(), transient).await?;
+    respond(&c, resp, q.get("feature").map(String::as_str))
+}
+
+pub(crate) async fn post_identity(
+    State(state): State<EdgeState>,
+    headers: HeaderMap,
+    body: Result<axum::Json<IdentifyBody>, JsonRejection>,
+) -> Result<Response, SdkError> {
+    let c = caller(&state, &headers).await?;
+    let axum::Json(body) = body.map_err(|e| SdkError::BadRequest(e.body_text()))?;
+    let mut incoming = Vec::new();
+    let traits_allowed = c.server || c.snap.allow_client_traits;
+    for t in body.traits.unwrap_or_default() {
+        if !traits_allowed {
+            break;
+        }
+        incoming.push(validate_trait(t)?);
+    }
+    let transient = body.transient.unwrap_or(false);
+    let resp = match body.identifier.filter(|i| !i.is_empty()) {
+        Some(identifier) => identify(&state, &c, identifier, incoming, transient).await?,
+        // No identifier: a fully transient identity, named after its traits as Flagsmith does.
+        None => {
+            let identifier = transient_identifier(&incoming);
+            identify(&state, &c, identifier, incoming, true).await?
+        }
+    };
+    respond(&c, resp, None)
+}
+
+/// A validated incoming trait: key, value (`None` deletes), transient.
+type IncomingTrait = (String, Option<Value>, bool);
+
+fn validate_trait(t: TraitIn) -> Result<IncomingTrait, SdkError> {
+    if t.trait_key.is_empty() || t.trait_key.chars().count() > 200 {
+        return Err(SdkError::Invalid {
+            field: "trait_key".into(),
+            message: "Trait keys must be 1 to 200 characters.".into(),
+        });
+    }
+    let value = match t.trait_value {
+        Value::Null => None,
+        Value::String(s) if s.chars().count() > MAX_TRAIT_CHARS => {
+            return Err(SdkError::Invalid {
+                field: "trait_value".into(),
+                message: format!(
+                    "Value string is too long. Must be less than {MAX_TRAIT_CHARS} character"
+                ),
+            })
+        }
+        v @ (Value::String(_) | Value::Number(_) | Value::Bool(_)) => Some(v),
+        // Flagsmith stores any other JSON as its string form.
+        other => Some(Value::String(other.to_string())),
+    };
+    Ok((t.trait_key, value, t.transient.unwrap_or(false)))
+}
+
+fn transient_identifier(traits: &[IncomingTrait]) -> String {
+    let mut present: Vec<(&str, &Value)> = traits
+        .iter()
+        .filter_map(|(k, v, _)| v.as_ref().map(|v| (k.as_str(), v)))
+        .collect();
+    if present.is_empty() {
+        return uuid::Uuid::new_v4().simple().to_string();
+    }
+    present.sort_by(|a, b| a.0.cmp(b.0));
+    let mut h = Sha256::new();
+    for (k, v) in present {
+        h.update(k.as_bytes());
+        h.update(flagstone_engine::pyfmt::value_str(v).as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+struct Identified {
+    identifier: String,
+    traits: IndexMap<String, Value>,
+    flags: Vec<Value>,
+}
+
+async fn identify(
+    state: &EdgeState,
+    c: &Caller,
+    identifier: String,
+    incoming: Vec<IncomingTrait>,
+    transient: bool,
+) -> Result<Identified, SdkError> {
+    if identifier.chars().count() > MAX_IDENTIFIER_CHARS {
+        return Err(SdkError::Invalid {
+            field: "identifier".into(),
+            message: format!(
+                "Ensure this field has no more than {MAX_IDENTIFIER_CHARS} characters."
+            ),
+        });
+    }
+    let snap = &c.snap;
+    let stored = stored_identity(state, snap.environment_id, snap.revision, &identifier).await;
+    let mut persisted_traits = stored.traits.clone();
+    let mut traits = stored.traits.clone();
+    let mut writes = Vec::new();
+    for (key, value, trait_transient) in incoming {
+        match &value {
+            Some(v) => traits.insert(key.clone(), v.clone()),
+            None => traits.shift_remove(&key),
+        };
+        if !trait_transient {
+            match &value {
+                Some(v) => persisted_traits.insert(key.clone(), v.clone()),
+                None => persisted_traits.shift_remove(&key),
+            };
+            writes.push((key, value));
+        }
+    }
+    let persist = !transient && snap.persist_trait_data && (!writes.is_empty() || !stored.exists);
+    if persist {
+        state.traits.submit(TraitWrite {
+            environment_id: snap.environment_id,
+            identifier: identifier.clone(),
+            traits: writes,
+        });
+        // This edge sees its own write at once; others within the cache TTL.
+        state.identities.put(
+            snap.environment_id,
+            &identifier,
+            snap.revision,
+            Arc::new(StoredIdentity {
+                exists: true,
+                traits: persisted_traits,
+                overrides: stored.overrides.clone(),
+            }),
+        );
+    }
+    let ctx = IdentityContext::new(identifier.clone(), traits.clone());
+    let flags = evaluate(c, &ctx, &stored.overrides);
+    Ok(Identified {
+        identifier,
+        traits,
+        flags,
+    })
+}
+
+/// Flag items for an identity, with identity overrides applied and the caller's filters.
+fn evaluate(c: &Caller, ctx: &IdentityContext, overrides: &[(i64, bool, Value)]) -> Vec<Value> {
+    let snap = &c.snap;
+    let eval = snap.compiled.evaluate_detailed(Some(ctx));
+    let mut out = Vec::with_capacity(eval.flags.len());
+    for f in &eval.flags {
+        let Some(feature_id) = f.feature_id else {
+            continue;
+        };
+        let Some(meta) = snap.features.get(&feature_id) else {
+            continue;
+        };
+        let (enabled, value, variant) = match overrides.iter().find(|o| o.0 == feature_id) {
+            Some((_, enabled, value)) => (*enabled, value, None),
+            None => (f.enabled, f.value, f.variant.as_result_variant()),
+        };
+        if snap.hide_disabled && !enabled {
+            continue;
+        }
+        if !c.server && !snap.hide_disabled && snap.server_key_only.contains(&feature_id) {
+            continue;
+        }
+        let mut item = flag_item(snap.environment_id, feature_id, meta, enabled, value);
+        item["variant"] = variant.map_or(Value::Null, |v| Value::String(v.to_string()));
+        out.push(item);
+    }
+    out
+}
+
+/// The identity's stored traits and overrides, from the cache or the store. If the store cannot
+/// be reached the identity is evaluated with the request's traits alone: flags keep flowing.
+async fn stored_identity(
+    state: &EdgeState,
+    environment_id: i64,
+    revision: i64,
+    identifier: &str,
+) -> Arc<StoredIdentity> {
+    if let Some(hit) = state.identities.get(environment_id, identifier, revision) {
+        return hit;
+    }
+    let loaded = async {
+        let mut tx = state.store.read().await?;
+        flagstone_store::identities::load_identity(&mut tx, environment_id, identifier).await
+    }
+    .await;
+    let identity = match loaded {
+        Ok(Some((_, traits, overrides))) => StoredIdentity {
+            exists: true,
+            traits: traits
+                .into_iter()
+                .map(|t| (t.trait_key, t.trait_value))
+                .collect(),
+            overrides: overrides
+                .into_iter()
+                .map(|o| (o.feature, o.enabled, o.feature_state_value))
+                .collect(),
+        },
+        Ok(None) => StoredIdentity::default(),
+        Err(e) => {
+            metrics::counter!("flagstone_edge_identity_load_failures_total").increment(1);
+            tracing::warn!(environment = environment_id, error = %e, "loading an identity failed; evaluating without stored data");
+            return Arc::new(StoredIdentity::default());
+        }
+    };
+    let identity = Arc::new(identity);
+    state
+        .identities
+        .put(environment_id, identifier, revision, identity.clone());
+    identity
+}
+
+fn respond(c: &Caller, r: Identified, feature: Option<&str>) -> Result<Response, SdkError> {
+    let headers = json_headers(&c.snap.updated_at_header);
+    if let Some(name) = feature {
+        let item = r
+            .flags
+            .into_iter()
+            .find(|f| f["feature"]["name"].as_str() == Some(name))
+            .ok_or(SdkError::FeatureNotFound)?;
+        return Ok((headers, axum::Json(item)).into_response());
+    }
+    let traits: Vec<Value> = if c.snap.hide_sensitive_data {
+        Vec::new()
+    } else {
+        r.traits
+            .into_iter()
+            .map(|(k, v)| json!({"trait_key": k, "trait_value": v}))
+            .collect()
+    };
+    let body = json!({"identifier": r.identifier, "flags": r.flags, "traits": traits});
+    Ok((headers, axum::Json(body)).into_response())
+}

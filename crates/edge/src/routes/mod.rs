@@ -1,0 +1,47 @@
+//! The SDK routes. Paths are Flagsmith's (with or without the trailing slash: the server
+//! normalises them). Responses are gzip-compressed when the client asks (SSE excepted).
+
+mod analytics;
+mod document;
+mod flags;
+mod identities;
+mod realtime;
+
+use axum::http::{HeaderMap, HeaderValue};
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::compression::CompressionLayer;
+
+use crate::auth::{authenticate, Caller};
+use crate::error::SdkError;
+use crate::EdgeState;
+
+pub(crate) fn router(state: EdgeState) -> Router {
+    Router::new()
+        .route("/api/v1/flags", get(flags::get_flags))
+        .route(
+            "/api/v1/identities",
+            get(identities::get_identity).post(identities::post_identity),
+        )
+        .route("/api/v1/environment-document", get(document::get_document))
+        .route("/api/v1/analytics/flags", post(analytics::post_analytics))
+        .route(
+            "/sse/environments/{client_key}/stream",
+            get(realtime::stream),
+        )
+        .layer(CompressionLayer::new())
+        .with_state(state)
+}
+
+pub(crate) async fn caller(state: &EdgeState, headers: &HeaderMap) -> Result<Caller, SdkError> {
+    authenticate(headers, &state.registry, &state.server_keys, &state.store).await
+}
+
+pub(crate) const UPDATED_AT_HEADER: &str = "x-flagsmith-document-updated-at";
+
+pub(crate) fn json_headers(updated_at: &HeaderValue) -> [(&'static str, HeaderValue); 2] {
+    [
+        ("content-type", HeaderValue::from_static("application/json")),
+        (UPDATED_AT_HEADER, updated_at.clone()),
+    ]
+}

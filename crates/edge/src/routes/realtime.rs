@@ -1,0 +1,36 @@
+//! `GET /sse/environments/{client_key}/stream`: Flagsmith's real-time protocol. Each publish of
+//! the environment sends `event: environment_updated` with `{"updated_at": <epoch seconds>}`;
+//! SDKs re-fetch when it is newer than what they hold. The current value is sent on connect, so
+//! a client that reconnects after missing events catches up at once. Keep-alives hold idle
+//! connections open through proxies.
+
+use std::convert::Infallible;
+
+use axum::extract::{Path, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::stream::{self, Stream, StreamExt};
+use tokio_stream::wrappers::BroadcastStream;
+
+use crate::error::SdkError;
+use crate::EdgeState;
+
+pub(crate) async fn stream(
+    State(state): State<EdgeState>,
+    Path(client_key): Path<String>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, SdkError> {
+    let snap = state
+        .registry
+        .get(&client_key)
+        .ok_or(SdkError::NotFound("Not found."))?;
+    let updates = BroadcastStream::new(state.registry.subscribe(&client_key))
+        // A lagging subscriber skips to the next event, which carries the newest time anyway.
+        .filter_map(|r| async move { r.ok() });
+    let events = stream::once(async move { snap.updated_at })
+        .chain(updates)
+        .map(|updated_at| {
+            Ok(Event::default()
+                .event("environment_updated")
+                .data(serde_json::json!({ "updated_at": updated_at }).to_string()))
+        });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(state.config.sse_keep_alive)))
+}

@@ -1,0 +1,229 @@
+//! One published revision of one environment, ready to serve: the compiled document for
+//! identity evaluation, and the responses that do not depend on the caller (`/flags/` for client
+//! and server keys, the document body) serialized once per revision, not once per request.
+
+use std::collections::{HashMap, HashSet};
+
+use axum::http::HeaderValue;
+use bytes::Bytes;
+use flagstone_engine::{CompiledEnvironment, EnvironmentDocument};
+use serde_json::{json, Value};
+
+/// Where the document's `"identity_overrides":[]` sits, so the document endpoint can stream the
+/// identity overrides (kept outside the stored document) into it.
+#[derive(Debug, Clone, Copy)]
+pub struct OverridesSlot {
+    /// Byte offset just after `"identity_overrides":[`.
+    pub at: usize,
+}
+
+/// Metadata of a feature that the SDK responses need.
+#[derive(Debug, Clone)]
+pub struct FeatureMeta {
+    pub name: String,
+    pub feature_type: String,
+    /// `django_id` of the environment default: the flag item's `id`.
+    pub state_id: Option<i64>,
+}
+
+pub struct EnvSnapshot {
+    pub environment_id: i64,
+    pub revision: i64,
+    pub api_key: String,
+    pub compiled: CompiledEnvironment,
+    /// Feature id -> metadata.
+    pub features: HashMap<i64, FeatureMeta>,
+    pub server_key_only: HashSet<i64>,
+    /// `environment.hide_disabled_flags`, falling back to the project's.
+    pub hide_disabled: bool,
+    pub allow_client_traits: bool,
+    pub persist_trait_data: bool,
+    pub stop_serving_flags: bool,
+    pub use_identity_overrides_in_local_eval: bool,
+    pub hide_sensitive_data: bool,
+    /// The environment's `updated_at`, epoch seconds (the SSE event and header value).
+    pub updated_at: f64,
+    pub updated_at_header: HeaderValue,
+    pub last_modified: HeaderValue,
+    pub etag: HeaderValue,
+    /// The stored document JSON (without identity overrides).
+    pub document: Bytes,
+    pub overrides_slot: Option<OverridesSlot>,
+    /// `GET /flags/` bodies.
+    pub flags_client: Bytes,
+    pub flags_server: Bytes,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("document of environment {environment_id} is not valid JSON: {source}")]
+    Json {
+        environment_id: i64,
+        source: serde_json::Error,
+    },
+}
+
+/// Parses Flagsmith's ISO `updated_at` to epoch seconds (naive values are UTC, as the SDKs read it).
+fn parse_updated_at(s: Option<&str>) -> f64 {
+    let Some(s) = s else { return 0.0 };
+    let with_zone = if s.ends_with('Z') || s.contains('+') {
+        s.to_string()
+    } else {
+        format!("{s}Z")
+    };
+    time::OffsetDateTime::parse(&with_zone, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp_nanos() as f64 / 1e9)
+        .unwrap_or(0.0)
+}
+
+/// One `/flags/` item, in the Flagsmith SDK shape.
+pub fn flag_item(
+    environment_id: i64,
+    feature_id: i64,
+    meta: &FeatureMeta,
+    enabled: bool,
+    value: &Value,
+) -> Value {
+    json!({
+        "id": meta.state_id,
+        "feature": {"id": feature_id, "name": meta.name, "type": meta.feature_type},
+        "feature_state_value": value,
+        "enabled": enabled,
+        "environment": environment_id,
+        "identity": null,
+        "feature_segment": null,
+    })
+}
+
+impl EnvSnapshot {
+    /// Builds a snapshot from a published document's JSON.
+    pub fn build(
+        environment_id: i64,
+        revision: i64,
+        etag: &str,
+        json: Vec<u8>,
+    ) -> Result<EnvSnapshot, SnapshotError> {
+        let doc: EnvironmentDocument =
+            serde_json::from_slice(&json).map_err(|source| SnapshotError::Json {
+                environment_id,
+                source,
+            })?;
+        let compiled = CompiledEnvironment::from_document(&doc);
+        let hide_disabled = doc
+            .hide_disabled_flags
+            .unwrap_or(doc.project.hide_disabled_flags);
+        let server_key_only: HashSet<i64> = doc
+            .project
+            .server_key_only_feature_ids
+            .iter()
+            .copied()
+            .collect();
+        let features: HashMap<i64, FeatureMeta> = doc
+            .feature_states
+            .iter()
+            .map(|fs| {
+                (
+                    fs.feature.id,
+                    FeatureMeta {
+                        name: fs.feature.name.clone(),
+                        feature_type: fs.feature.feature_type.clone(),
+                        state_id: fs.django_id,
+                    },
+                )
+            })
+            .collect();
+        let mut client = Vec::new();
+        let mut server = Vec::new();
+        for fs in &doc.feature_states {
+            if hide_disabled && !fs.enabled {
+                continue;
+            }
+            let item = flag_item(
+                doc.id,
+                fs.feature.id,
+                &features[&fs.feature.id],
+                fs.enabled,
+                &fs.feature_state_value,
+            );
+            // Flagsmith quirk kept: with hide-disabled on, server-key-only features are not
+            // filtered for client keys (§1.2 of the reference notes).
+            if hide_disabled || !server_key_only.contains(&fs.feature.id) {
+                client.push(item.clone());
+            }
+            server.push(item);
+        }
+        let updated_at = parse_updated_at(doc.updated_at.as_deref());
+        let secs = updated_at.max(0.0) as u64;
+        let last_modified =
+            httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
+        let overrides_slot = find_overrides_slot(&json);
+        let organisation = doc.project.organisation.as_ref();
+        Ok(EnvSnapshot {
+            environment_id,
+            revision,
+            api_key: doc.api_key.clone(),
+            compiled,
+            features,
+            server_key_only,
+            hide_disabled,
+            allow_client_traits: doc.allow_client_traits,
+            persist_trait_data: organisation.is_none_or(|o| o.persist_trait_data),
+            stop_serving_flags: organisation.is_some_and(|o| o.stop_serving_flags),
+            use_identity_overrides_in_local_eval: doc.use_identity_overrides_in_local_eval,
+            hide_sensitive_data: doc.hide_sensitive_data,
+            updated_at,
+            updated_at_header: header(&updated_at.to_string()),
+            last_modified: header(&last_modified),
+            // The revision is part of the tag: identity overrides are served with the document
+            // but are not in the stored body, so the body's hash alone would not change.
+            etag: header(&format!("\"{etag}-{revision}\"")),
+            document: Bytes::from(json),
+            overrides_slot,
+            flags_client: Bytes::from(serde_json::to_vec(&client).unwrap_or_default()),
+            flags_server: Bytes::from(serde_json::to_vec(&server).unwrap_or_default()),
+        })
+    }
+
+    pub fn flags_body(&self, server_key: bool) -> Bytes {
+        if server_key {
+            self.flags_server.clone()
+        } else {
+            self.flags_client.clone()
+        }
+    }
+}
+
+fn header(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Finds the top-level `"identity_overrides":[` . Inside JSON strings quotes are escaped, so the
+/// only unescaped occurrence of this byte sequence is the key itself.
+fn find_overrides_slot(json: &[u8]) -> Option<OverridesSlot> {
+    const KEY: &[u8] = b"\"identity_overrides\":[";
+    json.windows(KEY.len())
+        .position(|w| w == KEY)
+        .map(|p| OverridesSlot { at: p + KEY.len() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_updated_at_forms() {
+        assert_eq!(parse_updated_at(Some("1970-01-01T00:00:10Z")), 10.0);
+        assert_eq!(parse_updated_at(Some("1970-01-01T00:00:10.500000")), 10.5);
+        assert_eq!(parse_updated_at(Some("garbage")), 0.0);
+        assert_eq!(parse_updated_at(None), 0.0);
+    }
+
+    #[test]
+    fn finds_the_overrides_slot_and_not_escaped_lookalikes() {
+        let j = br#"{"a":"\"identity_overrides\":[","identity_overrides":[],"b":1}"#;
+        let slot = find_overrides_slot(j).unwrap();
+        assert_eq!(&j[slot.at..slot.at + 1], b"]");
+        assert!(j[..slot.at].ends_with(b"\"identity_overrides\":["));
+        assert!(!j[..slot.at - 25].ends_with(b"\"identity_overrides\":["));
+    }
+}
