@@ -711,3 +711,21 @@ async fn override_priorities_insert_move_and_reorder() {
     assert_eq!(st, StatusCode::NO_CONTENT);
     assert_eq!(order(&app, &key, f).await, [c, a, d]);
 }
+
+#[tokio::test]
+async fn routes_are_in_the_openapi_document() {
+    let app = TestApp::new().await;
+    let (s, doc) = app.get("/api/v1/openapi.json").await;
+    assert_eq!(s, StatusCode::OK);
+    for path in [
+        "/api/v1/projects/{id}/segments",
+        "/api/v1/projects/{id}/segments/{segment_id}",
+        "/api/v1/environments/{api_key}/features/{feature_id}/create-segment-override",
+        "/api/v1/environments/{api_key}/segment-overrides",
+        "/api/v1/environments/{api_key}/segment-overrides/{id}",
+        "/api/v1/features/feature-segments/update-priorities",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} missing");
+    }
+    assert!(doc["components"]["schemas"]["SegmentRule"].is_object());
+}

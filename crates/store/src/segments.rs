@@ -3,7 +3,9 @@
 //! Rules are validated in [`rules`]; per-environment overrides live in [`overrides`].
 
 pub mod overrides;
+mod priorities;
 pub mod rules;
+mod text;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::text::{in_list_text, scalar_text};
 use crate::{LimitName, Limits, Result, StoreError};
 
 /// The compiled-size budget of a `REGEX` condition. The engine compiles patterns with the same
@@ -400,82 +401,6 @@ fn object<'v>(field: &str, v: &'v Value, allowed: &[&str]) -> Result<&'v Map<Str
     Ok(obj)
 }
 
-/// Python's `str()` of a JSON scalar; `None` for null, lists and objects.
-fn scalar_text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Bool(true) => Some("True".into()),
-        Value::Bool(false) => Some("False".into()),
-        Value::Number(n) => Some(match (n.as_i64(), n.as_u64(), n.as_f64()) {
-            (Some(i), _, _) => i.to_string(),
-            (_, Some(u), _) => u.to_string(),
-            (_, _, Some(f)) => python_float_repr(f),
-            _ => n.to_string(),
-        }),
-        _ => None,
-    }
-}
-
-/// An IN list as one text value. Comma-joined (what every SDK understands) unless a member
-/// holds a comma or the text would look like JSON; then a JSON array, which the engine parses.
-fn in_list_text(field: &str, items: &[Value]) -> Result<String> {
-    let members = items
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            scalar_text(v)
-                .ok_or_else(|| StoreError::invalid(format!("{field}[{i}]"), "must be a string"))
-        })
-        .collect::<Result<Vec<String>>>()?;
-    let joined = members.join(",");
-    if members.is_empty() || members.iter().any(|m| m.contains(',')) || joined.starts_with('[') {
-        Ok(serde_json::to_string(&members).expect("strings serialize"))
-    } else {
-        Ok(joined)
-    }
-}
-
-/// `repr()` of a Python float: shortest round-trip digits, `.0` for whole numbers, exponent
-/// form when the decimal exponent is below -4 or at least 16.
-fn python_float_repr(x: f64) -> String {
-    if x.is_nan() {
-        return "nan".into();
-    }
-    if x.is_infinite() {
-        return if x > 0.0 { "inf" } else { "-inf" }.into();
-    }
-    let sci = format!("{x:e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let (sign, mantissa) = match mantissa.strip_prefix('-') {
-        Some(m) => ("-", m),
-        None => ("", mantissa),
-    };
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let body = if (-4..16).contains(&exp) {
-        if exp < 0 {
-            format!("0.{}{digits}", "0".repeat((-exp - 1) as usize))
-        } else {
-            let int_len = exp as usize + 1;
-            if digits.len() <= int_len {
-                format!("{digits}{}.0", "0".repeat(int_len - digits.len()))
-            } else {
-                format!("{}.{}", &digits[..int_len], &digits[int_len..])
-            }
-        }
-    } else {
-        let frac = &digits[1..];
-        let frac = if frac.is_empty() {
-            String::new()
-        } else {
-            format!(".{frac}")
-        };
-        let esign = if exp < 0 { '-' } else { '+' };
-        format!("{}{frac}e{esign}{:02}", &digits[..1], exp.abs())
-    };
-    format!("{sign}{body}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -513,9 +438,6 @@ mod tests {
             .map(|c| c.value.clone().unwrap())
             .collect();
         assert_eq!(values, ["1", "True", "1.5", "1e+20", "2.0"]);
-        assert_eq!(python_float_repr(1e-5), "1e-05");
-        assert_eq!(python_float_repr(0.0001), "0.0001");
-        assert_eq!(python_float_repr(-123.25), "-123.25");
     }
 
     #[test]
