@@ -6,18 +6,12 @@ use serde_json::Value;
 
 use crate::{Result, StoreError};
 
-/// Python's `str()` of a JSON scalar; `None` for null, lists and objects.
+/// Python's `str()` of a JSON scalar (the engine's formatting, so stored values and evaluation
+/// agree); `None` for null, lists and objects.
 pub(super) fn scalar_text(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
-        Value::Bool(true) => Some("True".into()),
-        Value::Bool(false) => Some("False".into()),
-        Value::Number(n) => Some(match (n.as_i64(), n.as_u64(), n.as_f64()) {
-            (Some(i), _, _) => i.to_string(),
-            (_, Some(u), _) => u.to_string(),
-            (_, _, Some(f)) => python_float_repr(f),
-            _ => n.to_string(),
-        }),
+        Value::Bool(_) | Value::Number(_) => Some(flagstone_engine::pyfmt::value_str(v)),
         _ => None,
     }
 }
@@ -41,58 +35,18 @@ pub(super) fn in_list_text(field: &str, items: &[Value]) -> Result<String> {
     }
 }
 
-/// `repr()` of a Python float: shortest round-trip digits, `.0` for whole numbers, exponent
-/// form when the decimal exponent is below -4 or at least 16.
-fn python_float_repr(x: f64) -> String {
-    if x.is_nan() {
-        return "nan".into();
-    }
-    if x.is_infinite() {
-        return if x > 0.0 { "inf" } else { "-inf" }.into();
-    }
-    let sci = format!("{x:e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let (sign, mantissa) = match mantissa.strip_prefix('-') {
-        Some(m) => ("-", m),
-        None => ("", mantissa),
-    };
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let body = if (-4..16).contains(&exp) {
-        if exp < 0 {
-            format!("0.{}{digits}", "0".repeat((-exp - 1) as usize))
-        } else {
-            let int_len = exp as usize + 1;
-            if digits.len() <= int_len {
-                format!("{digits}{}.0", "0".repeat(int_len - digits.len()))
-            } else {
-                format!("{}.{}", &digits[..int_len], &digits[int_len..])
-            }
-        }
-    } else {
-        let frac = &digits[1..];
-        let frac = if frac.is_empty() {
-            String::new()
-        } else {
-            format!(".{frac}")
-        };
-        let esign = if exp < 0 { '-' } else { '+' };
-        format!("{}{frac}e{esign}{:02}", &digits[..1], exp.abs())
-    };
-    format!("{sign}{body}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
-    fn floats_print_like_python_repr() {
-        assert_eq!(python_float_repr(1e-5), "1e-05");
-        assert_eq!(python_float_repr(0.0001), "0.0001");
-        assert_eq!(python_float_repr(-123.25), "-123.25");
-        assert_eq!(python_float_repr(2.0), "2.0");
-        assert_eq!(python_float_repr(1e16), "1e+16");
-        assert_eq!(python_float_repr(123456789012345.6), "123456789012345.6");
+    fn scalars_print_like_python_str() {
+        assert_eq!(scalar_text(&json!(1e-5)).unwrap(), "1e-05");
+        assert_eq!(scalar_text(&json!(2.0)).unwrap(), "2.0");
+        assert_eq!(scalar_text(&json!(1e16)).unwrap(), "1e+16");
+        assert_eq!(scalar_text(&json!(7)).unwrap(), "7");
+        assert_eq!(scalar_text(&json!(true)).unwrap(), "True");
+        assert_eq!(scalar_text(&json!(null)), None);
     }
 }
