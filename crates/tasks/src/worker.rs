@@ -1,0 +1,148 @@
+//! The worker loop: keeps up to `concurrency` publishes running, sleeps exactly until the next
+//! job is due (at most `poll_interval`), reconciles periodically, and on shutdown hands running
+//! jobs back. The main entry point is [`Worker::run`].
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flagstone_store::queue;
+use flagstone_store::Store;
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::publish::{publish_job, PublishOutcome};
+use crate::{Publications, WorkerConfig};
+
+pub struct Worker {
+    store: Store,
+    config: WorkerConfig,
+    publications: Publications,
+    wake: Arc<Notify>,
+}
+
+fn log_outcome(environment_id: i64, outcome: &PublishOutcome, took: Duration) {
+    let ms = took.as_millis() as u64;
+    match outcome {
+        PublishOutcome::Published {
+            revision,
+            follow_up,
+        } => tracing::info!(
+            environment = environment_id,
+            revision,
+            follow_up,
+            ms,
+            "published"
+        ),
+        PublishOutcome::Superseded { revision } => {
+            tracing::info!(environment = environment_id, revision, ms, "superseded")
+        }
+        PublishOutcome::Retrying { attempts, error } => tracing::warn!(
+            environment = environment_id,
+            attempts,
+            error = %error,
+            "publish failed; will retry"
+        ),
+        PublishOutcome::Parked { reason, error } => tracing::error!(
+            environment = environment_id,
+            reason = reason.as_str(),
+            error = %error,
+            "publish parked; the environment keeps its last published document"
+        ),
+        other => tracing::warn!(environment = environment_id, outcome = ?other, "publish ended"),
+    }
+}
+
+impl Worker {
+    pub fn new(store: Store, config: WorkerConfig, publications: Publications) -> Worker {
+        Worker {
+            store,
+            config,
+            publications,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Wakes the worker's loop now (e.g. after an in-process change), instead of at its next
+    /// poll.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    pub fn config(&self) -> &WorkerConfig {
+        &self.config
+    }
+
+    /// Runs until `shutdown` resolves, then waits up to `shutdown_grace` for running builds and
+    /// hands back the jobs of those still running.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let cfg = Arc::new(self.config);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
+        let mut running: JoinSet<()> = JoinSet::new();
+        let mut next_reconcile = Instant::now();
+        tracing::info!(owner = %cfg.owner, concurrency = cfg.concurrency, "worker started");
+        tokio::pin!(shutdown);
+        loop {
+            while running.try_join_next().is_some() {}
+            if Instant::now() >= next_reconcile {
+                match queue::reconcile(&self.store).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::warn!(jobs = n, "reconciler re-queued unpublished environments")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "reconcile failed"),
+                }
+                next_reconcile = Instant::now() + cfg.reconcile_interval;
+            }
+            let permit = tokio::select! {
+                p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
+                _ = &mut shutdown => break,
+            };
+            let idle = match queue::claim(&self.store, &cfg.owner, &cfg.queue).await {
+                Ok(Some(lease)) => {
+                    let store = self.store.clone();
+                    let cfg = cfg.clone();
+                    let publications = self.publications.clone();
+                    let stop = stop_rx.clone();
+                    running.spawn(async move {
+                        let started = Instant::now();
+                        let outcome = publish_job(&store, &lease, &cfg, &publications, stop).await;
+                        log_outcome(lease.environment_id, &outcome, started.elapsed());
+                        drop(permit);
+                    });
+                    continue;
+                }
+                Ok(None) => match queue::next_due_in(&self.store).await {
+                    Ok(Some(ms)) => Duration::from_millis(ms as u64).min(cfg.poll_interval),
+                    _ => cfg.poll_interval,
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot claim publish jobs; retrying");
+                    cfg.poll_interval.max(Duration::from_secs(1))
+                }
+            };
+            drop(permit);
+            tokio::select! {
+                _ = tokio::time::sleep(idle) => {}
+                _ = self.wake.notified() => {}
+                _ = &mut shutdown => break,
+            }
+        }
+        tracing::info!(running = running.len(), "worker stopping");
+        let grace = tokio::time::sleep(cfg.shutdown_grace);
+        tokio::pin!(grace);
+        loop {
+            tokio::select! {
+                next = running.join_next() => if next.is_none() { break },
+                _ = &mut grace => {
+                    // Running builds hand their jobs back instead of waiting for lease expiry.
+                    let _ = stop_tx.send(true);
+                    while running.join_next().await.is_some() {}
+                    break;
+                }
+            }
+        }
+        tracing::info!("worker stopped");
+    }
+}
