@@ -12,6 +12,7 @@ mod identities;
 mod organisations;
 mod projects;
 mod segments;
+mod tasks;
 
 pub(crate) fn all(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     let r = organisations::routes(r);
@@ -20,5 +21,6 @@ pub(crate) fn all(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     let r = features::routes(r);
     let r = segments::routes(r);
     let r = identities::routes(r);
+    let r = tasks::routes(r);
     audit::routes(r)
 }
