@@ -1,9 +1,11 @@
 //! The `flagstone` binary: one command per role (serve, migrate, eval…). Each subcommand lives in
 //! its own module; this file only parses arguments and dispatches.
 
+mod bench;
 mod db_args;
 mod eval;
 mod serve;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -28,6 +30,18 @@ enum Command {
     Migrate(db_args::DbArgs),
     /// Evaluate flags offline: an evaluation context, or an environment document for one identity.
     Eval(eval::EvalArgs),
+    /// Run the task processor alone: claim publish jobs, build and publish documents.
+    Worker(worker::WorkerArgs),
+    /// Queue every environment whose published document is behind its revision.
+    Reconcile(db_args::DbArgs),
+    /// Show the publish queue: depth, parked jobs, stale environments.
+    Status(worker::StatusArgs),
+    /// Retry or discard a parked publish job.
+    #[command(subcommand)]
+    Tasks(worker::TasksCommand),
+    /// Measure the publishing pipeline (see BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +49,11 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Eval(args) => eval::run(args),
         Command::Serve(args) => run_async(serve::run(args)),
+        Command::Worker(args) => run_async(worker::run(args)),
+        Command::Reconcile(db) => run_async(worker::reconcile(db)),
+        Command::Status(args) => run_async(worker::status(args)),
+        Command::Tasks(cmd) => run_async(worker::tasks(cmd)),
+        Command::Bench(cmd) => run_async(bench::run(cmd)),
         Command::Migrate(db) => run_async(async move {
             db.open().await?;
             println!("migrations applied");

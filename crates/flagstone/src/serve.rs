@@ -22,6 +22,8 @@ pub struct ServeArgs {
     /// printed once.
     #[arg(long, env = "FLAGSTONE_ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<String>,
+    #[command(flatten)]
+    pub worker: crate::worker::WorkerOptions,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -45,6 +47,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .layer(TraceLayer::new_for_http());
     // Flagsmith's paths end with '/': accept both forms.
     let app = NormalizePathLayer::trim_trailing_slash().layer(app);
+    // The task processor runs in-process; it announces publishes on `publications`.
+    let publications = flagstone_tasks::Publications::new();
+    let (stop_worker, worker_stop) = tokio::sync::watch::channel(false);
+    let worker =
+        crate::worker::spawn_in_process(store.clone(), &args.worker, publications, worker_stop);
     let listener = tokio::net::TcpListener::bind(args.bind).await?;
     tracing::info!(addr = %args.bind, backend = ?store.backend(), "flagstone listening");
     axum::serve(
@@ -53,6 +60,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     )
     .with_graceful_shutdown(shutdown_signal())
     .await?;
+    let _ = stop_worker.send(true);
+    let _ = worker.await;
     store.close().await;
     tracing::info!("flagstone stopped");
     Ok(())

@@ -1,0 +1,176 @@
+//! Real `flagstone worker` processes against one database: a worker killed with SIGKILL in the
+//! middle of a build loses nothing (another worker reclaims its lease and publishes), and two
+//! workers on PostgreSQL never build the same environment at once.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use flagstone_store::document::{self, fixture};
+use flagstone_store::queue;
+use flagstone_store::testing::{test_store, TestStore};
+use flagstone_store::Store;
+
+/// A worker process, killed (SIGKILL) when dropped.
+struct Worker(Child);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn child_url(t: &TestStore) -> String {
+    match &t.pg_schema {
+        Some(schema) => format!("{}?options=-c%20search_path%3D{schema}", t.url),
+        None => t.url.clone(),
+    }
+}
+
+fn start_worker(t: &TestStore, build_delay_ms: u64, lease_ms: u64) -> Worker {
+    let child = Command::new(env!("CARGO_BIN_EXE_flagstone"))
+        .args(["worker", "--database-url", &child_url(t)])
+        .args(["--worker-lease-ms", &lease_ms.to_string()])
+        .env("FLAGSTONE_TEST_BUILD_DELAY_MS", build_delay_ms.to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start flagstone worker");
+    Worker(child)
+}
+
+async fn revisions(store: &Store, env: i64) -> (i64, Option<i64>) {
+    let mut tx = store.read().await.unwrap();
+    let current = flagstone_store::environments::get(&mut tx, env)
+        .await
+        .unwrap()
+        .revision;
+    let published = document::stored::published_revision(&mut tx, env)
+        .await
+        .unwrap();
+    (current, published)
+}
+
+async fn wait_converged(store: &Store, env: i64, within: Duration) {
+    let start = Instant::now();
+    loop {
+        let (current, published) = revisions(store, env).await;
+        if published == Some(current) {
+            return;
+        }
+        assert!(
+            start.elapsed() < within,
+            "environment {env}: revision {current}, published {published:?} after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_build_loses_nothing() {
+    let t = test_store().await;
+    let fx = fixture::create(&t.store, fixture::Shape::INCIDENT.times(0))
+        .await
+        .unwrap();
+    for n in 0..20 {
+        fixture::change_feature(&t.store, &fx, n, "before the crash")
+            .await
+            .unwrap();
+    }
+    // The first worker is slow: it is still building when it gets killed.
+    let doomed = start_worker(&t, 60_000, 1_000);
+    let start = Instant::now();
+    let owner = loop {
+        let mut tx = t.store.read().await.unwrap();
+        let job = queue::get_job(&mut tx, fx.environment_id).await.unwrap();
+        if let Some(owner) = job
+            .filter(|j| j.state == "running")
+            .and_then(|j| j.lease_owner)
+        {
+            break owner;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "worker never claimed the job"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    drop(doomed); // SIGKILL, mid-build
+    assert_eq!(revisions(&t.store, fx.environment_id).await.1, None);
+
+    // A second worker takes over once the dead one's lease expires.
+    let _rescuer = start_worker(&t, 0, 1_000);
+    wait_converged(&t.store, fx.environment_id, Duration::from_secs(20)).await;
+    let mut tx = t.store.read().await.unwrap();
+    let log = queue::publish_log(&mut tx, Some(fx.environment_id), 100)
+        .await
+        .unwrap();
+    let published = log.iter().find(|e| e.outcome == "published").unwrap();
+    assert_ne!(published.worker, owner, "published by the rescuer");
+    assert!(queue::get_job(&mut tx, fx.environment_id)
+        .await
+        .unwrap()
+        .is_none());
+    let status = queue::status(&mut tx).await.unwrap();
+    assert_eq!((status.pending, status.running, status.parked), (0, 0, 0));
+    assert_eq!(status.stale_environments, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_on_postgres_never_build_one_environment_at_once() {
+    let t = test_store().await;
+    if t.pg_schema.is_none() {
+        return; // SQLite: one process.
+    }
+    let mut envs = Vec::new();
+    for _ in 0..3 {
+        envs.push(
+            fixture::create(&t.store, fixture::Shape::INCIDENT.times(0))
+                .await
+                .unwrap(),
+        );
+    }
+    let _a = start_worker(&t, 150, 2_000);
+    let _b = start_worker(&t, 150, 2_000);
+    let stop = Instant::now() + Duration::from_secs(4);
+    let mut n = 0;
+    while Instant::now() < stop {
+        for fx in &envs {
+            fixture::change_feature(&t.store, fx, n, &format!("v{n}"))
+                .await
+                .unwrap();
+        }
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+    for fx in &envs {
+        wait_converged(&t.store, fx.environment_id, Duration::from_secs(20)).await;
+    }
+    let mut tx = t.store.read().await.unwrap();
+    let mut workers = std::collections::HashSet::new();
+    for fx in &envs {
+        let log = queue::publish_log(&mut tx, Some(fx.environment_id), 10_000)
+            .await
+            .unwrap();
+        assert!(log.len() >= 2, "{} builds", log.len());
+        let mut spans: Vec<_> = log
+            .iter()
+            .map(|e| (e.started_at, e.finished_at, &e.worker))
+            .collect();
+        spans.sort();
+        for w in spans.windows(2) {
+            assert!(
+                w[1].0 >= w[0].1,
+                "environment {} built by {} and {} at once: {:?} overlaps {:?}",
+                fx.environment_id,
+                w[0].2,
+                w[1].2,
+                (w[0].0, w[0].1),
+                (w[1].0, w[1].1)
+            );
+        }
+        workers.extend(log.iter().map(|e| e.worker.clone()));
+    }
+    assert_eq!(workers.len(), 2, "both workers took part");
+}
