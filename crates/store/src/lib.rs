@@ -21,6 +21,7 @@ pub mod organisations;
 pub mod projects;
 pub mod queue;
 pub mod segments;
+pub mod transfer;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod values;

@@ -1,0 +1,592 @@
+//! Writes a checked [`Plan`] into the target project and environment: features and their
+//! options, segments, this environment's feature states, segment overrides and identity
+//! overrides, keeping the document's ids wherever they are free ([`super::ids`]).
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use super::ids::{insert_with_id, Ids};
+use super::plan::{Plan, PlanState};
+use crate::values::{encode_allocations, encode_value, MvAllocation};
+use crate::{clock::now_ms, environments::insert_default_state, sql, Result, StoreError, Tx};
+
+pub(crate) struct Written {
+    pub deleted_features: usize,
+    pub deleted_segments: usize,
+}
+
+/// Row ids of the plan's features and, per feature, of all its options (listed ones first,
+/// in plan order, then the ones the document does not list).
+struct Mapped {
+    features: Vec<i64>,
+    options: Vec<Vec<i64>>,
+}
+
+pub(crate) async fn rows(
+    tx: &mut Tx,
+    ids: &mut Ids,
+    plan: &mut Plan,
+    project: i64,
+    environment: i64,
+) -> Result<Written> {
+    let (features, deleted_features) = features(tx, ids, plan, project, environment).await?;
+    let options = options(tx, ids, plan, &features).await?;
+    let mapped = Mapped { features, options };
+    let (segments, deleted_segments) = segments(tx, ids, plan, project).await?;
+    states(tx, ids, plan, &mapped, environment).await?;
+    overrides(tx, ids, plan, &mapped, &segments, environment).await?;
+    identity_overrides(tx, plan, &mapped, environment).await?;
+    Ok(Written {
+        deleted_features,
+        deleted_segments,
+    })
+}
+
+/// Matches existing rows of the project to planned ones: by id, then by `key(name)`.
+fn match_rows(
+    existing: &[(i64, String)],
+    planned: &[(i64, String)],
+    key: fn(&str) -> String,
+) -> Vec<Option<i64>> {
+    let mut taken = std::collections::HashSet::new();
+    let by_id: HashMap<i64, usize> = existing.iter().enumerate().map(|(i, e)| (e.0, i)).collect();
+    let mut out: Vec<Option<i64>> = planned
+        .iter()
+        .map(|(id, _)| {
+            by_id.get(id).map(|&i| {
+                taken.insert(i);
+                existing[i].0
+            })
+        })
+        .collect();
+    for (slot, (_, name)) in out.iter_mut().zip(planned) {
+        if slot.is_none() {
+            let found = existing
+                .iter()
+                .enumerate()
+                .find(|(i, e)| !taken.contains(i) && key(&e.1) == key(name));
+            if let Some((i, e)) = found {
+                taken.insert(i);
+                *slot = Some(e.0);
+            }
+        }
+    }
+    out
+}
+
+async fn delete_unmatched(
+    tx: &mut Tx,
+    table: &str,
+    existing: &[(i64, String)],
+    matched: &[Option<i64>],
+) -> Result<usize> {
+    let keep: std::collections::HashSet<i64> = matched.iter().flatten().copied().collect();
+    let sql = format!("DELETE FROM {table} WHERE id = $1");
+    let mut n = 0;
+    for (id, _) in existing.iter().filter(|(id, _)| !keep.contains(id)) {
+        sql!(&mut *tx, |c| sqlx::query(&sql)
+            .bind(*id)
+            .execute(c)
+            .await?
+            .rows_affected());
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Gives renamed rows a placeholder name first, so swapping two names never collides.
+async fn park_names(
+    tx: &mut Tx,
+    table: &str,
+    existing: &[(i64, String)],
+    matched: &[Option<i64>],
+    names: &[String],
+) -> Result<()> {
+    let current: HashMap<i64, &String> = existing.iter().map(|(id, n)| (*id, n)).collect();
+    let sql = format!("UPDATE {table} SET name = $2 WHERE id = $1");
+    for (m, name) in matched.iter().zip(names) {
+        if let Some(id) = m {
+            if current.get(id).is_some_and(|n| *n != name) {
+                let parked = format!("\u{1}import-{id}");
+                sql!(&mut *tx, |c| sqlx::query(&sql)
+                    .bind(*id)
+                    .bind(&parked)
+                    .execute(c)
+                    .await?
+                    .rows_affected());
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn existing_rows(tx: &mut Tx, table: &str, project: i64) -> Result<Vec<(i64, String)>> {
+    let sql = format!("SELECT id, name FROM {table} WHERE project_id = $1 ORDER BY id");
+    Ok(sql!(&mut *tx, |c| sqlx::query_as(&sql)
+        .bind(project)
+        .fetch_all(c)
+        .await?))
+}
+
+fn state_of(plan: &Plan, feature: usize) -> Option<&PlanState> {
+    plan.states.iter().find(|s| s.feature == feature)
+}
+
+async fn features(
+    tx: &mut Tx,
+    ids: &mut Ids,
+    plan: &Plan,
+    project: i64,
+    environment: i64,
+) -> Result<(Vec<i64>, usize)> {
+    let existing = existing_rows(tx, "features", project).await?;
+    let planned: Vec<(i64, String)> = plan
+        .features
+        .iter()
+        .map(|f| (f.doc_id, f.name.clone()))
+        .collect();
+    let matched = match_rows(&existing, &planned, str::to_lowercase);
+    let deleted = delete_unmatched(tx, "features", &existing, &matched).await?;
+    let names: Vec<String> = planned.iter().map(|p| p.1.clone()).collect();
+    park_names(tx, "features", &existing, &matched, &names).await?;
+    let others: Vec<i64> = sql!(&mut *tx, |c| {
+        sqlx::query_scalar("SELECT id FROM environments WHERE project_id = $1 AND id <> $2")
+            .bind(project)
+            .bind(environment)
+            .fetch_all(c)
+            .await?
+    });
+    let now = now_ms();
+    let mut out = Vec::with_capacity(plan.features.len());
+    for (i, (f, m)) in plan.features.iter().zip(&matched).enumerate() {
+        let id = match m {
+            Some(id) => {
+                sql!(&mut *tx, |c| {
+                    sqlx::query("UPDATE features SET name = $2, type = $3, is_server_key_only = $4 WHERE id = $1")
+                        .bind(*id).bind(&f.name).bind(f.kind).bind(f.server_key_only)
+                        .execute(c).await?.rows_affected()
+                });
+                *id
+            }
+            None => {
+                // The new feature's defaults are this environment's state, so other
+                // environments of the project start where this one is.
+                let (enabled, value) = state_of(plan, i)
+                    .map_or((false, None), |s| (s.enabled, encode_value(&s.value)));
+                let (id, _) = insert_with_id!(
+                    tx,
+                    ids,
+                    "features",
+                    [
+                        "project_id",
+                        "name",
+                        "type",
+                        "initial_value",
+                        "default_enabled",
+                        "description",
+                        "is_server_key_only",
+                        "tags",
+                        "created_at"
+                    ],
+                    Some(f.doc_id).filter(|d| *d > 0),
+                    |q| q
+                        .bind(project)
+                        .bind(&f.name)
+                        .bind(f.kind)
+                        .bind(&value)
+                        .bind(enabled)
+                        .bind(None::<String>)
+                        .bind(f.server_key_only)
+                        .bind("[]")
+                        .bind(now)
+                );
+                for env in &others {
+                    insert_default_state(tx, id, *env, enabled, value.as_deref(), now).await?;
+                }
+                id
+            }
+        };
+        out.push(id);
+    }
+    Ok((out, deleted))
+}
+
+async fn options(
+    tx: &mut Tx,
+    ids: &mut Ids,
+    plan: &Plan,
+    features: &[i64],
+) -> Result<Vec<Vec<i64>>> {
+    let mut out = Vec::with_capacity(features.len());
+    for (f, &feature_id) in plan.features.iter().zip(features) {
+        let existing: Vec<(i64, Option<String>, Option<String>)> = sql!(&mut *tx, |c| {
+            sqlx::query_as(
+                "SELECT id, key, value FROM mv_options WHERE feature_id = $1 ORDER BY id",
+            )
+            .bind(feature_id)
+            .fetch_all(c)
+            .await?
+        });
+        let is_new = existing.is_empty();
+        let mut taken = vec![false; existing.len()];
+        let mut ids_of = Vec::with_capacity(f.options.len());
+        for o in &f.options {
+            let value = encode_value(&o.value);
+            let pos = existing
+                .iter()
+                .enumerate()
+                .position(|(i, e)| !taken[i] && o.doc_id == Some(e.0))
+                .or_else(|| {
+                    existing
+                        .iter()
+                        .enumerate()
+                        .position(|(i, e)| !taken[i] && o.key.is_some() && e.1 == o.key)
+                })
+                .or_else(|| {
+                    existing
+                        .iter()
+                        .enumerate()
+                        .position(|(i, e)| !taken[i] && e.2 == value)
+                });
+            let id = match pos {
+                Some(i) => {
+                    taken[i] = true;
+                    let id = existing[i].0;
+                    // Clear the key first: two options may swap keys.
+                    sql!(&mut *tx, |c| sqlx::query(
+                        "UPDATE mv_options SET key = NULL, value = $2 WHERE id = $1"
+                    )
+                    .bind(id)
+                    .bind(&value)
+                    .execute(c)
+                    .await?
+                    .rows_affected());
+                    id
+                }
+                None => {
+                    // A new feature takes this environment's split as its default; an option
+                    // added to an existing feature defaults to 0 %, so the other environments'
+                    // states (which do not list it) keep their totals.
+                    let default = if is_new { o.default_allocation } else { 0.0 };
+                    insert_with_id!(
+                        tx,
+                        ids,
+                        "mv_options",
+                        [
+                            "feature_id",
+                            "value",
+                            "default_percentage_allocation",
+                            "key",
+                            "uuid"
+                        ],
+                        o.doc_id.filter(|d| *d > 0),
+                        |q| q
+                            .bind(feature_id)
+                            .bind(&value)
+                            .bind(default)
+                            .bind(None::<String>)
+                            .bind(uuid::Uuid::new_v4().to_string())
+                    )
+                    .0
+                }
+            };
+            ids_of.push(id);
+        }
+        for (id, o) in ids_of.iter().zip(&f.options) {
+            if let Some(key) = &o.key {
+                sql!(&mut *tx, |c| sqlx::query(
+                    "UPDATE mv_options SET key = $2 WHERE id = $1"
+                )
+                .bind(*id)
+                .bind(key)
+                .execute(c)
+                .await
+                .map_err(crate::error::unique_as_conflict(
+                    "multivariate_feature_option.key",
+                    "two options of the feature have this key"
+                ))?
+                .rows_affected());
+            }
+        }
+        // Options the document does not list still exist; they get 0 % below.
+        ids_of.extend(
+            existing
+                .iter()
+                .zip(&taken)
+                .filter(|(_, t)| !**t)
+                .map(|(e, _)| e.0),
+        );
+        out.push(ids_of);
+    }
+    Ok(out)
+}
+
+async fn segments(
+    tx: &mut Tx,
+    ids: &mut Ids,
+    plan: &mut Plan,
+    project: i64,
+) -> Result<(Vec<i64>, usize)> {
+    let existing = existing_rows(tx, "segments", project).await?;
+    let planned: Vec<(i64, String)> = plan
+        .segments
+        .iter()
+        .map(|s| (s.doc_id, s.name.clone()))
+        .collect();
+    let matched = match_rows(&existing, &planned, str::to_string);
+    let deleted = delete_unmatched(tx, "segments", &existing, &matched).await?;
+    let names: Vec<String> = planned.iter().map(|p| p.1.clone()).collect();
+    park_names(tx, "segments", &existing, &matched, &names).await?;
+    let now = now_ms();
+    let mut out = Vec::with_capacity(plan.segments.len());
+    let mut warnings = Vec::new();
+    for (s, m) in plan.segments.iter().zip(&matched) {
+        let id = match m {
+            Some(id) => {
+                sql!(&mut *tx, |c| {
+                    sqlx::query(
+                        "UPDATE segments SET name = $2, rules = $3, updated_at = $4 WHERE id = $1",
+                    )
+                    .bind(*id)
+                    .bind(&s.name)
+                    .bind(&s.rules)
+                    .bind(now)
+                    .execute(c)
+                    .await?
+                    .rows_affected()
+                });
+                *id
+            }
+            None => {
+                insert_with_id!(
+                    tx,
+                    ids,
+                    "segments",
+                    [
+                        "project_id",
+                        "name",
+                        "description",
+                        "rules",
+                        "created_at",
+                        "updated_at"
+                    ],
+                    Some(s.doc_id),
+                    |q| q
+                        .bind(project)
+                        .bind(&s.name)
+                        .bind(None::<String>)
+                        .bind(&s.rules)
+                        .bind(now)
+                        .bind(now)
+                )
+                .0
+            }
+        };
+        if id != s.doc_id && s.has_split {
+            warnings.push(format!(
+                "segment {:?}: id {} is used elsewhere, imported as {id}; its PERCENTAGE_SPLIT \
+                 hashes the segment id, so membership changes",
+                s.name, s.doc_id
+            ));
+        }
+        out.push(id);
+    }
+    plan.warnings.extend(warnings);
+    Ok((out, deleted))
+}
+
+/// This state's allocations over every option of its feature (unlisted ones at 0 %, so the
+/// feature's defaults never leak into an imported state).
+fn allocations(state: &PlanState, options: &[i64]) -> String {
+    let allocs: Vec<MvAllocation> = options
+        .iter()
+        .enumerate()
+        .map(|(i, &id)| MvAllocation {
+            multivariate_feature_option: id,
+            percentage_allocation: state
+                .allocations
+                .iter()
+                .find(|(o, _)| *o == i)
+                .map_or(0.0, |a| a.1),
+        })
+        .collect();
+    encode_allocations(&allocs)
+}
+
+fn state_uuid(s: &PlanState) -> String {
+    s.uuid
+        .as_deref()
+        .and_then(|u| uuid::Uuid::parse_str(u).ok())
+        .unwrap_or_else(uuid::Uuid::new_v4)
+        .to_string()
+}
+
+fn warn_django(plan_warnings: &mut Vec<String>, what: &str, s: &PlanState, got: i64) {
+    if let Some(d) = s.django_id {
+        if d != got && !s.allocations.is_empty() {
+            plan_warnings.push(format!(
+                "{what}: django_id {d} is used elsewhere, imported as {got}; variant assignment \
+                 of this feature changes"
+            ));
+        }
+    }
+}
+
+async fn states(
+    tx: &mut Tx,
+    ids: &mut Ids,
+    plan: &mut Plan,
+    m: &Mapped,
+    environment: i64,
+) -> Result<()> {
+    sql!(&mut *tx, |c| sqlx::query(
+        "DELETE FROM feature_states WHERE environment_id = $1"
+    )
+    .bind(environment)
+    .execute(c)
+    .await?
+    .rows_affected());
+    let now = now_ms();
+    let mut warnings = Vec::new();
+    for (i, f) in plan.features.iter().enumerate() {
+        let blank = PlanState {
+            feature: i,
+            django_id: None,
+            uuid: None,
+            enabled: false,
+            value: Value::Null,
+            allocations: vec![],
+        };
+        let s = state_of(plan, i).unwrap_or(&blank);
+        let (got, _) = insert_with_id!(
+            tx,
+            ids,
+            "feature_states",
+            [
+                "feature_id",
+                "environment_id",
+                "enabled",
+                "value",
+                "mv_allocations",
+                "uuid",
+                "updated_at"
+            ],
+            s.django_id,
+            |q| q
+                .bind(m.features[i])
+                .bind(environment)
+                .bind(s.enabled)
+                .bind(encode_value(&s.value))
+                .bind(allocations(s, &m.options[i]))
+                .bind(state_uuid(s))
+                .bind(now)
+        );
+        warn_django(
+            &mut warnings,
+            &format!("feature state of {:?}", f.name),
+            s,
+            got,
+        );
+    }
+    plan.warnings.extend(warnings);
+    Ok(())
+}
+
+async fn overrides(
+    tx: &mut Tx,
+    ids: &mut Ids,
+    plan: &mut Plan,
+    m: &Mapped,
+    segments: &[i64],
+    environment: i64,
+) -> Result<()> {
+    sql!(&mut *tx, |c| sqlx::query(
+        "DELETE FROM segment_overrides WHERE environment_id = $1"
+    )
+    .bind(environment)
+    .execute(c)
+    .await?
+    .rows_affected());
+    let now = now_ms();
+    let mut warnings = Vec::new();
+    for (seg, &segment_id) in plan.segments.iter().zip(segments) {
+        for (priority, s) in &seg.overrides {
+            let (got, _) = insert_with_id!(
+                tx,
+                ids,
+                "segment_overrides",
+                [
+                    "feature_id",
+                    "segment_id",
+                    "environment_id",
+                    "priority",
+                    "enabled",
+                    "value",
+                    "mv_allocations",
+                    "uuid",
+                    "updated_at"
+                ],
+                s.django_id,
+                |q| q
+                    .bind(m.features[s.feature])
+                    .bind(segment_id)
+                    .bind(environment)
+                    .bind(*priority)
+                    .bind(s.enabled)
+                    .bind(encode_value(&s.value))
+                    .bind(allocations(s, &m.options[s.feature]))
+                    .bind(state_uuid(s))
+                    .bind(now)
+            );
+            let what = format!(
+                "override of {:?} for segment {:?}",
+                plan.features[s.feature].name, seg.name
+            );
+            warn_django(&mut warnings, &what, s, got);
+        }
+    }
+    plan.warnings.extend(warnings);
+    Ok(())
+}
+
+async fn identity_overrides(tx: &mut Tx, plan: &Plan, m: &Mapped, environment: i64) -> Result<()> {
+    sql!(&mut *tx, |c| sqlx::query(
+        "DELETE FROM identity_overrides WHERE environment_id = $1"
+    )
+    .bind(environment)
+    .execute(c)
+    .await?
+    .rows_affected());
+    let now = now_ms();
+    for identity in &plan.identities {
+        let id: Option<i64> = sql!(&mut *tx, |c| {
+            sqlx::query_scalar(
+                "INSERT INTO identities (environment_id, identifier, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (environment_id, identifier) DO UPDATE SET identifier = excluded.identifier \
+                 RETURNING id",
+            )
+            .bind(environment).bind(&identity.identifier).bind(now).fetch_optional(c).await?
+        });
+        let identity_id = id.ok_or_else(|| StoreError::Corrupt {
+            what: "identities",
+            detail: "upsert returned no row".into(),
+        })?;
+        for (feature, enabled, value, uuid) in &identity.overrides {
+            let uuid = uuid
+                .as_deref()
+                .and_then(|u| uuid::Uuid::parse_str(u).ok())
+                .unwrap_or_else(uuid::Uuid::new_v4);
+            sql!(&mut *tx, |c| {
+                sqlx::query(
+                    "INSERT INTO identity_overrides (identity_id, feature_id, environment_id, enabled, \
+                         value, uuid, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(identity_id).bind(m.features[*feature]).bind(environment).bind(*enabled)
+                .bind(encode_value(value)).bind(uuid.to_string()).bind(now)
+                .execute(c).await?.rows_affected()
+            });
+        }
+    }
+    Ok(())
+}
