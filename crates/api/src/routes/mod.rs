@@ -13,6 +13,7 @@ mod organisations;
 mod projects;
 mod segments;
 mod tasks;
+mod transfer;
 
 pub(crate) fn all(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     let r = organisations::routes(r);
@@ -22,5 +23,6 @@ pub(crate) fn all(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     let r = segments::routes(r);
     let r = identities::routes(r);
     let r = tasks::routes(r);
+    let r = transfer::routes(r);
     audit::routes(r)
 }

@@ -3,7 +3,6 @@
 //! spliced into its `identity_overrides` list, read from one snapshot. The SDK edge serves the
 //! same splice from the published document. Main entry point: [`export`].
 
-use std::cell::RefCell;
 use std::io::Write;
 
 use serde::Serialize;
@@ -40,8 +39,37 @@ fn io_error(e: std::io::Error) -> StoreError {
     StoreError::Config(format!("cannot write the document: {e}"))
 }
 
+/// The output, remembering the first write error (later writes are skipped).
+struct Sink<'a, W> {
+    out: &'a mut W,
+    written: u64,
+    failed: Option<std::io::Error>,
+}
+
+impl<W: Write> Sink<'_, W> {
+    fn write(&mut self, bytes: &[u8]) -> bool {
+        if self.failed.is_some() {
+            return false;
+        }
+        match self.out.write_all(bytes) {
+            Ok(()) => {
+                self.written += bytes.len() as u64;
+                true
+            }
+            Err(e) => {
+                self.failed = Some(e);
+                false
+            }
+        }
+    }
+}
+
 /// Writes the document of the environment with client key `api_key` to `out`.
-pub async fn export(store: &Store, api_key: &str, out: &mut impl Write) -> Result<ExportSummary> {
+pub async fn export(
+    store: &Store,
+    api_key: &str,
+    out: &mut (impl Write + Send),
+) -> Result<ExportSummary> {
     let mut tx = store.read().await?;
     if let Tx::Postgres(t) = &mut tx {
         // The document and the overrides must come from the same committed state.
@@ -63,42 +91,29 @@ pub async fn export(store: &Store, api_key: &str, out: &mut impl Write) -> Resul
             what: "built document",
             detail: "does not end with identity_overrides".into(),
         })?;
-    let written = RefCell::new(0u64);
-    let failed = RefCell::new(None::<std::io::Error>);
-    let out = RefCell::new(out);
-    let write = |bytes: &[u8]| {
-        if failed.borrow().is_some() {
-            return false;
-        }
-        match out.borrow_mut().write_all(bytes) {
-            Ok(()) => {
-                *written.borrow_mut() += bytes.len() as u64;
-                true
-            }
-            Err(e) => {
-                *failed.borrow_mut() = Some(e);
-                false
-            }
-        }
+    let mut sink = Sink {
+        out,
+        written: 0,
+        failed: None,
     };
-    write(head);
-    write(b"\"identity_overrides\":[");
+    sink.write(head);
+    sink.write(b"\"identity_overrides\":[");
     let mut first = true;
     let identities = identity_overrides::stream(&mut tx, env.id, |json| {
-        let ok = (first || write(b",")) && write(&json);
+        let ok = (first || sink.write(b",")) && sink.write(&json);
         first = false;
         std::future::ready(ok)
     })
     .await?;
-    write(b"]}");
-    if let Some(e) = failed.into_inner() {
+    sink.write(b"]}");
+    if let Some(e) = sink.failed {
         return Err(io_error(e));
     }
-    out.into_inner().flush().map_err(io_error)?;
+    sink.out.flush().map_err(io_error)?;
     Ok(ExportSummary {
         revision: built.revision,
         identities,
-        bytes: written.into_inner(),
+        bytes: sink.written,
     })
 }
 

@@ -1,0 +1,169 @@
+//! `POST /api/v1/environment-document/import/` and `GET /api/v1/environments/{key}/document/`:
+//! moving an environment from Flagsmith and back out, over HTTP, on both backends.
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::TestApp;
+use flagstone_engine::{CompiledEnvironment, EnvironmentDocument, IdentityContext};
+use serde_json::{json, Value};
+
+const MIGRATION: &str = include_str!("../../store/tests/data/flagsmith-migration.json");
+const KEY: &str = "mIgRaTeMeKey0123456789";
+
+fn migration() -> Value {
+    serde_json::from_str(MIGRATION).unwrap()
+}
+
+#[tokio::test]
+async fn import_creates_then_replaces_and_export_evaluates_alike() {
+    let app = TestApp::new().await;
+    let audits = app.audit_count().await;
+    let (s, report) = app
+        .post("/api/v1/environment-document/import/", migration())
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{report}");
+    assert_eq!(report["organisation"], 55);
+    assert_eq!(report["project"], 117);
+    assert_eq!(report["environment"], 4242);
+    assert_eq!(report["api_key"], KEY);
+    assert_eq!(report["created"], true);
+    assert_eq!(report["features"], 6);
+    assert_eq!(report["segments"], 5);
+    assert_eq!(report["segment_overrides"], 7);
+    assert_eq!(report["identity_overrides"], 2);
+    assert_eq!(report["warnings"], json!([]));
+    assert_eq!(app.audit_count().await, audits + 1);
+    let rev = app.revision(KEY).await;
+
+    // The environment is an ordinary Flagstone environment now.
+    let (s, env) = app.get(&format!("/api/v1/environments/{KEY}/")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(env["name"], "Production");
+    let (s, features) = app.get("/api/v1/projects/117/features/").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(features["count"], 6);
+
+    let (s, exported) = app
+        .get(&format!("/api/v1/environments/{KEY}/document/"))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let exported: EnvironmentDocument = serde_json::from_value(exported).unwrap();
+    let original: EnvironmentDocument = serde_json::from_str(MIGRATION).unwrap();
+    assert_eq!(exported.identity_overrides.len(), 2);
+    let (a, b) = (
+        CompiledEnvironment::from_document(&original),
+        CompiledEnvironment::from_document(&exported),
+    );
+    for i in 0..100 {
+        let id: IdentityContext = serde_json::from_value(json!({
+            "identifier": if i == 0 { "vip-1".to_string() } else { format!("user-{i}") },
+            "traits": {"email_domain": "example.com", "app_version": "1.0.0", "user_no": i}
+        }))
+        .unwrap();
+        assert_eq!(a.evaluate(Some(&id)).flags, b.evaluate(Some(&id)).flags);
+    }
+
+    // Importing it again replaces the environment: same counts, one more revision and audit.
+    let (s, again) = app
+        .post("/api/v1/environment-document/import/", migration())
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{again}");
+    assert_eq!(again["created"], false);
+    assert_eq!(again["environment"], 4242);
+    assert_eq!(app.revision(KEY).await, rev + 1);
+    assert_eq!(app.audit_count().await, audits + 2);
+    let (_, features) = app.get("/api/v1/projects/117/features/").await;
+    assert_eq!(features["count"], 6);
+}
+
+#[tokio::test]
+async fn bad_documents_are_400_and_write_nothing() {
+    let app = TestApp::new().await;
+    let audits = app.audit_count().await;
+
+    let (s, e) = app
+        .req_with(
+            Method::POST,
+            "/api/v1/environment-document/import/",
+            Some("{not json".into()),
+            Some(common::ADMIN_KEY),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+
+    let (s, e) = app
+        .post(
+            "/api/v1/environment-document/import/",
+            json!({"name": "no key"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert!(e.to_string().contains("api_key"), "{e}");
+
+    let mut d = migration();
+    d["project"]["segments"][0]["rules"][0]["rules"][0]["conditions"][0]["value"] = json!("150");
+    let (s, e) = app.post("/api/v1/environment-document/import/", d).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(e["error"], "invalid");
+    assert_eq!(
+        e["field"],
+        "project.segments[0].rules[0].rules[0].conditions[0].value"
+    );
+
+    let mut d = migration();
+    let long = "x".repeat(1_001);
+    d["project"]["segments"][1]["rules"][0]["rules"][0]["conditions"][0]["operator"] =
+        json!("EQUAL");
+    d["project"]["segments"][1]["rules"][0]["rules"][0]["conditions"][0]["property_"] = json!("p");
+    d["project"]["segments"][1]["rules"][0]["rules"][0]["conditions"][0]["value"] = json!(long);
+    let (s, e) = app.post("/api/v1/environment-document/import/", d).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(e["error"], "limit_exceeded");
+    assert_eq!(e["limit"], "max_condition_value_bytes");
+
+    let (s, _) = app.get("/api/v1/environments/").await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, envs) = app.get("/api/v1/environments/").await;
+    assert_eq!(envs["count"], 0);
+    assert_eq!(app.audit_count().await, audits);
+
+    let (s, e) = app
+        .get("/api/v1/environments/nope-nope-nope/document/")
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
+}
+
+#[tokio::test]
+async fn import_and_export_need_the_admin_key() {
+    let app = TestApp::new().await;
+    let (s, _) = app
+        .req_with(
+            Method::POST,
+            "/api/v1/environment-document/import/",
+            Some(MIGRATION.into()),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = app
+        .req_with(
+            Method::GET,
+            &format!("/api/v1/environments/{KEY}/document/"),
+            None,
+            Some("wrong-key"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn documents_over_the_request_limit_are_refused() {
+    let app = TestApp::new().await;
+    let mut d = migration();
+    // 2 MiB of padding in an ignored field.
+    d["padding"] = json!("x".repeat(2 * 1024 * 1024));
+    let (s, e) = app.post("/api/v1/environment-document/import/", d).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{e}");
+    assert_eq!(e["error"], "limit_exceeded");
+}
