@@ -5,6 +5,7 @@ mod bench;
 mod db_args;
 mod eval;
 mod serve;
+mod transfer;
 mod worker;
 
 use std::process::ExitCode;
@@ -30,6 +31,10 @@ enum Command {
     Migrate(db_args::DbArgs),
     /// Evaluate flags offline: an evaluation context, or an environment document for one identity.
     Eval(eval::EvalArgs),
+    /// Import a Flagsmith environment document: create or replace that environment.
+    Import(transfer::ImportArgs),
+    /// Export an environment as a Flagsmith environment document (identity overrides included).
+    Export(transfer::ExportArgs),
     /// Run the task processor alone: claim publish jobs, build and publish documents.
     Worker(worker::WorkerArgs),
     /// Queue every environment whose published document is behind its revision.
@@ -48,6 +53,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Eval(args) => eval::run(args),
+        Command::Import(args) => run_async(transfer::import(args)),
+        Command::Export(args) => run_async(transfer::export(args)),
         Command::Serve(args) => run_async(serve::run(args)),
         Command::Worker(args) => run_async(worker::run(args)),
         Command::Reconcile(db) => run_async(worker::reconcile(db)),

@@ -35,10 +35,12 @@
 //! Flagsmith hashed the uuid, variants whose value ids order differently from their option
 //! ids), the import still succeeds and [`ImportReport::warnings`] names each affected entity.
 
+mod env_rows;
 mod export;
 mod ids;
 mod import;
 mod plan;
+mod states;
 mod write;
 
 use serde::Serialize;

@@ -1,15 +1,14 @@
-//! Writes a checked [`Plan`] into the target project and environment: features and their
-//! options, segments, this environment's feature states, segment overrides and identity
-//! overrides, keeping the document's ids wherever they are free ([`super::ids`]).
+//! Writes a checked [`Plan`] into the target project: features and their options, and
+//! segments, matched to existing rows by id then name, keeping the document's ids for new rows
+//! wherever they are free ([`super::ids`]). Environment-level rows are [`super::env_rows`]'s.
 
 use std::collections::HashMap;
 
-use serde_json::Value;
-
+use super::env_rows::{identity_overrides, overrides, states};
 use super::ids::{insert_with_id, Ids};
 use super::plan::{Plan, PlanState};
-use crate::values::{encode_allocations, encode_value, MvAllocation};
-use crate::{clock::now_ms, environments::insert_default_state, sql, Result, StoreError, Tx};
+use crate::values::encode_value;
+use crate::{clock::now_ms, environments::insert_default_state, sql, Result, Tx};
 
 pub(crate) struct Written {
     pub deleted_features: usize,
@@ -18,9 +17,9 @@ pub(crate) struct Written {
 
 /// Row ids of the plan's features and, per feature, of all its options (listed ones first,
 /// in plan order, then the ones the document does not list).
-struct Mapped {
-    features: Vec<i64>,
-    options: Vec<Vec<i64>>,
+pub(super) struct Mapped {
+    pub features: Vec<i64>,
+    pub options: Vec<Vec<i64>>,
 }
 
 pub(crate) async fn rows(
@@ -129,7 +128,7 @@ async fn existing_rows(tx: &mut Tx, table: &str, project: i64) -> Result<Vec<(i6
         .await?))
 }
 
-fn state_of(plan: &Plan, feature: usize) -> Option<&PlanState> {
+pub(super) fn state_of(plan: &Plan, feature: usize) -> Option<&PlanState> {
     plan.states.iter().find(|s| s.feature == feature)
 }
 
@@ -394,199 +393,4 @@ async fn segments(
     }
     plan.warnings.extend(warnings);
     Ok((out, deleted))
-}
-
-/// This state's allocations over every option of its feature (unlisted ones at 0 %, so the
-/// feature's defaults never leak into an imported state).
-fn allocations(state: &PlanState, options: &[i64]) -> String {
-    let allocs: Vec<MvAllocation> = options
-        .iter()
-        .enumerate()
-        .map(|(i, &id)| MvAllocation {
-            multivariate_feature_option: id,
-            percentage_allocation: state
-                .allocations
-                .iter()
-                .find(|(o, _)| *o == i)
-                .map_or(0.0, |a| a.1),
-        })
-        .collect();
-    encode_allocations(&allocs)
-}
-
-fn state_uuid(s: &PlanState) -> String {
-    s.uuid
-        .as_deref()
-        .and_then(|u| uuid::Uuid::parse_str(u).ok())
-        .unwrap_or_else(uuid::Uuid::new_v4)
-        .to_string()
-}
-
-fn warn_django(plan_warnings: &mut Vec<String>, what: &str, s: &PlanState, got: i64) {
-    if let Some(d) = s.django_id {
-        if d != got && !s.allocations.is_empty() {
-            plan_warnings.push(format!(
-                "{what}: django_id {d} is used elsewhere, imported as {got}; variant assignment \
-                 of this feature changes"
-            ));
-        }
-    }
-}
-
-async fn states(
-    tx: &mut Tx,
-    ids: &mut Ids,
-    plan: &mut Plan,
-    m: &Mapped,
-    environment: i64,
-) -> Result<()> {
-    sql!(&mut *tx, |c| sqlx::query(
-        "DELETE FROM feature_states WHERE environment_id = $1"
-    )
-    .bind(environment)
-    .execute(c)
-    .await?
-    .rows_affected());
-    let now = now_ms();
-    let mut warnings = Vec::new();
-    for (i, f) in plan.features.iter().enumerate() {
-        let blank = PlanState {
-            feature: i,
-            django_id: None,
-            uuid: None,
-            enabled: false,
-            value: Value::Null,
-            allocations: vec![],
-        };
-        let s = state_of(plan, i).unwrap_or(&blank);
-        let (got, _) = insert_with_id!(
-            tx,
-            ids,
-            "feature_states",
-            [
-                "feature_id",
-                "environment_id",
-                "enabled",
-                "value",
-                "mv_allocations",
-                "uuid",
-                "updated_at"
-            ],
-            s.django_id,
-            |q| q
-                .bind(m.features[i])
-                .bind(environment)
-                .bind(s.enabled)
-                .bind(encode_value(&s.value))
-                .bind(allocations(s, &m.options[i]))
-                .bind(state_uuid(s))
-                .bind(now)
-        );
-        warn_django(
-            &mut warnings,
-            &format!("feature state of {:?}", f.name),
-            s,
-            got,
-        );
-    }
-    plan.warnings.extend(warnings);
-    Ok(())
-}
-
-async fn overrides(
-    tx: &mut Tx,
-    ids: &mut Ids,
-    plan: &mut Plan,
-    m: &Mapped,
-    segments: &[i64],
-    environment: i64,
-) -> Result<()> {
-    sql!(&mut *tx, |c| sqlx::query(
-        "DELETE FROM segment_overrides WHERE environment_id = $1"
-    )
-    .bind(environment)
-    .execute(c)
-    .await?
-    .rows_affected());
-    let now = now_ms();
-    let mut warnings = Vec::new();
-    for (seg, &segment_id) in plan.segments.iter().zip(segments) {
-        for (priority, s) in &seg.overrides {
-            let (got, _) = insert_with_id!(
-                tx,
-                ids,
-                "segment_overrides",
-                [
-                    "feature_id",
-                    "segment_id",
-                    "environment_id",
-                    "priority",
-                    "enabled",
-                    "value",
-                    "mv_allocations",
-                    "uuid",
-                    "updated_at"
-                ],
-                s.django_id,
-                |q| q
-                    .bind(m.features[s.feature])
-                    .bind(segment_id)
-                    .bind(environment)
-                    .bind(*priority)
-                    .bind(s.enabled)
-                    .bind(encode_value(&s.value))
-                    .bind(allocations(s, &m.options[s.feature]))
-                    .bind(state_uuid(s))
-                    .bind(now)
-            );
-            let what = format!(
-                "override of {:?} for segment {:?}",
-                plan.features[s.feature].name, seg.name
-            );
-            warn_django(&mut warnings, &what, s, got);
-        }
-    }
-    plan.warnings.extend(warnings);
-    Ok(())
-}
-
-async fn identity_overrides(tx: &mut Tx, plan: &Plan, m: &Mapped, environment: i64) -> Result<()> {
-    sql!(&mut *tx, |c| sqlx::query(
-        "DELETE FROM identity_overrides WHERE environment_id = $1"
-    )
-    .bind(environment)
-    .execute(c)
-    .await?
-    .rows_affected());
-    let now = now_ms();
-    for identity in &plan.identities {
-        let id: Option<i64> = sql!(&mut *tx, |c| {
-            sqlx::query_scalar(
-                "INSERT INTO identities (environment_id, identifier, created_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (environment_id, identifier) DO UPDATE SET identifier = excluded.identifier \
-                 RETURNING id",
-            )
-            .bind(environment).bind(&identity.identifier).bind(now).fetch_optional(c).await?
-        });
-        let identity_id = id.ok_or_else(|| StoreError::Corrupt {
-            what: "identities",
-            detail: "upsert returned no row".into(),
-        })?;
-        for (feature, enabled, value, uuid) in &identity.overrides {
-            let uuid = uuid
-                .as_deref()
-                .and_then(|u| uuid::Uuid::parse_str(u).ok())
-                .unwrap_or_else(uuid::Uuid::new_v4);
-            sql!(&mut *tx, |c| {
-                sqlx::query(
-                    "INSERT INTO identity_overrides (identity_id, feature_id, environment_id, enabled, \
-                         value, uuid, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(identity_id).bind(m.features[*feature]).bind(environment).bind(*enabled)
-                .bind(encode_value(value)).bind(uuid.to_string()).bind(now)
-                .execute(c).await?.rows_affected()
-            });
-        }
-    }
-    Ok(())
 }
