@@ -8,6 +8,7 @@
 //! in [`CompiledEnvironment::issues`].
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
@@ -34,6 +35,8 @@ pub struct CompiledEnvironment {
     pub(crate) env_name: Box<str>,
     pub(crate) segments: Vec<CompiledSegment>,
     pub(crate) features: Vec<CompiledFeature>,
+    /// Every segment's rules, flattened.
+    pub(crate) program: Program,
     /// Trait name -> slot in the per-evaluation trait table.
     pub(crate) trait_slots: HashMap<Box<str>, usize>,
     /// The context without identity, for the rare general JSONPath.
@@ -71,7 +74,9 @@ pub(crate) struct CompiledSegment {
     pub key: Box<str>,
     pub name: Box<str>,
     pub metadata: Option<Map<String, Value>>,
-    pub rules: Vec<CompiledRule>,
+    /// The node (in [`Program::nodes`]) that holds when all the segment's rules hold;
+    /// `None` for a segment without rules, which never matches.
+    pub root: Option<u32>,
     /// `TARGETING_MATCH; segment=<name>`, pre-formatted.
     pub reason: Box<str>,
     pub overrides: Vec<CompiledOverride>,
@@ -114,20 +119,44 @@ pub(crate) struct CompiledVariant {
     pub reason: Box<str>,
 }
 
-#[derive(Debug, Clone)]
-pub(crate) struct CompiledRule {
-    pub quantifier: Quantifier,
+/// The segment rules of a whole environment as flat arrays, walked without recursion
+/// through closures. Within a rule, conditions and sub-rules are ordered cheapest first:
+/// conditions are pure, so the order in which `all`/`any`/`none` visits them cannot change
+/// the outcome, only how soon it short-circuits.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Program {
+    /// Distinct condition properties; conditions refer to them by index.
+    pub accessors: Vec<Accessor>,
     pub conditions: Vec<CompiledCondition>,
-    pub rules: Vec<CompiledRule>,
+    pub nodes: Vec<Node>,
+    /// The children of all nodes; each node owns up to two contiguous ranges.
+    pub items: Vec<Item>,
+}
+
+/// One rule (or a segment's top level).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Node {
+    pub kind: NodeKind,
+    /// Ranges of [`Program::items`]. `All` and `None` use only the first (conditions and
+    /// sub-rules merged); `Any` holds when each non-empty range has a match, as Flagsmith
+    /// applies the quantifier to the conditions and to the sub-rules separately.
+    pub groups: [(u32, u32); 2],
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Quantifier {
+pub(crate) enum NodeKind {
     All,
     Any,
     None,
-    /// Unknown rule type: matches only when it has neither conditions nor sub-rules.
-    Invalid,
+    /// Never holds (an unknown rule type with conditions or sub-rules, or too deep).
+    Never,
+}
+
+/// A child of a node.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Item {
+    Condition(u32),
+    Node(u32),
 }
 
 /// Where a condition reads its value from.
@@ -151,16 +180,20 @@ pub(crate) enum Target {
 #[derive(Debug, Clone)]
 pub(crate) enum CompiledCondition {
     Never,
-    IsSet(Accessor),
-    IsNotSet(Accessor),
-    In(Accessor, InSet),
-    /// `None` accessor: legacy split on the identity key.
-    PercentageSplit(Option<Accessor>, f64),
-    Modulo(Accessor, f64, f64),
-    Regex(Accessor, Box<regex::Regex>),
-    NotContains(Accessor, Box<str>),
-    Typed(Comparison, Accessor, Box<TypedOperand>),
+    IsSet(AccessorId),
+    IsNotSet(AccessorId),
+    In(AccessorId, InSet),
+    /// `None` accessor: legacy split on the identity key. Seeded with the segment key.
+    PercentageSplit(Option<AccessorId>, f64, Box<str>),
+    Modulo(AccessorId, f64, f64),
+    /// Shared between all conditions with the same pattern.
+    Regex(AccessorId, Arc<regex::Regex>),
+    NotContains(AccessorId, Box<str>),
+    Typed(Comparison, AccessorId, Box<TypedOperand>),
 }
+
+/// Index into [`Program::accessors`].
+pub(crate) type AccessorId = u32;
 
 impl CompiledEnvironment {
     /// Compiles an evaluation context. Its `identity`, if any, is ignored: identities are
@@ -220,6 +253,13 @@ struct Compiler<'c> {
     needs_general: bool,
     static_base: Option<Value>,
     current_segment: String,
+    current_segment_key: Box<str>,
+    program: Program,
+    /// Property -> index in `program.accessors`.
+    accessor_ids: HashMap<String, AccessorId>,
+    /// Compiled patterns (or their error message) by pattern text, so that a pattern
+    /// repeated across conditions is compiled once.
+    regexes: HashMap<String, Result<Arc<regex::Regex>, String>>,
 }
 
 impl<'c> Compiler<'c> {
@@ -231,6 +271,10 @@ impl<'c> Compiler<'c> {
             needs_general: false,
             static_base: None,
             current_segment: String::new(),
+            current_segment_key: Box::from(""),
+            program: Program::default(),
+            accessor_ids: HashMap::new(),
+            regexes: HashMap::new(),
         }
     }
 
@@ -252,7 +296,8 @@ impl<'c> Compiler<'c> {
             segments.push(self.compile_segment(sc, &by_name));
         }
         let general_base = if self.needs_general {
-            Some(self.static_base())
+            self.static_base();
+            self.static_base.take()
         } else {
             None
         };
@@ -261,6 +306,7 @@ impl<'c> Compiler<'c> {
             env_name: self.ctx.environment.name.as_str().into(),
             segments,
             features: by_name.into_values().collect(),
+            program: self.program,
             trait_slots: self.trait_slots,
             general_base,
             issues: self.issues,
@@ -273,7 +319,22 @@ impl<'c> Compiler<'c> {
         features: &IndexMap<&str, CompiledFeature>,
     ) -> CompiledSegment {
         self.current_segment = sc.name.clone();
-        let rules = sc.rules.iter().map(|r| self.compile_rule(r, 1)).collect();
+        self.current_segment_key = sc.key.as_str().into();
+        let mut rules: Vec<(Item, u32)> = sc
+            .rules
+            .iter()
+            .map(|r| {
+                let (node, cost) = self.compile_rule(r, 1);
+                (Item::Node(node), cost)
+            })
+            .collect();
+        let root = if rules.is_empty() {
+            None
+        } else {
+            rules.sort_by_key(|&(_, cost)| cost);
+            let group = self.push_items(&rules);
+            Some(self.push_node(NodeKind::All, [group, (group.1, group.1)]))
+        };
         let overrides = sc
             .overrides
             .iter()
@@ -289,47 +350,120 @@ impl<'c> Compiler<'c> {
             key: sc.key.as_str().into(),
             name: sc.name.as_str().into(),
             metadata: sc.metadata.clone().filter(|m| !m.is_empty()),
-            rules,
+            root,
             reason: format!("TARGETING_MATCH; segment={}", sc.name).into(),
             overrides,
         }
     }
 
-    fn compile_rule(&mut self, rule: &SegmentRule, depth: usize) -> CompiledRule {
+    fn push_items(&mut self, items: &[(Item, u32)]) -> (u32, u32) {
+        let start = self.program.items.len() as u32;
+        self.program
+            .items
+            .extend(items.iter().map(|&(item, _)| item));
+        (start, self.program.items.len() as u32)
+    }
+
+    fn push_node(&mut self, kind: NodeKind, groups: [(u32, u32); 2]) -> u32 {
+        self.program.nodes.push(Node { kind, groups });
+        (self.program.nodes.len() - 1) as u32
+    }
+
+    /// Compiles a rule into a node; returns it with its estimated evaluation cost.
+    fn compile_rule(&mut self, rule: &SegmentRule, depth: usize) -> (u32, u32) {
         if depth > MAX_RULE_DEPTH {
             self.issues.push(CompileIssue::RulesTooDeep {
                 segment: self.current_segment.clone(),
                 max: MAX_RULE_DEPTH,
             });
-            return CompiledRule {
-                quantifier: Quantifier::Invalid,
-                conditions: vec![CompiledCondition::Never],
-                rules: Vec::new(),
-            };
+            return (self.push_node(NodeKind::Never, [(0, 0); 2]), 0);
         }
-        let quantifier = match rule.rule_type {
-            RuleType::All => Quantifier::All,
-            RuleType::Any => Quantifier::Any,
-            RuleType::None => Quantifier::None,
+        let kind = match rule.rule_type {
+            RuleType::All => NodeKind::All,
+            RuleType::Any => NodeKind::Any,
+            RuleType::None => NodeKind::None,
             RuleType::Unknown => {
                 self.issues.push(CompileIssue::UnknownRuleType {
                     segment: self.current_segment.clone(),
                 });
-                Quantifier::Invalid
+                NodeKind::Never
             }
         };
-        CompiledRule {
-            quantifier,
-            conditions: rule
-                .conditions
-                .iter()
-                .map(|c| self.compile_condition(c))
-                .collect(),
-            rules: rule
-                .rules
-                .iter()
-                .map(|r| self.compile_rule(r, depth + 1))
-                .collect(),
+        let mut conditions: Vec<(Item, u32)> = rule
+            .conditions
+            .iter()
+            .map(|c| {
+                let c = self.compile_condition(c);
+                let cost = self.condition_cost(&c);
+                self.program.conditions.push(c);
+                (
+                    Item::Condition((self.program.conditions.len() - 1) as u32),
+                    cost,
+                )
+            })
+            .collect();
+        let mut rules: Vec<(Item, u32)> = rule
+            .rules
+            .iter()
+            .map(|r| {
+                let (node, cost) = self.compile_rule(r, depth + 1);
+                (Item::Node(node), cost)
+            })
+            .collect();
+        let cost = conditions
+            .iter()
+            .chain(&rules)
+            .fold(1u32, |acc, &(_, c)| acc.saturating_add(c));
+        let node = match kind {
+            // An unknown rule type holds only when it has nothing to quantify over.
+            NodeKind::Never if conditions.is_empty() && rules.is_empty() => {
+                self.push_node(NodeKind::All, [(0, 0); 2])
+            }
+            NodeKind::Never => self.push_node(NodeKind::Never, [(0, 0); 2]),
+            NodeKind::Any => {
+                conditions.sort_by_key(|&(_, cost)| cost);
+                rules.sort_by_key(|&(_, cost)| cost);
+                let first = self.push_items(&conditions);
+                let second = self.push_items(&rules);
+                self.push_node(kind, [first, second])
+            }
+            NodeKind::All | NodeKind::None => {
+                conditions.append(&mut rules);
+                conditions.sort_by_key(|&(_, cost)| cost);
+                let group = self.push_items(&conditions);
+                self.push_node(kind, [group, (group.1, group.1)])
+            }
+        };
+        (node, cost)
+    }
+
+    /// A rough relative cost of evaluating a condition, to order siblings cheapest first.
+    fn condition_cost(&self, c: &CompiledCondition) -> u32 {
+        let access = |a: &AccessorId| match &self.program.accessors[*a as usize] {
+            Accessor::Path {
+                target: Target::General(_),
+                ..
+            } => 200,
+            _ => 0,
+        };
+        match c {
+            CompiledCondition::Never => 0,
+            CompiledCondition::IsSet(a) | CompiledCondition::IsNotSet(a) => 1 + access(a),
+            CompiledCondition::Typed(op, a, operand) => {
+                let base = if operand.is_semver() {
+                    6
+                } else if *op == Comparison::Contains {
+                    3
+                } else {
+                    2
+                };
+                base + access(a)
+            }
+            CompiledCondition::In(a, _)
+            | CompiledCondition::NotContains(a, _)
+            | CompiledCondition::Modulo(a, _, _) => 3 + access(a),
+            CompiledCondition::Regex(a, _) => 12 + access(a),
+            CompiledCondition::PercentageSplit(a, _, _) => 40 + a.as_ref().map_or(0, access),
         }
     }
 
@@ -376,7 +510,11 @@ impl<'c> Compiler<'c> {
                 } else {
                     Some(self.accessor(&c.property))
                 };
-                CompiledCondition::PercentageSplit(accessor, threshold)
+                CompiledCondition::PercentageSplit(
+                    accessor,
+                    threshold,
+                    self.current_segment_key.clone(),
+                )
             }
             Operator::Modulo => match parse_modulo(&c.value) {
                 Some((divisor, remainder)) if divisor != 0.0 => {
@@ -389,13 +527,20 @@ impl<'c> Compiler<'c> {
             },
             Operator::Regex => {
                 let pattern = pyfmt::value_str(&c.value);
-                match compile_regex(&pattern) {
-                    Ok(re) => CompiledCondition::Regex(self.accessor(&c.property), Box::new(re)),
-                    Err(e) => {
+                let compiled = self
+                    .regexes
+                    .entry(pattern)
+                    .or_insert_with_key(|p| {
+                        compile_regex(p).map(Arc::new).map_err(|e| e.to_string())
+                    })
+                    .clone();
+                match compiled {
+                    Ok(re) => CompiledCondition::Regex(self.accessor(&c.property), re),
+                    Err(message) => {
                         self.issues.push(CompileIssue::InvalidRegex {
                             segment: self.current_segment.clone(),
-                            pattern,
-                            message: e.to_string(),
+                            pattern: pyfmt::value_str(&c.value),
+                            message,
                         });
                         CompiledCondition::Never
                     }
@@ -426,7 +571,19 @@ impl<'c> Compiler<'c> {
         *self.trait_slots.entry(name.into()).or_insert(next)
     }
 
-    fn accessor(&mut self, property: &str) -> Accessor {
+    /// Interns a property's accessor.
+    fn accessor(&mut self, property: &str) -> AccessorId {
+        if let Some(&id) = self.accessor_ids.get(property) {
+            return id;
+        }
+        let accessor = self.new_accessor(property);
+        self.program.accessors.push(accessor);
+        let id = (self.program.accessors.len() - 1) as AccessorId;
+        self.accessor_ids.insert(property.to_owned(), id);
+        id
+    }
+
+    fn new_accessor(&mut self, property: &str) -> Accessor {
         if !property.starts_with("$.") {
             return Accessor::Trait(self.slot(property));
         }
@@ -438,8 +595,7 @@ impl<'c> Compiler<'c> {
             PathTarget::Nothing => Target::Constant(ContextValue::Null),
             PathTarget::Static(path) => {
                 let base = self.static_base();
-                let node = path.query(&base).first().cloned();
-                let value = match &node {
+                let value = match path.query(base).first() {
                     Some(v) => ContextValue::from_json_node(v).into_owned(),
                     None => ContextValue::Null,
                 };
@@ -456,16 +612,21 @@ impl<'c> Compiler<'c> {
         }
     }
 
-    /// The context as JSON without its identity (built at most once).
-    fn static_base(&mut self) -> Value {
-        if let Some(v) = &self.static_base {
-            return v.clone();
-        }
-        let mut ctx = self.ctx.clone();
-        ctx.identity = None;
-        let v = serde_json::to_value(&ctx).unwrap_or(Value::Null);
-        self.static_base = Some(v.clone());
-        v
+    /// The context as JSON without its identity (built at most once, borrowed after).
+    fn static_base(&mut self) -> &Value {
+        let ctx = self.ctx;
+        self.static_base.get_or_insert_with(|| {
+            // Serialised part by part (as the context without its identity would be),
+            // without cloning the context.
+            let mut map = Map::new();
+            let mut put = |name: &str, v: serde_json::Result<Value>| {
+                map.insert(name.to_owned(), v.unwrap_or(Value::Null));
+            };
+            put("environment", serde_json::to_value(&ctx.environment));
+            put("segments", serde_json::to_value(&ctx.segments));
+            put("features", serde_json::to_value(&ctx.features));
+            Value::Object(map)
+        })
     }
 }
 

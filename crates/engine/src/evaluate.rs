@@ -5,17 +5,18 @@
 //! and [`CompiledEnvironment::evaluate_detailed`] (typed, borrowed, allocation-light: what
 //! the edge and `flagstone eval` use).
 
+use std::borrow::Cow;
 use std::cell::OnceCell;
 
 use serde_json::{Map, Value};
 
 use crate::compile::{
-    Accessor, CompiledCondition, CompiledEnvironment, CompiledFeatureState, CompiledRule,
-    Quantifier, Target,
+    Accessor, AccessorId, CompiledCondition, CompiledEnvironment, CompiledFeatureState, Item,
+    NodeKind, Target,
 };
 use crate::context::IdentityContext;
 use crate::hashing::hashed_percentage_of;
-use crate::operators::{in_match, modulo_match, not_contains, typed_match};
+use crate::operators::{modulo_match, not_contains, typed_match_with, SemverKey};
 use crate::result::{EvaluationResult, FlagResult, SegmentResult};
 use crate::value::{with_str, ContextValue};
 
@@ -142,7 +143,7 @@ impl CompiledEnvironment {
         let mut best: Vec<Option<(f64, u32, u32)>> = vec![None; self.features.len()];
         let mut segments = Vec::new();
         for (si, seg) in self.segments.iter().enumerate() {
-            if seg.rules.is_empty() || !seg.rules.iter().all(|r| state.rule_matches(r, &seg.key)) {
+            if !seg.root.is_some_and(|root| state.node_matches(root)) {
                 continue;
             }
             segments.push(SegmentMatch {
@@ -185,145 +186,196 @@ impl CompiledEnvironment {
     }
 }
 
-/// The identity's hashing key, without building the composite string.
-#[derive(Clone, Copy)]
-enum IdentityKey<'a> {
-    Explicit(&'a str),
-    Composite { env: &'a str, identifier: &'a str },
+/// An accessor's value for the identity being evaluated, resolved once per evaluation,
+/// with its version and Python `str()` parsed or formatted on first use.
+struct Resolved<'e> {
+    value: ContextValue<'e>,
+    semver: OnceCell<Option<SemverKey>>,
+    /// `str(value)` for non-text values.
+    text: OnceCell<Box<str>>,
 }
 
-impl IdentityKey<'_> {
-    fn parts(&self) -> [&str; 3] {
-        match *self {
-            IdentityKey::Explicit(k) => [k, "", ""],
-            IdentityKey::Composite { env, identifier } => [env, "_", identifier],
+impl<'e> Resolved<'e> {
+    fn new(value: ContextValue<'e>) -> Self {
+        Resolved {
+            value,
+            semver: OnceCell::new(),
+            text: OnceCell::new(),
         }
     }
 
-    fn joined(self) -> String {
-        self.parts().concat()
+    /// Python's `str()` of the value.
+    fn text(&self) -> &str {
+        match &self.value {
+            ContextValue::Str(s) => s,
+            other => self.text.get_or_init(|| with_str(other, |s| Box::from(s))),
+        }
+    }
+
+    /// The text value parsed as a version (`None` if it is not one).
+    fn semver(&self, s: &str) -> Option<&SemverKey> {
+        self.semver.get_or_init(|| SemverKey::parse(s)).as_ref()
     }
 }
 
-/// Per-evaluation state: the identity's traits laid out in compiled slots.
+/// Per-evaluation state: the identity's traits laid out in compiled slots, and each
+/// accessor's value resolved on first use.
 struct EvalState<'e> {
     env: &'e CompiledEnvironment,
     identity: Option<&'e IdentityContext>,
-    key: Option<IdentityKey<'e>>,
-    /// Coerced trait value per slot, and whether the raw value was a JSON primitive.
-    slots: Vec<(ContextValue<'e>, bool)>,
+    /// The hashing key: explicit, or `<environment key>_<identifier>` built once.
+    key: Option<Cow<'e, str>>,
+    /// Raw trait value per slot.
+    slots: Vec<Option<&'e Value>>,
+    resolved: Vec<OnceCell<Resolved<'e>>>,
     general: OnceCell<Value>,
 }
 
 impl<'e> EvalState<'e> {
     fn new(env: &'e CompiledEnvironment, identity: Option<&'e IdentityContext>) -> Self {
-        let mut slots = vec![(ContextValue::Null, true); env.trait_slots.len()];
+        let mut slots = vec![None; env.trait_slots.len()];
         if let Some(identity) = identity {
             for (name, value) in &identity.traits {
                 if let Some(&slot) = env.trait_slots.get(name.as_str()) {
-                    let primitive = !matches!(value, Value::Array(_) | Value::Object(_));
-                    slots[slot] = (ContextValue::from_json(value), primitive);
+                    slots[slot] = Some(value);
                 }
             }
         }
         let key = identity.map(|i| match i.key.as_deref() {
-            Some(k) if !k.is_empty() => IdentityKey::Explicit(k),
-            _ => IdentityKey::Composite {
-                env: &env.env_key,
-                identifier: &i.identifier,
-            },
+            Some(k) if !k.is_empty() => Cow::Borrowed(k),
+            _ => Cow::Owned(format!("{}_{}", env.env_key, i.identifier)),
         });
         EvalState {
             env,
             identity,
             key,
             slots,
+            resolved: (0..env.program.accessors.len())
+                .map(|_| OnceCell::new())
+                .collect(),
             general: OnceCell::new(),
         }
     }
 
-    /// A rule holds when its quantifier holds over its conditions (if any) and over its
-    /// sub-rules (if any); `segment_key` seeds percentage splits.
-    fn rule_matches(&self, rule: &CompiledRule, segment_key: &str) -> bool {
-        let conditions_hold = rule.conditions.is_empty()
-            || quantify(rule.quantifier, rule.conditions.iter(), |c| {
-                self.condition_matches(c, segment_key)
-            });
-        conditions_hold
-            && (rule.rules.is_empty()
-                || quantify(rule.quantifier, rule.rules.iter(), |r| {
-                    self.rule_matches(r, segment_key)
-                }))
+    /// Whether a node (rule) holds: its quantifier over each non-empty group of children.
+    fn node_matches(&self, node: u32) -> bool {
+        let program = &self.env.program;
+        let node = &program.nodes[node as usize];
+        let group = |(start, end): (u32, u32)| &program.items[start as usize..end as usize];
+        match node.kind {
+            NodeKind::All => group(node.groups[0])
+                .iter()
+                .all(|item| self.item_matches(*item)),
+            NodeKind::None => !group(node.groups[0])
+                .iter()
+                .any(|item| self.item_matches(*item)),
+            NodeKind::Any => node.groups.iter().all(|&g| {
+                let items = group(g);
+                items.is_empty() || items.iter().any(|item| self.item_matches(*item))
+            }),
+            NodeKind::Never => false,
+        }
     }
 
-    fn condition_matches(&self, condition: &CompiledCondition, segment_key: &str) -> bool {
-        match condition {
+    fn item_matches(&self, item: Item) -> bool {
+        match item {
+            Item::Condition(c) => self.condition_matches(c),
+            Item::Node(n) => self.node_matches(n),
+        }
+    }
+
+    fn condition_matches(&self, condition: u32) -> bool {
+        match &self.env.program.conditions[condition as usize] {
             CompiledCondition::Never => false,
-            CompiledCondition::IsSet(a) => !self.value(a).is_null(),
-            CompiledCondition::IsNotSet(a) => self.value(a).is_null(),
-            CompiledCondition::In(a, set) => in_match(&self.value(a), set),
-            CompiledCondition::PercentageSplit(accessor, threshold) => {
+            CompiledCondition::IsSet(a) => !self.value(*a).is_null(),
+            CompiledCondition::IsNotSet(a) => self.value(*a).is_null(),
+            CompiledCondition::In(a, set) => {
+                let r = self.resolve(*a);
+                match &r.value {
+                    ContextValue::Str(s) => set.contains(s),
+                    // Ints (not bools) by their decimal form.
+                    ContextValue::Int(_) => set.contains(r.text()),
+                    _ => false,
+                }
+            }
+            CompiledCondition::PercentageSplit(accessor, threshold, segment_key) => {
                 let p = match accessor {
                     // Legacy form: split on the identity key, as is (no coercion).
-                    None => match self.key {
-                        Some(key) => hashed_percentage_of(&[&[segment_key], &key.parts()]),
+                    None => match &self.key {
+                        Some(key) => hashed_percentage_of(&[&[segment_key], &[key]]),
                         None => return false,
                     },
                     Some(a) => {
-                        let v = self.value(a);
-                        if v.is_null() {
+                        let r = self.resolve(*a);
+                        if r.value.is_null() {
                             return false;
                         }
-                        with_str(&v, |s| hashed_percentage_of(&[&[segment_key], &[s]]))
+                        hashed_percentage_of(&[&[segment_key], &[r.text()]])
                     }
                 };
                 p <= *threshold
             }
             CompiledCondition::Modulo(a, divisor, remainder) => {
-                modulo_match(&self.value(a), *divisor, *remainder)
+                modulo_match(self.value(*a), *divisor, *remainder)
             }
             CompiledCondition::Regex(a, re) => {
-                let v = self.value(a);
-                !v.is_null() && with_str(&v, |s| re.is_match(s))
+                let r = self.resolve(*a);
+                !r.value.is_null() && re.is_match(r.text())
             }
-            CompiledCondition::NotContains(a, needle) => not_contains(&self.value(a), needle),
-            CompiledCondition::Typed(op, a, operand) => typed_match(*op, &self.value(a), operand),
+            CompiledCondition::NotContains(a, needle) => not_contains(self.value(*a), needle),
+            CompiledCondition::Typed(op, a, operand) => {
+                let r = self.resolve(*a);
+                typed_match_with(*op, &r.value, operand, |s, right| {
+                    r.semver(s).map(|left| left.cmp(right))
+                })
+            }
         }
     }
 
-    /// Looks up a condition's context value (coerced).
-    fn value<'s>(&'s self, accessor: &'s Accessor) -> ContextValue<'s> {
-        match accessor {
-            Accessor::Trait(slot) => self.slots[*slot].0.reborrow(),
-            Accessor::Path { literal, target } => {
-                let (lit, _) = &self.slots[*literal];
-                if !lit.is_null() {
-                    return lit.reborrow();
+    fn value(&self, accessor: AccessorId) -> &ContextValue<'e> {
+        &self.resolve(accessor).value
+    }
+
+    /// Looks up a condition's context value (coerced), once per evaluation.
+    fn resolve(&self, accessor: AccessorId) -> &Resolved<'e> {
+        self.resolved[accessor as usize].get_or_init(|| {
+            Resolved::new(match &self.env.program.accessors[accessor as usize] {
+                Accessor::Trait(slot) => self.trait_value(*slot),
+                Accessor::Path { literal, target } => {
+                    let lit = self.trait_value(*literal);
+                    if lit.is_null() {
+                        self.target_value(target)
+                    } else {
+                        lit
+                    }
                 }
-                self.target_value(target)
-            }
+            })
+        })
+    }
+
+    fn trait_value(&self, slot: usize) -> ContextValue<'e> {
+        match self.slots[slot] {
+            Some(v) => ContextValue::from_json(v),
+            None => ContextValue::Null,
         }
     }
 
-    fn target_value<'s>(&'s self, target: &'s Target) -> ContextValue<'s> {
+    fn target_value(&self, target: &'e Target) -> ContextValue<'e> {
         match target {
             Target::IdentityIdentifier => match self.identity {
                 Some(i) => ContextValue::from_str_coerced(&i.identifier),
                 None => ContextValue::Null,
             },
-            Target::IdentityKey => match self.key {
-                Some(IdentityKey::Explicit(k)) => ContextValue::from_str_coerced(k),
-                Some(composite) => ContextValue::from_str_coerced(&composite.joined()).into_owned(),
+            Target::IdentityKey => match &self.key {
+                Some(Cow::Borrowed(k)) => ContextValue::from_str_coerced(k),
+                Some(Cow::Owned(k)) => ContextValue::from_str_coerced(k).into_owned(),
                 None => ContextValue::Null,
             },
-            Target::TraitNode(slot) => {
-                let (v, primitive) = &self.slots[*slot];
-                if *primitive {
-                    v.reborrow()
-                } else {
-                    ContextValue::Null
-                }
-            }
+            Target::TraitNode(slot) => match self.slots[*slot] {
+                // Through a path, a non-primitive trait reads as null.
+                Some(Value::Array(_) | Value::Object(_)) | None => ContextValue::Null,
+                Some(v) => ContextValue::from_json(v),
+            },
             Target::Constant(v) => v.reborrow(),
             Target::General(path) => {
                 let doc = self.general.get_or_init(|| self.general_document());
@@ -344,8 +396,8 @@ impl<'e> EvalState<'e> {
                 "identifier".into(),
                 Value::String(identity.identifier.clone()),
             );
-            if let Some(key) = self.key {
-                id.insert("key".into(), Value::String(key.joined()));
+            if let Some(key) = &self.key {
+                id.insert("key".into(), Value::String(key.clone().into_owned()));
             }
             let traits: Map<String, Value> = identity
                 .traits
@@ -369,11 +421,11 @@ impl<'e> EvalState<'e> {
             reason,
             metadata: fs.metadata.as_ref(),
         };
-        let (Some(key), false) = (self.key, fs.variants.is_empty()) else {
+        let (Some(key), false) = (&self.key, fs.variants.is_empty()) else {
             return flag;
         };
         flag.variant = VariantChoice::Control;
-        let p = hashed_percentage_of(&[&[&fs.key], &key.parts()]);
+        let p = hashed_percentage_of(&[&[&fs.key], &[key]]);
         let mut start = 0.0;
         for v in &fs.variants {
             let limit = v.weight + start;
@@ -388,21 +440,6 @@ impl<'e> EvalState<'e> {
             start = limit;
         }
         flag
-    }
-}
-
-/// `all`, `any` or `none` of `f` over `items`, short-circuiting (Python evaluates every
-/// item, but conditions have no side effects).
-fn quantify<T>(
-    q: Quantifier,
-    mut items: impl Iterator<Item = T>,
-    f: impl FnMut(T) -> bool,
-) -> bool {
-    match q {
-        Quantifier::All => items.all(f),
-        Quantifier::Any => items.any(f),
-        Quantifier::None => !items.any(f),
-        Quantifier::Invalid => false,
     }
 }
 

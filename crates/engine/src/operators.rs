@@ -109,6 +109,11 @@ impl TypedOperand {
     pub fn is_semver_invalid(&self) -> bool {
         matches!(self.semver, Some(None))
     }
+
+    /// True for `"<version>:semver"` values.
+    pub fn is_semver(&self) -> bool {
+        self.semver.is_some()
+    }
 }
 
 /// A version as Python's `semver` compares it: build metadata is ignored.
@@ -136,16 +141,34 @@ impl SemverKey {
 }
 
 /// `EQUAL`, `GREATER_THAN`, ..., `CONTAINS`: cast the operand to the context value's type.
+#[allow(dead_code)] // the reference form, used by tests; evaluation caches versions
 pub fn typed_match(op: Comparison, ctx: &ContextValue<'_>, operand: &TypedOperand) -> bool {
+    typed_match_with(op, ctx, operand, |s, right| {
+        SemverKey::parse(s).map(|left| left.cmp(right))
+    })
+}
+
+/// [`typed_match`] with the text-vs-version comparison supplied by the caller (which may
+/// have parsed the context value as a version already): `semver_cmp(text, version)` is
+/// `None` when `text` is not a valid version.
+pub fn typed_match_with(
+    op: Comparison,
+    ctx: &ContextValue<'_>,
+    operand: &TypedOperand,
+    semver_cmp: impl FnOnce(&str, &SemverKey) -> Option<Ordering>,
+) -> bool {
     match ctx {
         ContextValue::Null => false,
         ContextValue::Str(s) => {
             if let Some(version) = &operand.semver {
-                let (Some(left), Some(right)) = (SemverKey::parse(s), version) else {
+                let Some(right) = version else {
+                    return false;
+                };
+                let Some(ord) = semver_cmp(s, right) else {
                     return false;
                 };
                 // `in` on a version is a TypeError in Python: no match.
-                return op != Comparison::Contains && op.holds(Some(left.cmp(right)));
+                return op != Comparison::Contains && op.holds(Some(ord));
             }
             if op == Comparison::Contains {
                 return s.contains(&*operand.text);
@@ -265,6 +288,7 @@ impl InSet {
 }
 
 /// `IN`: text values by membership, ints (not bools) by their decimal form.
+#[allow(dead_code)] // the reference form, used by tests; evaluation caches the text
 pub fn in_match(ctx: &ContextValue<'_>, set: &InSet) -> bool {
     match ctx {
         ContextValue::Str(s) => set.contains(s),
