@@ -1,0 +1,1 @@
+//! Nothing here: the SDK checks are in tests/.
