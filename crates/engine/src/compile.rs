@@ -127,6 +127,8 @@ pub(crate) struct CompiledVariant {
 pub(crate) struct Program {
     /// Distinct condition properties; conditions refer to them by index.
     pub accessors: Vec<Accessor>,
+    /// Distinct conditions (identical ones in different rules are compiled once), so
+    /// that evaluation can memoise each outcome per identity.
     pub conditions: Vec<CompiledCondition>,
     pub nodes: Vec<Node>,
     /// The children of all nodes; each node owns up to two contiguous ranges.
@@ -257,6 +259,9 @@ struct Compiler<'c> {
     program: Program,
     /// Property -> index in `program.accessors`.
     accessor_ids: HashMap<String, AccessorId>,
+    /// Condition key (operator, property, value, split seed) -> index in
+    /// `program.conditions`.
+    condition_ids: HashMap<String, u32>,
     /// Compiled patterns (or their error message) by pattern text, so that a pattern
     /// repeated across conditions is compiled once.
     regexes: HashMap<String, Result<Arc<regex::Regex>, String>>,
@@ -274,6 +279,7 @@ impl<'c> Compiler<'c> {
             current_segment_key: Box::from(""),
             program: Program::default(),
             accessor_ids: HashMap::new(),
+            condition_ids: HashMap::new(),
             regexes: HashMap::new(),
         }
     }
@@ -393,13 +399,8 @@ impl<'c> Compiler<'c> {
             .conditions
             .iter()
             .map(|c| {
-                let c = self.compile_condition(c);
-                let cost = self.condition_cost(&c);
-                self.program.conditions.push(c);
-                (
-                    Item::Condition((self.program.conditions.len() - 1) as u32),
-                    cost,
-                )
+                let (id, cost) = self.intern_condition(c);
+                (Item::Condition(id), cost)
             })
             .collect();
         let mut rules: Vec<(Item, u32)> = rule
@@ -435,6 +436,31 @@ impl<'c> Compiler<'c> {
             }
         };
         (node, cost)
+    }
+
+    /// Compiles a condition, or reuses an identical one compiled before (same property,
+    /// operator and value; for `PERCENTAGE_SPLIT` also the same segment key, which seeds
+    /// the hash), so that its outcome is computed once per evaluation.
+    fn intern_condition(&mut self, c: &Condition) -> (u32, u32) {
+        // `Debug` tells a known operator from an unknown one spelled the same.
+        let mut key = format!("{:?}\0", c.operator);
+        key.push_str(&c.property);
+        key.push('\0');
+        if c.operator == Operator::PercentageSplit {
+            key.push_str(&self.current_segment_key);
+            key.push('\0');
+        }
+        key.push_str(&c.value.to_string());
+        // Compiled even when known, so that each occurrence reports its own issues.
+        let compiled = self.compile_condition(c);
+        let cost = self.condition_cost(&compiled);
+        if let Some(&id) = self.condition_ids.get(&key) {
+            return (id, cost);
+        }
+        self.program.conditions.push(compiled);
+        let id = (self.program.conditions.len() - 1) as u32;
+        self.condition_ids.insert(key, id);
+        (id, cost)
     }
 
     /// A rough relative cost of evaluating a condition, to order siblings cheapest first.

@@ -6,7 +6,7 @@
 //! the edge and `flagstone eval` use).
 
 use std::borrow::Cow;
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 
 use serde_json::{Map, Value};
 
@@ -228,6 +228,8 @@ struct EvalState<'e> {
     /// Raw trait value per slot.
     slots: Vec<Option<&'e Value>>,
     resolved: Vec<OnceCell<Resolved<'e>>>,
+    /// Outcome per distinct condition: 0 not evaluated yet, 1 false, 2 true.
+    memo: Vec<Cell<u8>>,
     general: OnceCell<Value>,
 }
 
@@ -253,6 +255,7 @@ impl<'e> EvalState<'e> {
             resolved: (0..env.program.accessors.len())
                 .map(|_| OnceCell::new())
                 .collect(),
+            memo: vec![Cell::new(0); env.program.conditions.len()],
             general: OnceCell::new(),
         }
     }
@@ -279,7 +282,17 @@ impl<'e> EvalState<'e> {
 
     fn item_matches(&self, item: Item) -> bool {
         match item {
-            Item::Condition(c) => self.condition_matches(c),
+            Item::Condition(c) => {
+                let memo = &self.memo[c as usize];
+                match memo.get() {
+                    0 => {
+                        let matched = self.condition_matches(c);
+                        memo.set(1 + u8::from(matched));
+                        matched
+                    }
+                    known => known == 2,
+                }
+            }
             Item::Node(n) => self.node_matches(n),
         }
     }
