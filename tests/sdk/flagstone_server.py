@@ -40,6 +40,7 @@ COLOR = "color"  # multivariate: "grey" by default, options red/blue at 50/50
 PREMIUM = "premium_feature"  # disabled, "standard"; segment override plan == premium
 LIVE = "live_toggle"  # changed by the propagation tests; never compared across clients
 FEATURES = [BANNER, CHECKOUT, MAX_ITEMS, COLOR, PREMIUM, LIVE]
+SERVER_ONLY = "server_only"  # is_server_key_only: hidden from client keys, not in FEATURES
 STABLE_FEATURES = [f for f in FEATURES if f != LIVE]
 VIP_IDENTIFIER = "vip-user"
 VIP_BANNER = "vip banner"
@@ -216,10 +217,16 @@ def seed(server: FlagstoneServer) -> Fixture:
         },
         PREMIUM: {"name": PREMIUM, "initial_value": "standard", "default_enabled": False},
         LIVE: {"name": LIVE, "initial_value": "v0", "default_enabled": True},
+        SERVER_ONLY: {
+            "name": SERVER_ONLY,
+            "initial_value": "secret",
+            "default_enabled": True,
+            "is_server_key_only": True,
+        },
     }
     features: Dict[str, Dict[str, int]] = {}
     color_variants: Dict[str, str] = {}
-    for name in FEATURES:
+    for name in FEATURES + [SERVER_ONLY]:
         f = a("POST", f"projects/{pid}/features/", bodies[name])
         states = a("GET", f"environments/{client_key}/featurestates/?feature={f['id']}")
         assert states["count"] == 1, states

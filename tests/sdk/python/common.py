@@ -22,6 +22,7 @@ from flagstone_server import (  # noqa: E402,F401
     LIVE,
     MAX_ITEMS,
     PREMIUM,
+    SERVER_ONLY,
     STABLE_FEATURES,
     VIP_BANNER,
     Fixture,

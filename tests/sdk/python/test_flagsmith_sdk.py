@@ -21,6 +21,7 @@ from common import (
     MAX_ITEMS,
     MV_IDENTIFIERS,
     PREMIUM,
+    SERVER_ONLY,
     STABLE_FEATURES,
     VIP_BANNER,
     poll,
@@ -185,6 +186,23 @@ class RemoteEvaluation(unittest.TestCase):
         self.assertTrue(
             poll(lambda: not self.client.get_environment_flags().is_feature_enabled(LIVE), 1.0, 0.01)
         )
+
+
+class ServerKeyOnlyFeature(unittest.TestCase):
+    def test_hidden_from_client_keys_served_to_server_keys(self) -> None:
+        _, fixture = shared()
+        client = remote_client()
+        for flags in (client.get_environment_flags(), client.get_identity_flags(unique("c"))):
+            with self.assertRaises(FlagsmithFeatureDoesNotExistError):
+                flags.get_flag(SERVER_ONLY)
+        server = remote_client(fixture.server_key)
+        for flags in (server.get_environment_flags(), server.get_identity_flags(unique("s"))):
+            self.assertEqual(flags.get_feature_value(SERVER_ONLY), "secret")
+        local = local_client()
+        try:
+            self.assertEqual(local.get_environment_flags().get_feature_value(SERVER_ONLY), "secret")
+        finally:
+            close(local)
 
 
 class UnknownKey(unittest.TestCase):
