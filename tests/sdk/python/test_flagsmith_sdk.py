@@ -135,6 +135,29 @@ class RemoteEvaluation(unittest.TestCase):
             self.client.get_identity_flags(per_trait).get_feature_value(PREMIUM), "standard"
         )
 
+    def test_a_null_trait_value_deletes_the_trait(self) -> None:
+        ident = unique("deleted")
+        self.client.get_identity_flags(ident, traits={"plan": "premium"})
+        self.assertTrue(
+            poll(
+                lambda: self.client.get_identity_flags(ident).get_feature_value(PREMIUM)
+                == "premium",
+                timeout=3,
+                interval=0.05,
+            )
+        )
+        flags = self.client.get_identity_flags(ident, traits={"plan": None})
+        self.assertEqual(flags.get_feature_value(PREMIUM), "standard")
+        self.assertTrue(
+            poll(
+                lambda: self.client.get_identity_flags(ident).get_feature_value(PREMIUM)
+                == "standard",
+                timeout=3,
+                interval=0.05,
+            ),
+            "the trait deleted with a null value came back",
+        )
+
     def test_multivariate_split(self) -> None:
         first = {i: self.client.get_identity_flags(i).get_flag(COLOR) for i in MV_IDENTIFIERS}
         values = {f.value for f in first.values()}
@@ -241,6 +264,24 @@ class UnknownKey(unittest.TestCase):
             timeout=5,
         )
         self.assertEqual(r.status_code, 403)
+
+    def test_a_revoked_server_key_stops_working_within_a_second(self) -> None:
+        server, fixture = shared()
+        created = server.admin(
+            "POST", f"environments/{fixture.client_key}/api-keys/", {"name": "revoked-soon"}
+        )
+        client = remote_client(created["key"])
+        self.assertEqual(client.get_environment_flags().get_feature_value(BANNER), "hello")
+        server.admin("DELETE", f"environments/{fixture.client_key}/api-keys/{created['id']}/")
+
+        def refused() -> bool:
+            try:
+                client.get_environment_flags()
+            except FlagsmithAPIError:
+                return True
+            return False
+
+        self.assertTrue(poll(refused, timeout=1.0, interval=0.02), "revoked key still served")
 
     def test_local_evaluation_with_an_unknown_server_key(self) -> None:
         _, fixture = shared()
