@@ -74,9 +74,9 @@ pub(crate) struct CompiledSegment {
     pub key: Box<str>,
     pub name: Box<str>,
     pub metadata: Option<Map<String, Value>>,
-    /// The node (in [`Program::nodes`]) that holds when all the segment's rules hold;
-    /// `None` for a segment without rules, which never matches.
-    pub root: Option<u32>,
+    /// Where the segment's rules start in [`Program::code`] (or [`MATCH`]/[`NO_MATCH`]
+    /// directly); a segment without rules never matches.
+    pub entry: u32,
     /// `TARGETING_MATCH; segment=<name>`, pre-formatted.
     pub reason: Box<str>,
     pub overrides: Vec<CompiledOverride>,
@@ -119,10 +119,14 @@ pub(crate) struct CompiledVariant {
     pub reason: Box<str>,
 }
 
-/// The segment rules of a whole environment as flat arrays, walked without recursion
-/// through closures. Within a rule, conditions and sub-rules are ordered cheapest first:
-/// conditions are pure, so the order in which `all`/`any`/`none` visits them cannot change
-/// the outcome, only how soon it short-circuits.
+/// The segment rules of a whole environment, compiled to a branching program: each
+/// instruction evaluates one (memoised) condition and jumps to its true or false
+/// successor, ending at [`MATCH`] or [`NO_MATCH`]. This evaluates exactly the conditions
+/// a short-circuiting walk of the rule tree would, without walking it.
+///
+/// Within a rule, conditions and sub-rules are ordered cheapest first: conditions are pure,
+/// so the order in which `all`/`any`/`none` visits them cannot change the outcome, only
+/// how soon it short-circuits.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Program {
     /// Distinct condition properties; conditions refer to them by index.
@@ -130,23 +134,42 @@ pub(crate) struct Program {
     /// Distinct conditions (identical ones in different rules are compiled once), so
     /// that evaluation can memoise each outcome per identity.
     pub conditions: Vec<CompiledCondition>,
-    pub nodes: Vec<Node>,
+    pub code: Vec<Instr>,
+}
+
+/// Jump target: the segment matches.
+pub(crate) const MATCH: u32 = u32::MAX;
+/// Jump target: the segment does not match.
+pub(crate) const NO_MATCH: u32 = u32::MAX - 1;
+
+/// Evaluate `condition`, continue at `on_true` or `on_false`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Instr {
+    pub condition: u32,
+    pub on_true: u32,
+    pub on_false: u32,
+}
+
+/// Rules as a tree of nodes, built per compile and then emitted as [`Program::code`].
+#[derive(Debug, Default)]
+struct Tree {
+    nodes: Vec<Node>,
     /// The children of all nodes; each node owns up to two contiguous ranges.
-    pub items: Vec<Item>,
+    items: Vec<Item>,
 }
 
 /// One rule (or a segment's top level).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Node {
+struct Node {
     pub kind: NodeKind,
-    /// Ranges of [`Program::items`]. `All` and `None` use only the first (conditions and
+    /// Ranges of [`Tree::items`]. `All` and `None` use only the first (conditions and
     /// sub-rules merged); `Any` holds when each non-empty range has a match, as Flagsmith
     /// applies the quantifier to the conditions and to the sub-rules separately.
     pub groups: [(u32, u32); 2],
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum NodeKind {
+enum NodeKind {
     All,
     Any,
     None,
@@ -156,7 +179,7 @@ pub(crate) enum NodeKind {
 
 /// A child of a node.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Item {
+enum Item {
     Condition(u32),
     Node(u32),
 }
@@ -257,6 +280,7 @@ struct Compiler<'c> {
     current_segment: String,
     current_segment_key: Box<str>,
     program: Program,
+    tree: Tree,
     /// Property -> index in `program.accessors`.
     accessor_ids: HashMap<String, AccessorId>,
     /// Condition key (operator, property, value, split seed) -> index in
@@ -278,6 +302,7 @@ impl<'c> Compiler<'c> {
             current_segment: String::new(),
             current_segment_key: Box::from(""),
             program: Program::default(),
+            tree: Tree::default(),
             accessor_ids: HashMap::new(),
             condition_ids: HashMap::new(),
             regexes: HashMap::new(),
@@ -334,13 +359,17 @@ impl<'c> Compiler<'c> {
                 (Item::Node(node), cost)
             })
             .collect();
-        let root = if rules.is_empty() {
-            None
+        // The segment holds when all its rules hold, and never without rules.
+        let entry = if rules.is_empty() {
+            NO_MATCH
         } else {
             rules.sort_by_key(|&(_, cost)| cost);
             let group = self.push_items(&rules);
-            Some(self.push_node(NodeKind::All, [group, (group.1, group.1)]))
+            let root = self.push_node(NodeKind::All, [group, (group.1, group.1)]);
+            self.emit_node(root, MATCH, NO_MATCH)
         };
+        self.tree.nodes.clear();
+        self.tree.items.clear();
         let overrides = sc
             .overrides
             .iter()
@@ -356,23 +385,78 @@ impl<'c> Compiler<'c> {
             key: sc.key.as_str().into(),
             name: sc.name.as_str().into(),
             metadata: sc.metadata.clone().filter(|m| !m.is_empty()),
-            root,
+            entry,
             reason: format!("TARGETING_MATCH; segment={}", sc.name).into(),
             overrides,
         }
     }
 
     fn push_items(&mut self, items: &[(Item, u32)]) -> (u32, u32) {
-        let start = self.program.items.len() as u32;
-        self.program
-            .items
-            .extend(items.iter().map(|&(item, _)| item));
-        (start, self.program.items.len() as u32)
+        let start = self.tree.items.len() as u32;
+        self.tree.items.extend(items.iter().map(|&(item, _)| item));
+        (start, self.tree.items.len() as u32)
     }
 
     fn push_node(&mut self, kind: NodeKind, groups: [(u32, u32); 2]) -> u32 {
-        self.program.nodes.push(Node { kind, groups });
-        (self.program.nodes.len() - 1) as u32
+        self.tree.nodes.push(Node { kind, groups });
+        (self.tree.nodes.len() - 1) as u32
+    }
+
+    /// Emits the code of an item that continues at `on_true` when it holds, else at
+    /// `on_false`; returns its entry point. Children are emitted last to first, so that
+    /// each one's successor exists already and they run first to last.
+    fn emit_item(&mut self, item: Item, on_true: u32, on_false: u32) -> u32 {
+        match item {
+            Item::Condition(condition) => {
+                self.program.code.push(Instr {
+                    condition,
+                    on_true,
+                    on_false,
+                });
+                (self.program.code.len() - 1) as u32
+            }
+            Item::Node(node) => self.emit_node(node, on_true, on_false),
+        }
+    }
+
+    fn emit_node(&mut self, node: u32, on_true: u32, on_false: u32) -> u32 {
+        let Node { kind, groups } = self.tree.nodes[node as usize];
+        let items = |this: &Self, (start, end): (u32, u32)| -> Vec<Item> {
+            this.tree.items[start as usize..end as usize].to_vec()
+        };
+        match kind {
+            NodeKind::Never => on_false,
+            // Every item holds: each continues to the next, any failure fails.
+            NodeKind::All => {
+                let mut next = on_true;
+                for item in items(self, groups[0]).into_iter().rev() {
+                    next = self.emit_item(item, next, on_false);
+                }
+                next
+            }
+            // No item holds: any success fails, each failure continues to the next.
+            NodeKind::None => {
+                let mut next = on_true;
+                for item in items(self, groups[0]).into_iter().rev() {
+                    next = self.emit_item(item, on_false, next);
+                }
+                next
+            }
+            // Each non-empty group has an item that holds.
+            NodeKind::Any => {
+                let mut next = on_true;
+                for group in groups.into_iter().rev() {
+                    let mut first = on_false;
+                    for item in items(self, group).into_iter().rev() {
+                        first = self.emit_item(item, next, first);
+                    }
+                    if group.0 != group.1 {
+                        next = first;
+                    }
+                }
+                next
+            }
+        }
     }
 
     /// Compiles a rule into a node; returns it with its estimated evaluation cost.

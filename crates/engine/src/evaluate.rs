@@ -11,11 +11,11 @@ use std::cell::{Cell, OnceCell};
 use serde_json::{Map, Value};
 
 use crate::compile::{
-    Accessor, AccessorId, CompiledCondition, CompiledEnvironment, CompiledFeatureState, Item,
-    NodeKind, Target,
+    Accessor, AccessorId, CompiledCondition, CompiledEnvironment, CompiledFeatureState, Target,
+    MATCH, NO_MATCH,
 };
 use crate::context::IdentityContext;
-use crate::hashing::hashed_percentage_of;
+use crate::hashing::hashed_percentage_pair;
 use crate::operators::{modulo_match, not_contains, typed_match_with, SemverKey};
 use crate::result::{EvaluationResult, FlagResult, SegmentResult};
 use crate::value::{with_str, ContextValue};
@@ -143,7 +143,7 @@ impl CompiledEnvironment {
         let mut best: Vec<Option<(f64, u32, u32)>> = vec![None; self.features.len()];
         let mut segments = Vec::new();
         for (si, seg) in self.segments.iter().enumerate() {
-            if !seg.root.is_some_and(|root| state.node_matches(root)) {
+            if !state.segment_matches(seg.entry) {
                 continue;
             }
             segments.push(SegmentMatch {
@@ -260,40 +260,36 @@ impl<'e> EvalState<'e> {
         }
     }
 
-    /// Whether a node (rule) holds: its quantifier over each non-empty group of children.
-    fn node_matches(&self, node: u32) -> bool {
-        let program = &self.env.program;
-        let node = &program.nodes[node as usize];
-        let group = |(start, end): (u32, u32)| &program.items[start as usize..end as usize];
-        match node.kind {
-            NodeKind::All => group(node.groups[0])
-                .iter()
-                .all(|item| self.item_matches(*item)),
-            NodeKind::None => !group(node.groups[0])
-                .iter()
-                .any(|item| self.item_matches(*item)),
-            NodeKind::Any => node.groups.iter().all(|&g| {
-                let items = group(g);
-                items.is_empty() || items.iter().any(|item| self.item_matches(*item))
-            }),
-            NodeKind::Never => false,
+    /// Runs a segment's branching program from `entry`: whether its rules hold.
+    fn segment_matches(&self, entry: u32) -> bool {
+        let code = &self.env.program.code;
+        let mut pc = entry;
+        loop {
+            match pc {
+                MATCH => return true,
+                NO_MATCH => return false,
+                _ => {
+                    let instr = &code[pc as usize];
+                    pc = if self.memoised(instr.condition) {
+                        instr.on_true
+                    } else {
+                        instr.on_false
+                    };
+                }
+            }
         }
     }
 
-    fn item_matches(&self, item: Item) -> bool {
-        match item {
-            Item::Condition(c) => {
-                let memo = &self.memo[c as usize];
-                match memo.get() {
-                    0 => {
-                        let matched = self.condition_matches(c);
-                        memo.set(1 + u8::from(matched));
-                        matched
-                    }
-                    known => known == 2,
-                }
+    /// A condition's outcome, computed at most once per evaluation.
+    fn memoised(&self, condition: u32) -> bool {
+        let memo = &self.memo[condition as usize];
+        match memo.get() {
+            0 => {
+                let matched = self.condition_matches(condition);
+                memo.set(1 + u8::from(matched));
+                matched
             }
-            Item::Node(n) => self.node_matches(n),
+            known => known == 2,
         }
     }
 
@@ -315,7 +311,7 @@ impl<'e> EvalState<'e> {
                 let p = match accessor {
                     // Legacy form: split on the identity key, as is (no coercion).
                     None => match &self.key {
-                        Some(key) => hashed_percentage_of(&[&[segment_key], &[key]]),
+                        Some(key) => hashed_percentage_pair(segment_key, key),
                         None => return false,
                     },
                     Some(a) => {
@@ -323,7 +319,7 @@ impl<'e> EvalState<'e> {
                         if r.value.is_null() {
                             return false;
                         }
-                        hashed_percentage_of(&[&[segment_key], &[r.text()]])
+                        hashed_percentage_pair(segment_key, r.text())
                     }
                 };
                 p <= *threshold
@@ -438,7 +434,7 @@ impl<'e> EvalState<'e> {
             return flag;
         };
         flag.variant = VariantChoice::Control;
-        let p = hashed_percentage_of(&[&[&fs.key], &[key]]);
+        let p = hashed_percentage_pair(&fs.key, key);
         let mut start = 0.0;
         for v in &fs.variants {
             let limit = v.weight + start;

@@ -42,6 +42,26 @@ pub fn hashed_percentage_of(ids: &[&[&str]]) -> f64 {
     0.0
 }
 
+/// `hashed_percentage(&[a, b])`: the hot path (a segment or feature key and the identity
+/// key). The ids are joined on the stack and hashed in one call.
+pub fn hashed_percentage_pair(a: &str, b: &str) -> f64 {
+    const CAP: usize = 120;
+    let len = a.len() + 1 + b.len();
+    if len <= CAP {
+        let mut buf = [0u8; CAP];
+        buf[..a.len()].copy_from_slice(a.as_bytes());
+        buf[a.len()] = b',';
+        buf[a.len() + 1..len].copy_from_slice(b.as_bytes());
+        let digest: [u8; 16] = Md5::digest(&buf[..len]).into();
+        let value = percentage_from_digest(u128::from_be_bytes(digest));
+        if value != 100.0 {
+            return value;
+        }
+    }
+    // Long ids, or the rare retry with the ids repeated.
+    hashed_percentage_of(&[&[a], &[b]])
+}
+
 /// `((h % 9999) / 9998) * 100` in float arithmetic, as Python computes it.
 pub fn percentage_from_digest(h: u128) -> f64 {
     ((h % 9999) as f64 / 9998.0) * 100.0
@@ -68,6 +88,28 @@ mod tests {
         let first: [u8; 16] = first.into();
         assert_eq!(u128::from_be_bytes(first) % 9999, 9998);
         assert_eq!(hashed_percentage(&["seg", "27259"]), 58.38167633526705);
+    }
+
+    #[test]
+    fn the_pair_fast_path_agrees_with_the_general_form() {
+        let long = "k".repeat(200);
+        for (a, b) in [
+            ("12345", "test_env_foobar"),
+            ("seg", "27259"),
+            ("", ""),
+            ("a", &long[..118]),
+            ("a", &long[..119]),
+            (&long[..], "x"),
+        ] {
+            assert_eq!(hashed_percentage_pair(a, b), hashed_percentage(&[a, b]));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_pair_fast_path_agrees_on_any_ids(a in ".{0,80}", b in ".{0,80}") {
+            proptest::prop_assert_eq!(hashed_percentage_pair(&a, &b), hashed_percentage(&[&a, &b]));
+        }
     }
 
     #[test]

@@ -152,3 +152,98 @@ fn override_ties_keep_the_first_segment_and_lower_priority_wins() {
     assert_eq!(result.flags["f"].reason, "TARGETING_MATCH; segment=A");
     assert_eq!(result.segments.len(), 3);
 }
+
+mod rule_trees {
+    //! The compiled branching program against a direct reading of Flagsmith's rule
+    //! semantics, on random rule trees: each condition's outcome comes from the engine on
+    //! a one-condition segment, the quantifiers from the reference below.
+
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    use crate::{evaluate_context, EvaluationContext};
+
+    const SEGMENT_KEY: &str = "seg";
+
+    fn condition() -> impl Strategy<Value = Value> {
+        let property = prop::sample::select(vec!["a", "b", "c", "", "$.identity.key"]);
+        let operator = prop::sample::select(vec![
+            "IS_SET",
+            "IS_NOT_SET",
+            "EQUAL",
+            "REGEX",
+            "PERCENTAGE_SPLIT",
+            "IN",
+            "NOPE",
+        ]);
+        let value = prop::sample::select(vec!["1", "x", "50", "1,x", "["]);
+        (property, operator, value)
+            .prop_map(|(p, o, v)| json!({"property": p, "operator": o, "value": v}))
+    }
+
+    fn rule() -> impl Strategy<Value = Value> {
+        let rule_type = prop::sample::select(vec!["ALL", "ANY", "NONE", "WHAT"]);
+        let leaf = (rule_type.clone(), prop::collection::vec(condition(), 0..4))
+            .prop_map(|(t, cs)| json!({"type": t, "conditions": cs}));
+        leaf.prop_recursive(3, 24, 4, move |inner| {
+            (
+                rule_type.clone(),
+                prop::collection::vec(condition(), 0..4),
+                prop::collection::vec(inner, 0..4),
+            )
+                .prop_map(|(t, cs, rs)| json!({"type": t, "conditions": cs, "rules": rs}))
+        })
+    }
+
+    fn context(rules: &Value, traits: &Value) -> EvaluationContext {
+        serde_json::from_value(json!({
+            "environment": {"key": "env", "name": "n"},
+            "identity": {"identifier": "u", "traits": traits},
+            "segments": {"s": {"key": SEGMENT_KEY, "name": "s", "rules": rules}}
+        }))
+        .unwrap()
+    }
+
+    fn condition_holds(c: &Value, traits: &Value) -> bool {
+        let rules = json!([{"type": "ALL", "conditions": [c]}]);
+        !evaluate_context(&context(&rules, traits))
+            .segments
+            .is_empty()
+    }
+
+    /// Flagsmith: the quantifier over the conditions (if any) and over the sub-rules (if
+    /// any); an unknown type matches only when it has neither.
+    fn reference(rule: &Value, traits: &Value) -> bool {
+        let list = |k: &str| rule[k].as_array().cloned().unwrap_or_default();
+        let conditions: Vec<bool> = list("conditions")
+            .iter()
+            .map(|c| condition_holds(c, traits))
+            .collect();
+        let rules: Vec<bool> = list("rules").iter().map(|r| reference(r, traits)).collect();
+        let quantify = |v: &[bool]| match rule["type"].as_str() {
+            Some("ALL") => v.iter().all(|b| *b),
+            Some("ANY") => v.iter().any(|b| *b),
+            Some("NONE") => !v.iter().any(|b| *b),
+            _ => false,
+        };
+        (conditions.is_empty() || quantify(&conditions)) && (rules.is_empty() || quantify(&rules))
+    }
+
+    proptest! {
+        #[test]
+        fn the_program_agrees_with_the_rule_semantics(
+            rules in prop::collection::vec(rule(), 0..3),
+            a in prop::option::of(prop::sample::select(vec!["1", "x", "2"])),
+            b in prop::option::of(prop::sample::select(vec!["1", "x"])),
+        ) {
+            let mut traits = serde_json::Map::new();
+            if let Some(a) = a { traits.insert("a".into(), json!(a)); }
+            if let Some(b) = b { traits.insert("b".into(), json!(b)); }
+            let traits = Value::Object(traits);
+            let expected = !rules.is_empty() && rules.iter().all(|r| reference(r, &traits));
+            let rules = Value::Array(rules);
+            let got = !evaluate_context(&context(&rules, &traits)).segments.is_empty();
+            prop_assert_eq!(got, expected);
+        }
+    }
+}
