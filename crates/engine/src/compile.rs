@@ -7,6 +7,7 @@
 //! unknown operator) compiles to "never matches", as Flagsmith treats it, and is reported
 //! in [`CompiledEnvironment::issues`].
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use crate::context::{
     Condition, EvaluationContext, FeatureContext, Operator, RuleType, SegmentContext, SegmentRule,
 };
 use crate::document::EnvironmentDocument;
+use crate::fxhash::FxHashMap;
 use crate::jsonpath::{classify, PathTarget};
 use crate::mapping::document_to_context;
 use crate::operators::{compile_regex, parse_modulo, Comparison, InSet, TypedOperand};
@@ -38,7 +40,7 @@ pub struct CompiledEnvironment {
     /// Every segment's rules, flattened.
     pub(crate) program: Program,
     /// Trait name -> slot in the per-evaluation trait table.
-    pub(crate) trait_slots: HashMap<Box<str>, usize>,
+    pub(crate) trait_slots: FxHashMap<Box<str>, usize>,
     /// The context without identity, for the rare general JSONPath.
     pub(crate) general_base: Option<Value>,
     issues: Vec<CompileIssue>,
@@ -93,6 +95,12 @@ pub(crate) struct CompiledOverride {
 #[derive(Debug, Clone)]
 pub(crate) struct CompiledFeature {
     pub state: CompiledFeatureState,
+    /// This feature's segment overrides as (segment, override) indices, best first: by
+    /// priority, ties in segment and override order. The first whose segment matched wins.
+    pub overrides: Box<[(u32, u32)]>,
+    /// Some priority is NaN: the order is not total, so evaluation scans `overrides` (then
+    /// in segment order) comparing priorities as the reference loop does.
+    pub unordered: bool,
     /// `feature.type` from the document, when compiled from one.
     pub feature_type: Option<Box<str>>,
 }
@@ -273,7 +281,7 @@ impl CompiledEnvironment {
 
 struct Compiler<'c> {
     ctx: &'c EvaluationContext,
-    trait_slots: HashMap<Box<str>, usize>,
+    trait_slots: FxHashMap<Box<str>, usize>,
     issues: Vec<CompileIssue>,
     needs_general: bool,
     static_base: Option<Value>,
@@ -295,7 +303,7 @@ impl<'c> Compiler<'c> {
     fn new(ctx: &'c EvaluationContext) -> Self {
         Compiler {
             ctx,
-            trait_slots: HashMap::new(),
+            trait_slots: FxHashMap::default(),
             issues: Vec::new(),
             needs_general: false,
             static_base: None,
@@ -318,6 +326,8 @@ impl<'c> Compiler<'c> {
                 fc.name.as_str(),
                 CompiledFeature {
                     state: compile_feature_state(fc),
+                    overrides: Box::default(),
+                    unordered: false,
                     feature_type: None,
                 },
             );
@@ -325,6 +335,21 @@ impl<'c> Compiler<'c> {
         let mut segments = Vec::with_capacity(self.ctx.segments.len());
         for sc in self.ctx.segments.values() {
             segments.push(self.compile_segment(sc, &by_name));
+        }
+        let mut per_feature: Vec<Vec<(f64, u32, u32)>> = vec![Vec::new(); by_name.len()];
+        for (si, seg) in segments.iter().enumerate() {
+            for (oi, ov) in seg.overrides.iter().enumerate() {
+                per_feature[ov.feature].push((ov.priority, si as u32, oi as u32));
+            }
+        }
+        for (feature, mut list) in by_name.values_mut().zip(per_feature) {
+            feature.unordered = list.iter().any(|(p, _, _)| p.is_nan());
+            if !feature.unordered {
+                // Stable: equal priorities keep segment and override order.
+                // `partial_cmp`: -0.0 and 0.0 tie, as `<` has them.
+                list.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(Ordering::Equal));
+            }
+            feature.overrides = list.into_iter().map(|(_, si, oi)| (si, oi)).collect();
         }
         let general_base = if self.needs_general {
             self.static_base();

@@ -11,8 +11,8 @@ use std::cell::{Cell, OnceCell};
 use serde_json::{Map, Value};
 
 use crate::compile::{
-    Accessor, AccessorId, CompiledCondition, CompiledEnvironment, CompiledFeatureState, Target,
-    MATCH, NO_MATCH,
+    Accessor, AccessorId, CompiledCondition, CompiledEnvironment, CompiledFeature,
+    CompiledFeatureState, Target, MATCH, NO_MATCH,
 };
 use crate::context::IdentityContext;
 use crate::hashing::hashed_percentage_pair;
@@ -139,36 +139,46 @@ impl CompiledEnvironment {
         identity: Option<&'e IdentityContext>,
     ) -> Evaluation<'e> {
         let state = EvalState::new(self, identity);
-        // Best override per feature: (priority, segment index, override index).
-        let mut best: Vec<Option<(f64, u32, u32)>> = vec![None; self.features.len()];
+        let mut matched = vec![false; self.segments.len()];
         let mut segments = Vec::new();
         for (si, seg) in self.segments.iter().enumerate() {
-            if !state.segment_matches(seg.entry) {
-                continue;
-            }
-            segments.push(SegmentMatch {
-                key: &seg.key,
-                name: &seg.name,
-                metadata: seg.metadata.as_ref(),
-            });
-            for (oi, ov) in seg.overrides.iter().enumerate() {
-                let slot = &mut best[ov.feature];
-                // Strictly lower wins, so on a tie the first seen stays.
-                if slot.is_none_or(|(p, _, _)| ov.priority < p) {
-                    *slot = Some((ov.priority, si as u32, oi as u32));
-                }
+            if state.segment_matches(seg.entry) {
+                matched[si] = true;
+                segments.push(SegmentMatch {
+                    key: &seg.key,
+                    name: &seg.name,
+                    metadata: seg.metadata.as_ref(),
+                });
             }
         }
+        let best = |feature: &CompiledFeature| -> Option<(u32, u32)> {
+            if !feature.unordered {
+                // Best first: the first override of a matched segment wins.
+                return feature
+                    .overrides
+                    .iter()
+                    .find(|(si, _)| matched[*si as usize])
+                    .copied();
+            }
+            // Strictly lower wins, so on a tie the first seen stays.
+            let mut best: Option<(f64, u32, u32)> = None;
+            for &(si, oi) in feature.overrides.iter() {
+                let priority = self.segments[si as usize].overrides[oi as usize].priority;
+                if matched[si as usize] && best.is_none_or(|(p, _, _)| priority < p) {
+                    best = Some((priority, si, oi));
+                }
+            }
+            best.map(|(_, si, oi)| (si, oi))
+        };
         let flags = self
             .features
             .iter()
-            .zip(&best)
-            .map(|(feature, best)| {
-                let (fs, reason) = match best {
-                    Some((_, si, oi)) => {
-                        let seg = &self.segments[*si as usize];
+            .map(|feature| {
+                let (fs, reason) = match best(feature) {
+                    Some((si, oi)) => {
+                        let seg = &self.segments[si as usize];
                         (
-                            &seg.overrides[*oi as usize].state,
+                            &seg.overrides[oi as usize].state,
                             Reason::TargetingMatch {
                                 segment: &seg.name,
                                 text: &seg.reason,

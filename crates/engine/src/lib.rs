@@ -15,6 +15,7 @@ mod context;
 mod document;
 mod error;
 mod evaluate;
+mod fxhash;
 pub mod hashing;
 mod jsonpath;
 mod mapping;

@@ -6,11 +6,11 @@
 //! `NOT_EQUAL`), and `:semver`-suffixed values compare as SemVer 2.0 versions.
 
 use std::cmp::Ordering;
-use std::collections::HashSet;
 
 use regex::{Regex, RegexBuilder};
 use serde_json::Value;
 
+use crate::fxhash::FxHashSet;
 use crate::pyfmt;
 use crate::pynum::{parse_py_float, parse_py_int, py_float_mod, PyInt};
 use crate::value::ContextValue;
@@ -232,7 +232,7 @@ pub fn modulo_match(ctx: &ContextValue<'_>, divisor: f64, remainder: f64) -> boo
 #[derive(Debug, Clone)]
 pub enum InSet {
     Small(Vec<Box<str>>),
-    Large(HashSet<Box<str>>),
+    Large(FxHashSet<Box<str>>),
 }
 
 impl InSet {

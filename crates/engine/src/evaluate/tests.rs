@@ -247,3 +247,78 @@ mod rule_trees {
         }
     }
 }
+
+mod override_precedence {
+    //! The precomputed best-first override order against the reference loop: over the
+    //! matched segments in order, a strictly lower priority replaces the current best.
+
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use crate::{evaluate_context, EvaluationContext};
+
+    fn priority() -> impl Strategy<Value = Option<f64>> {
+        prop::sample::select(vec![
+            None,
+            Some(0.0),
+            Some(-0.0),
+            Some(1.0),
+            Some(2.0),
+            Some(-1.0),
+            Some(f64::NAN),
+            Some(f64::INFINITY),
+        ])
+    }
+
+    proptest! {
+        #[test]
+        fn the_winner_is_the_reference_loops(
+            // Per segment: does it match, and its overrides as (feature, priority).
+            segments in prop::collection::vec(
+                (any::<bool>(), prop::collection::vec((0..3usize, priority()), 0..4)),
+                0..6,
+            ),
+        ) {
+            let features: serde_json::Map<String, serde_json::Value> = (0..3)
+                .map(|f| (format!("f{f}"), json!({"key": f.to_string(), "name": format!("f{f}"),
+                    "enabled": false, "value": "default"})))
+                .collect();
+            let mut ctx: EvaluationContext = serde_json::from_value(json!({
+                "environment": {"key": "env", "name": "n"},
+                "identity": {"identifier": "u"},
+                "features": features,
+            }))
+            .unwrap();
+            for (si, (matches, overrides)) in segments.iter().enumerate() {
+                let rule = if *matches { "NONE" } else { "ALL" };
+                let mut seg: crate::SegmentContext = serde_json::from_value(json!({
+                    "key": si.to_string(), "name": format!("s{si}"),
+                    "rules": [{"type": rule, "conditions": [
+                        {"property": "absent", "operator": "IS_SET", "value": ""}]}],
+                    "overrides": overrides.iter().enumerate().map(|(oi, (f, _))| json!({
+                        "key": f.to_string(), "name": format!("f{f}"), "enabled": true,
+                        "value": format!("s{si}o{oi}")})).collect::<Vec<_>>(),
+                }))
+                .unwrap();
+                for (ov, (_, p)) in seg.overrides.iter_mut().zip(overrides) {
+                    ov.priority = *p;
+                }
+                ctx.segments.insert(si.to_string(), seg);
+            }
+            let result = evaluate_context(&ctx);
+            for f in 0..3 {
+                let mut best: Option<(f64, String)> = None;
+                for (si, (matches, overrides)) in segments.iter().enumerate() {
+                    for (oi, (feature, p)) in overrides.iter().enumerate() {
+                        let p = p.unwrap_or(f64::INFINITY);
+                        if *matches && *feature == f && best.as_ref().is_none_or(|(b, _)| p < *b) {
+                            best = Some((p, format!("s{si}o{oi}")));
+                        }
+                    }
+                }
+                let expected = best.map_or("default".to_owned(), |(_, v)| v);
+                prop_assert_eq!(&result.flags[&format!("f{f}")].value, &json!(expected));
+            }
+        }
+    }
+}
