@@ -143,6 +143,9 @@ pub(crate) struct Program {
     /// that evaluation can memoise each outcome per identity.
     pub conditions: Vec<CompiledCondition>,
     pub code: Vec<Instr>,
+    /// Each segment's [`CompiledSegment::entry`], contiguous: the per-identity loop over
+    /// segments reads only this.
+    pub entries: Vec<u32>,
 }
 
 /// Jump target: the segment matches.
@@ -351,6 +354,7 @@ impl<'c> Compiler<'c> {
             }
             feature.overrides = list.into_iter().map(|(_, si, oi)| (si, oi)).collect();
         }
+        self.program.entries = segments.iter().map(|s| s.entry).collect();
         let general_base = if self.needs_general {
             self.static_base();
             self.static_base.take()

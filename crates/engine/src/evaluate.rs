@@ -141,9 +141,10 @@ impl CompiledEnvironment {
         let state = EvalState::new(self, identity);
         let mut matched = vec![false; self.segments.len()];
         let mut segments = Vec::new();
-        for (si, seg) in self.segments.iter().enumerate() {
-            if state.segment_matches(seg.entry) {
+        for (si, &entry) in self.program.entries.iter().enumerate() {
+            if state.segment_matches(entry) {
                 matched[si] = true;
+                let seg = &self.segments[si];
                 segments.push(SegmentMatch {
                     key: &seg.key,
                     name: &seg.name,
