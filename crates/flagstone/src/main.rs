@@ -3,7 +3,9 @@
 
 mod bench;
 mod db_args;
+mod edge;
 mod eval;
+mod observability;
 mod serve;
 mod transfer;
 mod worker;
@@ -27,6 +29,8 @@ struct Cli {
 enum Command {
     /// Run everything in one process: admin API (and, as they land, task processor and SDK API).
     Serve(serve::ServeArgs),
+    /// Run an SDK API node alone (follows the store's publishes; any number can run).
+    Edge(edge::EdgeArgs),
     /// Apply pending database migrations and exit.
     Migrate(db_args::DbArgs),
     /// Evaluate flags offline: an evaluation context, or an environment document for one identity.
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
         Command::Import(args) => run_async(transfer::import(args)),
         Command::Export(args) => run_async(transfer::export(args)),
         Command::Serve(args) => run_async(serve::run(args)),
+        Command::Edge(args) => run_async(edge::run(args)),
         Command::Worker(args) => run_async(worker::run(args)),
         Command::Reconcile(db) => run_async(worker::reconcile(db)),
         Command::Status(args) => run_async(worker::status(args)),

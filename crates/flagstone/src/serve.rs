@@ -1,10 +1,13 @@
-//! `flagstone serve`: everything in one process on one database (by default `./flagstone.db`).
+//! `flagstone serve`: everything in one process on one database (by default `./flagstone.db`):
+//! the admin API, the task processor and the SDK API (edge), on one port.
 
 use std::net::SocketAddr;
 
 use axum::Router;
 use flagstone_api::AppState;
+use flagstone_edge::PublishFeed;
 use flagstone_store::keys::{ensure_admin_key, AdminKeySetup};
+use flagstone_store::Backend;
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 use tower_http::trace::TraceLayer;
@@ -24,6 +27,8 @@ pub struct ServeArgs {
     pub admin_key: Option<String>,
     #[command(flatten)]
     pub worker: crate::worker::WorkerOptions,
+    #[command(flatten)]
+    pub edge: crate::edge::EdgeOptions,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -38,32 +43,56 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         AdminKeySetup::Existing => tracing::info!("using the existing admin key(s)"),
     }
-    let state = AppState {
-        store: store.clone(),
-    };
-    let app = Router::new()
-        .route("/health/liveness", axum::routing::get(|| async { "ok" }))
-        .merge(flagstone_api::router(state))
-        .layer(TraceLayer::new_for_http());
-    // Flagsmith's paths end with '/': accept both forms.
-    let app = NormalizePathLayer::trim_trailing_slash().layer(app);
-    // The task processor runs in-process; it announces publishes on `publications`.
+    // The task processor runs in-process; it announces publishes on `publications`, which the
+    // in-process edge follows (on PostgreSQL the edge LISTENs, so other workers' publishes
+    // reach it too).
     let publications = flagstone_tasks::Publications::new();
+    let feed = match store.backend() {
+        Backend::Postgres => PublishFeed::Postgres,
+        Backend::Sqlite => PublishFeed::InProcess(publications.subscribe()),
+    };
     let (stop_worker, worker_stop) = tokio::sync::watch::channel(false);
     let worker =
         crate::worker::spawn_in_process(store.clone(), &args.worker, publications, worker_stop);
-    let listener = tokio::net::TcpListener::bind(args.bind).await?;
-    tracing::info!(addr = %args.bind, backend = ?store.backend(), "flagstone listening");
+    let edge = crate::edge::start(store.clone(), feed, &args.edge).await;
+    let admin = flagstone_api::router(AppState {
+        store: store.clone(),
+    });
+    let app = with_common_routes(admin.merge(edge.router));
+    tracing::info!(backend = ?store.backend(), "admin API, task processor and SDK API in one process");
+    serve_http(args.bind, app).await?;
+    let _ = stop_worker.send(true);
+    let _ = worker.await;
+    store.close().await;
+    tracing::info!("flagstone stopped");
+    Ok(())
+}
+
+/// Adds what every Flagstone HTTP server has: liveness, Prometheus metrics, request tracing.
+pub fn with_common_routes(app: Router) -> Router {
+    let metrics = crate::observability::prometheus();
+    app.route("/health/liveness", axum::routing::get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let m = metrics.clone();
+                async move { m.map(|h| h.render()).unwrap_or_default() }
+            }),
+        )
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Serves `app` until SIGTERM/Ctrl-C, accepting Flagsmith's trailing-slash paths and ours.
+pub async fn serve_http(bind: SocketAddr, app: Router) -> anyhow::Result<()> {
+    let app = NormalizePathLayer::trim_trailing_slash().layer(app);
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    tracing::info!(addr = %bind, "flagstone listening");
     axum::serve(
         listener,
         axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
     )
     .with_graceful_shutdown(shutdown_signal())
     .await?;
-    let _ = stop_worker.send(true);
-    let _ = worker.await;
-    store.close().await;
-    tracing::info!("flagstone stopped");
     Ok(())
 }
 

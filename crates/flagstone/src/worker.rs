@@ -68,7 +68,16 @@ pub fn spawn_in_process(
     publications: Publications,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
+    let changes = store.change_notifier();
     let worker = Worker::new(store, opts.config(), publications);
+    // A change committed in this process wakes the worker at once (its debounce still applies).
+    let wake = worker.waker();
+    tokio::spawn(async move {
+        loop {
+            changes.notified().await;
+            wake.notify_one();
+        }
+    });
     tokio::spawn(worker.run(async move {
         let _ = stop.wait_for(|s| *s).await;
     }))

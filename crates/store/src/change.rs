@@ -4,6 +4,9 @@
 //! affected environment's `revision` and requests its publication in `publish_jobs`.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use tokio::sync::Notify;
 
 use serde_json::Value;
 
@@ -65,6 +68,7 @@ pub struct Change {
     environments: BTreeSet<i64>,
     projects: BTreeSet<i64>,
     audit: Vec<AuditEntry>,
+    committed: Arc<Notify>,
 }
 
 /// What a committed change did to revisions.
@@ -75,7 +79,12 @@ pub struct Committed {
 }
 
 impl Change {
-    pub(crate) fn new(tx: Tx, actor: Actor, publish: PublishSettings) -> Change {
+    pub(crate) fn new(
+        tx: Tx,
+        actor: Actor,
+        publish: PublishSettings,
+        committed: Arc<Notify>,
+    ) -> Change {
         Change {
             tx,
             actor,
@@ -83,6 +92,7 @@ impl Change {
             environments: BTreeSet::new(),
             projects: BTreeSet::new(),
             audit: Vec::new(),
+            committed,
         }
     }
 
@@ -141,6 +151,9 @@ impl Change {
             write_audit(&mut self.tx, &self.actor, &e, now).await?;
         }
         self.tx.commit().await?;
+        if !committed.revisions.is_empty() {
+            self.committed.notify_one();
+        }
         Ok(committed)
     }
 }

@@ -21,9 +21,9 @@ pub mod organisations;
 pub mod projects;
 pub mod queue;
 pub mod segments;
-pub mod transfer;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod transfer;
 pub mod values;
 
 pub use change::{Actor, AuditEntry, Change, PublishSettings};
@@ -39,6 +39,9 @@ use db::Pool;
 pub struct Store {
     pool: Pool,
     publish: PublishSettings,
+    /// Signalled after every committed change that requested a publish, so an in-process
+    /// worker starts at once instead of at its next poll.
+    changes: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// A page of results and the total count, for `{count, next, previous, results}` lists.
@@ -89,6 +92,7 @@ impl Store {
         Ok(Store {
             pool: db::connect(opts).await?,
             publish: PublishSettings::default(),
+            changes: Default::default(),
         })
     }
 
@@ -99,6 +103,12 @@ impl Store {
 
     pub fn publish_settings(&self) -> PublishSettings {
         self.publish
+    }
+
+    /// Notified after each committed change that requested a publish (in this process only;
+    /// other processes see the queue).
+    pub fn change_notifier(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.changes.clone()
     }
 
     pub async fn migrate(&self) -> Result<()> {
@@ -126,6 +136,7 @@ impl Store {
             self.pool.begin(true).await?,
             actor.clone(),
             self.publish,
+            self.changes.clone(),
         ))
     }
 

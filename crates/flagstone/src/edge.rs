@@ -1,0 +1,126 @@
+//! `flagstone edge`: an SDK API node alone. It serves Flagsmith's SDK endpoints from documents
+//! it holds in memory, follows publishes (PostgreSQL `LISTEN/NOTIFY` plus a periodic check),
+//! keeps its last good documents in a cache directory so a restart can serve while the store
+//! is unreachable, and reports how stale it is at `/health/readiness`. Any number can run.
+//! [`start`] is also what `flagstone serve` uses to run the edge in-process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use flagstone_edge::{EdgeConfig, EdgeState, Follower, FollowerConfig, PublishFeed, Registry};
+use flagstone_store::{Backend, Store};
+
+use crate::db_args::DbArgs;
+
+#[derive(clap::Args, Debug)]
+pub struct EdgeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "FLAGSTONE_BIND", default_value = "0.0.0.0:8000")]
+    pub bind: SocketAddr,
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub edge: EdgeOptions,
+}
+
+/// Edge options shared by `edge` and `serve`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct EdgeOptions {
+    /// Where the last good documents are kept, to serve from after a restart while the store is
+    /// unreachable.
+    #[arg(
+        long,
+        env = "FLAGSTONE_EDGE_CACHE_DIR",
+        default_value = "./flagstone-cache"
+    )]
+    pub edge_cache_dir: PathBuf,
+    /// How often every environment's published revision is checked, in milliseconds (the safety
+    /// net behind publish notifications).
+    #[arg(long, env = "FLAGSTONE_EDGE_POLL_MS", default_value_t = 2000)]
+    pub edge_poll_ms: u64,
+}
+
+/// A running edge: its SDK router, with `/health/readiness`.
+pub struct Edge {
+    pub router: Router,
+}
+
+/// Loads the published documents and starts following. Call inside the runtime.
+pub async fn start(store: Store, feed: PublishFeed, opts: &EdgeOptions) -> Edge {
+    let registry = Arc::new(Registry::default());
+    let follower = Follower::start(
+        store.clone(),
+        registry.clone(),
+        FollowerConfig {
+            poll_interval: Duration::from_millis(opts.edge_poll_ms.max(100)),
+            cache_dir: Some(opts.edge_cache_dir.clone()),
+        },
+        feed,
+    )
+    .await;
+    tracing::info!(environments = registry.len(), "edge loaded its documents");
+    let state = EdgeState::new(store, registry.clone(), EdgeConfig::default());
+    spawn_gauges(follower.clone(), registry.clone());
+    let health = follower.health.clone();
+    let readiness = move || {
+        let health = health.clone();
+        let registry = registry.clone();
+        async move {
+            let body = serde_json::json!({
+                "environments": registry.len(),
+                "store_reachable": health.store_reachable(),
+                "serving_from_cache": health.serving_from_cache(),
+                "staleness_seconds": health.staleness_seconds(),
+            });
+            let ready = health.store_reachable() || !registry.is_empty();
+            let status = if ready {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            (status, axum::Json(body)).into_response()
+        }
+    };
+    let router = flagstone_edge::router(state).route("/health/readiness", get(readiness));
+    Edge { router }
+}
+
+/// Exports how many environments this edge serves and how stale it may be.
+fn spawn_gauges(follower: Arc<Follower>, registry: Arc<Registry>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            metrics::gauge!("flagstone_edge_environments").set(registry.len() as f64);
+            if let Some(s) = follower.health.staleness_seconds() {
+                metrics::gauge!("flagstone_edge_staleness_seconds").set(s);
+            }
+            let reachable = if follower.health.store_reachable() {
+                1.0
+            } else {
+                0.0
+            };
+            metrics::gauge!("flagstone_edge_store_reachable").set(reachable);
+        }
+    });
+}
+
+pub async fn run(args: EdgeArgs) -> anyhow::Result<()> {
+    let store = args.db.open().await?;
+    let feed = match store.backend() {
+        Backend::Postgres => PublishFeed::Postgres,
+        // A separate edge on SQLite has no notification channel: the periodic check follows.
+        Backend::Sqlite => PublishFeed::PollOnly,
+    };
+    let edge = start(store.clone(), feed, &args.edge).await;
+    let app = crate::serve::with_common_routes(edge.router);
+    crate::serve::serve_http(args.bind, app).await?;
+    store.close().await;
+    Ok(())
+}
