@@ -124,7 +124,9 @@ impl Drop for WorkerProcess {
 
 async fn revisions(store: &Store, env: i64) -> anyhow::Result<(i64, Option<i64>)> {
     let mut tx = store.read().await?;
-    let current = flagstone_store::environments::get(&mut tx, env).await?.revision;
+    let current = flagstone_store::environments::get(&mut tx, env)
+        .await?
+        .revision;
     let published = document::stored::published_revision(&mut tx, env).await?;
     Ok((current, published))
 }
