@@ -55,6 +55,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let worker =
         crate::worker::spawn_in_process(store.clone(), &args.worker, publications, worker_stop);
     let edge = crate::edge::start(store.clone(), feed, &args.edge).await;
+    crate::observability::spawn_queue_gauges(store.clone());
     let admin = flagstone_api::router(AppState {
         store: store.clone(),
     });
