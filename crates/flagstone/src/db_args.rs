@@ -1,6 +1,6 @@
 //! The database options shared by every subcommand that touches the store.
 
-use flagstone_store::{ConnectOptions, Store};
+use flagstone_store::{ConnectOptions, PublishSettings, Store};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct DbArgs {
@@ -14,6 +14,13 @@ pub struct DbArgs {
     /// Maximum connections in the pool.
     #[arg(long, env = "FLAGSTONE_DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
     pub database_max_connections: u32,
+    /// How long a burst of changes to one environment settles before its document is rebuilt,
+    /// in milliseconds.
+    #[arg(long, env = "FLAGSTONE_PUBLISH_DEBOUNCE_MS", default_value_t = 50)]
+    pub publish_debounce_ms: u64,
+    /// The longest a constant stream of changes can delay a rebuild, in milliseconds.
+    #[arg(long, env = "FLAGSTONE_PUBLISH_MAX_DELAY_MS", default_value_t = 1000)]
+    pub publish_max_delay_ms: u64,
 }
 
 impl DbArgs {
@@ -21,11 +28,16 @@ impl DbArgs {
     pub async fn open(&self) -> anyhow::Result<Store> {
         let mut opts = ConnectOptions::new(self.database_url.clone());
         opts.max_connections = self.database_max_connections;
-        Store::open(&opts).await.map_err(|e| {
+        let publish = PublishSettings {
+            debounce_ms: self.publish_debounce_ms as i64,
+            max_delay_ms: self.publish_max_delay_ms.max(self.publish_debounce_ms) as i64,
+        };
+        let store = Store::open(&opts).await.map_err(|e| {
             anyhow::anyhow!(
                 "cannot open database {}: {e}",
                 flagstone_store::db::redact_url(&self.database_url)
             )
-        })
+        })?;
+        Ok(store.with_publish_settings(publish))
     }
 }

@@ -27,7 +27,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run everything in one process: admin API (and, as they land, task processor and SDK API).
+    /// Run everything in one process: admin API, task processor and SDK API, on one port.
     Serve(serve::ServeArgs),
     /// Run an SDK API node alone (follows the store's publishes; any number can run).
     Edge(edge::EdgeArgs),
