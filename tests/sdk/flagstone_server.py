@@ -109,17 +109,18 @@ class FlagstoneServer:
         deadline = time.monotonic() + self.startup_timeout
         while True:
             if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"flagstone serve exited with {self.proc.returncode}:\n{self.log_tail()}"
-                )
+                message = f"flagstone serve exited with {self.proc.returncode}:\n{self.log_tail()}"
+                self.stop()
+                raise RuntimeError(message)
             try:
                 if requests.get(f"{self.url}/health/liveness", timeout=1).status_code == 200:
                     return self
             except requests.RequestException:
                 pass
             if time.monotonic() > deadline:
+                message = f"flagstone serve did not become live:\n{self.log_tail()}"
                 self.stop()
-                raise RuntimeError(f"flagstone serve did not become live:\n{self.log_tail()}")
+                raise RuntimeError(message)
             time.sleep(0.05)
 
     def stop(self) -> None:
