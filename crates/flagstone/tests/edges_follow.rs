@@ -49,7 +49,9 @@ fn spawn(args: &[&str]) -> Proc {
 
 /// A minimal HTTP/1.1 GET; returns the body, or None if the server is not up.
 async fn get(port: u16, path: &str, key: &str) -> Option<String> {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
     let req = format!(
         "GET {path} HTTP/1.1\r\nHost: localhost\r\nX-Environment-Key: {key}\r\nConnection: close\r\n\r\n"
     );
@@ -82,9 +84,15 @@ async fn a_change_reaches_both_edges() {
     let fx = fixture::create(&t.store, fixture::Shape::INCIDENT.times(0))
         .await
         .unwrap();
-    fixture::change_feature(&t.store, &fx, 0, "first").await.unwrap();
+    fixture::change_feature(&t.store, &fx, 0, "first")
+        .await
+        .unwrap();
     let url = child_url(&t);
-    let poll_ms = if t.pg_schema.is_some() { "60000" } else { "100" };
+    let poll_ms = if t.pg_schema.is_some() {
+        "60000"
+    } else {
+        "100"
+    };
     let _worker = spawn(&["worker", "--database-url", &url]);
     let caches = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let ports = [free_port(), free_port()];
@@ -109,7 +117,9 @@ async fn a_change_reaches_both_edges() {
         wait_for(port, &fx.api_key, "first", Duration::from_secs(20)).await;
     }
 
-    fixture::change_feature(&t.store, &fx, 0, "second").await.unwrap();
+    fixture::change_feature(&t.store, &fx, 0, "second")
+        .await
+        .unwrap();
     for port in ports {
         let took = wait_for(port, &fx.api_key, "second", Duration::from_secs(5)).await;
         eprintln!("edge on port {port} served the change after {took:?}");
