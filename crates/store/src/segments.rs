@@ -16,7 +16,8 @@ use crate::{
     clock::now_ms, projects, sql, AuditEntry, Change, LimitName, Limits, Page, PageRequest, Result,
     StoreError, Tx,
 };
-pub use rules::{Condition, Operator, RuleType, SegmentRule};
+pub use flagstone_engine::Operator;
+pub use rules::{Condition, RuleType, SegmentRule};
 
 /// Longest description accepted.
 pub const MAX_DESCRIPTION_CHARS: usize = 20_000;

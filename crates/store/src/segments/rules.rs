@@ -6,6 +6,7 @@
 //! (numbers and booleans pass through Python's `str()`), so the document builder and the engine
 //! see exactly what a Flagsmith SDK would.
 
+use flagstone_engine::Operator;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -48,86 +49,23 @@ impl RuleType {
     }
 }
 
-/// The 14 condition operators of Flagsmith's engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Operator {
-    Equal,
-    NotEqual,
-    GreaterThan,
-    GreaterThanInclusive,
-    LessThan,
-    LessThanInclusive,
-    Contains,
-    NotContains,
-    Regex,
-    PercentageSplit,
-    Modulo,
-    IsSet,
-    IsNotSet,
-    In,
+/// Operators whose value may carry a `:semver` suffix (the engine's typed comparators).
+fn compares_semver(op: &Operator) -> bool {
+    matches!(
+        op,
+        Operator::Equal
+            | Operator::NotEqual
+            | Operator::GreaterThan
+            | Operator::GreaterThanInclusive
+            | Operator::LessThan
+            | Operator::LessThanInclusive
+            | Operator::Contains
+    )
 }
 
-impl Operator {
-    pub const ALL: [Operator; 14] = [
-        Operator::Equal,
-        Operator::NotEqual,
-        Operator::GreaterThan,
-        Operator::GreaterThanInclusive,
-        Operator::LessThan,
-        Operator::LessThanInclusive,
-        Operator::Contains,
-        Operator::NotContains,
-        Operator::Regex,
-        Operator::PercentageSplit,
-        Operator::Modulo,
-        Operator::IsSet,
-        Operator::IsNotSet,
-        Operator::In,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Operator::Equal => "EQUAL",
-            Operator::NotEqual => "NOT_EQUAL",
-            Operator::GreaterThan => "GREATER_THAN",
-            Operator::GreaterThanInclusive => "GREATER_THAN_INCLUSIVE",
-            Operator::LessThan => "LESS_THAN",
-            Operator::LessThanInclusive => "LESS_THAN_INCLUSIVE",
-            Operator::Contains => "CONTAINS",
-            Operator::NotContains => "NOT_CONTAINS",
-            Operator::Regex => "REGEX",
-            Operator::PercentageSplit => "PERCENTAGE_SPLIT",
-            Operator::Modulo => "MODULO",
-            Operator::IsSet => "IS_SET",
-            Operator::IsNotSet => "IS_NOT_SET",
-            Operator::In => "IN",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Operator> {
-        Operator::ALL.into_iter().find(|o| o.as_str() == s)
-    }
-
-    /// Operators whose value may carry a `:semver` suffix (the engine's typed comparators).
-    fn compares_semver(self) -> bool {
-        matches!(
-            self,
-            Operator::Equal
-                | Operator::NotEqual
-                | Operator::GreaterThan
-                | Operator::GreaterThanInclusive
-                | Operator::LessThan
-                | Operator::LessThanInclusive
-                | Operator::Contains
-        )
-    }
-
-    /// Operators that do not look at the condition's value.
-    fn ignores_value(self) -> bool {
-        matches!(self, Operator::IsSet | Operator::IsNotSet)
-    }
+/// Operators that do not look at the condition's value.
+fn ignores_value(op: &Operator) -> bool {
+    matches!(op, Operator::IsSet | Operator::IsNotSet)
 }
 
 /// One rule: its conditions and nested rules, combined by `type`.
@@ -147,6 +85,8 @@ pub struct SegmentRule {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Condition {
+    /// One of the engine's 14 operators (`EQUAL`, `IN`, `REGEX`, …).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub operator: Operator,
     /// The trait key or JSONPath (`$.identity.identifier`); may be empty for `PERCENTAGE_SPLIT`.
     pub property: Option<String>,
@@ -246,14 +186,21 @@ impl Walk<'_> {
         let obj = object(field, v, &["operator", "property", "value"])?;
         let op_field = format!("{field}.operator");
         let operator = match obj.get("operator") {
-            Some(Value::String(s)) => Operator::parse(s)
-                .ok_or_else(|| StoreError::invalid(&op_field, format!("unknown operator {s:?}")))?,
+            Some(Value::String(s)) => match Operator::parse(s) {
+                Operator::Unknown(_) => {
+                    return Err(StoreError::invalid(
+                        &op_field,
+                        format!("unknown operator {s:?}"),
+                    ))
+                }
+                known => known,
+            },
             None | Some(Value::Null) => return Err(StoreError::invalid(op_field, "is required")),
             Some(_) => return Err(StoreError::invalid(op_field, "must be a string")),
         };
         let property =
-            self.property(&format!("{field}.property"), operator, obj.get("property"))?;
-        let value = self.value(&format!("{field}.value"), operator, obj.get("value"))?;
+            self.property(&format!("{field}.property"), &operator, obj.get("property"))?;
+        let value = self.value(&format!("{field}.value"), &operator, obj.get("value"))?;
         Ok(Condition {
             operator,
             property,
@@ -261,7 +208,7 @@ impl Walk<'_> {
         })
     }
 
-    fn property(&self, field: &str, op: Operator, v: Option<&Value>) -> Result<Option<String>> {
+    fn property(&self, field: &str, op: &Operator, v: Option<&Value>) -> Result<Option<String>> {
         let p = match v {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
@@ -269,7 +216,7 @@ impl Walk<'_> {
         };
         match &p {
             // A legacy PERCENTAGE_SPLIT hashes the identity key and names no trait.
-            _ if op == Operator::PercentageSplit => {}
+            _ if *op == Operator::PercentageSplit => {}
             None => return Err(StoreError::invalid(field, "is required")),
             Some(s) if s.is_empty() => return Err(StoreError::invalid(field, "must not be empty")),
             Some(_) => {}
@@ -285,18 +232,18 @@ impl Walk<'_> {
         Ok(p)
     }
 
-    fn value(&self, field: &str, op: Operator, v: Option<&Value>) -> Result<Option<String>> {
+    fn value(&self, field: &str, op: &Operator, v: Option<&Value>) -> Result<Option<String>> {
         let text = match v {
-            None | Some(Value::Null) if op.ignores_value() => return Ok(None),
+            None | Some(Value::Null) if ignores_value(op) => return Ok(None),
             None | Some(Value::Null) => {
                 return Err(StoreError::invalid(
                     field,
                     format!("is required for {}", op.as_str()),
                 ))
             }
-            Some(Value::Array(items)) if op == Operator::In => in_list_text(field, items)?,
+            Some(Value::Array(items)) if *op == Operator::In => in_list_text(field, items)?,
             Some(v) => scalar_text(v).ok_or_else(|| {
-                let expected = if op == Operator::In {
+                let expected = if *op == Operator::In {
                     "a string or a list of strings"
                 } else {
                     "a string"
@@ -304,7 +251,7 @@ impl Walk<'_> {
                 StoreError::invalid(field, format!("must be {expected}"))
             })?,
         };
-        let (limit, max) = if op == Operator::In {
+        let (limit, max) = if *op == Operator::In {
             (
                 LimitName::MaxInConditionValueBytes,
                 self.limits.max_in_condition_value_bytes,
@@ -324,7 +271,7 @@ impl Walk<'_> {
 }
 
 /// The checks that make sure the engine can use a value as the operator needs it.
-fn check_value_semantics(field: &str, op: Operator, text: &str) -> Result<()> {
+fn check_value_semantics(field: &str, op: &Operator, text: &str) -> Result<()> {
     match op {
         Operator::Regex => compile_condition_regex(text)
             .map(|_| ())
@@ -349,7 +296,7 @@ fn check_value_semantics(field: &str, op: Operator, text: &str) -> Result<()> {
                 )),
             }
         }
-        _ if op.compares_semver() => match text.strip_suffix(":semver") {
+        _ if compares_semver(op) => match text.strip_suffix(":semver") {
             Some(version) => semver::Version::parse(version).map(|_| ()).map_err(|e| {
                 StoreError::invalid(
                     field,
