@@ -279,3 +279,159 @@ async fn identity_overrides_stream_one_identity_at_a_time_outside_the_document()
     let v = build_json(&t.store, fx.environment_id).await;
     assert_eq!(v["identity_overrides"], serde_json::json!([]));
 }
+
+/// Reading each segment's overrides through `segment_overrides_build` (one aggregated row per
+/// segment) must write exactly the bytes the earlier single sorted UNION query wrote: equal
+/// priorities, segments without overrides, overrides of another environment, multivariate
+/// overrides with explicit and default allocations, awkward floats, escapes and NULL keys.
+#[tokio::test]
+async fn per_segment_reads_write_the_same_bytes_as_the_sorted_union() {
+    let t = test_store().await;
+    let fx = fixture::create(
+        &t.store,
+        fixture::Shape {
+            features: 6,
+            mv_features: 2,
+            segments: 5,
+            overrides: 12,
+        },
+    )
+    .await
+    .unwrap();
+    let other = fixture::create(&t.store, SMALL).await.unwrap();
+    let mut tx = t.store.write().await.unwrap();
+    let features: Vec<i64> = sql!(&mut tx, |c| sqlx::query_scalar(
+        "SELECT id FROM features WHERE project_id = $1 ORDER BY id"
+    )
+    .bind(fx.project_id)
+    .fetch_all(c)
+    .await
+    .unwrap());
+    let options: Vec<i64> = sql!(&mut tx, |c| sqlx::query_scalar(
+        "SELECT id FROM mv_options WHERE feature_id = $1 ORDER BY id"
+    )
+    .bind(features[0])
+    .fetch_all(c)
+    .await
+    .unwrap());
+    // Defaults that only survive an exact round trip, and an option without a key.
+    for (n, pct) in [(0usize, 100.0f64 / 3.0), (1, 0.1 + 0.2)] {
+        sql!(&mut tx, |c| sqlx::query(
+            "UPDATE mv_options SET default_percentage_allocation = $2 WHERE id = $1"
+        )
+        .bind(options[n])
+        .bind(pct)
+        .execute(c)
+        .await
+        .unwrap()
+        .rows_affected());
+    }
+    sql!(&mut tx, |c| sqlx::query(
+        "INSERT INTO mv_options (feature_id, value, default_percentage_allocation, key, uuid) \
+         VALUES ($1, '12.5', 1e-7, NULL, 'u-3')"
+    )
+    .bind(features[0])
+    .execute(c)
+    .await
+    .unwrap()
+    .rows_affected());
+    let segments: Vec<i64> = sql!(&mut tx, |c| sqlx::query_scalar(
+        "SELECT id FROM segments WHERE project_id = $1 ORDER BY id"
+    )
+    .bind(fx.project_id)
+    .fetch_all(c)
+    .await
+    .unwrap());
+    // A segment with no overrides, and one whose overrides share a priority.
+    sql!(&mut tx, |c| sqlx::query(
+        "INSERT INTO segments (project_id, name, rules, created_at, updated_at) \
+         VALUES ($1, 'empty \"quoted\" ☃', '[]', 0, 0)"
+    )
+    .bind(fx.project_id)
+    .execute(c)
+    .await
+    .unwrap()
+    .rows_affected());
+    for (f, value, allocations) in [
+        (
+            features[0],
+            "{\"nested\":[1,2.5,\"\\u00e9\\n\"]}",
+            format!(
+                "[{{\"multivariate_feature_option\":{},\"percentage_allocation\":12.25}}]",
+                options[1]
+            ),
+        ),
+        (features[5], "null", "[]".to_string()),
+        (features[4], "-0.5", "[]".to_string()),
+    ] {
+        sql!(&mut tx, |c| sqlx::query(
+            "INSERT INTO segment_overrides (feature_id, segment_id, environment_id, priority, \
+             enabled, value, mv_allocations, uuid, updated_at) \
+             VALUES ($1, $2, $3, 7, TRUE, $4, $5, $6, 0) \
+             ON CONFLICT (environment_id, feature_id, segment_id) DO UPDATE \
+             SET priority = 7, value = excluded.value, mv_allocations = excluded.mv_allocations"
+        )
+        .bind(f)
+        .bind(segments[4])
+        .bind(fx.environment_id)
+        .bind(value)
+        .bind(allocations)
+        .bind(uuid::Uuid::new_v4().to_string())
+        .execute(c)
+        .await
+        .unwrap()
+        .rows_affected());
+    }
+    // An override of another environment on this project's segment: not in this document.
+    sql!(&mut tx, |c| sqlx::query(
+        "INSERT INTO segment_overrides (feature_id, segment_id, environment_id, priority, \
+         enabled, value, mv_allocations, uuid, updated_at) \
+         VALUES ($1, $2, $3, 0, TRUE, '\"elsewhere\"', '[]', 'u-x', 0)"
+    )
+    .bind(features[1])
+    .bind(segments[0])
+    .bind(other.environment_id)
+    .execute(c)
+    .await
+    .unwrap()
+    .rows_affected());
+    tx.commit().await.unwrap();
+
+    let opts = BuildOptions::default();
+    for env in [fx.environment_id, other.environment_id] {
+        let new = document::build(&t.store, env, &opts).await.unwrap();
+        let reference = document::build_with_union_query(&t.store, env, &opts)
+            .await
+            .unwrap();
+        let (new_json, ref_json) = (new.json().unwrap(), reference.json().unwrap());
+        assert_eq!(
+            String::from_utf8_lossy(&new_json),
+            String::from_utf8_lossy(&ref_json)
+        );
+        assert_eq!(new.etag, reference.etag);
+        assert_eq!(new.bytes, reference.bytes);
+    }
+    // The fixture exercised what it meant to.
+    let v = build_json(&t.store, fx.environment_id).await;
+    let segs = v["project"]["segments"].as_array().unwrap();
+    assert_eq!(segs.len(), 6);
+    assert_eq!(segs[5]["feature_states"], serde_json::json!([]));
+    let shared: Vec<&Value> = segs[4]["feature_states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["feature_segment"]["priority"] == 7)
+        .collect();
+    assert_eq!(shared.len(), 3);
+    let mv = shared
+        .iter()
+        .find(|s| s["feature"]["id"] == features[0])
+        .unwrap();
+    let pcts: Vec<f64> = mv["multivariate_feature_state_values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["percentage_allocation"].as_f64().unwrap())
+        .collect();
+    assert_eq!(pcts, vec![100.0 / 3.0, 12.25, 1e-7]);
+}

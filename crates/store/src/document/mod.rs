@@ -19,8 +19,8 @@ use std::time::Instant;
 
 use futures_util::TryStreamExt;
 
-use crate::{sql, Limits, Store, StoreError, Tx};
-use rows::{Header, Row};
+use crate::{sql, Backend, Limits, Store, StoreError, Tx};
+use rows::{Header, Row, SegmentRow};
 use sink::BudgetedSink;
 use writer::DocumentWriter;
 
@@ -128,6 +128,43 @@ pub async fn build_in(
     environment_id: i64,
     opts: &BuildOptions,
 ) -> Result<BuiltDocument, BuildError> {
+    build_with(tx, environment_id, opts, SegmentsShape::PerSegment).await
+}
+
+/// How the segments part of the document is read.
+#[derive(Clone, Copy, PartialEq)]
+enum SegmentsShape {
+    /// One row per segment, its overrides aggregated through `segment_overrides_build`.
+    PerSegment,
+    /// The earlier single sorted UNION of segments and overrides (the test reference).
+    #[cfg(feature = "testing")]
+    Union,
+}
+
+/// [`build`] with the segments read by the earlier single sorted UNION query: the reference
+/// the tests compare the per-segment reads against, byte for byte.
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub async fn build_with_union_query(
+    store: &Store,
+    environment_id: i64,
+    opts: &BuildOptions,
+) -> Result<BuiltDocument, BuildError> {
+    let mut tx = store.read().await?;
+    if let Tx::Postgres(t) = &mut tx {
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut **t)
+            .await?;
+    }
+    build_with(&mut tx, environment_id, opts, SegmentsShape::Union).await
+}
+
+async fn build_with(
+    tx: &mut Tx,
+    environment_id: i64,
+    opts: &BuildOptions,
+    shape: SegmentsShape,
+) -> Result<BuiltDocument, BuildError> {
     let started = Instant::now();
     let header: Option<Header> = sql!(&mut *tx, |c| {
         sqlx::query_as(rows::HEADER)
@@ -152,15 +189,33 @@ pub async fn build_in(
         }
     });
     w.begin_segments()?;
-    sql!(&mut *tx, |c| {
-        let mut rows = sqlx::query_as::<_, Row>(rows::SEGMENTS)
-            .bind(environment_id)
-            .bind(header.project_id)
-            .fetch(c);
-        while let Some(row) = rows.try_next().await? {
-            w.segment_row(row)?;
-        }
-    });
+    #[cfg(feature = "testing")]
+    if shape == SegmentsShape::Union {
+        sql!(&mut *tx, |c| {
+            let mut rows = sqlx::query_as::<_, Row>(rows::SEGMENTS_UNION)
+                .bind(environment_id)
+                .bind(header.project_id)
+                .fetch(c);
+            while let Some(row) = rows.try_next().await? {
+                w.segment_row(row)?;
+            }
+        });
+    }
+    if shape == SegmentsShape::PerSegment {
+        let query = match tx.backend() {
+            Backend::Sqlite => rows::SEGMENTS_SQLITE,
+            Backend::Postgres => rows::SEGMENTS_POSTGRES,
+        };
+        sql!(&mut *tx, |c| {
+            let mut rows = sqlx::query_as::<_, SegmentRow>(query)
+                .bind(environment_id)
+                .bind(header.project_id)
+                .fetch(c);
+            while let Some(row) = rows.try_next().await? {
+                w.segment_with_overrides(row)?;
+            }
+        });
+    }
     w.begin_feature_states()?;
     sql!(&mut *tx, |c| {
         let mut rows = sqlx::query_as::<_, Row>(rows::STATES)

@@ -1,10 +1,13 @@
-//! The rows a build streams, in document order, and the SQL that yields them. Both queries
-//! return the same row shape so one writer handles segment overrides and environment states;
-//! a feature state with multivariate options spans one row per option (consecutive).
+//! The rows a build streams, in document order, and the SQL that yields them. Segments come one
+//! row each, with their overrides in this environment aggregated into a JSON array that expands
+//! into the same [`Row`]s as the environment's states, so one writer handles both; a feature
+//! state with multivariate options spans one row per option (consecutive).
 
 /// One streamed row. `kind` 0 is a segment (its name and rules); `kind` 1 is a feature state
 /// (a segment override when `segment_id` is set) joined with one of its feature's MV options.
+/// The segment columns are only read by the UNION reference (`testing`).
 #[derive(sqlx::FromRow)]
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
 pub(crate) struct Row {
     pub segment_id: Option<i64>,
     pub kind: i64,
@@ -64,10 +67,140 @@ pub(crate) const HEADER: &str =
 pub(crate) const SERVER_KEY_ONLY: &str =
     "SELECT id FROM features WHERE project_id = $1 AND is_server_key_only = TRUE ORDER BY id";
 
-/// Segments by id, each followed by this environment's overrides on it by priority: one sorted
-/// stream, so the writer never has to look back. Placeholders are typed (CAST) so both
-/// backends agree on the column types of the UNION.
-pub(crate) const SEGMENTS: &str = "SELECT s.id AS segment_id, CAST(0 AS BIGINT) AS kind, \
+/// One segment with all of this environment's overrides on it: `overrides` is a JSON array of
+/// [`OverrideItem`]s in document order (priority, override id, option id), or NULL when it has
+/// none. One row per segment keeps the per-row cost of the driver (a channel hop and a copy of
+/// every column on SQLite) off the 50,000 overrides of a large environment, and holds at most
+/// one segment's overrides in memory.
+#[derive(sqlx::FromRow)]
+pub(crate) struct SegmentRow {
+    pub segment_id: i64,
+    pub segment_name: String,
+    pub rules: String,
+    pub overrides: Option<String>,
+}
+
+/// Whether a boolean arrived as JSON `true`/`false` (PostgreSQL) or `1`/`0` (SQLite).
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Flag {
+    Bool(bool),
+    Int(i64),
+}
+
+impl Flag {
+    fn get(self) -> bool {
+        match self {
+            Flag::Bool(b) => b,
+            Flag::Int(i) => i != 0,
+        }
+    }
+}
+
+/// One element of [`SegmentRow::overrides`]: a segment override joined with one of its
+/// feature's MV options, the same columns as a [`Row`] of kind 1. The option's default
+/// allocation travels as text that round-trips the double exactly (17 significant digits on
+/// SQLite, whose JSON and CAST render only 15; PostgreSQL's shortest exact form), so the
+/// document carries the same number as when it is read as a column.
+#[derive(serde::Deserialize)]
+pub(crate) struct OverrideItem(
+    i64,
+    i64,
+    Flag,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+impl OverrideItem {
+    /// The equivalent streamed row.
+    pub fn into_row(self, segment_id: i64) -> Result<Row, std::num::ParseFloatError> {
+        let OverrideItem(
+            state_id,
+            priority,
+            enabled,
+            value,
+            mv_allocations,
+            state_uuid,
+            feature_id,
+            feature_name,
+            feature_type,
+            option_id,
+            option_value,
+            option_key,
+            option_default,
+        ) = self;
+        Ok(Row {
+            segment_id: Some(segment_id),
+            kind: 1,
+            segment_name: None,
+            rules: None,
+            priority: Some(priority),
+            state_id: Some(state_id),
+            enabled: Some(enabled.get()),
+            value,
+            mv_allocations,
+            state_uuid,
+            feature_id: Some(feature_id),
+            feature_name,
+            feature_type,
+            option_id,
+            option_value,
+            option_key,
+            option_default: option_default.map(|d| d.parse()).transpose()?,
+        })
+    }
+}
+
+/// Segments by id, each with its overrides in this environment aggregated in priority order.
+/// The outer scan walks the primary key over the project's id range (`+project_id` keeps SQLite
+/// off the `(project_id, name)` index, whose order would need a temp B-tree that holds every
+/// aggregated row); each segment's overrides are read through `segment_overrides_build`.
+/// `json_group_array(… ORDER BY …)` needs SQLite 3.44 (the bundled one is newer).
+pub(crate) const SEGMENTS_SQLITE: &str = "SELECT s.id AS segment_id, s.name AS segment_name, \
+        s.rules AS rules, \
+        (SELECT json_group_array(json_array(so.id, so.priority, so.enabled, so.value, \
+                so.mv_allocations, so.uuid, f.id, f.name, f.type, m.id, m.value, m.key, \
+                printf('%!.17g', m.default_percentage_allocation)) \
+                ORDER BY so.priority, so.id, m.id) \
+            FROM segment_overrides so JOIN features f ON f.id = so.feature_id \
+            LEFT JOIN mv_options m ON m.feature_id = so.feature_id \
+            WHERE so.environment_id = $1 AND so.segment_id = s.id) AS overrides \
+    FROM segments s \
+    WHERE s.id BETWEEN (SELECT min(id) FROM segments WHERE project_id = $2) \
+        AND (SELECT max(id) FROM segments WHERE project_id = $2) \
+        AND +s.project_id = $2 \
+    ORDER BY s.id";
+
+/// The same for PostgreSQL; `json_agg` of nothing is NULL. The segments are sorted in a
+/// subquery (`OFFSET 0` keeps it from being flattened) so the sort holds segments, not
+/// aggregated overrides: with the sort on top, PostgreSQL evaluates every segment's subplan
+/// first and sorts the whole environment (spilling to disk at 10x).
+pub(crate) const SEGMENTS_POSTGRES: &str = "SELECT s.id AS segment_id, s.name AS segment_name, \
+        s.rules AS rules, \
+        (SELECT CAST(json_agg(json_build_array(so.id, so.priority, so.enabled, so.value, \
+                so.mv_allocations, so.uuid, f.id, f.name, f.type, m.id, m.value, m.key, \
+                CAST(m.default_percentage_allocation AS TEXT)) \
+                ORDER BY so.priority, so.id, m.id) AS TEXT) \
+            FROM segment_overrides so JOIN features f ON f.id = so.feature_id \
+            LEFT JOIN mv_options m ON m.feature_id = so.feature_id \
+            WHERE so.environment_id = $1 AND so.segment_id = s.id) AS overrides \
+    FROM (SELECT id, name, rules FROM segments WHERE project_id = $2 ORDER BY id OFFSET 0) s \
+    ORDER BY s.id";
+
+/// The previous shape of the segments stream, kept as the reference the per-segment queries
+/// are tested against: segments by id, each followed by this environment's overrides on it by
+/// priority, as one sorted UNION. Placeholders are typed (CAST) so both backends agree on the
+/// column types of the UNION.
+#[cfg(feature = "testing")]
+pub(crate) const SEGMENTS_UNION: &str = "SELECT s.id AS segment_id, CAST(0 AS BIGINT) AS kind, \
         s.name AS segment_name, s.rules AS rules, CAST(NULL AS BIGINT) AS priority, \
         CAST(NULL AS BIGINT) AS state_id, CAST(NULL AS BOOLEAN) AS enabled, \
         CAST(NULL AS TEXT) AS value, CAST(NULL AS TEXT) AS mv_allocations, \
@@ -97,3 +230,65 @@ pub(crate) const STATES: &str = "SELECT CAST(NULL AS BIGINT) AS segment_id, \
     LEFT JOIN mv_options m ON m.feature_id = f.id \
     WHERE fs.environment_id = $1 \
     ORDER BY f.id, fs.id, m.id";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{sql, testing::test_store, Backend};
+
+    /// The segments query reads each segment's overrides through `segment_overrides_build`
+    /// and never sorts the aggregated rows (on SQLite: no temp B-tree outside the per-segment
+    /// aggregate; on PostgreSQL: no Sort on top of the subplans).
+    #[tokio::test]
+    async fn segments_are_read_in_order_without_sorting_the_overrides() {
+        let t = test_store().await;
+        let mut tx = t.store.read().await.unwrap();
+        match tx.backend() {
+            Backend::Sqlite => {
+                let plan: Vec<(i64, i64, i64, String)> = sql!(&mut tx, |c| sqlx::query_as(
+                    &format!("EXPLAIN QUERY PLAN {SEGMENTS_SQLITE}")
+                )
+                .bind(1_i64)
+                .bind(1_i64)
+                .fetch_all(c)
+                .await
+                .unwrap());
+                let text: Vec<String> = plan
+                    .iter()
+                    .map(|(id, parent, _, d)| format!("{id}/{parent} {d}"))
+                    .collect();
+                assert!(
+                    plan.iter()
+                        .any(|p| p.3.contains("INTEGER PRIMARY KEY (rowid>? AND rowid<?)")),
+                    "{text:#?}"
+                );
+                assert!(
+                    plan.iter().any(|p| p.3.contains("segment_overrides_build")),
+                    "{text:#?}"
+                );
+                assert!(
+                    !plan.iter().any(|p| p.1 == 0 && p.3.contains("TEMP B-TREE")),
+                    "{text:#?}"
+                );
+            }
+            Backend::Postgres => {
+                let plan: Vec<String> = sql!(&mut tx, |c| sqlx::query_scalar(&format!(
+                    "EXPLAIN {SEGMENTS_POSTGRES}"
+                ))
+                .bind(1_i64)
+                .bind(1_i64)
+                .fetch_all(c)
+                .await
+                .unwrap());
+                assert!(!plan[0].trim_start().starts_with("Sort"), "{plan:#?}");
+                // Per segment through an index (which one depends on the statistics: on
+                // empty tables the unique (environment, feature, segment) index ties).
+                assert!(
+                    plan.iter()
+                        .any(|l| l.contains("Index") && l.contains("on segment_overrides so")),
+                    "{plan:#?}"
+                );
+            }
+        }
+    }
+}

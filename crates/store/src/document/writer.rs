@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::rows::{Header, Row};
+use super::rows::{Header, OverrideItem, Row, SegmentRow};
 use super::sink::BudgetedSink;
 use super::BuildError;
 use crate::clock::iso8601;
@@ -238,20 +238,13 @@ impl DocumentWriter {
         self.raw(b"],\"segments\":[")
     }
 
-    /// A row of the segments stream: a segment, or an override of the open segment.
-    pub fn segment_row(&mut self, row: Row) -> Result<(), BuildError> {
-        let segment_id = row.segment_id.ok_or_else(|| missing("segment_id"))?;
-        if row.kind != 0 {
-            if self.open_segment == Some(segment_id) {
-                return self.state_row(row);
-            }
-            // An override on a segment of another project: not part of this document.
-            return Ok(());
-        }
+    /// Opens segment `id` (closing the previous one); its overrides follow as
+    /// [`Self::state_row`]s.
+    pub fn segment(&mut self, id: i64, name: &str, rules: Option<&str>) -> Result<(), BuildError> {
         self.close_segment()?;
         self.separate(self.segments_written)?;
         self.segments_written = true;
-        let rules: Value = match &row.rules {
+        let rules: Value = match rules {
             Some(r) => serde_json::from_str(r).map_err(|e| {
                 BuildError::Store(StoreError::Corrupt {
                     what: "segments.rules",
@@ -261,15 +254,60 @@ impl DocumentWriter {
             None => Value::Array(vec![]),
         };
         self.raw(b"{\"id\":")?;
-        self.val(&segment_id)?;
+        self.val(&id)?;
         self.raw(b",\"name\":")?;
-        self.val(row.segment_name.as_deref().unwrap_or(""))?;
+        self.val(name)?;
         self.raw(b",\"rules\":")?;
         self.val(&document_rules(&rules))?;
         self.raw(b",\"feature_states\":[")?;
-        self.open_segment = Some(segment_id);
+        self.open_segment = Some(id);
         self.states_written = false;
         Ok(())
+    }
+
+    /// A segment and its overrides as one row: `overrides` is the segment's JSON array of
+    /// [`OverrideItem`]s (NULL when it has none), already in document order.
+    pub fn segment_with_overrides(&mut self, row: SegmentRow) -> Result<(), BuildError> {
+        self.segment(row.segment_id, &row.segment_name, Some(&row.rules))?;
+        let Some(overrides) = row.overrides else {
+            return Ok(());
+        };
+        let items: Vec<OverrideItem> = serde_json::from_str(&overrides).map_err(|e| {
+            BuildError::Store(StoreError::Corrupt {
+                what: "segment overrides",
+                detail: e.to_string(),
+            })
+        })?;
+        drop(overrides);
+        for item in items {
+            let row = item.into_row(row.segment_id).map_err(|e| {
+                BuildError::Store(StoreError::Corrupt {
+                    what: "mv_options.default_percentage_allocation",
+                    detail: e.to_string(),
+                })
+            })?;
+            self.state_row(row)?;
+        }
+        Ok(())
+    }
+
+    /// A row of the sorted UNION stream (the reference shape): a segment, or an override of
+    /// the open segment.
+    #[cfg(feature = "testing")]
+    pub fn segment_row(&mut self, row: Row) -> Result<(), BuildError> {
+        let segment_id = row.segment_id.ok_or_else(|| missing("segment_id"))?;
+        if row.kind != 0 {
+            if self.open_segment == Some(segment_id) {
+                return self.state_row(row);
+            }
+            // An override on a segment of another project: not part of this document.
+            return Ok(());
+        }
+        self.segment(
+            segment_id,
+            row.segment_name.as_deref().unwrap_or(""),
+            row.rules.as_deref(),
+        )
     }
 
     fn close_segment(&mut self) -> Result<(), BuildError> {
