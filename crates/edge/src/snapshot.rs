@@ -24,6 +24,58 @@ pub struct FeatureMeta {
     pub feature_type: String,
     /// `django_id` of the environment default: the flag item's `id`.
     pub state_id: Option<i64>,
+    /// The constant start of this feature's flag item, serialized once per revision:
+    /// `{"id":…,"feature":{…},"environment":…,"identity":null,"feature_segment":null,`.
+    /// A response appends only what varies per identity (see [`write_flag_item`]).
+    pub item_head: Box<[u8]>,
+}
+
+/// Appends one flag item: the feature's constant head, then `enabled`, the value and, for
+/// identities, the variant. Writing bytes directly keeps the identity endpoint free of
+/// per-request JSON trees (they cost ~10x the evaluation itself).
+pub fn write_flag_item(
+    out: &mut Vec<u8>,
+    meta: &FeatureMeta,
+    enabled: bool,
+    value: &Value,
+    variant: Option<Option<&str>>,
+) {
+    out.extend_from_slice(&meta.item_head);
+    out.extend_from_slice(b"\"feature_state_value\":");
+    // Serializing a Value into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, value);
+    out.extend_from_slice(if enabled {
+        b",\"enabled\":true"
+    } else {
+        b",\"enabled\":false"
+    });
+    if let Some(variant) = variant {
+        out.extend_from_slice(b",\"variant\":");
+        let _ = serde_json::to_writer(&mut *out, &variant);
+    }
+    out.push(b'}');
+}
+
+fn item_head(
+    environment_id: i64,
+    feature_id: i64,
+    name: &str,
+    feature_type: &str,
+    state_id: Option<i64>,
+) -> Box<[u8]> {
+    let head = json!({
+        "id": state_id,
+        "feature": {"id": feature_id, "name": name, "type": feature_type},
+        "environment": environment_id,
+        "identity": null,
+        "feature_segment": null,
+    })
+    .to_string();
+    // Drop the closing brace and add a comma: the varying fields follow.
+    let mut bytes = head.into_bytes();
+    bytes.pop();
+    bytes.push(b',');
+    bytes.into_boxed_slice()
 }
 
 pub struct EnvSnapshot {
@@ -76,25 +128,6 @@ fn parse_updated_at(s: Option<&str>) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// One `/flags/` item, in the Flagsmith SDK shape.
-pub fn flag_item(
-    environment_id: i64,
-    feature_id: i64,
-    meta: &FeatureMeta,
-    enabled: bool,
-    value: &Value,
-) -> Value {
-    json!({
-        "id": meta.state_id,
-        "feature": {"id": feature_id, "name": meta.name, "type": meta.feature_type},
-        "feature_state_value": value,
-        "enabled": enabled,
-        "environment": environment_id,
-        "identity": null,
-        "feature_segment": null,
-    })
-}
-
 impl EnvSnapshot {
     /// Builds a snapshot from a published document's JSON.
     pub fn build(
@@ -128,30 +161,41 @@ impl EnvSnapshot {
                         name: fs.feature.name.clone(),
                         feature_type: fs.feature.feature_type.clone(),
                         state_id: fs.django_id,
+                        item_head: item_head(
+                            doc.id,
+                            fs.feature.id,
+                            &fs.feature.name,
+                            &fs.feature.feature_type,
+                            fs.django_id,
+                        ),
                     },
                 )
             })
             .collect();
-        let mut client = Vec::new();
-        let mut server = Vec::new();
+        let mut client = vec![b'['];
+        let mut server = vec![b'['];
         for fs in &doc.feature_states {
             if hide_disabled && !fs.enabled {
                 continue;
             }
-            let item = flag_item(
-                doc.id,
-                fs.feature.id,
-                &features[&fs.feature.id],
-                fs.enabled,
-                &fs.feature_state_value,
-            );
+            let meta = &features[&fs.feature.id];
             // Flagsmith quirk kept: with hide-disabled on, server-key-only features are not
             // filtered for client keys (§1.2 of the reference notes).
-            if hide_disabled || !server_key_only.contains(&fs.feature.id) {
-                client.push(item.clone());
+            let lists: &mut [&mut Vec<u8>] =
+                if hide_disabled || !server_key_only.contains(&fs.feature.id) {
+                    &mut [&mut client, &mut server]
+                } else {
+                    &mut [&mut server]
+                };
+            for out in lists.iter_mut() {
+                if out.len() > 1 {
+                    out.push(b',');
+                }
+                write_flag_item(out, meta, fs.enabled, &fs.feature_state_value, None);
             }
-            server.push(item);
         }
+        client.push(b']');
+        server.push(b']');
         let updated_at = parse_updated_at(doc.updated_at.as_deref());
         let secs = updated_at.max(0.0) as u64;
         let last_modified =
@@ -179,8 +223,8 @@ impl EnvSnapshot {
             etag: header(&format!("\"{etag}-{revision}\"")),
             document: Bytes::from(json),
             overrides_slot,
-            flags_client: Bytes::from(serde_json::to_vec(&client).unwrap_or_default()),
-            flags_server: Bytes::from(serde_json::to_vec(&server).unwrap_or_default()),
+            flags_client: Bytes::from(client),
+            flags_server: Bytes::from(server),
         })
     }
 
@@ -209,6 +253,31 @@ fn find_overrides_slot(json: &[u8]) -> Option<OverridesSlot> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn written_items_are_the_flagsmith_item_json() {
+        let meta = FeatureMeta {
+            name: "banner \"x\"".into(),
+            feature_type: "MULTIVARIATE".into(),
+            state_id: Some(7),
+            item_head: item_head(3, 9, "banner \"x\"", "MULTIVARIATE", Some(7)),
+        };
+        let mut out = Vec::new();
+        write_flag_item(&mut out, &meta, true, &json!(1.5), Some(Some("v1")));
+        let item: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            item,
+            json!({"id": 7, "feature": {"id": 9, "name": "banner \"x\"", "type": "MULTIVARIATE"},
+                   "environment": 3, "identity": null, "feature_segment": null,
+                   "feature_state_value": 1.5, "enabled": true, "variant": "v1"})
+        );
+        out.clear();
+        write_flag_item(&mut out, &meta, false, &Value::Null, None);
+        let item: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(item["enabled"], false);
+        assert!(item["feature_state_value"].is_null());
+        assert!(item.get("variant").is_none());
+    }
 
     #[test]
     fn parses_updated_at_forms() {

@@ -20,7 +20,7 @@ use super::{caller, json_headers};
 use crate::auth::Caller;
 use crate::error::SdkError;
 use crate::identity_cache::StoredIdentity;
-use crate::snapshot::flag_item;
+use crate::snapshot::write_flag_item;
 use crate::traits_writer::TraitWrite;
 use crate::EdgeState;
 
@@ -136,7 +136,7 @@ fn transient_identifier(traits: &[IncomingTrait]) -> String {
 struct Identified {
     identifier: String,
     traits: IndexMap<String, Value>,
-    flags: Vec<Value>,
+    stored: Arc<StoredIdentity>,
 }
 
 async fn identify(
@@ -172,7 +172,13 @@ async fn identify(
             writes.push((key, value));
         }
     }
-    let persist = !transient && snap.persist_trait_data && (!writes.is_empty() || !stored.exists);
+    // Re-sending the traits an identity already has (SDKs do, on every call) writes nothing.
+    let unchanged = stored.exists
+        && writes.iter().all(|(k, v)| match v {
+            Some(v) => stored.traits.get(k) == Some(v),
+            None => !stored.traits.contains_key(k),
+        });
+    let persist = !transient && snap.persist_trait_data && !unchanged;
     if persist {
         state.traits.submit(TraitWrite {
             environment_id: snap.environment_id,
@@ -191,20 +197,25 @@ async fn identify(
             }),
         );
     }
-    let ctx = IdentityContext::new(identifier.clone(), traits.clone());
-    let flags = evaluate(c, &ctx, &stored.overrides);
     Ok(Identified {
         identifier,
         traits,
-        flags,
+        stored,
     })
 }
 
-/// Flag items for an identity, with identity overrides applied and the caller's filters.
-fn evaluate(c: &Caller, ctx: &IdentityContext, overrides: &[(i64, bool, Value)]) -> Vec<Value> {
+/// Writes the identity's flag items (comma-separated), with identity overrides applied and the
+/// caller's filters; only the feature named `only` if given. Returns how many were written.
+fn write_flags(
+    c: &Caller,
+    ctx: &IdentityContext,
+    overrides: &[(i64, bool, Value)],
+    only: Option<&str>,
+    out: &mut Vec<u8>,
+) -> usize {
     let snap = &c.snap;
     let eval = snap.compiled.evaluate_detailed(Some(ctx));
-    let mut out = Vec::with_capacity(eval.flags.len());
+    let mut written = 0;
     for f in &eval.flags {
         let Some(feature_id) = f.feature_id else {
             continue;
@@ -212,6 +223,9 @@ fn evaluate(c: &Caller, ctx: &IdentityContext, overrides: &[(i64, bool, Value)])
         let Some(meta) = snap.features.get(&feature_id) else {
             continue;
         };
+        if only.is_some_and(|name| name != meta.name) {
+            continue;
+        }
         let (enabled, value, variant) = match overrides.iter().find(|o| o.0 == feature_id) {
             Some((_, enabled, value)) => (*enabled, value, None),
             None => (f.enabled, f.value, f.variant.as_result_variant()),
@@ -222,11 +236,13 @@ fn evaluate(c: &Caller, ctx: &IdentityContext, overrides: &[(i64, bool, Value)])
         if !c.server && !snap.hide_disabled && snap.server_key_only.contains(&feature_id) {
             continue;
         }
-        let mut item = flag_item(snap.environment_id, feature_id, meta, enabled, value);
-        item["variant"] = variant.map_or(Value::Null, |v| Value::String(v.to_string()));
-        out.push(item);
+        if written > 0 {
+            out.push(b',');
+        }
+        write_flag_item(out, meta, enabled, value, Some(variant));
+        written += 1;
     }
-    out
+    written
 }
 
 /// The identity's stored traits and overrides, from the cache or the store. If the store cannot
@@ -273,22 +289,29 @@ async fn stored_identity(
 
 fn respond(c: &Caller, r: Identified, feature: Option<&str>) -> Result<Response, SdkError> {
     let headers = json_headers(&c.snap.updated_at_header);
+    let ctx = IdentityContext::new(r.identifier, r.traits);
+    let overrides = &r.stored.overrides;
+    // The environment's /flags/ body is a good guess at the size of an identity's flags.
+    let mut out = Vec::with_capacity(c.snap.flags_server.len() + 256);
     if let Some(name) = feature {
-        let item = r
-            .flags
-            .into_iter()
-            .find(|f| f["feature"]["name"].as_str() == Some(name))
-            .ok_or(SdkError::FeatureNotFound)?;
-        return Ok((headers, axum::Json(item)).into_response());
+        if write_flags(c, &ctx, overrides, Some(name), &mut out) == 0 {
+            return Err(SdkError::FeatureNotFound);
+        }
+        return Ok((headers, out).into_response());
     }
-    let traits: Vec<Value> = if c.snap.hide_sensitive_data {
-        Vec::new()
-    } else {
-        r.traits
-            .into_iter()
-            .map(|(k, v)| json!({"trait_key": k, "trait_value": v}))
-            .collect()
-    };
-    let body = json!({"identifier": r.identifier, "flags": r.flags, "traits": traits});
-    Ok((headers, axum::Json(body)).into_response())
+    out.extend_from_slice(b"{\"identifier\":");
+    let _ = serde_json::to_writer(&mut out, &ctx.identifier);
+    out.extend_from_slice(b",\"flags\":[");
+    write_flags(c, &ctx, overrides, None, &mut out);
+    out.extend_from_slice(b"],\"traits\":[");
+    if !c.snap.hide_sensitive_data {
+        for (i, (k, v)) in ctx.traits.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let _ = serde_json::to_writer(&mut out, &json!({"trait_key": k, "trait_value": v}));
+        }
+    }
+    out.extend_from_slice(b"]}");
+    Ok((headers, out).into_response())
 }
