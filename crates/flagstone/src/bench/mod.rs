@@ -1,10 +1,19 @@
 //! `flagstone bench incident`: replays the July 2023 incident against the publishing pipeline.
-//! It creates the incident's environment (100 features, 400 segments of 3-5 conditions, 5,000
-//! segment overrides), starts `flagstone worker` as a child process, fires 5,000 admin changes
-//! as fast as the store takes them, and reports the time from the last change to the published
-//! document at the final revision, the number of builds and the worker's peak RSS. Then the
-//! same for an environment ten times larger: build time and peak RSS.
+//! It starts `flagstone serve` (admin API, task processor and SDK API in one process) as a child
+//! on a free loopback port, creates the incident's environment through the admin API (100
+//! features, 400 segments of 3-5 mixed conditions, 5,000 segment overrides), fires 5,000
+//! changes (PATCHes of feature state and segment override values) from a few concurrent
+//! connections as fast as the API takes them, and reports the time from the last change's
+//! response to the published document at the final revision, the number of builds and the
+//! serving process's peak RSS. Then an environment ten times larger is created in the store and
+//! published by a fresh `flagstone worker`: build time and peak RSS. `--store-level` runs the
+//! earlier variant that writes the seed and the changes as store `Change`s with a separate
+//! worker process.
 
+mod api;
+mod http;
+
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -33,6 +42,10 @@ pub struct IncidentArgs {
     /// Size of the second environment, in multiples of the incident's.
     #[arg(long, default_value_t = 10)]
     pub scale: usize,
+    /// Write the seed and the changes as store `Change`s (with a separate `flagstone worker`)
+    /// instead of through the admin API of a `flagstone serve`.
+    #[arg(long)]
+    pub store_level: bool,
 }
 
 /// Where the bench's data lives, and how a child process reaches it.
@@ -85,19 +98,32 @@ fn uuid_simple() -> String {
     )
 }
 
-/// A `flagstone worker` child process, killed when dropped.
+/// A `flagstone worker` or `flagstone serve` child process, killed when dropped.
 struct WorkerProcess(Child);
 
 impl WorkerProcess {
     fn start(url: &str) -> anyhow::Result<WorkerProcess> {
+        Self::spawn(&["worker", "--database-url", url], &[])
+    }
+
+    /// `flagstone serve` on `bind` with `admin_key`.
+    fn serve(url: &str, bind: SocketAddr, admin_key: &str) -> anyhow::Result<WorkerProcess> {
+        Self::spawn(
+            &["serve", "--database-url", url, "--bind", &bind.to_string()],
+            &[("FLAGSTONE_ADMIN_KEY", admin_key)],
+        )
+    }
+
+    fn spawn(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<WorkerProcess> {
         let exe = std::env::current_exe()?;
         let child = Command::new(exe)
-            .args(["worker", "--database-url", url])
+            .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
-            .context("start flagstone worker")?;
+            .with_context(|| format!("start flagstone {}", args[0]))?;
         Ok(WorkerProcess(child))
     }
 
@@ -155,7 +181,109 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     let target = open_target(args.database_url.as_deref()).await?;
     let store = target.store.clone();
     println!("backend: {:?}", store.backend());
+    if args.store_level {
+        store_level(&store, &target, &args).await?;
+    } else {
+        through_the_api(&store, &target, &args).await?;
+    }
+    scaled(&store, &target, &args).await?;
+    store.close().await;
+    Ok(())
+}
 
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Waits until the server answers its liveness probe.
+async fn wait_up(addr: SocketAddr, server: &mut WorkerProcess) -> anyhow::Result<()> {
+    let start = Instant::now();
+    loop {
+        let mut c = http::Client::new(addr, "-");
+        if let Ok((200, _)) = c.send("GET", "/health/liveness", None).await {
+            return Ok(());
+        }
+        if let Some(status) = server.0.try_wait()? {
+            bail!("flagstone serve exited: {status}");
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            bail!("flagstone serve did not come up on {addr}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The incident through the admin API of a `flagstone serve` child.
+async fn through_the_api(
+    store: &Store,
+    target: &Target,
+    args: &IncidentArgs,
+) -> anyhow::Result<()> {
+    let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+    let admin_key = format!("bench-admin-{}", uuid_simple());
+    let mut server = WorkerProcess::serve(&target.child_url, addr, &admin_key)?;
+    wait_up(addr, &mut server).await?;
+    println!("flagstone serve on {addr} (admin API, task processor, SDK API)");
+
+    let t = Instant::now();
+    let seeded = api::seed(addr, &admin_key, api::INCIDENT, args.clients).await?;
+    let seed_time = t.elapsed();
+    println!(
+        "created the incident environment through the admin API ({} features, {} segments, {} overrides; {} requests, {} retried after a 5xx) in {seed_time:.2?} ({:.0} requests/s)",
+        seeded.state_ids.len(),
+        api::INCIDENT.segments,
+        seeded.override_ids.len(),
+        seeded.requests,
+        seeded.retries,
+        seeded.requests as f64 / seed_time.as_secs_f64()
+    );
+    let first = wait_converged(store, seeded.environment_id, Duration::from_secs(60)).await?;
+    let initial = log_len(store, seeded.environment_id).await?;
+    let doc_bytes = initial.last().and_then(|e| e.bytes).unwrap_or(0);
+    println!(
+        "published {first:.1?} after the last seed request: {doc_bytes} bytes, build {} ms; {} builds while seeding; serve peak RSS so far {:.1} MiB",
+        initial.last().map(|e| e.duration_ms).unwrap_or(0),
+        initial.len(),
+        server.peak_rss_mib().unwrap_or(f64::NAN)
+    );
+
+    let burst = Instant::now();
+    let (last, burst_retries) =
+        api::burst(addr, &admin_key, &seeded, args.changes, args.clients).await?;
+    let burst = last - burst;
+    wait_converged(store, seeded.environment_id, Duration::from_secs(60)).await?;
+    let converged = last.elapsed();
+    let log = log_len(store, seeded.environment_id).await?;
+    let builds = log.len() - initial.len();
+    let rss = server.peak_rss_mib();
+    // The published document is the final state's.
+    let fresh = document::build(store, seeded.environment_id, &Default::default()).await?;
+    let mut tx = store.read().await?;
+    let stored = document::load(&mut tx, seeded.environment_id)
+        .await?
+        .context("no document")?;
+    drop(tx);
+    drop(server);
+    println!(
+        "burst: {} PATCHes in {burst:.2?} ({:.0}/s) from {} connections; {burst_retries} retried after a 5xx",
+        args.changes,
+        args.changes as f64 / burst.as_secs_f64(),
+        args.clients
+    );
+    println!(
+        "converged {converged:.2?} after the last change's response (revision {}); {builds} builds; serve peak RSS {:.1} MiB (admin API + worker + edge in one process); published = fresh build: {}",
+        stored.revision,
+        rss.unwrap_or(f64::NAN),
+        stored.etag == fresh.etag
+    );
+    Ok(())
+}
+
+/// The earlier variant: seed and changes as store `Change`s, a separate worker process.
+async fn store_level(store: &Store, target: &Target, args: &IncidentArgs) -> anyhow::Result<()> {
+    let store = store.clone();
     let t = Instant::now();
     let fx = fixture::create(&store, fixture::Shape::INCIDENT).await?;
     println!(
@@ -201,9 +329,14 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     println!("converged {converged:.2?} after the last change; {builds} builds; worker peak RSS {:.1} MiB",
         rss.unwrap_or(f64::NAN));
 
+    Ok(())
+}
+
+/// The 10x environment, created in the store and published by a fresh worker.
+async fn scaled(store: &Store, target: &Target, args: &IncidentArgs) -> anyhow::Result<()> {
     if args.scale > 1 {
         let t = Instant::now();
-        let big = fixture::create(&store, fixture::Shape::INCIDENT.times(args.scale)).await?;
+        let big = fixture::create(store, fixture::Shape::INCIDENT.times(args.scale)).await?;
         println!(
             "created the {}x environment ({} segments, {} overrides) in {:.1?}",
             args.scale,
@@ -212,10 +345,10 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             t.elapsed()
         );
         let worker = WorkerProcess::start(&target.child_url)?;
-        wait_converged(&store, big.environment_id, Duration::from_secs(120)).await?;
+        wait_converged(store, big.environment_id, Duration::from_secs(120)).await?;
         let rss = worker.peak_rss_mib();
         drop(worker);
-        let log = log_len(&store, big.environment_id).await?;
+        let log = log_len(store, big.environment_id).await?;
         let last = log.last().context("no build logged")?;
         let mut tx = store.read().await?;
         let stored = document::load(&mut tx, big.environment_id)
@@ -231,6 +364,5 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             rss.unwrap_or(f64::NAN)
         );
     }
-    store.close().await;
     Ok(())
 }
