@@ -178,12 +178,18 @@ impl Pool {
     pub(crate) async fn begin(&self, write: bool) -> Result<Tx, StoreError> {
         match self {
             Pool::Sqlite { pool, write_lock } => {
-                let guard = if write {
-                    Some(write_lock.clone().lock_owned().await)
+                if write {
+                    let guard = write_lock.clone().lock_owned().await;
+                    // IMMEDIATE takes the write lock up front: a deferred transaction that read
+                    // first fails at once (no busy wait) if another connection committed in
+                    // between — another process on the same file, or a writer outside the mutex.
+                    Ok(Tx::Sqlite(
+                        pool.begin_with("BEGIN IMMEDIATE").await?,
+                        Some(guard),
+                    ))
                 } else {
-                    None
-                };
-                Ok(Tx::Sqlite(pool.begin().await?, guard))
+                    Ok(Tx::Sqlite(pool.begin().await?, None))
+                }
             }
             Pool::Postgres(pool) => Ok(Tx::Postgres(pool.begin().await?)),
         }
