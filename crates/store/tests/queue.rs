@@ -130,12 +130,17 @@ async fn changes_during_a_build_cause_exactly_one_follow_up() {
 async fn a_dead_workers_lease_is_reclaimed_and_counts_as_an_attempt() {
     let t = test_store().await;
     let fx = fixture::create(&t.store, SMALL).await.unwrap();
-    let s = fast();
+    // A lease long enough that "nobody else gets it while it holds" cannot race a loaded
+    // machine (a 200 ms lease did, once, in CI).
+    let s = QueueSettings {
+        lease_ms: 2_000,
+        ..fast()
+    };
     let dead = claim_due(&t.store, "dead-worker", &s).await;
     assert_eq!(dead.attempts, 0);
     // Nobody else gets it while the lease holds.
     assert!(queue::claim(&t.store, "w2", &s).await.unwrap().is_none());
-    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
     let lease = queue::claim(&t.store, "w2", &s).await.unwrap().unwrap();
     assert_eq!(lease.environment_id, fx.environment_id);
     assert_eq!(lease.attempts, 1);
