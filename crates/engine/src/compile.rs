@@ -103,6 +103,9 @@ pub(crate) struct CompiledFeature {
     pub unordered: bool,
     /// `feature.type` from the document, when compiled from one.
     pub feature_type: Option<Box<str>>,
+    /// Whether any of its states (default or override) has variants: its split bucket
+    /// is hashed up front, with the other features', for each identity.
+    pub splits: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -332,6 +335,7 @@ impl<'c> Compiler<'c> {
                     overrides: Box::default(),
                     unordered: false,
                     feature_type: None,
+                    splits: false,
                 },
             );
         }
@@ -346,6 +350,13 @@ impl<'c> Compiler<'c> {
             }
         }
         for (feature, mut list) in by_name.values_mut().zip(per_feature) {
+            feature.splits = !feature.state.variants.is_empty()
+                || list.iter().any(|&(_, si, oi)| {
+                    !segments[si as usize].overrides[oi as usize]
+                        .state
+                        .variants
+                        .is_empty()
+                });
             feature.unordered = list.iter().any(|(p, _, _)| p.is_nan());
             if !feature.unordered {
                 // Stable: equal priorities keep segment and override order.

@@ -15,7 +15,7 @@ use crate::compile::{
     CompiledFeatureState, Target, MATCH, NO_MATCH,
 };
 use crate::context::IdentityContext;
-use crate::hashing::hashed_percentage_pair;
+use crate::hashing::{hashed_percentage_pair, PairBatch};
 use crate::operators::{modulo_match, not_contains, typed_match_with, SemverKey};
 use crate::result::{EvaluationResult, FlagResult, SegmentResult};
 use crate::value::{with_str, ContextValue};
@@ -140,18 +140,17 @@ impl CompiledEnvironment {
     ) -> Evaluation<'e> {
         let state = EvalState::new(self, identity);
         let mut matched = vec![false; self.segments.len()];
-        let mut segments = Vec::new();
-        for (si, &entry) in self.program.entries.iter().enumerate() {
-            if state.segment_matches(entry) {
-                matched[si] = true;
-                let seg = &self.segments[si];
-                segments.push(SegmentMatch {
-                    key: &seg.key,
-                    name: &seg.name,
-                    metadata: seg.metadata.as_ref(),
-                });
-            }
+        let buckets = state.match_segments(&mut matched);
+        let count = matched.iter().filter(|m| **m).count();
+        let mut segments = Vec::with_capacity(count);
+        for (seg, _) in self.segments.iter().zip(&matched).filter(|(_, m)| **m) {
+            segments.push(SegmentMatch {
+                key: &seg.key,
+                name: &seg.name,
+                metadata: seg.metadata.as_ref(),
+            });
         }
+        let mut buckets = buckets.iter();
         let best = |feature: &CompiledFeature| -> Option<(u32, u32)> {
             if !feature.unordered {
                 // Best first: the first override of a matched segment wins.
@@ -188,7 +187,21 @@ impl CompiledEnvironment {
                     }
                     None => (&feature.state, Reason::Default),
                 };
-                let mut flag = state.flag(fs, reason);
+                let bucket = if feature.splits {
+                    buckets.next().copied()
+                } else {
+                    None
+                };
+                // An override state keyed differently (possible in a hand-written context)
+                // buckets on its own key.
+                let bucket = match (bucket, &state.key) {
+                    (Some(b), _) if fs.key == feature.state.key => Some(b),
+                    (_, Some(key)) if !fs.variants.is_empty() => {
+                        Some(hashed_percentage_pair(&fs.key, key))
+                    }
+                    _ => None,
+                };
+                let mut flag = state.flag(fs, reason, bucket);
                 flag.feature_type = feature.feature_type.as_deref();
                 flag
             })
@@ -229,6 +242,13 @@ impl<'e> Resolved<'e> {
     }
 }
 
+/// A condition not evaluated yet.
+const UNKNOWN: u8 = 0;
+const FALSE: u8 = 1;
+const TRUE: u8 = 2;
+/// A percentage split waiting to be hashed with the others.
+const PENDING: u8 = 3;
+
 /// Per-evaluation state: the identity's traits laid out in compiled slots, and each
 /// accessor's value resolved on first use.
 struct EvalState<'e> {
@@ -239,7 +259,7 @@ struct EvalState<'e> {
     /// Raw trait value per slot.
     slots: Vec<Option<&'e Value>>,
     resolved: Vec<OnceCell<Resolved<'e>>>,
-    /// Outcome per distinct condition: 0 not evaluated yet, 1 false, 2 true.
+    /// Outcome per distinct condition: [`UNKNOWN`], [`FALSE`], [`TRUE`] or [`PENDING`].
     memo: Vec<Cell<u8>>,
     general: OnceCell<Value>,
 }
@@ -266,44 +286,141 @@ impl<'e> EvalState<'e> {
             resolved: (0..env.program.accessors.len())
                 .map(|_| OnceCell::new())
                 .collect(),
-            memo: vec![Cell::new(0); env.program.conditions.len()],
+            memo: vec![Cell::new(UNKNOWN); env.program.conditions.len()],
             general: OnceCell::new(),
         }
     }
 
-    /// Runs a segment's branching program from `entry`: whether its rules hold.
-    fn segment_matches(&self, entry: u32) -> bool {
+    /// Decides every segment into `matched` and returns the split bucket of every
+    /// feature that [`CompiledFeature::splits`] (in feature order; empty without an
+    /// identity).
+    ///
+    /// Percentage splits are the costly conditions (an MD5 each), and a hash is a chain of
+    /// dependent steps that leaves the CPU mostly idle. So a segment whose walk reaches an
+    /// unhashed split is put aside; once all segments have been walked, the splits they
+    /// wait on (and the variant buckets) are hashed together, several per instruction, and
+    /// the put-aside segments walked again from the start. Conditions are pure and
+    /// memoised, so the re-walk reaches the same outcome the one-pass walk would, and
+    /// exactly the same splits get hashed.
+    fn match_segments(&self, matched: &mut [bool]) -> Vec<f64> {
+        let entries = &self.env.program.entries;
+        let mut pending = Vec::new();
+        let mut waiting = Vec::new();
+        for (si, (slot, &entry)) in matched.iter_mut().zip(entries).enumerate() {
+            match self.walk_inline(entry, &mut pending) {
+                Some(m) => *slot = m,
+                None => waiting.push(si),
+            }
+        }
+        let buckets = self.hash_splits(&pending, true);
+        while !waiting.is_empty() {
+            pending.clear();
+            waiting.retain(|&si| match self.walk(entries[si], &mut pending) {
+                Some(m) => {
+                    matched[si] = m;
+                    false
+                }
+                None => true,
+            });
+            self.hash_splits(&pending, false);
+        }
+        buckets
+    }
+
+    /// Runs a segment's branching program from `entry`: whether its rules hold, or `None`
+    /// if it reached a split not hashed yet (recorded in `pending` once).
+    #[inline(always)]
+    fn walk_inline(&self, entry: u32, pending: &mut Vec<u32>) -> Option<bool> {
         let code = &self.env.program.code;
         let mut pc = entry;
         loop {
             match pc {
-                MATCH => return true,
-                NO_MATCH => return false,
+                MATCH => return Some(true),
+                NO_MATCH => return Some(false),
                 _ => {
                     let instr = &code[pc as usize];
-                    pc = if self.memoised(instr.condition) {
-                        instr.on_true
-                    } else {
-                        instr.on_false
+                    let memo = &self.memo[instr.condition as usize];
+                    let holds = match memo.get() {
+                        FALSE => false,
+                        TRUE => true,
+                        PENDING => return None,
+                        _ => match self.split_input(instr.condition) {
+                            Some(_) => {
+                                memo.set(PENDING);
+                                pending.push(instr.condition);
+                                return None;
+                            }
+                            None => {
+                                let holds = self.condition_matches(instr.condition);
+                                memo.set(if holds { TRUE } else { FALSE });
+                                holds
+                            }
+                        },
                     };
+                    pc = if holds { instr.on_true } else { instr.on_false };
                 }
             }
         }
     }
 
-    /// A condition's outcome, computed at most once per evaluation.
-    fn memoised(&self, condition: u32) -> bool {
-        let memo = &self.memo[condition as usize];
-        match memo.get() {
-            0 => {
-                let matched = self.condition_matches(condition);
-                memo.set(1 + u8::from(matched));
-                matched
-            }
-            known => known == 2,
-        }
+    /// [`Self::walk_inline`], out of line: for the few segments walked again.
+    #[inline(never)]
+    fn walk(&self, entry: u32, pending: &mut Vec<u32>) -> Option<bool> {
+        self.walk_inline(entry, pending)
     }
 
+    /// For a percentage split that needs hashing: its seed and the identity's value.
+    fn split_input(&self, condition: u32) -> Option<(&'e str, &str)> {
+        let CompiledCondition::PercentageSplit(accessor, _, seed) =
+            &self.env.program.conditions[condition as usize]
+        else {
+            return None;
+        };
+        let value = match accessor {
+            // Legacy form: split on the identity key, as is (no coercion).
+            None => self.key.as_deref()?,
+            Some(a) => {
+                let r = self.resolve(*a);
+                if r.value.is_null() {
+                    return None;
+                }
+                r.text()
+            }
+        };
+        Some((seed, value))
+    }
+
+    /// Hashes the `pending` splits (and, if `variants`, every splitting feature's bucket)
+    /// in one batch, memoises the splits' outcomes and returns the variant buckets.
+    fn hash_splits(&self, pending: &[u32], variants: bool) -> Vec<f64> {
+        let mut buckets = Vec::new();
+        // Tag: the split condition, or `None` for the next variant bucket (in order).
+        let mut sink = |tag: Option<u32>, p: f64| match tag {
+            Some(c) => {
+                if let CompiledCondition::PercentageSplit(_, threshold, _) =
+                    &self.env.program.conditions[c as usize]
+                {
+                    self.memo[c as usize].set(if p <= *threshold { TRUE } else { FALSE });
+                }
+            }
+            None => buckets.push(p),
+        };
+        let mut batch = PairBatch::new();
+        for &c in pending {
+            if let Some((seed, value)) = self.split_input(c) {
+                batch.push(Some(c), seed, value, &mut sink);
+            }
+        }
+        if let (true, Some(key)) = (variants, self.key.as_deref()) {
+            for feature in self.env.features.iter().filter(|f| f.splits) {
+                batch.push(None, &feature.state.key, key, &mut sink);
+            }
+        }
+        batch.finish(&mut sink);
+        buckets
+    }
+
+    #[inline(always)]
     fn condition_matches(&self, condition: u32) -> bool {
         match &self.env.program.conditions[condition as usize] {
             CompiledCondition::Never => false,
@@ -318,23 +435,9 @@ impl<'e> EvalState<'e> {
                     _ => false,
                 }
             }
-            CompiledCondition::PercentageSplit(accessor, threshold, segment_key) => {
-                let p = match accessor {
-                    // Legacy form: split on the identity key, as is (no coercion).
-                    None => match &self.key {
-                        Some(key) => hashed_percentage_pair(segment_key, key),
-                        None => return false,
-                    },
-                    Some(a) => {
-                        let r = self.resolve(*a);
-                        if r.value.is_null() {
-                            return false;
-                        }
-                        hashed_percentage_pair(segment_key, r.text())
-                    }
-                };
-                p <= *threshold
-            }
+            // Hashed in batches by `match_segments`; here only when there is nothing to
+            // hash (no identity key, or a null property), which never matches.
+            CompiledCondition::PercentageSplit(..) => false,
             CompiledCondition::Modulo(a, divisor, remainder) => {
                 modulo_match(self.value(*a), *divisor, *remainder)
             }
@@ -430,7 +533,14 @@ impl<'e> EvalState<'e> {
         doc
     }
 
-    fn flag(&self, fs: &'e CompiledFeatureState, reason: Reason<'e>) -> FlagEvaluation<'e> {
+    /// The flag for state `fs`; `bucket` is the identity's split bucket for `fs.key`,
+    /// present whenever the state has variants and there is an identity.
+    fn flag(
+        &self,
+        fs: &'e CompiledFeatureState,
+        reason: Reason<'e>,
+        bucket: Option<f64>,
+    ) -> FlagEvaluation<'e> {
         let mut flag = FlagEvaluation {
             name: &fs.name,
             feature_id: fs.feature_id,
@@ -441,11 +551,10 @@ impl<'e> EvalState<'e> {
             reason,
             metadata: fs.metadata.as_ref(),
         };
-        let (Some(key), false) = (&self.key, fs.variants.is_empty()) else {
+        let (Some(p), false) = (bucket, fs.variants.is_empty()) else {
             return flag;
         };
         flag.variant = VariantChoice::Control;
-        let p = hashed_percentage_pair(&fs.key, key);
         let mut start = 0.0;
         for v in &fs.variants {
             let limit = v.weight + start;

@@ -1,10 +1,13 @@
 //! Flagsmith's deterministic bucketing hash (`get_hashed_percentage_for_object_ids`).
 //!
 //! The ids are joined with `,`, MD5-hashed, read as a 128-bit integer and mapped onto
-//! `[0, 100)`. The parts are fed to the hasher one by one so that the hot path (one call per
-//! percentage-split condition or multivariate feature) builds no joined string.
+//! `[0, 100)`. The hot path (a segment or feature key and an identity key: one padded MD5
+//! block) builds no joined string, and [`PairBatch`] hashes the splits an identity needs
+//! several at a time ([`md5_block`]).
 
 use md5::{Digest, Md5};
+
+pub mod md5_block;
 
 /// Returns the bucket in `[0, 100)` for the given ids, exactly as Python's
 /// `get_hashed_percentage_for_object_ids(ids)`.
@@ -43,23 +46,77 @@ pub fn hashed_percentage_of(ids: &[&[&str]]) -> f64 {
 }
 
 /// `hashed_percentage(&[a, b])`: the hot path (a segment or feature key and the identity
-/// key). The ids are joined on the stack and hashed in one call.
+/// key), hashed as one padded block without building a joined string.
 pub fn hashed_percentage_pair(a: &str, b: &str) -> f64 {
-    const CAP: usize = 120;
-    let len = a.len() + 1 + b.len();
-    if len <= CAP {
-        let mut buf = [0u8; CAP];
-        buf[..a.len()].copy_from_slice(a.as_bytes());
-        buf[a.len()] = b',';
-        buf[a.len() + 1..len].copy_from_slice(b.as_bytes());
-        let digest: [u8; 16] = Md5::digest(&buf[..len]).into();
-        let value = percentage_from_digest(u128::from_be_bytes(digest));
-        if value != 100.0 {
-            return value;
+    let mut block = md5_block::empty_block::<1>();
+    if md5_block::pad_into(&mut block, 0, &[a.as_bytes(), b",", b.as_bytes()]) {
+        let bucket = md5_block::digest_mod(md5_block::digest_words(&block)[0], 9999);
+        if bucket != 9998 {
+            return (bucket as f64 / 9998.0) * 100.0;
         }
     }
     // Long ids, or the rare retry with the ids repeated.
     hashed_percentage_of(&[&[a], &[b]])
+}
+
+/// Computes `hashed_percentage_pair(first, second)` for many pairs,
+/// [`md5_block::LANES`] at a time (the splits one identity needs, hashed together).
+/// Each pair carries a tag; `sink(tag, bucket)` receives the results as lanes fill up
+/// ([`push`](Self::push)) and at the end ([`finish`](Self::finish)).
+pub struct PairBatch<'a, T> {
+    block: md5_block::Block<{ md5_block::LANES }>,
+    lanes: [Option<(T, &'a str, &'a str, bool)>; md5_block::LANES],
+    len: usize,
+}
+
+impl<'a, T: Copy> PairBatch<'a, T> {
+    pub fn new() -> Self {
+        PairBatch {
+            block: md5_block::empty_block(),
+            lanes: [None; md5_block::LANES],
+            len: 0,
+        }
+    }
+
+    /// Adds a pair; hashes the batch once every lane is taken.
+    pub fn push(&mut self, tag: T, first: &'a str, second: &'a str, sink: &mut impl FnMut(T, f64)) {
+        let parts = [first.as_bytes(), b",", second.as_bytes()];
+        let fits = md5_block::pad_into(&mut self.block, self.len, &parts);
+        self.lanes[self.len] = Some((tag, first, second, fits));
+        self.len += 1;
+        if self.len == md5_block::LANES {
+            self.finish(sink);
+        }
+    }
+
+    /// Hashes the pairs pushed since the last batch.
+    pub fn finish(&mut self, sink: &mut impl FnMut(T, f64)) {
+        if self.len == 0 {
+            return;
+        }
+        let words = md5_block::digest_lanes(&self.block);
+        for (slot, words) in self.lanes.iter_mut().zip(words).take(self.len) {
+            let Some((tag, first, second, fits)) = slot.take() else {
+                continue;
+            };
+            let bucket = md5_block::digest_mod(words, 9999);
+            let p = if fits && bucket != 9998 {
+                (bucket as f64 / 9998.0) * 100.0
+            } else {
+                // Long ids, or the rare retry with the ids repeated.
+                hashed_percentage_of(&[&[first], &[second]])
+            };
+            sink(tag, p);
+        }
+        self.block = md5_block::empty_block();
+        self.len = 0;
+    }
+}
+
+impl<T: Copy> Default for PairBatch<'_, T> {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// `((h % 9999) / 9998) * 100` in float arithmetic, as Python computes it.
@@ -88,6 +145,7 @@ mod tests {
         let first: [u8; 16] = first.into();
         assert_eq!(u128::from_be_bytes(first) % 9999, 9998);
         assert_eq!(hashed_percentage(&["seg", "27259"]), 58.38167633526705);
+        assert_eq!(hashed_percentage_pair("seg", "27259"), 58.38167633526705);
     }
 
     #[test]
@@ -97,8 +155,9 @@ mod tests {
             ("12345", "test_env_foobar"),
             ("seg", "27259"),
             ("", ""),
-            ("a", &long[..118]),
-            ("a", &long[..119]),
+            ("a", &long[..53]),
+            ("a", &long[..54]),
+            ("ab", &long[..53]),
             (&long[..], "x"),
         ] {
             assert_eq!(hashed_percentage_pair(a, b), hashed_percentage(&[a, b]));
@@ -109,6 +168,25 @@ mod tests {
         #[test]
         fn the_pair_fast_path_agrees_on_any_ids(a in ".{0,80}", b in ".{0,80}") {
             proptest::prop_assert_eq!(hashed_percentage_pair(&a, &b), hashed_percentage(&[&a, &b]));
+        }
+
+        #[test]
+        fn batched_pairs_agree_with_single_pairs(
+            firsts in proptest::collection::vec(".{0,40}", 0..11),
+            second in ".{0,40}",
+        ) {
+            let pairs: Vec<(&str, &str)> =
+                firsts.iter().map(|f| (f.as_str(), second.as_str())).collect();
+            let mut out = vec![f64::NAN; pairs.len()];
+            let mut sink = |i: usize, p| out[i] = p;
+            let mut batch = PairBatch::new();
+            for (i, (first, second)) in pairs.iter().enumerate() {
+                batch.push(i, first, second, &mut sink);
+            }
+            batch.finish(&mut sink);
+            for ((first, second), got) in pairs.iter().zip(out) {
+                proptest::prop_assert_eq!(got, hashed_percentage(&[first, second]));
+            }
         }
     }
 

@@ -151,6 +151,7 @@ pub fn typed_match(op: Comparison, ctx: &ContextValue<'_>, operand: &TypedOperan
 /// [`typed_match`] with the text-vs-version comparison supplied by the caller (which may
 /// have parsed the context value as a version already): `semver_cmp(text, version)` is
 /// `None` when `text` is not a valid version.
+#[inline(always)]
 pub fn typed_match_with(
     op: Comparison,
     ctx: &ContextValue<'_>,
@@ -170,10 +171,13 @@ pub fn typed_match_with(
                 // `in` on a version is a TypeError in Python: no match.
                 return op != Comparison::Contains && op.holds(Some(ord));
             }
-            if op == Comparison::Contains {
-                return s.contains(&*operand.text);
+            match op {
+                Comparison::Contains => s.contains(&*operand.text),
+                // Equality needs no ordering: lengths differ for most pairs.
+                Comparison::Equal => **s == *operand.text,
+                Comparison::NotEqual => **s != *operand.text,
+                _ => op.holds(Some((**s).cmp(&*operand.text))),
             }
-            op.holds(Some((**s).cmp(&*operand.text)))
         }
         ContextValue::Int(i) => match &operand.int {
             Some(cast) if op != Comparison::Contains => op.holds(Some((**i).cmp(cast))),

@@ -1,0 +1,350 @@
+//! MD5 of short messages (at most 55 bytes: one padded block), computed for several
+//! messages at once.
+//!
+//! Bucketing hashes a segment or feature key joined with an identity key: a few dozen
+//! bytes, one MD5 block. Through the `md-5` crate each such hash also pays for its
+//! streaming buffer and a 128-bit modulo, and each is a chain of 64 dependent steps, so
+//! one hash at a time leaves most of the CPU idle. Here every step is written over
+//! `LANES` independent messages, which the compiler turns into SIMD on the baseline
+//! target (SSE2 on x86_64) and which otherwise still interleaves the chains. The result is
+//! checked against the `md-5` crate in the tests below.
+
+/// How many messages a batch hashes together: enough independent chains to keep a
+/// superscalar core busy.
+pub const LANES: usize = 4;
+
+/// The longest message that fits one padded block.
+pub const MAX_LEN: usize = 55;
+
+/// One padded message block per lane.
+pub type Block<const N: usize> = [[u8; 64]; N];
+
+/// Little-endian word `w` of a block.
+#[inline(always)]
+fn word(block: &[u8; 64], w: usize) -> u32 {
+    u32::from_le_bytes([
+        block[4 * w],
+        block[4 * w + 1],
+        block[4 * w + 2],
+        block[4 * w + 3],
+    ])
+}
+
+const INIT: [u32; 4] = [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476];
+
+const K: [u32; 64] = [
+    0xd76aa478, 0xe8c7b756, 0x242070db, 0xc1bdceee, 0xf57c0faf, 0x4787c62a, 0xa8304613, 0xfd469501,
+    0x698098d8, 0x8b44f7af, 0xffff5bb1, 0x895cd7be, 0x6b901122, 0xfd987193, 0xa679438e, 0x49b40821,
+    0xf61e2562, 0xc040b340, 0x265e5a51, 0xe9b6c7aa, 0xd62f105d, 0x02441453, 0xd8a1e681, 0xe7d3fbc8,
+    0x21e1cde6, 0xc33707d6, 0xf4d50d87, 0x455a14ed, 0xa9e3e905, 0xfcefa3f8, 0x676f02d9, 0x8d2a4c8a,
+    0xfffa3942, 0x8771f681, 0x6d9d6122, 0xfde5380c, 0xa4beea44, 0x4bdecfa9, 0xf6bb4b60, 0xbebfbc70,
+    0x289b7ec6, 0xeaa127fa, 0xd4ef3085, 0x04881d05, 0xd9d4d039, 0xe6db99e5, 0x1fa27cf8, 0xc4ac5665,
+    0xf4292244, 0x432aff97, 0xab9423a7, 0xfc93a039, 0x655b59c3, 0x8f0ccc92, 0xffeff47d, 0x85845dd1,
+    0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1, 0xf7537e82, 0xbd3af235, 0x2ad7d2bb, 0xeb86d391,
+];
+
+/// Writes `parts` concatenated, padded as MD5 pads a final block, into lane `lane` of
+/// `block`, which must still be empty (all zero). Returns `false` (and writes nothing) if
+/// they are longer than [`MAX_LEN`].
+#[inline]
+pub fn pad_into<const N: usize>(block: &mut Block<N>, lane: usize, parts: &[&[u8]]) -> bool {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    if len > MAX_LEN {
+        return false;
+    }
+    let bytes = &mut block[lane];
+    let mut at = 0;
+    for part in parts {
+        bytes[at..at + part.len()].copy_from_slice(part);
+        at += part.len();
+    }
+    bytes[len] = 0x80;
+    bytes[56..].copy_from_slice(&((len as u64) * 8).to_le_bytes());
+    true
+}
+
+/// An all-zero block, to be filled with [`pad_into`].
+pub fn empty_block<const N: usize>() -> Block<N> {
+    [[0; 64]; N]
+}
+
+/// The MD5 state after compressing each lane's single padded block: per lane the four
+/// words `a, b, c, d` (the digest is their little-endian bytes in that order).
+#[inline]
+pub fn digest_words<const N: usize>(block: &Block<N>) -> [[u32; 4]; N] {
+    let mut s = [[0u32; N]; 4];
+    for (word, init) in s.iter_mut().zip(INIT) {
+        *word = [init; N];
+    }
+    let [mut a, mut b, mut c, mut d] = s;
+    let words: [[u32; N]; 16] =
+        std::array::from_fn(|w| std::array::from_fn(|l| word(&block[l], w)));
+    // Written out step by step so that every index, constant and shift is a literal: a
+    // loop over steps would look them up (and rotate by a variable) at run time.
+    macro_rules! steps {
+        ($f:ident; $(($i:literal, $w:literal, $shift:literal)),+) => {$(
+            let m = &words[$w];
+            let mut next = [0u32; N];
+            for l in 0..N {
+                let sum = a[l].wrapping_add($f(b[l], c[l], d[l])).wrapping_add(K[$i]).wrapping_add(m[l]);
+                next[l] = b[l].wrapping_add(sum.rotate_left($shift));
+            }
+            a = d;
+            d = c;
+            c = b;
+            b = next;
+        )+};
+    }
+    #[inline(always)]
+    fn f(b: u32, c: u32, d: u32) -> u32 {
+        d ^ (b & (c ^ d))
+    }
+    #[inline(always)]
+    fn g(b: u32, c: u32, d: u32) -> u32 {
+        c ^ (d & (b ^ c))
+    }
+    #[inline(always)]
+    fn h(b: u32, c: u32, d: u32) -> u32 {
+        b ^ c ^ d
+    }
+    #[inline(always)]
+    fn j(b: u32, c: u32, d: u32) -> u32 {
+        c ^ (b | !d)
+    }
+    steps!(f; (0, 0, 7), (1, 1, 12), (2, 2, 17), (3, 3, 22),
+        (4, 4, 7), (5, 5, 12), (6, 6, 17), (7, 7, 22),
+        (8, 8, 7), (9, 9, 12), (10, 10, 17), (11, 11, 22),
+        (12, 12, 7), (13, 13, 12), (14, 14, 17), (15, 15, 22));
+    steps!(g; (16, 1, 5), (17, 6, 9), (18, 11, 14), (19, 0, 20),
+        (20, 5, 5), (21, 10, 9), (22, 15, 14), (23, 4, 20),
+        (24, 9, 5), (25, 14, 9), (26, 3, 14), (27, 8, 20),
+        (28, 13, 5), (29, 2, 9), (30, 7, 14), (31, 12, 20));
+    steps!(h; (32, 5, 4), (33, 8, 11), (34, 11, 16), (35, 14, 23),
+        (36, 1, 4), (37, 4, 11), (38, 7, 16), (39, 10, 23),
+        (40, 13, 4), (41, 0, 11), (42, 3, 16), (43, 6, 23),
+        (44, 9, 4), (45, 12, 11), (46, 15, 16), (47, 2, 23));
+    steps!(j; (48, 0, 6), (49, 7, 10), (50, 14, 15), (51, 5, 21),
+        (52, 12, 6), (53, 3, 10), (54, 10, 15), (55, 1, 21),
+        (56, 8, 6), (57, 15, 10), (58, 6, 15), (59, 13, 21),
+        (60, 4, 6), (61, 11, 10), (62, 2, 15), (63, 9, 21));
+    let mut out = [[0u32; 4]; N];
+    for (l, lane) in out.iter_mut().enumerate() {
+        *lane = [
+            INIT[0].wrapping_add(a[l]),
+            INIT[1].wrapping_add(b[l]),
+            INIT[2].wrapping_add(c[l]),
+            INIT[3].wrapping_add(d[l]),
+        ];
+    }
+    out
+}
+
+/// [`digest_words`] for [`LANES`] messages, in SSE2 registers (part of every x86_64 CPU):
+/// one instruction does a step's operation for all four lanes.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+pub fn digest_lanes(block: &Block<LANES>) -> [[u32; 4]; LANES] {
+    // SAFETY: `sse2::digest` only requires SSE2, which this build targets (the cfg above;
+    // SSE2 is part of the x86_64 baseline).
+    unsafe { sse2::digest(block) }
+}
+
+/// [`digest_words`] for [`LANES`] messages.
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+pub fn digest_lanes(block: &Block<LANES>) -> [[u32; 4]; LANES] {
+    digest_words(block)
+}
+
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+mod sse2 {
+    use std::arch::x86_64::*;
+
+    use super::{word, Block, INIT, K, LANES};
+
+    #[target_feature(enable = "sse2")]
+    fn load(block: &Block<LANES>, w: usize) -> __m128i {
+        let lane = |l: usize| word(&block[l], w) as i32;
+        _mm_set_epi32(lane(3), lane(2), lane(1), lane(0))
+    }
+
+    #[target_feature(enable = "sse2")]
+    fn splat(x: u32) -> __m128i {
+        _mm_set1_epi32(x as i32)
+    }
+
+    #[target_feature(enable = "sse2")]
+    fn lanes(v: __m128i) -> [u32; LANES] {
+        [
+            _mm_cvtsi128_si32(v) as u32,
+            _mm_cvtsi128_si32(_mm_srli_si128::<4>(v)) as u32,
+            _mm_cvtsi128_si32(_mm_srli_si128::<8>(v)) as u32,
+            _mm_cvtsi128_si32(_mm_srli_si128::<12>(v)) as u32,
+        ]
+    }
+
+    #[target_feature(enable = "sse2")]
+    fn f(b: __m128i, c: __m128i, d: __m128i) -> __m128i {
+        _mm_xor_si128(d, _mm_and_si128(b, _mm_xor_si128(c, d)))
+    }
+
+    #[target_feature(enable = "sse2")]
+    fn g(b: __m128i, c: __m128i, d: __m128i) -> __m128i {
+        _mm_xor_si128(c, _mm_and_si128(d, _mm_xor_si128(b, c)))
+    }
+
+    #[target_feature(enable = "sse2")]
+    fn h(b: __m128i, c: __m128i, d: __m128i) -> __m128i {
+        _mm_xor_si128(_mm_xor_si128(b, c), d)
+    }
+
+    #[target_feature(enable = "sse2")]
+    fn j(b: __m128i, c: __m128i, d: __m128i) -> __m128i {
+        let not_d = _mm_xor_si128(d, _mm_set1_epi32(-1));
+        _mm_xor_si128(c, _mm_or_si128(b, not_d))
+    }
+
+    #[target_feature(enable = "sse2")]
+    pub fn digest(block: &Block<LANES>) -> [[u32; 4]; LANES] {
+        let m: [__m128i; 16] = std::array::from_fn(|w| load(block, w));
+        let (mut a, mut b, mut c, mut d) = (
+            splat(INIT[0]),
+            splat(INIT[1]),
+            splat(INIT[2]),
+            splat(INIT[3]),
+        );
+        macro_rules! steps {
+            ($f:ident; $(($i:literal, $w:literal, $shift:literal)),+) => {$(
+                let sum = _mm_add_epi32(
+                    _mm_add_epi32(a, $f(b, c, d)),
+                    _mm_add_epi32(splat(K[$i]), m[$w]),
+                );
+                let rotated = _mm_or_si128(
+                    _mm_slli_epi32::<$shift>(sum),
+                    _mm_srli_epi32::<{ 32 - $shift }>(sum),
+                );
+                let next = _mm_add_epi32(b, rotated);
+                a = d;
+                d = c;
+                c = b;
+                b = next;
+            )+};
+        }
+        steps!(f; (0, 0, 7), (1, 1, 12), (2, 2, 17), (3, 3, 22),
+            (4, 4, 7), (5, 5, 12), (6, 6, 17), (7, 7, 22),
+            (8, 8, 7), (9, 9, 12), (10, 10, 17), (11, 11, 22),
+            (12, 12, 7), (13, 13, 12), (14, 14, 17), (15, 15, 22));
+        steps!(g; (16, 1, 5), (17, 6, 9), (18, 11, 14), (19, 0, 20),
+            (20, 5, 5), (21, 10, 9), (22, 15, 14), (23, 4, 20),
+            (24, 9, 5), (25, 14, 9), (26, 3, 14), (27, 8, 20),
+            (28, 13, 5), (29, 2, 9), (30, 7, 14), (31, 12, 20));
+        steps!(h; (32, 5, 4), (33, 8, 11), (34, 11, 16), (35, 14, 23),
+            (36, 1, 4), (37, 4, 11), (38, 7, 16), (39, 10, 23),
+            (40, 13, 4), (41, 0, 11), (42, 3, 16), (43, 6, 23),
+            (44, 9, 4), (45, 12, 11), (46, 15, 16), (47, 2, 23));
+        steps!(j; (48, 0, 6), (49, 7, 10), (50, 14, 15), (51, 5, 21),
+            (52, 12, 6), (53, 3, 10), (54, 10, 15), (55, 1, 21),
+            (56, 8, 6), (57, 15, 10), (58, 6, 15), (59, 13, 21),
+            (60, 4, 6), (61, 11, 10), (62, 2, 15), (63, 9, 21));
+        let words = [lanes(a), lanes(b), lanes(c), lanes(d)];
+        std::array::from_fn(|l| std::array::from_fn(|w| INIT[w].wrapping_add(words[w][l])))
+    }
+}
+
+/// The digest, read as a big-endian 128-bit integer (as Python's `int(hexdigest, 16)`),
+/// modulo `m`, without 128-bit division.
+#[inline]
+pub fn digest_mod(words: [u32; 4], m: u64) -> u64 {
+    words
+        .iter()
+        .fold(0u64, |r, w| ((r << 32) | u64::from(w.swap_bytes())) % m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use md5::{Digest, Md5};
+
+    fn reference(msg: &[u8]) -> [u8; 16] {
+        Md5::digest(msg).into()
+    }
+
+    fn ours(msgs: &[&[u8]]) -> Vec<[u8; 16]> {
+        let mut block = empty_block::<LANES>();
+        for (lane, m) in msgs.iter().enumerate() {
+            assert!(pad_into(&mut block, lane, &[m]));
+        }
+        digest_lanes(&block)[..msgs.len()]
+            .iter()
+            .map(|w| {
+                let mut out = [0u8; 16];
+                for (chunk, v) in out.chunks_exact_mut(4).zip(w) {
+                    chunk.copy_from_slice(&v.to_le_bytes());
+                }
+                out
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matches_rfc_1321_vectors() {
+        let got = ours(&[b"", b"a", b"abc", b"message digest"]);
+        let hex: Vec<String> = got
+            .iter()
+            .map(|d| d.iter().map(|b| format!("{b:02x}")).collect())
+            .collect();
+        assert_eq!(
+            hex,
+            [
+                "d41d8cd98f00b204e9800998ecf8427e",
+                "0cc175b9c0f1b6a831c399e269772661",
+                "900150983cd24fb0d6963f7d28e17f72",
+                "f96b697d7cb7938d525a2f31aaf161d0",
+            ]
+        );
+    }
+
+    #[test]
+    fn one_lane_and_four_lanes_agree() {
+        let mut four = empty_block::<LANES>();
+        let mut one = empty_block::<1>();
+        let msg = b"10001,incident_env_key_0001_user-42";
+        pad_into(&mut four, 2, &[msg]);
+        pad_into(&mut one, 0, &[msg]);
+        assert_eq!(digest_lanes(&four)[2], digest_words(&one)[0]);
+        assert_eq!(digest_words(&four)[2], digest_words(&one)[0]);
+    }
+
+    #[test]
+    fn refuses_messages_longer_than_one_block() {
+        let mut block = empty_block::<1>();
+        assert!(pad_into(&mut block, 0, &[&[b'x'; 55]]));
+        assert!(!pad_into(&mut block, 0, &[&[b'x'; 30], &[b'y'; 26]]));
+    }
+
+    #[test]
+    fn digest_mod_equals_the_128_bit_remainder() {
+        for msg in [&b"seg,27259"[..], b"", b"12345,test_env_foobar"] {
+            let words = digest_words(&{
+                let mut block = empty_block::<1>();
+                pad_into(&mut block, 0, &[msg]);
+                block
+            })[0];
+            let whole = u128::from_be_bytes(reference(msg));
+            for m in [9999u64, 7, 1 << 31] {
+                assert_eq!(u128::from(digest_mod(words, m)), whole % u128::from(m));
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_lane_matches_the_md5_crate(
+            msgs in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..=MAX_LEN), 1..=LANES)
+        ) {
+            let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+            let got = ours(&refs);
+            for (m, d) in msgs.iter().zip(got) {
+                proptest::prop_assert_eq!(d, reference(m));
+            }
+        }
+    }
+}
