@@ -344,16 +344,15 @@ impl<'e> EvalState<'e> {
                         FALSE => false,
                         TRUE => true,
                         PENDING => return None,
-                        _ => match self.split_input(instr.condition) {
-                            Some(_) => {
+                        _ => match self.condition_matches(instr.condition) {
+                            Some(holds) => {
+                                memo.set(if holds { TRUE } else { FALSE });
+                                holds
+                            }
+                            None => {
                                 memo.set(PENDING);
                                 pending.push(instr.condition);
                                 return None;
-                            }
-                            None => {
-                                let holds = self.condition_matches(instr.condition);
-                                memo.set(if holds { TRUE } else { FALSE });
-                                holds
                             }
                         },
                     };
@@ -421,8 +420,10 @@ impl<'e> EvalState<'e> {
     }
 
     #[inline(always)]
-    fn condition_matches(&self, condition: u32) -> bool {
-        match &self.env.program.conditions[condition as usize] {
+    /// Whether a condition holds, or `None` for a percentage split that needs hashing
+    /// (batched by [`Self::match_segments`]).
+    fn condition_matches(&self, condition: u32) -> Option<bool> {
+        Some(match &self.env.program.conditions[condition as usize] {
             CompiledCondition::Never => false,
             CompiledCondition::IsSet(a) => !self.value(*a).is_null(),
             CompiledCondition::IsNotSet(a) => self.value(*a).is_null(),
@@ -435,9 +436,14 @@ impl<'e> EvalState<'e> {
                     _ => false,
                 }
             }
-            // Hashed in batches by `match_segments`; here only when there is nothing to
-            // hash (no identity key, or a null property), which never matches.
-            CompiledCondition::PercentageSplit(..) => false,
+            // Hashed in batches by `match_segments`; without an identity key or with a null
+            // property there is nothing to hash, and it never matches.
+            CompiledCondition::PercentageSplit(..) => {
+                return match self.split_input(condition) {
+                    Some(_) => None,
+                    None => Some(false),
+                }
+            }
             CompiledCondition::Modulo(a, divisor, remainder) => {
                 modulo_match(self.value(*a), *divisor, *remainder)
             }
@@ -452,7 +458,7 @@ impl<'e> EvalState<'e> {
                     r.semver(s).map(|left| left.cmp(right))
                 })
             }
-        }
+        })
     }
 
     fn value(&self, accessor: AccessorId) -> &ContextValue<'e> {
