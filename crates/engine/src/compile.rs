@@ -75,7 +75,7 @@ pub enum CompileIssue {
 pub(crate) struct CompiledSegment {
     pub key: Box<str>,
     pub name: Box<str>,
-    pub metadata: Option<Map<String, Value>>,
+    pub metadata: Option<Arc<Map<String, Value>>>,
     /// Where the segment's rules start in [`Program::code`] (or [`MATCH`]/[`NO_MATCH`]
     /// directly); a segment without rules never matches.
     pub entry: u32,
@@ -114,8 +114,9 @@ pub(crate) struct CompiledFeatureState {
     pub name: Box<str>,
     pub enabled: bool,
     pub value: Value,
-    /// Only when non-empty (the result omits empty metadata).
-    pub metadata: Option<Map<String, Value>>,
+    /// Only when non-empty (the result omits empty metadata). Shared: an override's
+    /// metadata is almost always its feature's, and results hand it out without copying.
+    pub metadata: Option<Arc<Map<String, Value>>>,
     pub feature_id: Option<i64>,
     /// Sorted by priority (stable).
     pub variants: Vec<CompiledVariant>,
@@ -331,7 +332,7 @@ impl<'c> Compiler<'c> {
             by_name.insert(
                 fc.name.as_str(),
                 CompiledFeature {
-                    state: compile_feature_state(fc),
+                    state: compile_feature_state(fc, None),
                     overrides: Box::default(),
                     unordered: false,
                     feature_type: None,
@@ -417,14 +418,17 @@ impl<'c> Compiler<'c> {
                 Some(CompiledOverride {
                     feature: features.get_index_of(fc.name.as_str())?,
                     priority: fc.priority.unwrap_or(f64::INFINITY),
-                    state: compile_feature_state(fc),
+                    state: {
+                        let feature = features.get(fc.name.as_str())?;
+                        compile_feature_state(fc, feature.state.metadata.as_ref())
+                    },
                 })
             })
             .collect();
         CompiledSegment {
             key: sc.key.as_str().into(),
             name: sc.name.as_str().into(),
-            metadata: sc.metadata.clone().filter(|m| !m.is_empty()),
+            metadata: sc.metadata.clone().filter(|m| !m.is_empty()).map(Arc::new),
             entry,
             reason: format!("TARGETING_MATCH; segment={}", sc.name).into(),
             overrides,
@@ -780,7 +784,11 @@ impl<'c> Compiler<'c> {
     }
 }
 
-fn compile_feature_state(fc: &FeatureContext) -> CompiledFeatureState {
+/// Compiles a feature context; `shared` is metadata to reuse when equal to this one's.
+fn compile_feature_state(
+    fc: &FeatureContext,
+    shared: Option<&Arc<Map<String, Value>>>,
+) -> CompiledFeatureState {
     let mut variants: Vec<(f64, CompiledVariant)> = fc
         .variants
         .iter()
@@ -798,7 +806,12 @@ fn compile_feature_state(fc: &FeatureContext) -> CompiledFeatureState {
         .collect();
     // Stable, like Python's `sorted(variants, key=itemgetter("priority"))`.
     variants.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
-    let metadata = fc.metadata.clone().filter(|m| !m.is_empty());
+    let metadata = match (&fc.metadata, shared) {
+        (Some(m), _) if m.is_empty() => None,
+        (Some(m), Some(shared)) if **shared == *m => Some(Arc::clone(shared)),
+        (Some(m), _) => Some(Arc::new(m.clone())),
+        (None, _) => None,
+    };
     let feature_id = metadata
         .as_ref()
         .and_then(|m| m.get("id"))

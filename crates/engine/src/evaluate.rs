@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::cell::{Cell, OnceCell};
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -75,7 +76,7 @@ pub struct FlagEvaluation<'e> {
     pub value: &'e Value,
     pub variant: VariantChoice<'e>,
     pub reason: Reason<'e>,
-    pub metadata: Option<&'e Map<String, Value>>,
+    pub metadata: Option<&'e Arc<Map<String, Value>>>,
 }
 
 /// A segment the identity matched.
@@ -83,7 +84,7 @@ pub struct FlagEvaluation<'e> {
 pub struct SegmentMatch<'e> {
     pub key: &'e str,
     pub name: &'e str,
-    pub metadata: Option<&'e Map<String, Value>>,
+    pub metadata: Option<&'e Arc<Map<String, Value>>>,
 }
 
 /// A typed evaluation result; convert with [`Evaluation::to_result`].
@@ -109,7 +110,7 @@ impl Evaluation<'_> {
                             value: f.value.clone(),
                             reason: f.reason.as_str().to_owned(),
                             variant: f.variant.as_result_variant().map(str::to_owned),
-                            metadata: f.metadata.cloned(),
+                            metadata: f.metadata.map(Arc::clone),
                         },
                     )
                 })
@@ -119,7 +120,7 @@ impl Evaluation<'_> {
                 .iter()
                 .map(|s| SegmentResult {
                     name: s.name.to_owned(),
-                    metadata: s.metadata.cloned(),
+                    metadata: s.metadata.map(Arc::clone),
                 })
                 .collect(),
         }

@@ -4,6 +4,7 @@
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 /// Flags by feature name, in context order, and the matched segments in context order.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -23,9 +24,10 @@ pub struct FlagResult {
     /// The chosen variant's key, `"control"` when no variant was chosen, `null` when no
     /// split applied (standard feature, unkeyed variant, or no identity). Always present.
     pub variant: Option<String>,
-    /// The winning feature context's metadata, only when non-empty.
+    /// The winning feature context's metadata, only when non-empty. Shared with the
+    /// compiled environment, so a result does not copy it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Map<String, Value>>,
+    pub metadata: Option<Arc<Map<String, Value>>>,
 }
 
 /// A segment the identity belongs to.
@@ -33,5 +35,5 @@ pub struct FlagResult {
 pub struct SegmentResult {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Map<String, Value>>,
+    pub metadata: Option<Arc<Map<String, Value>>>,
 }
