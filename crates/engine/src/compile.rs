@@ -748,7 +748,7 @@ impl<'c> Compiler<'c> {
             PathTarget::Trait(name) => Target::TraitNode(self.slot(&name)),
             PathTarget::Nothing => Target::Constant(ContextValue::Null),
             PathTarget::Static(path) => {
-                let base = self.static_base();
+                let base = self.static_base_for(property);
                 let value = match path.query(base).first() {
                     Some(v) => ContextValue::from_json_node(v).into_owned(),
                     None => ContextValue::Null,
@@ -768,23 +768,69 @@ impl<'c> Compiler<'c> {
 
     /// The context as JSON without its identity (built at most once, borrowed after).
     fn static_base(&mut self) -> &Value {
+        const PARTS: [&str; 3] = ["environment", "segments", "features"];
+        for part in PARTS {
+            self.static_part(part);
+        }
+        // In context order, whatever order the parts were added in: a wildcard or
+        // descendant path returns its first match.
+        if let Some(Value::Object(map)) = &mut self.static_base {
+            let mut ordered = Map::new();
+            for part in PARTS {
+                if let Some(v) = map.remove(part) {
+                    ordered.insert(part.to_owned(), v);
+                }
+            }
+            *map = ordered;
+        }
+        self.static_base
+            .get_or_insert_with(|| Value::Object(Map::new()))
+    }
+
+    /// Like [`Self::static_base`], but with only the top-level member a path like
+    /// `$.environment.name` reads, when that member can be told from the path: most static
+    /// paths read the environment, and serialising every segment for them would dominate
+    /// compiling a small context.
+    fn static_base_for(&mut self, property: &str) -> &Value {
+        let top = property
+            .strip_prefix("$.")
+            .map(|rest| rest.split(['.', '[']).next().unwrap_or(rest));
+        match top {
+            Some(part @ ("environment" | "segments" | "features")) => {
+                self.static_part(part);
+                self.static_base
+                    .get_or_insert_with(|| Value::Object(Map::new()))
+            }
+            // `identity` reads nothing here (no identity at compile time); anything else
+            // gets the whole base.
+            Some("identity") => self
+                .static_base
+                .get_or_insert_with(|| Value::Object(Map::new())),
+            _ => self.static_base(),
+        }
+    }
+
+    /// Serialises one top-level member of the context into the static base, once.
+    fn static_part(&mut self, part: &str) {
         let ctx = self.ctx;
-        self.static_base.get_or_insert_with(|| {
-            // Serialised part by part (as the context without its identity would be),
-            // without cloning the context.
-            let mut map = Map::new();
-            let mut put = |name: &str, v: serde_json::Result<Value>| {
-                map.insert(name.to_owned(), v.unwrap_or(Value::Null));
-            };
-            put("environment", serde_json::to_value(&ctx.environment));
-            put("segments", serde_json::to_value(&ctx.segments));
-            put("features", serde_json::to_value(&ctx.features));
-            Value::Object(map)
-        })
+        let base = self
+            .static_base
+            .get_or_insert_with(|| Value::Object(Map::new()));
+        let Value::Object(map) = base else {
+            return;
+        };
+        if map.contains_key(part) {
+            return;
+        }
+        let value = match part {
+            "environment" => serde_json::to_value(&ctx.environment),
+            "segments" => serde_json::to_value(&ctx.segments),
+            _ => serde_json::to_value(&ctx.features),
+        };
+        map.insert(part.to_owned(), value.unwrap_or(Value::Null));
     }
 }
 
-/// Compiles a feature context; `shared` is metadata to reuse when equal to this one's.
 fn compile_feature_state(
     fc: &FeatureContext,
     shared: Option<&Arc<Map<String, Value>>>,
