@@ -30,6 +30,9 @@ pub use registry::Registry;
 pub struct EdgeConfig {
     /// Identities cached per edge.
     pub identity_cache_capacity: usize,
+    /// Estimated heap bytes the identity cache may hold (least recently used identities are
+    /// evicted beyond it).
+    pub identity_cache_max_bytes: usize,
     /// How long a cached identity is trusted (other edges may write its traits).
     pub identity_cache_ttl: Duration,
     /// Trait writes waiting to be persisted before new ones are dropped.
@@ -42,6 +45,7 @@ impl Default for EdgeConfig {
     fn default() -> Self {
         EdgeConfig {
             identity_cache_capacity: 100_000,
+            identity_cache_max_bytes: 64 << 20,
             identity_cache_ttl: Duration::from_secs(10),
             trait_queue_capacity: 10_000,
             sse_keep_alive: Duration::from_secs(15),
@@ -67,6 +71,7 @@ impl EdgeState {
             traits: traits_writer::TraitWriter::spawn(store.clone(), config.trait_queue_capacity),
             identities: Arc::new(identity_cache::IdentityCache::new(
                 config.identity_cache_capacity,
+                config.identity_cache_max_bytes,
                 config.identity_cache_ttl,
             )),
             server_keys: Arc::default(),

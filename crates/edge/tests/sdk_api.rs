@@ -388,6 +388,90 @@ async fn the_environment_document_needs_a_server_key_and_streams_identity_overri
         )
         .await;
     assert_eq!(gz.headers["content-encoding"], "gzip");
+    // The held (compressed) document is decompressed around the spliced overrides, then the
+    // whole response compressed again.
+    assert_eq!(gunzip(&gz.body), r.body);
+}
+
+fn gunzip(gz: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gz), &mut out).unwrap();
+    out
+}
+
+#[tokio::test]
+async fn without_overrides_to_splice_the_document_is_served_as_stored() {
+    let app = EdgeApp::new().await;
+    let (project, key, server) = app.setup().await;
+    // Large enough to span several decompressed chunks.
+    let big = "x".repeat(19_000);
+    for i in 0..10 {
+        app.feature(
+            project,
+            &key,
+            &format!("f{i}"),
+            true,
+            json!(format!("{i}{big}")),
+        )
+        .await;
+    }
+    app.admin_req(
+        Method::PATCH,
+        &format!("/api/v1/environments/{key}/"),
+        Some(json!({"use_identity_overrides_in_local_eval": false})),
+    )
+    .await;
+    app.publish().await;
+    let path = "/api/v1/environment-document/";
+
+    // A client that accepts gzip gets the published bytes as they are.
+    let gz = app
+        .sdk(
+            Method::GET,
+            path,
+            Some(&server),
+            None,
+            &[("accept-encoding", "br;q=1, gzip;q=0.8")],
+        )
+        .await;
+    assert_eq!(gz.status, StatusCode::OK);
+    assert_eq!(gz.headers["content-encoding"], "gzip");
+    assert_eq!(gz.headers["vary"], "accept-encoding");
+    assert!(gz.headers.contains_key("etag"));
+    let stored = {
+        let mut tx = app.t.store.read().await.unwrap();
+        let env = app.state.registry.get(&key).unwrap().environment_id;
+        flagstone_store::document::load(&mut tx, env)
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    assert_eq!(gz.body, stored.body);
+
+    // Others get it decompressed, identical to the published JSON.
+    for extra in [&[][..], &[("accept-encoding", "gzip;q=0, identity")][..]] {
+        let plain = app.sdk(Method::GET, path, Some(&server), None, extra).await;
+        assert_eq!(plain.status, StatusCode::OK);
+        assert!(!plain.headers.contains_key("content-encoding"));
+        assert_eq!(plain.body, stored.json().unwrap());
+        let doc: flagstone_engine::EnvironmentDocument =
+            serde_json::from_slice(&plain.body).expect("a valid document");
+        assert_eq!(doc.feature_states.len(), 10);
+        assert!(doc.identity_overrides.is_empty());
+    }
+
+    let etag = gz.headers["etag"].to_str().unwrap().to_string();
+    let again = app
+        .sdk(
+            Method::GET,
+            path,
+            Some(&server),
+            None,
+            &[("if-none-match", &etag), ("accept-encoding", "gzip")],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_MODIFIED);
+    assert!(again.body.is_empty());
 }
 
 #[tokio::test]

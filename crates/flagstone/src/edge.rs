@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
+use flagstone_edge::identity_cache::IdentityCache;
 use flagstone_edge::{EdgeConfig, EdgeState, Follower, FollowerConfig, PublishFeed, Registry};
 use flagstone_store::{Backend, Store};
 
@@ -44,6 +45,17 @@ pub struct EdgeOptions {
     /// net behind publish notifications).
     #[arg(long, env = "FLAGSTONE_EDGE_POLL_MS", default_value_t = 2000)]
     pub edge_poll_ms: u64,
+    /// Identities (traits and identity overrides) cached per edge, at most.
+    #[arg(
+        long,
+        env = "FLAGSTONE_EDGE_IDENTITY_CACHE_ENTRIES",
+        default_value_t = 100_000
+    )]
+    pub edge_identity_cache_entries: usize,
+    /// Estimated memory the identity cache may hold, in MiB (least recently used identities are
+    /// evicted beyond it).
+    #[arg(long, env = "FLAGSTONE_EDGE_IDENTITY_CACHE_MIB", default_value_t = 64)]
+    pub edge_identity_cache_mib: usize,
 }
 
 /// A running edge: its SDK router, with `/health/readiness`.
@@ -65,8 +77,13 @@ pub async fn start(store: Store, feed: PublishFeed, opts: &EdgeOptions) -> Edge 
     )
     .await;
     tracing::info!(environments = registry.len(), "edge loaded its documents");
-    let state = EdgeState::new(store, registry.clone(), EdgeConfig::default());
-    spawn_gauges(follower.clone(), registry.clone());
+    let config = EdgeConfig {
+        identity_cache_capacity: opts.edge_identity_cache_entries,
+        identity_cache_max_bytes: opts.edge_identity_cache_mib.saturating_mul(1 << 20),
+        ..EdgeConfig::default()
+    };
+    let state = EdgeState::new(store, registry.clone(), config);
+    spawn_gauges(follower.clone(), registry.clone(), state.identities.clone());
     let health = follower.health.clone();
     let readiness = move || {
         let health = health.clone();
@@ -91,8 +108,9 @@ pub async fn start(store: Store, feed: PublishFeed, opts: &EdgeOptions) -> Edge 
     Edge { router }
 }
 
-/// Exports how many environments this edge serves and how stale it may be.
-fn spawn_gauges(follower: Arc<Follower>, registry: Arc<Registry>) {
+/// Exports how many environments this edge serves, how stale it may be and what its identity
+/// cache holds.
+fn spawn_gauges(follower: Arc<Follower>, registry: Arc<Registry>, identities: Arc<IdentityCache>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
@@ -107,6 +125,9 @@ fn spawn_gauges(follower: Arc<Follower>, registry: Arc<Registry>) {
                 0.0
             };
             metrics::gauge!("flagstone_edge_store_reachable").set(reachable);
+            let (entries, bytes) = identities.usage();
+            metrics::gauge!("flagstone_edge_identity_cache_entries").set(entries as f64);
+            metrics::gauge!("flagstone_edge_identity_cache_bytes").set(bytes as f64);
         }
     });
 }

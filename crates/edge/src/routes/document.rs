@@ -2,6 +2,9 @@
 //! the environment's identity overrides streamed into its `identity_overrides` list one identity
 //! at a time, so a million overrides never sit in memory. `ETag`/`If-None-Match` and
 //! `Last-Modified`/`If-Modified-Since` answer 304 when nothing changed.
+//!
+//! The edge holds the document gzip-compressed, as published: without identity overrides to
+//! splice in, a client that accepts gzip gets those bytes as they are.
 
 use axum::body::Body;
 use axum::extract::State;
@@ -13,7 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::{caller, UPDATED_AT_HEADER};
 use crate::error::SdkError;
-use crate::snapshot::EnvSnapshot;
+use crate::snapshot::{EnvSnapshot, Gunzip};
 use crate::EdgeState;
 
 pub(crate) async fn get_document(
@@ -37,9 +40,24 @@ pub(crate) async fn get_document(
     if not_modified(&headers, &snap) {
         return Ok((StatusCode::NOT_MODIFIED, meta, updated).into_response());
     }
-    let slot = match snap.overrides_slot {
-        Some(slot) if snap.use_identity_overrides_in_local_eval => slot,
-        _ => return Ok((meta, updated, snap.document.clone()).into_response()),
+    let splice = snap.use_identity_overrides_in_local_eval;
+    let Some(slot) = snap.overrides_slot.filter(|_| splice) else {
+        // Nothing to splice: the stored gzip as is to the clients that take it (SDKs do), so
+        // neither memory nor CPU is spent on the JSON; decompressed on the fly for the others.
+        if accepts_gzip(&headers) {
+            let encoding = [
+                (header::CONTENT_ENCODING, HeaderValue::from_static("gzip")),
+                (header::VARY, HeaderValue::from_static("accept-encoding")),
+            ];
+            return Ok((meta, updated, encoding, snap.document_gz.clone()).into_response());
+        }
+        let (send, recv) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+        let mut doc = Gunzip::new(snap.document_gz.clone());
+        tokio::spawn(async move {
+            send_gunzipped(&mut doc, &send, usize::MAX).await;
+        });
+        let body = Body::from_stream(ReceiverStream::new(recv));
+        return Ok((meta, updated, body).into_response());
     };
     // Open the read before answering 200, so an unreachable store is a clean 503 (the SDK
     // keeps its previous document) rather than a truncated body.
@@ -49,10 +67,12 @@ pub(crate) async fn get_document(
         .await
         .map_err(|_| SdkError::Unavailable)?;
     let (send, recv) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
-    let doc = snap.document.clone();
     let environment_id = snap.environment_id;
+    // The document is decompressed as it is sent (the compression layer gzips the whole
+    // response again for clients that accept it).
+    let mut doc = Gunzip::new(snap.document_gz.clone());
     tokio::spawn(async move {
-        if send.send(Ok(doc.slice(..slot.at))).await.is_err() {
+        if !send_gunzipped(&mut doc, &send, slot.at).await {
             return;
         }
         let mut first = true;
@@ -73,7 +93,7 @@ pub(crate) async fn get_document(
         .await;
         match streamed {
             Ok(_) => {
-                let _ = send.send(Ok(doc.slice(slot.at..))).await;
+                send_gunzipped(&mut doc, &send, usize::MAX).await;
             }
             Err(e) => {
                 tracing::warn!(environment = environment_id, error = %e, "streaming identity overrides failed");
@@ -85,6 +105,58 @@ pub(crate) async fn get_document(
     });
     let body = Body::from_stream(ReceiverStream::new(recv));
     Ok((meta, updated, body).into_response())
+}
+
+/// Decompressed pieces of the document sent per chunk.
+const CHUNK: usize = 64 * 1024;
+
+/// Sends the next `len` bytes of the document (or up to its end), decompressed. Returns false
+/// if the client went away or the document cannot be decompressed (the body then ends in an
+/// error, so the client sees a truncated response, not a shorter document).
+async fn send_gunzipped(
+    doc: &mut Gunzip,
+    send: &mpsc::Sender<Result<Bytes, std::io::Error>>,
+    mut len: usize,
+) -> bool {
+    while len > 0 {
+        match doc.next_chunk(len.min(CHUNK)) {
+            Ok(chunk) if chunk.is_empty() => return true,
+            Ok(chunk) => {
+                len -= chunk.len();
+                if send.send(Ok(chunk)).await.is_err() {
+                    return false;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "decompressing a held document failed");
+                let _ = send.send(Err(e)).await;
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Whether `Accept-Encoding` admits gzip (`gzip` or `x-gzip` without `q=0`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';');
+            let name = parts.next().unwrap_or("").trim();
+            if !name.eq_ignore_ascii_case("gzip") && !name.eq_ignore_ascii_case("x-gzip") {
+                return false;
+            }
+            parts
+                .filter_map(|p| {
+                    let (k, v) = p.split_once('=')?;
+                    k.trim().eq_ignore_ascii_case("q").then(|| v.trim())
+                })
+                .all(|q| q.parse::<f32>().is_ok_and(|q| q > 0.0))
+        })
 }
 
 fn not_modified(headers: &HeaderMap, snap: &EnvSnapshot) -> bool {
@@ -111,4 +183,29 @@ fn not_modified(headers: &HeaderMap, snap: &EnvSnapshot) -> bool {
         return snap.updated_at.floor() <= since;
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accepts(v: &str) -> bool {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+        accepts_gzip(&h)
+    }
+
+    #[test]
+    fn reads_accept_encoding() {
+        assert!(accepts("gzip"));
+        assert!(accepts("gzip, deflate, br"));
+        assert!(accepts("br;q=1.0, GZIP;q=0.5"));
+        assert!(accepts("x-gzip"));
+        assert!(!accepts("gzip;q=0"));
+        assert!(!accepts("gzip; q=0.000"));
+        assert!(!accepts("deflate, br"));
+        assert!(!accepts("identity"));
+        assert!(!accepts("gzipx"));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+    }
 }
