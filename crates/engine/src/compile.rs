@@ -411,7 +411,7 @@ impl<'c> Compiler<'c> {
         };
         self.tree.nodes.clear();
         self.tree.items.clear();
-        let overrides = sc
+        let mut overrides: Vec<CompiledOverride> = sc
             .overrides
             .iter()
             .filter_map(|fc| {
@@ -425,6 +425,8 @@ impl<'c> Compiler<'c> {
                 })
             })
             .collect();
+        // Collected through a filter, so grown by doubling: kept for the revision's lifetime.
+        overrides.shrink_to_fit();
         CompiledSegment {
             key: sc.key.as_str().into(),
             name: sc.name.as_str().into(),
