@@ -407,8 +407,11 @@ impl<'e> EvalState<'e> {
         };
         let mut batch = PairBatch::new();
         for &c in pending {
-            if let Some((seed, value)) = self.split_input(c) {
-                batch.push(Some(c), seed, value, &mut sink);
+            match self.split_input(c) {
+                Some((seed, value)) => batch.push(Some(c), seed, value, &mut sink),
+                // Cannot happen (a split is pending only when it has an input), but a
+                // pending outcome must never stay pending: the re-walk loop waits on it.
+                None => self.memo[c as usize].set(FALSE),
             }
         }
         if let (true, Some(key)) = (variants, self.key.as_deref()) {
