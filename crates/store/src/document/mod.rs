@@ -109,17 +109,23 @@ pub async fn build(
     environment_id: i64,
     opts: &BuildOptions,
 ) -> Result<BuiltDocument, BuildError> {
-    let mut tx = store.read().await?;
-    if let Tx::Postgres(t) = &mut tx {
-        // Every query of the build must see the same committed state as the revision read.
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut **t)
-            .await?;
-    }
+    let mut tx = snapshot(store).await?;
     let doc = build_in(&mut tx, environment_id, opts).await;
     // Read-only: nothing to commit; dropping rolls back and releases the snapshot.
     drop(tx);
     doc
+}
+
+/// A read transaction in which every query of a build sees the same committed state as the
+/// revision it reads (SQLite's read transactions already do).
+async fn snapshot(store: &Store) -> Result<Tx, BuildError> {
+    let mut tx = store.read().await?;
+    if let Tx::Postgres(t) = &mut tx {
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut **t)
+            .await?;
+    }
+    Ok(tx)
 }
 
 /// Builds inside a transaction the caller opened (it should be a snapshot).
@@ -150,12 +156,7 @@ pub async fn build_with_union_query(
     environment_id: i64,
     opts: &BuildOptions,
 ) -> Result<BuiltDocument, BuildError> {
-    let mut tx = store.read().await?;
-    if let Tx::Postgres(t) = &mut tx {
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut **t)
-            .await?;
-    }
+    let mut tx = snapshot(store).await?;
     build_with(&mut tx, environment_id, opts, SegmentsShape::Union).await
 }
 

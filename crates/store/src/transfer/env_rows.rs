@@ -36,6 +36,18 @@ fn state_uuid(s: &PlanState) -> String {
         .to_string()
 }
 
+/// Deletes the environment's rows of `table` (one of this module's fixed table names), which
+/// an import then writes anew.
+async fn clear(tx: &mut Tx, table: &'static str, environment: i64) -> Result<()> {
+    let statement = format!("DELETE FROM {table} WHERE environment_id = $1");
+    sql!(&mut *tx, |c| sqlx::query(&statement)
+        .bind(environment)
+        .execute(c)
+        .await?
+        .rows_affected());
+    Ok(())
+}
+
 fn warn_django(plan_warnings: &mut Vec<String>, what: &str, s: &PlanState, got: i64) {
     if let Some(d) = s.django_id {
         if d != got && !s.allocations.is_empty() {
@@ -54,13 +66,7 @@ pub(super) async fn states(
     m: &Mapped,
     environment: i64,
 ) -> Result<()> {
-    sql!(&mut *tx, |c| sqlx::query(
-        "DELETE FROM feature_states WHERE environment_id = $1"
-    )
-    .bind(environment)
-    .execute(c)
-    .await?
-    .rows_affected());
+    clear(tx, "feature_states", environment).await?;
     let now = now_ms();
     let mut warnings = Vec::new();
     for (i, f) in plan.features.iter().enumerate() {
@@ -115,13 +121,7 @@ pub(super) async fn overrides(
     segments: &[i64],
     environment: i64,
 ) -> Result<()> {
-    sql!(&mut *tx, |c| sqlx::query(
-        "DELETE FROM segment_overrides WHERE environment_id = $1"
-    )
-    .bind(environment)
-    .execute(c)
-    .await?
-    .rows_affected());
+    clear(tx, "segment_overrides", environment).await?;
     let now = now_ms();
     let mut warnings = Vec::new();
     for (seg, &segment_id) in plan.segments.iter().zip(segments) {
@@ -170,13 +170,7 @@ pub(super) async fn identity_overrides(
     m: &Mapped,
     environment: i64,
 ) -> Result<()> {
-    sql!(&mut *tx, |c| sqlx::query(
-        "DELETE FROM identity_overrides WHERE environment_id = $1"
-    )
-    .bind(environment)
-    .execute(c)
-    .await?
-    .rows_affected());
+    clear(tx, "identity_overrides", environment).await?;
     let now = now_ms();
     for identity in &plan.identities {
         let id: Option<i64> = sql!(&mut *tx, |c| {
