@@ -3,29 +3,15 @@
 //! minute, so only `NOTIFY` can deliver the change in time; on SQLite they follow by polling.
 
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use flagstone_store::document::fixture;
-use flagstone_store::testing::{test_store, TestStore};
+use flagstone_store::testing::test_store;
+
+mod common;
+use common::{child_url, Proc};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// A child process, killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn child_url(t: &TestStore) -> String {
-    match &t.pg_schema {
-        Some(schema) => format!("{}?options=-c%20search_path%3D{schema}", t.url),
-        None => t.url.clone(),
-    }
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

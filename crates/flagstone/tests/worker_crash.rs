@@ -2,32 +2,18 @@
 //! middle of a build loses nothing (another worker reclaims its lease and publishes), and two
 //! workers on PostgreSQL never build the same environment at once.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use flagstone_store::document::{self, fixture};
 use flagstone_store::queue;
 use flagstone_store::testing::{test_store, TestStore};
+
+mod common;
+use common::{child_url, Proc};
 use flagstone_store::Store;
 
-/// A worker process, killed (SIGKILL) when dropped.
-struct Worker(Child);
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn child_url(t: &TestStore) -> String {
-    match &t.pg_schema {
-        Some(schema) => format!("{}?options=-c%20search_path%3D{schema}", t.url),
-        None => t.url.clone(),
-    }
-}
-
-fn start_worker(t: &TestStore, build_delay_ms: u64, lease_ms: u64) -> Worker {
+fn start_worker(t: &TestStore, build_delay_ms: u64, lease_ms: u64) -> Proc {
     let child = Command::new(env!("CARGO_BIN_EXE_flagstone"))
         .args(["worker", "--database-url", &child_url(t)])
         .args(["--worker-lease-ms", &lease_ms.to_string()])
@@ -37,7 +23,7 @@ fn start_worker(t: &TestStore, build_delay_ms: u64, lease_ms: u64) -> Worker {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start flagstone worker");
-    Worker(child)
+    Proc(child)
 }
 
 async fn revisions(store: &Store, env: i64) -> (i64, Option<i64>) {
