@@ -5,27 +5,21 @@ mod common;
 
 use axum::http::StatusCode;
 use common::TestApp;
-use flagstone_store::queue::{self, FailureKind, ParkReason, QueueSettings};
+use flagstone_store::queue;
+use flagstone_tasks::testing::{Fault, Pipeline, Ran};
+use flagstone_tasks::Breakpoint;
 use serde_json::json;
 
-/// Parks the environment's job the way a worker would after an oversized build.
+/// The pipeline stepped by hand, its clock a minute past the server's (every job is due).
+fn pipeline(app: &TestApp) -> Pipeline {
+    Pipeline::starting_at(app.store(), flagstone_store::now_ms() + 60_000)
+}
+
+/// Parks the environment's job the way a worker does after an oversized build.
 async fn park(app: &TestApp) {
-    let s = QueueSettings::default();
-    let lease = loop {
-        if let Some(l) = queue::claim(app.store(), "test-worker", &s).await.unwrap() {
-            break l;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
-    queue::fail(
-        app.store(),
-        &lease,
-        FailureKind::Permanent(ParkReason::DocumentTooLarge),
-        "document would exceed 33554433 bytes (budget 33554432)",
-        &s,
-    )
-    .await
-    .unwrap();
+    let p = pipeline(app);
+    p.inject(Breakpoint::Built, Fault::TooLarge);
+    assert!(matches!(p.run("test-worker").await, Ran::Ended { .. }));
 }
 
 #[tokio::test]
@@ -49,7 +43,7 @@ async fn an_operator_sees_a_parked_job_and_retries_it() {
     assert_eq!(job["park_reason"], "document_too_large");
     assert_eq!(
         job["last_error"],
-        "document would exceed 33554433 bytes (budget 33554432)"
+        "document would exceed 100001 bytes (budget 100000)"
     );
     assert!(job["published_revision"].is_null());
 
@@ -111,10 +105,7 @@ async fn task_requests_with_mistakes_get_clear_errors() {
     let (_project, key) = app.project_with_env().await;
     let (_, env) = app.get(&format!("/api/v1/environments/{key}/")).await;
     let env_id = env["id"].as_i64().unwrap();
-    let s = QueueSettings::default();
-    while queue::claim(app.store(), "w", &s).await.unwrap().is_none() {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    assert!(pipeline(&app).claim("w").await.is_some());
     let (status, body) = app
         .post(&format!("/api/v1/tasks/{env_id}/retry/"), json!({}))
         .await;

@@ -30,7 +30,7 @@ pub fn spawn_queue_gauges(store: flagstone_store::Store) {
             tick.tick().await;
             let status = async {
                 let mut tx = store.read().await?;
-                flagstone_store::queue::status(&mut tx).await
+                flagstone_store::queue::status(&mut tx, store.clock().now_ms()).await
             }
             .await;
             match status {

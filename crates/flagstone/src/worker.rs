@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use flagstone_store::queue::{self, QueueSettings};
+use flagstone_store::queue;
 use flagstone_store::{Actor, Store};
-use flagstone_tasks::{Publications, Worker, WorkerConfig};
+use flagstone_tasks::{Breakpoint, Breakpoints, Publications, Rules, Worker, WorkerConfig};
 
 use crate::db_args::DbArgs;
 
@@ -26,6 +26,10 @@ pub struct WorkerOptions {
     /// Seconds between reconciler runs.
     #[arg(long, env = "FLAGSTONE_WORKER_RECONCILE_SECS", default_value_t = 30)]
     pub worker_reconcile_secs: u64,
+    /// Test hook: stop every publish at this breakpoint (`claimed`, `built`) and never go on,
+    /// so a test can kill the process there. Never use it in production.
+    #[arg(long, hide = true)]
+    pub test_pause_at: Option<Breakpoint>,
 }
 
 impl WorkerOptions {
@@ -33,11 +37,12 @@ impl WorkerOptions {
         WorkerConfig {
             concurrency: self.worker_concurrency.max(1),
             reconcile_interval: Duration::from_secs(self.worker_reconcile_secs.max(1)),
-            queue: QueueSettings {
+            rules: Rules {
                 lease_ms: self.worker_lease_ms.max(100),
                 max_attempts: self.worker_max_attempts.max(1),
-                ..QueueSettings::default()
+                ..Rules::default()
             },
+            breakpoints: self.test_pause_at.map(Breakpoints::hold_at),
             ..WorkerConfig::default()
         }
     }
@@ -104,7 +109,7 @@ pub struct StatusArgs {
 pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
     let store = args.db.open().await?;
     let mut tx = store.read().await?;
-    let s = queue::status(&mut tx).await?;
+    let s = queue::status(&mut tx, store.clock().now_ms()).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
         return Ok(());
@@ -132,7 +137,7 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
                 .unwrap_or_else(|| "nothing".into());
             let job = match (&e.job_state, &e.park_reason) {
                 (Some(state), Some(reason)) => format!("{state}: {reason}"),
-                (Some(state), None) => state.clone(),
+                (Some(state), None) => state.to_string(),
                 (None, _) => "no job (run `flagstone reconcile`)".into(),
             };
             println!(

@@ -13,11 +13,16 @@ mod common;
 use common::{child_url, Proc};
 use flagstone_store::Store;
 
-fn start_worker(t: &TestStore, build_delay_ms: u64, lease_ms: u64) -> Proc {
-    let child = Command::new(env!("CARGO_BIN_EXE_flagstone"))
-        .args(["worker", "--database-url", &child_url(t)])
-        .args(["--worker-lease-ms", &lease_ms.to_string()])
-        .env("FLAGSTONE_TEST_BUILD_DELAY_MS", build_delay_ms.to_string())
+/// Starts `flagstone worker`; with `pause_at`, every publish stops at that breakpoint for good
+/// (the process is "mid-build" until the test kills it).
+fn start_worker(t: &TestStore, pause_at: Option<&str>, lease_ms: u64) -> Proc {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_flagstone"));
+    cmd.args(["worker", "--database-url", &child_url(t)])
+        .args(["--worker-lease-ms", &lease_ms.to_string()]);
+    if let Some(at) = pause_at {
+        cmd.args(["--test-pause-at", at]);
+    }
+    let child = cmd
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -64,14 +69,15 @@ async fn a_worker_killed_mid_build_loses_nothing() {
             .await
             .unwrap();
     }
-    // The first worker is slow: it is still building when it gets killed.
-    let doomed = start_worker(&t, 60_000, 1_000);
+    // The first worker stops right after claiming, holding the lease (its heartbeat keeps it):
+    // it is mid-build when it gets killed.
+    let doomed = start_worker(&t, Some("claimed"), 1_000);
     let start = Instant::now();
     let owner = loop {
         let mut tx = t.store.read().await.unwrap();
         let job = queue::get_job(&mut tx, fx.environment_id).await.unwrap();
         if let Some(owner) = job
-            .filter(|j| j.state == "running")
+            .filter(|j| j.state == queue::JobState::Running)
             .and_then(|j| j.lease_owner)
         {
             break owner;
@@ -86,19 +92,24 @@ async fn a_worker_killed_mid_build_loses_nothing() {
     assert_eq!(revisions(&t.store, fx.environment_id).await.1, None);
 
     // A second worker takes over once the dead one's lease expires.
-    let _rescuer = start_worker(&t, 0, 1_000);
+    let _rescuer = start_worker(&t, None, 1_000);
     wait_converged(&t.store, fx.environment_id, Duration::from_secs(20)).await;
     let mut tx = t.store.read().await.unwrap();
     let log = queue::publish_log(&mut tx, Some(fx.environment_id), 100)
         .await
         .unwrap();
-    let published = log.iter().find(|e| e.outcome == "published").unwrap();
+    let published = log
+        .iter()
+        .find(|e| e.outcome == queue::BuildOutcome::Published)
+        .unwrap();
     assert_ne!(published.worker, owner, "published by the rescuer");
     assert!(queue::get_job(&mut tx, fx.environment_id)
         .await
         .unwrap()
         .is_none());
-    let status = queue::status(&mut tx).await.unwrap();
+    let status = queue::status(&mut tx, flagstone_store::now_ms())
+        .await
+        .unwrap();
     assert_eq!((status.pending, status.running, status.parked), (0, 0, 0));
     assert_eq!(status.stale_environments, 0);
 }
@@ -117,8 +128,8 @@ async fn two_workers_on_postgres_never_build_one_environment_at_once() {
                 .unwrap(),
         );
     }
-    let _a = start_worker(&t, 150, 2_000);
-    let _b = start_worker(&t, 150, 2_000);
+    let _a = start_worker(&t, None, 2_000);
+    let _b = start_worker(&t, None, 2_000);
     let stop = Instant::now() + Duration::from_secs(4);
     let mut n = 0;
     while Instant::now() < stop {

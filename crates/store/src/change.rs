@@ -10,7 +10,8 @@ use tokio::sync::Notify;
 
 use serde_json::Value;
 
-use crate::{clock::now_ms, sql, Result, Tx};
+use crate::queue::JobState;
+use crate::{sql, Clock, Result, Tx};
 
 /// Who makes a change; recorded in the audit log. Never holds a key itself.
 #[derive(Clone, Debug)]
@@ -69,6 +70,7 @@ pub struct Change {
     projects: BTreeSet<i64>,
     audit: Vec<AuditEntry>,
     committed: Arc<Notify>,
+    clock: Clock,
 }
 
 /// What a committed change did to revisions.
@@ -84,6 +86,7 @@ impl Change {
         actor: Actor,
         publish: PublishSettings,
         committed: Arc<Notify>,
+        clock: Clock,
     ) -> Change {
         Change {
             tx,
@@ -93,6 +96,7 @@ impl Change {
             projects: BTreeSet::new(),
             audit: Vec::new(),
             committed,
+            clock,
         }
     }
 
@@ -120,7 +124,7 @@ impl Change {
 
     /// Writes the audit entries, bumps revisions, requests publication and commits.
     pub async fn commit(mut self) -> Result<Committed> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         for project_id in std::mem::take(&mut self.projects) {
             let ids: Vec<i64> = sql!(&mut self.tx, |c| {
                 sqlx::query_scalar("SELECT id FROM environments WHERE project_id = $1")
@@ -162,6 +166,10 @@ impl Change {
 /// and debounced (bounded by `max_delay_ms` since it was first requested), a parked job is
 /// un-parked with fresh attempts (the change may be the fix), a running job is left running —
 /// its worker sees the higher `wanted_revision` when it finishes.
+///
+/// This is the one queue rule that stays in SQL: it runs inside every admin change's
+/// transaction and must be a single statement that cannot race a claim. Everything a worker
+/// decides afterwards is `flagstone_tasks::policy`.
 pub(crate) async fn request_publish(
     tx: &mut Tx,
     environment_id: i64,
@@ -174,24 +182,25 @@ pub(crate) async fn request_publish(
         sqlx::query(
             "INSERT INTO publish_jobs (environment_id, wanted_revision, state, run_after, \
                  first_requested_at, attempts, updated_at) \
-             VALUES ($1, $2, 'pending', $3, $4, 0, $4) \
+             VALUES ($1, $2, $6, $3, $4, 0, $4) \
              ON CONFLICT (environment_id) DO UPDATE SET \
                  wanted_revision = CASE WHEN publish_jobs.wanted_revision > excluded.wanted_revision \
                      THEN publish_jobs.wanted_revision ELSE excluded.wanted_revision END, \
                  run_after = CASE \
-                     WHEN publish_jobs.state = 'running' THEN publish_jobs.run_after \
-                     WHEN publish_jobs.state = 'parked' THEN excluded.run_after \
+                     WHEN publish_jobs.state = $7 THEN publish_jobs.run_after \
+                     WHEN publish_jobs.state = $8 THEN excluded.run_after \
                      WHEN excluded.run_after > publish_jobs.first_requested_at + $5 \
                          THEN publish_jobs.first_requested_at + $5 \
                      ELSE excluded.run_after END, \
-                 first_requested_at = CASE WHEN publish_jobs.state = 'parked' \
+                 first_requested_at = CASE WHEN publish_jobs.state = $8 \
                      THEN excluded.first_requested_at ELSE publish_jobs.first_requested_at END, \
-                 attempts = CASE WHEN publish_jobs.state = 'parked' THEN 0 \
+                 attempts = CASE WHEN publish_jobs.state = $8 THEN 0 \
                      ELSE publish_jobs.attempts END, \
-                 last_error = CASE WHEN publish_jobs.state = 'parked' THEN NULL \
+                 last_error = CASE WHEN publish_jobs.state = $8 THEN NULL \
                      ELSE publish_jobs.last_error END, \
-                 state = CASE WHEN publish_jobs.state = 'running' THEN 'running' \
-                     ELSE 'pending' END, \
+                 park_reason = CASE WHEN publish_jobs.state = $8 THEN NULL \
+                     ELSE publish_jobs.park_reason END, \
+                 state = CASE WHEN publish_jobs.state = $7 THEN $7 ELSE $6 END, \
                  updated_at = excluded.updated_at",
         )
         .bind(environment_id)
@@ -199,6 +208,9 @@ pub(crate) async fn request_publish(
         .bind(debounced)
         .bind(now)
         .bind(s.max_delay_ms)
+        .bind(JobState::Pending)
+        .bind(JobState::Running)
+        .bind(JobState::Parked)
         .execute(c)
         .await?
         .rows_affected()

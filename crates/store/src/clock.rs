@@ -1,10 +1,54 @@
-//! Wall-clock time as Unix milliseconds, the unit every timestamp column uses.
+//! Wall-clock time as Unix milliseconds, the unit every timestamp column uses, and the [`Clock`]
+//! the publishing pipeline schedules by (the system clock in production; a manual one in tests,
+//! so a lease can expire or a backoff pass without anyone sleeping).
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// Where the queue reads "now" (debounce, leases, backoff, ages). Cheap to clone; clones of a
+/// manual clock share its time.
+#[derive(Clone, Debug, Default)]
+pub struct Clock {
+    manual: Option<Arc<AtomicI64>>,
+}
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Clock {
+        Clock { manual: None }
+    }
+
+    /// A clock that stands still at `start_ms` until [`Clock::advance`] moves it.
+    pub fn manual(start_ms: i64) -> Clock {
+        Clock {
+            manual: Some(Arc::new(AtomicI64::new(start_ms))),
+        }
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        match &self.manual {
+            Some(t) => t.load(Ordering::SeqCst),
+            None => now_ms(),
+        }
+    }
+
+    /// Moves a manual clock forward by `ms` (no effect on the system clock).
+    pub fn advance(&self, ms: i64) {
+        if let Some(t) = &self.manual {
+            t.fetch_add(ms.max(0), Ordering::SeqCst);
+        }
+    }
+
+    pub fn is_manual(&self) -> bool {
+        self.manual.is_some()
+    }
 }
 
 /// RFC 3339 with microseconds and `Z`, as Flagsmith prints dates.
@@ -25,5 +69,15 @@ mod tests {
             super::iso8601(1_689_350_400_123),
             "2023-07-14T16:00:00.123000Z"
         );
+    }
+
+    #[test]
+    fn a_manual_clock_moves_only_when_told() {
+        let c = super::Clock::manual(1_000);
+        let shared = c.clone();
+        assert_eq!(c.now_ms(), 1_000);
+        shared.advance(250);
+        assert_eq!(c.now_ms(), 1_250);
+        assert!(super::Clock::system().now_ms() > 1_600_000_000_000);
     }
 }

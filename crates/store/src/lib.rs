@@ -27,7 +27,7 @@ pub mod transfer;
 pub mod values;
 
 pub use change::{Actor, AuditEntry, Change, PublishSettings};
-pub use clock::now_ms;
+pub use clock::{now_ms, Clock};
 pub use db::{Backend, ConnectOptions, Tx};
 pub use error::{Result, StoreError};
 pub use limits::{LimitName, Limits};
@@ -42,6 +42,8 @@ pub struct Store {
     /// Signalled after every committed change that requested a publish, so an in-process
     /// worker starts at once instead of at its next poll.
     changes: std::sync::Arc<tokio::sync::Notify>,
+    /// What the queue schedules by (see [`Clock`]).
+    clock: Clock,
 }
 
 /// A page of results and the total count, for `{count, next, previous, results}` lists.
@@ -93,6 +95,7 @@ impl Store {
             pool: db::connect(opts).await?,
             publish: PublishSettings::default(),
             changes: Default::default(),
+            clock: Clock::system(),
         })
     }
 
@@ -103,6 +106,17 @@ impl Store {
 
     pub fn publish_settings(&self) -> PublishSettings {
         self.publish
+    }
+
+    /// The same store scheduling by `clock` (tests use a manual clock to step the queue).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock publish requests, leases, backoff and ages are measured with.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// Notified after each committed change that requested a publish (in this process only;
@@ -137,6 +151,7 @@ impl Store {
             actor.clone(),
             self.publish,
             self.changes.clone(),
+            self.clock.clone(),
         ))
     }
 

@@ -1,13 +1,29 @@
-//! How a worker runs: concurrency, polling, leases, timeouts. Defaults suit production.
+//! How a worker runs: concurrency, polling, the queue's [`Rules`], timeouts. Defaults suit
+//! production.
 
 use std::time::Duration;
 
 use flagstone_store::document::BuildOptions;
-use flagstone_store::queue::QueueSettings;
 
-/// Test hook: milliseconds every build sleeps before it starts, so crash tests can kill a
-/// worker mid-build. Never set it in production.
-pub const TEST_BUILD_DELAY_VAR: &str = "FLAGSTONE_TEST_BUILD_DELAY_MS";
+use crate::breakpoints::Breakpoints;
+use crate::policy::{Jitter, Rules};
+
+/// Where retry jitter comes from: random in production, fixed in deterministic tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum JitterSource {
+    #[default]
+    Random,
+    Fixed(Jitter),
+}
+
+impl JitterSource {
+    pub fn next(self) -> Jitter {
+        match self {
+            JitterSource::Random => Jitter::random(),
+            JitterSource::Fixed(j) => j,
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
@@ -21,12 +37,17 @@ pub struct WorkerConfig {
     pub build_timeout: Duration,
     /// How long a graceful shutdown waits for running builds before handing them back.
     pub shutdown_grace: Duration,
-    pub queue: QueueSettings,
+    /// Leases, attempts and backoff of the publish queue.
+    pub rules: Rules,
+    pub jitter: JitterSource,
+    /// Rows kept in `publish_log`.
+    pub publish_log_cap: i64,
     pub build: BuildOptions,
     /// This worker's name in leases and logs; unique per process.
     pub owner: String,
-    /// See [`TEST_BUILD_DELAY_VAR`].
-    pub test_build_delay: Duration,
+    /// Test hook: named points where the worker stops until the test lets it go on (never set
+    /// in production; see [`Breakpoints`]).
+    pub breakpoints: Option<Breakpoints>,
 }
 
 impl Default for WorkerConfig {
@@ -37,14 +58,12 @@ impl Default for WorkerConfig {
             reconcile_interval: Duration::from_secs(30),
             build_timeout: Duration::from_secs(300),
             shutdown_grace: Duration::from_secs(10),
-            queue: QueueSettings::default(),
+            rules: Rules::default(),
+            jitter: JitterSource::Random,
+            publish_log_cap: 10_000,
             build: BuildOptions::default(),
             owner: default_owner(),
-            test_build_delay: std::env::var(TEST_BUILD_DELAY_VAR)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .map(Duration::from_millis)
-                .unwrap_or_default(),
+            breakpoints: None,
         }
     }
 }

@@ -1,18 +1,29 @@
 //! Flagstone's task processor: workers that claim publish jobs, build and publish environment
-//! documents, and keep every environment converged (DESIGN.md §2-§5).
+//! documents, and keep every environment converged (docs/publishing.md).
 //!
-//! The queue and the builder live in the store (`flagstone_store::queue`,
-//! `flagstone_store::document`); this crate decides *when* and *how many*: [`Worker`] runs N
-//! concurrent builds, renews leases while they run, reports failures for backoff or parking,
-//! runs the reconciler periodically, and announces every publish in-process through
-//! [`Publications`] (PostgreSQL listeners also get a `NOTIFY` from the store).
+//! The store keeps the queue's rows and builds documents (`flagstone_store::queue`,
+//! `flagstone_store::document`); this crate *decides*:
+//! - [`policy`]: the queue's rules as pure functions (claim, retry, back off, park, follow up);
+//! - [`steps`]: one transaction per step of a job (claim, finish, fail, hand back), each asking
+//!   the policy and having the store write its decision;
+//! - [`publish`]: one publish — build under a heartbeat, then settle the result;
+//! - [`Worker`]: N concurrent publishes, the reconciler, graceful shutdown; every publish is
+//!   announced in-process through [`Publications`] (PostgreSQL listeners also get a `NOTIFY`);
+//! - [`breakpoints`] and `testing` (feature `testing`): stepping the pipeline in tests.
 
+pub mod breakpoints;
 mod config;
+pub mod policy;
 mod publications;
-mod publish;
+pub mod publish;
+pub mod steps;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod worker;
 
-pub use config::{WorkerConfig, TEST_BUILD_DELAY_VAR};
+pub use breakpoints::{Breakpoint, Breakpoints};
+pub use config::{default_owner, JitterSource, WorkerConfig};
+pub use policy::Rules;
 pub use publications::Publications;
 pub use publish::{publish_job, PublishOutcome};
 pub use worker::Worker;

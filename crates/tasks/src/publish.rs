@@ -1,26 +1,34 @@
 //! One publish: build the claimed environment's document while a heartbeat keeps the lease,
-//! then hand the result to the queue (`finish`) or the failure (`fail`, classified as
-//! transient or permanent). The main function is [`publish_job`].
+//! then settle it — [`settle`] turns the build's result into a finish or a classified failure
+//! (through [`crate::steps`], which asks the policy). The main function is [`publish_job`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use flagstone_store::document::{self, BuildError};
-use flagstone_store::queue::{self, FailOutcome, FailureKind, Lease, ParkReason};
+use flagstone_store::document::{self, BuildError, BuiltDocument};
+use flagstone_store::queue::{Decision, Lease, ParkReason};
 use flagstone_store::{Store, StoreError};
 use tokio::sync::{watch, Notify};
 
+use crate::breakpoints::Breakpoint;
+use crate::policy::Failure;
+use crate::steps::{self, Settled};
 use crate::{Publications, WorkerConfig};
 
-/// How a publish ended: logged by the worker and asserted in tests.
+/// How a publish ended: logged by the worker, counted in `flagstone_publish_builds_total`,
+/// and asserted in tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublishOutcome {
     /// Published `revision`; `follow_up` when changes arrived during the build.
     Published { revision: i64, follow_up: bool },
     /// Built, but an equal or newer document was already published.
     Superseded { revision: i64 },
-    /// Failed; retried after backoff.
-    Retrying { attempts: i64, error: String },
+    /// Failed; retried at `run_after`.
+    Retrying {
+        attempts: i64,
+        run_after: i64,
+        error: String,
+    },
     /// Failed and parked; the environment keeps its last published document.
     Parked { reason: ParkReason, error: String },
     /// The environment was deleted; its job was dropped.
@@ -34,13 +42,51 @@ pub enum PublishOutcome {
     Abandoned { error: String },
 }
 
-fn classify(e: &BuildError) -> FailureKind {
-    match e {
-        BuildError::TooLarge { .. } => FailureKind::Permanent(ParkReason::DocumentTooLarge),
-        BuildError::Store(StoreError::Corrupt { .. }) => {
-            FailureKind::Permanent(ParkReason::InvalidData)
+impl PublishOutcome {
+    /// Every label value, for metrics registered at zero.
+    pub const LABELS: &'static [&'static str] = &[
+        "published",
+        "superseded",
+        "retrying",
+        "parked",
+        "environment_gone",
+        "lease_lost",
+        "released",
+        "abandoned",
+    ];
+
+    /// The outcome's name as a metric label and in logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            PublishOutcome::Published { .. } => "published",
+            PublishOutcome::Superseded { .. } => "superseded",
+            PublishOutcome::Retrying { .. } => "retrying",
+            PublishOutcome::Parked { .. } => "parked",
+            PublishOutcome::EnvironmentGone => "environment_gone",
+            PublishOutcome::LeaseLost => "lease_lost",
+            PublishOutcome::Released => "released",
+            PublishOutcome::Abandoned { .. } => "abandoned",
         }
-        _ => FailureKind::Transient,
+    }
+}
+
+/// What a build attempt produced.
+#[derive(Debug)]
+pub enum BuildResult {
+    Built(BuiltDocument),
+    Failed(BuildError),
+    TimedOut(Duration),
+}
+
+/// Which failures are worth retrying: an oversized document or corrupt data fails the same way
+/// until the environment changes; everything else (database errors, timeouts) may pass.
+pub fn classify(e: &BuildError) -> Failure {
+    match e {
+        BuildError::TooLarge { .. } => Failure::Permanent(ParkReason::DocumentTooLarge),
+        BuildError::Store(StoreError::Corrupt { .. }) => {
+            Failure::Permanent(ParkReason::InvalidData)
+        }
+        _ => Failure::Transient,
     }
 }
 
@@ -51,12 +97,12 @@ fn spawn_heartbeat(
     cfg: &WorkerConfig,
     lost: Arc<Notify>,
 ) -> tokio::task::JoinHandle<()> {
-    let settings = cfg.queue.clone();
-    let every = Duration::from_millis((settings.lease_ms / 3).max(10) as u64);
+    let cfg = cfg.clone();
+    let every = Duration::from_millis((cfg.rules.lease_ms / 3).max(10) as u64);
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(every).await;
-            match queue::heartbeat(&store, &lease, &settings).await {
+            match steps::heartbeat(&store, &lease, &cfg).await {
                 Ok(true) => {}
                 Ok(false) => {
                     lost.notify_one();
@@ -64,7 +110,7 @@ fn spawn_heartbeat(
                 }
                 // Transient: try again next beat; the lease is still ours until it expires.
                 Err(e) => {
-                    tracing::warn!(environment = lease.environment_id, error = %e, "heartbeat failed")
+                    tracing::warn!(error = %e, "heartbeat failed")
                 }
             }
         }
@@ -82,66 +128,101 @@ pub async fn publish_job(
 ) -> PublishOutcome {
     let lost = Arc::new(Notify::new());
     let heartbeat = spawn_heartbeat(store.clone(), lease.clone(), cfg, lost.clone());
+    let env = lease.environment_id;
     let build = async {
-        if !cfg.test_build_delay.is_zero() {
-            tokio::time::sleep(cfg.test_build_delay).await;
+        if let Some(b) = &cfg.breakpoints {
+            b.reached(Breakpoint::Claimed, env).await;
         }
-        document::build(store, lease.environment_id, &cfg.build).await
+        let result =
+            match tokio::time::timeout(cfg.build_timeout, document::build(store, env, &cfg.build))
+                .await
+            {
+                Ok(Ok(doc)) => BuildResult::Built(doc),
+                Ok(Err(e)) => BuildResult::Failed(e),
+                Err(_) => BuildResult::TimedOut(cfg.build_timeout),
+            };
+        if let Some(b) = &cfg.breakpoints {
+            b.reached(Breakpoint::Built, env).await;
+        }
+        result
     };
     let result = tokio::select! {
-        r = tokio::time::timeout(cfg.build_timeout, build) => Some(r),
+        r = build => Some(r),
         _ = lost.notified() => None,
         _ = async { let _ = shutdown.wait_for(|stop| *stop).await; } => {
             heartbeat.abort();
-            return match queue::release(store, lease).await {
-                Ok(_) => PublishOutcome::Released,
+            return match steps::hand_back(store, lease).await {
+                Ok(Settled::Decided(_)) => PublishOutcome::Released,
+                Ok(Settled::LeaseLost) => PublishOutcome::LeaseLost,
                 Err(e) => PublishOutcome::Abandoned { error: e.to_string() },
             };
         }
     };
     heartbeat.abort();
-    let Some(result) = result else {
-        return PublishOutcome::LeaseLost;
+    match result {
+        Some(result) => settle(store, lease, result, cfg, publications).await,
+        None => PublishOutcome::LeaseLost,
+    }
+}
+
+/// Ends the job of `lease` according to what its build produced: finish (and announce) a
+/// document, drop the job of a deleted environment, or record a classified failure.
+pub async fn settle(
+    store: &Store,
+    lease: &Lease,
+    result: BuildResult,
+    cfg: &WorkerConfig,
+    publications: &Publications,
+) -> PublishOutcome {
+    let abandoned = |e: StoreError| PublishOutcome::Abandoned {
+        error: e.to_string(),
     };
-    let (kind, error) = match result {
-        Ok(Ok(doc)) => {
-            return match queue::finish(store, lease, &doc, &cfg.queue).await {
+    let (failure, error) = match result {
+        BuildResult::Built(doc) => {
+            return match steps::finish(store, lease, &doc, cfg).await {
                 Ok(f) if f.published => {
                     publications.announce(doc.environment_id, doc.revision);
                     PublishOutcome::Published {
                         revision: doc.revision,
-                        follow_up: f.follow_up,
+                        follow_up: matches!(f.settled, Settled::Decided(Decision::FollowUp { .. })),
                     }
                 }
-                Ok(f) if f.lease_lost => PublishOutcome::LeaseLost,
+                Ok(f) if f.settled == Settled::LeaseLost => PublishOutcome::LeaseLost,
                 Ok(_) => PublishOutcome::Superseded {
                     revision: doc.revision,
                 },
-                Err(e) => PublishOutcome::Abandoned {
-                    error: e.to_string(),
-                },
+                Err(e) => abandoned(e),
             };
         }
-        Ok(Err(BuildError::EnvironmentNotFound)) => {
-            return match queue::forget(store, lease.environment_id).await {
+        BuildResult::Failed(BuildError::EnvironmentNotFound) => {
+            return match steps::forget(store, lease.environment_id).await {
                 Ok(()) => PublishOutcome::EnvironmentGone,
-                Err(e) => PublishOutcome::Abandoned {
-                    error: e.to_string(),
-                },
+                Err(e) => abandoned(e),
             };
         }
-        Ok(Err(e)) => (classify(&e), e.to_string()),
-        Err(_) => (
-            FailureKind::Transient,
-            format!("build timed out after {:?}", cfg.build_timeout),
+        BuildResult::Failed(e) => (classify(&e), e.to_string()),
+        BuildResult::TimedOut(after) => (
+            Failure::Transient,
+            format!("build timed out after {after:?}"),
         ),
     };
-    match queue::fail(store, lease, kind, &error, &cfg.queue).await {
-        Ok(FailOutcome::Retrying { attempts, .. }) => PublishOutcome::Retrying { attempts, error },
-        Ok(FailOutcome::Parked(reason)) => PublishOutcome::Parked { reason, error },
-        Ok(FailOutcome::LeaseLost) => PublishOutcome::LeaseLost,
-        Err(e) => PublishOutcome::Abandoned {
-            error: e.to_string(),
+    match steps::fail(store, lease, failure, &error, cfg).await {
+        Ok(Settled::Decided(Decision::Retry {
+            attempts,
+            run_after,
+            ..
+        })) => PublishOutcome::Retrying {
+            attempts,
+            run_after,
+            error,
         },
+        Ok(Settled::Decided(Decision::Park { reason, .. })) => {
+            PublishOutcome::Parked { reason, error }
+        }
+        Ok(Settled::Decided(other)) => PublishOutcome::Abandoned {
+            error: format!("unexpected decision after a failure: {other:?}"),
+        },
+        Ok(Settled::LeaseLost) => PublishOutcome::LeaseLost,
+        Err(e) => abandoned(e),
     }
 }

@@ -10,9 +10,10 @@ use flagstone_store::queue;
 use flagstone_store::Store;
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::publish::{publish_job, PublishOutcome};
-use crate::{Publications, WorkerConfig};
+use crate::{steps, Publications, WorkerConfig};
 
 pub struct Worker {
     store: Store,
@@ -21,35 +22,24 @@ pub struct Worker {
     wake: Arc<Notify>,
 }
 
-fn log_outcome(environment_id: i64, outcome: &PublishOutcome, took: Duration) {
+/// Logs how a publish ended, inside the job's span (which carries its environment and task id).
+fn log_outcome(outcome: &PublishOutcome, took: Duration) {
     let ms = took.as_millis() as u64;
     match outcome {
         PublishOutcome::Published {
             revision,
             follow_up,
-        } => tracing::info!(
-            environment = environment_id,
-            revision,
-            follow_up,
-            ms,
-            "published"
-        ),
-        PublishOutcome::Superseded { revision } => {
-            tracing::info!(environment = environment_id, revision, ms, "superseded")
-        }
-        PublishOutcome::Retrying { attempts, error } => tracing::warn!(
-            environment = environment_id,
-            attempts,
-            error = %error,
-            "publish failed; will retry"
-        ),
+        } => tracing::info!(revision, follow_up, ms, "published"),
+        PublishOutcome::Superseded { revision } => tracing::info!(revision, ms, "superseded"),
+        PublishOutcome::Retrying {
+            attempts, error, ..
+        } => tracing::warn!(attempts, error = %error, "publish failed; will retry"),
         PublishOutcome::Parked { reason, error } => tracing::error!(
-            environment = environment_id,
             reason = reason.as_str(),
             error = %error,
             "publish parked; the environment keeps its last published document"
         ),
-        other => tracing::warn!(environment = environment_id, outcome = ?other, "publish ended"),
+        other => tracing::warn!(outcome = other.label(), detail = ?other, "publish ended"),
     }
 }
 
@@ -99,24 +89,37 @@ impl Worker {
                 p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
                 _ = &mut shutdown => break,
             };
-            let idle = match queue::claim(&self.store, &cfg.owner, &cfg.queue).await {
+            let idle = match steps::claim(&self.store, &cfg.owner, &cfg).await {
                 Ok(Some(lease)) => {
                     let store = self.store.clone();
                     let cfg = cfg.clone();
                     let publications = self.publications.clone();
                     let stop = stop_rx.clone();
-                    running.spawn(async move {
-                        let started = Instant::now();
-                        let outcome = publish_job(&store, &lease, &cfg, &publications, stop).await;
-                        log_outcome(lease.environment_id, &outcome, started.elapsed());
-                        drop(permit);
-                    });
+                    // The job's id is its environment's id: one job per environment.
+                    let span = tracing::info_span!(
+                        "publish",
+                        environment = lease.environment_id,
+                        task = lease.environment_id,
+                        attempt = lease.attempts + 1,
+                    );
+                    running.spawn(
+                        async move {
+                            let started = Instant::now();
+                            let outcome =
+                                publish_job(&store, &lease, &cfg, &publications, stop).await;
+                            log_outcome(&outcome, started.elapsed());
+                            drop(permit);
+                        }
+                        .instrument(span),
+                    );
                     continue;
                 }
-                Ok(None) => match queue::next_due_in(&self.store).await {
-                    Ok(Some(ms)) => Duration::from_millis(ms as u64).min(cfg.poll_interval),
-                    _ => cfg.poll_interval,
-                },
+                Ok(None) => {
+                    match queue::next_due_in(&self.store, self.store.clock().now_ms()).await {
+                        Ok(Some(ms)) => Duration::from_millis(ms as u64).min(cfg.poll_interval),
+                        _ => cfg.poll_interval,
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot claim publish jobs; retrying");
                     cfg.poll_interval.max(Duration::from_secs(1))

@@ -1,23 +1,24 @@
-//! The incident, replayed against the task processor: a burst of thousands of changes to one
-//! environment, and a poison environment next to a healthy one.
+//! The task processor's worker loop, for real: a burst of thousands of changes to one
+//! environment converges in a handful of builds, and a worker shutting down hands its job back.
+//! The queue's rules themselves are stepped deterministically in `queue.rs`.
 
 use std::time::{Duration, Instant};
 
 use flagstone_store::document::{self, fixture, BuildOptions};
-use flagstone_store::queue::{self, QueueSettings};
+use flagstone_store::queue::{self, BuildOutcome, JobState};
 use flagstone_store::testing::test_store;
 use flagstone_store::{sql, Store};
-use flagstone_tasks::{Publications, Worker, WorkerConfig};
-use tokio::sync::oneshot;
+use flagstone_tasks::{Breakpoint, Breakpoints, Publications, Rules, Worker, WorkerConfig};
+use tokio::sync::{broadcast, oneshot};
 
 fn config() -> WorkerConfig {
     WorkerConfig {
         poll_interval: Duration::from_millis(20),
-        queue: QueueSettings {
+        rules: Rules {
             lease_ms: 5_000,
             backoff_base_ms: 50,
             backoff_cap_ms: 200,
-            ..QueueSettings::default()
+            ..Rules::default()
         },
         ..WorkerConfig::default()
     }
@@ -52,22 +53,33 @@ async fn revisions(store: &Store, env: i64) -> (i64, Option<i64>) {
     (current, published)
 }
 
-async fn wait_converged(store: &Store, env: i64, within: Duration) -> Duration {
+/// Waits for the environment's current revision to be published, listening to the worker's
+/// announcements (no polling); returns how long it took.
+async fn wait_converged(
+    store: &Store,
+    announced: &mut broadcast::Receiver<(i64, i64)>,
+    env: i64,
+    within: Duration,
+) -> Duration {
     let start = Instant::now();
+    let deadline = tokio::time::Instant::now() + within;
     loop {
         let (current, published) = revisions(store, env).await;
         if published == Some(current) {
             return start.elapsed();
         }
-        assert!(
-            start.elapsed() < within,
-            "environment {env} not converged after {within:?}: current {current}, published {published:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        // Wait for the next publish of anything, then look again.
+        match tokio::time::timeout_at(deadline, announced.recv()).await {
+            Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+            Ok(Err(e)) => panic!("announcements ended: {e}"),
+            Err(_) => panic!(
+                "environment {env} not converged after {within:?}: current {current}, published {published:?}"
+            ),
+        }
     }
 }
 
-async fn builds(store: &Store, env: i64) -> Vec<String> {
+async fn builds(store: &Store, env: i64) -> Vec<BuildOutcome> {
     let mut tx = store.read().await.unwrap();
     queue::publish_log(&mut tx, Some(env), 10_000)
         .await
@@ -83,8 +95,16 @@ async fn a_burst_of_5000_changes_costs_at_most_10_builds_and_publishes_the_final
     let fx = fixture::create(&t.store, fixture::Shape::INCIDENT)
         .await
         .unwrap();
-    let stop = start_worker(&t.store, config(), Publications::new());
-    wait_converged(&t.store, fx.environment_id, Duration::from_secs(30)).await;
+    let publications = Publications::new();
+    let mut announced = publications.subscribe();
+    let stop = start_worker(&t.store, config(), publications);
+    wait_converged(
+        &t.store,
+        &mut announced,
+        fx.environment_id,
+        Duration::from_secs(30),
+    )
+    .await;
     let before = builds(&t.store, fx.environment_id).await.len();
 
     // 5,000 changes as fast as the store takes them, from 4 concurrent clients.
@@ -105,7 +125,13 @@ async fn a_burst_of_5000_changes_costs_at_most_10_builds_and_publishes_the_final
         c.await.unwrap();
     }
     let burst = burst.elapsed();
-    let converged = wait_converged(&t.store, fx.environment_id, Duration::from_secs(30)).await;
+    let converged = wait_converged(
+        &t.store,
+        &mut announced,
+        fx.environment_id,
+        Duration::from_secs(30),
+    )
+    .await;
     let all = builds(&t.store, fx.environment_id).await;
     let during = &all[before..];
     eprintln!(
@@ -148,95 +174,15 @@ async fn a_burst_of_5000_changes_costs_at_most_10_builds_and_publishes_the_final
     drop(stop);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_poison_environment_is_parked_while_another_keeps_publishing() {
-    let t = test_store().await;
-    let poison = fixture::create(&t.store, fixture::Shape::INCIDENT)
-        .await
-        .unwrap();
-    let healthy = fixture::create(&t.store, fixture::Shape::INCIDENT.times(0))
-        .await
-        .unwrap();
-    // The poison environment's document no longer fits its budget.
-    let mut tx = t.store.write().await.unwrap();
-    sql!(&mut tx, |c| sqlx::query(
-        "UPDATE projects SET limits = '{\"max_document_bytes\": 200000}' WHERE id = $1"
-    )
-    .bind(poison.project_id)
-    .execute(c)
-    .await
-    .unwrap()
-    .rows_affected());
-    tx.commit().await.unwrap();
-
-    let publications = Publications::new();
-    let mut announced = publications.subscribe();
-    let stop = start_worker(&t.store, config(), publications);
-    wait_converged(&t.store, healthy.environment_id, Duration::from_secs(10)).await;
-
-    // The poison job ends up parked, with a reason an operator understands.
-    let start = Instant::now();
-    let job = loop {
-        let mut tx = t.store.read().await.unwrap();
-        let job = queue::get_job(&mut tx, poison.environment_id)
-            .await
-            .unwrap();
-        if let Some(j) = job.filter(|j| j.state == "parked") {
-            break j;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "poison job never parked"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    assert_eq!(job.park_reason.as_deref(), Some("document_too_large"));
-    let err = job.last_error.unwrap();
-    assert!(
-        err.starts_with("document would exceed ") && err.ends_with("bytes (budget 200000)"),
-        "{err}"
-    );
-    assert_eq!(
-        builds(&t.store, poison.environment_id).await,
-        vec!["parked"],
-        "parked at once, not retried"
-    );
-
-    // Meanwhile the healthy environment publishes each change within its normal latency.
-    for n in 0..5 {
-        let rev = fixture::change_feature(&t.store, &healthy, n, "still fine")
-            .await
-            .unwrap();
-        let took = wait_converged(&t.store, healthy.environment_id, Duration::from_secs(5)).await;
-        assert!(took < Duration::from_secs(1), "change {n} took {took:?}");
-        // Announced in-process too (what the edge follows on SQLite).
-        let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
-            let (env, r) = tokio::time::timeout_at(deadline.into(), announced.recv())
-                .await
-                .expect("announcement")
-                .unwrap();
-            if env == healthy.environment_id && r == rev {
-                break;
-            }
-        }
-    }
-    let mut tx = t.store.read().await.unwrap();
-    let status = queue::status(&mut tx).await.unwrap();
-    assert_eq!(status.parked, 1);
-    assert_eq!(status.stale_environments, 1);
-    assert_eq!(status.stale[0].environment_id, poison.environment_id);
-    drop(stop);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_shutting_down_hands_its_job_back() {
     let t = test_store().await;
     let fx = fixture::create(&t.store, fixture::Shape::INCIDENT.times(0))
         .await
         .unwrap();
+    let (breakpoints, mut paused) = Breakpoints::stepped();
     let cfg = WorkerConfig {
-        test_build_delay: Duration::from_secs(30),
+        breakpoints: Some(breakpoints),
         shutdown_grace: Duration::from_millis(100),
         ..config()
     };
@@ -245,19 +191,21 @@ async fn a_worker_shutting_down_hands_its_job_back() {
     let handle = tokio::spawn(worker.run(async move {
         let _ = stopped.await;
     }));
-    let start = Instant::now();
-    loop {
-        let mut tx = t.store.read().await.unwrap();
-        let job = queue::get_job(&mut tx, fx.environment_id)
-            .await
-            .unwrap()
-            .unwrap();
-        if job.state == "running" {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(5));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // The worker stops right after claiming: the job is running under its lease.
+    let at = paused.recv().await.unwrap();
+    assert_eq!(
+        (at.at, at.environment_id),
+        (Breakpoint::Claimed, fx.environment_id)
+    );
+    let mut tx = t.store.read().await.unwrap();
+    let job = queue::get_job(&mut tx, fx.environment_id)
+        .await
+        .unwrap()
+        .unwrap();
+    drop(tx);
+    assert_eq!(job.state, JobState::Running);
+    // Shut down while it is held there (never resumed): the grace period passes and the job
+    // is handed back.
     drop(stop);
     tokio::time::timeout(Duration::from_secs(5), handle)
         .await
@@ -269,8 +217,9 @@ async fn a_worker_shutting_down_hands_its_job_back() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        (job.state.as_str(), job.attempts),
-        ("pending", 0),
+        (job.state, job.attempts),
+        (JobState::Pending, 0),
         "handed back, no attempt counted"
     );
+    drop(at);
 }

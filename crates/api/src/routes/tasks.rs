@@ -5,7 +5,7 @@
 use axum::extract::State;
 use axum::http::Uri;
 use axum::Extension;
-use flagstone_store::queue::{self, PublishJob, QueueStatus};
+use flagstone_store::queue::{self, JobState, PublishJob, QueueStatus};
 use flagstone_store::{Actor, StoreError};
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -38,18 +38,19 @@ async fn list_tasks(
     uri: Uri,
     Query(f): Query<TaskFilter>,
 ) -> ApiResult<Json<Paginated<PublishJob>>> {
-    if let Some(state) = f.state.as_deref() {
-        if !matches!(state, "pending" | "running" | "parked") {
-            return Err(StoreError::invalid("state", "must be pending, running or parked").into());
-        }
-    }
+    let state = f
+        .state
+        .as_deref()
+        .map(str::parse::<JobState>)
+        .transpose()
+        .map_err(|_| StoreError::invalid("state", "must be pending, running or parked"))?;
     let req = PageParams {
         page: f.page,
         page_size: f.page_size,
     }
     .request();
     let mut tx = s.store.read().await?;
-    let page = queue::jobs(&mut tx, f.state.as_deref(), req).await?;
+    let page = queue::jobs(&mut tx, state, req).await?;
     Ok(Json(paginate(&uri, req, page)))
 }
 
@@ -57,7 +58,9 @@ async fn list_tasks(
     responses((status = 200, body = QueueStatus)))]
 async fn queue_status(State(s): State<AppState>) -> ApiResult<Json<QueueStatus>> {
     let mut tx = s.store.read().await?;
-    Ok(Json(queue::status(&mut tx).await?))
+    Ok(Json(
+        queue::status(&mut tx, s.store.clock().now_ms()).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/tasks/{id}", tag = "tasks",

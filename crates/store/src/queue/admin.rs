@@ -3,10 +3,8 @@
 
 use serde::Serialize;
 
-use super::begin_write;
-use crate::{
-    clock::now_ms, sql, Actor, AuditEntry, Page, PageRequest, Result, Store, StoreError, Tx,
-};
+use super::{begin, BuildOutcome, JobState, ParkReason};
+use crate::{sql, Actor, AuditEntry, Page, PageRequest, Result, Store, StoreError, Tx};
 
 /// A publish job as the API and `flagstone status` show it.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -18,8 +16,7 @@ pub struct PublishJob {
     pub wanted_revision: i64,
     /// The revision of the document currently served, if any.
     pub published_revision: Option<i64>,
-    /// `pending`, `running` or `parked`.
-    pub state: String,
+    pub state: JobState,
     pub run_after: i64,
     pub first_requested_at: i64,
     /// Failed or crashed attempts so far.
@@ -27,8 +24,8 @@ pub struct PublishJob {
     pub lease_owner: Option<String>,
     pub lease_until: Option<i64>,
     pub last_error: Option<String>,
-    /// Why a parked job was parked (`document_too_large`, `too_many_failures`, …).
-    pub park_reason: Option<String>,
+    /// Why a parked job was parked.
+    pub park_reason: Option<ParkReason>,
     pub updated_at: i64,
 }
 
@@ -37,7 +34,11 @@ const JOB_COLUMNS: &str = "j.environment_id, j.wanted_revision, d.revision AS pu
     j.last_error, j.park_reason, j.updated_at";
 
 /// Jobs, optionally of one state, parked first then by environment.
-pub async fn jobs(tx: &mut Tx, state: Option<&str>, page: PageRequest) -> Result<Page<PublishJob>> {
+pub async fn jobs(
+    tx: &mut Tx,
+    state: Option<JobState>,
+    page: PageRequest,
+) -> Result<Page<PublishJob>> {
     let count: i64 = sql!(&mut *tx, |c| {
         sqlx::query_scalar("SELECT COUNT(*) FROM publish_jobs WHERE ($1 IS NULL OR state = $1)")
             .bind(state)
@@ -49,12 +50,13 @@ pub async fn jobs(tx: &mut Tx, state: Option<&str>, page: PageRequest) -> Result
             "SELECT {JOB_COLUMNS} FROM publish_jobs j \
              LEFT JOIN environment_documents d ON d.environment_id = j.environment_id \
              WHERE ($1 IS NULL OR j.state = $1) \
-             ORDER BY CASE WHEN j.state = 'parked' THEN 0 ELSE 1 END, j.environment_id \
+             ORDER BY CASE WHEN j.state = $4 THEN 0 ELSE 1 END, j.environment_id \
              LIMIT $2 OFFSET $3"
         ))
         .bind(state)
         .bind(page.page_size)
         .bind(page.offset())
+        .bind(JobState::Parked)
         .fetch_all(c)
         .await?
     });
@@ -87,8 +89,7 @@ pub struct PublishLogEntry {
     pub duration_ms: i64,
     /// Uncompressed document size, for builds that produced one.
     pub bytes: Option<i64>,
-    /// `published`, `superseded` (a newer document was already there), `failed` or `parked`.
-    pub outcome: String,
+    pub outcome: BuildOutcome,
     pub detail: Option<String>,
 }
 
@@ -118,8 +119,8 @@ pub async fn publish_log(
 /// parked; a discarded revision is not re-queued until the environment changes again. Jobs of
 /// deleted environments are dropped. Returns how many jobs were created.
 pub async fn reconcile(store: &Store) -> Result<u64> {
-    let now = now_ms();
-    let mut tx = begin_write(store).await?;
+    let now = store.clock().now_ms();
+    let mut tx = begin(store).await?;
     let created = sql!(&mut tx, |c| {
         sqlx::query(
             "DELETE FROM publish_jobs WHERE NOT EXISTS \
@@ -130,7 +131,7 @@ pub async fn reconcile(store: &Store) -> Result<u64> {
         sqlx::query(
             "INSERT INTO publish_jobs (environment_id, wanted_revision, state, run_after, \
                  first_requested_at, attempts, updated_at) \
-             SELECT e.id, e.revision, 'pending', $1, $1, 0, $1 FROM environments e \
+             SELECT e.id, e.revision, $2, $1, $1, 0, $1 FROM environments e \
              LEFT JOIN environment_documents d ON d.environment_id = e.id \
              LEFT JOIN publish_discarded x ON x.environment_id = e.id \
              WHERE (d.revision IS NULL OR d.revision < e.revision) \
@@ -139,6 +140,7 @@ pub async fn reconcile(store: &Store) -> Result<u64> {
              ON CONFLICT (environment_id) DO NOTHING",
         )
         .bind(now)
+        .bind(JobState::Pending)
         .execute(c)
         .await?
         .rows_affected()
@@ -166,25 +168,26 @@ pub async fn retry(store: &Store, actor: &Actor, environment_id: i64) -> Result<
     let job = get_job(ch.tx(), environment_id)
         .await?
         .ok_or(StoreError::not_found("publish job"))?;
-    if job.state == "running" {
+    if job.state == JobState::Running {
         return Err(StoreError::conflict(
             "state",
             "the job is running; it can be retried only when parked or pending",
         ));
     }
-    let now = now_ms();
+    let now = store.clock().now_ms();
     sql!(ch.tx(), |c| {
         sqlx::query("DELETE FROM publish_discarded WHERE environment_id = $1")
             .bind(environment_id)
             .execute(&mut *c)
             .await?;
         sqlx::query(
-            "UPDATE publish_jobs SET state = 'pending', attempts = 0, run_after = $2, \
+            "UPDATE publish_jobs SET state = $3, attempts = 0, run_after = $2, \
                  first_requested_at = $2, park_reason = NULL, updated_at = $2 \
              WHERE environment_id = $1",
         )
         .bind(environment_id)
         .bind(now)
+        .bind(JobState::Pending)
         .execute(c)
         .await?
         .rows_affected()
@@ -206,13 +209,13 @@ pub async fn discard(store: &Store, actor: &Actor, environment_id: i64) -> Resul
     let job = get_job(ch.tx(), environment_id)
         .await?
         .ok_or(StoreError::not_found("publish job"))?;
-    if job.state == "running" {
+    if job.state == JobState::Running {
         return Err(StoreError::conflict(
             "state",
             "the job is running; it can be discarded only when parked or pending",
         ));
     }
-    let now = now_ms();
+    let now = store.clock().now_ms();
     sql!(ch.tx(), |c| {
         sqlx::query(
             "INSERT INTO publish_discarded (environment_id, revision, discarded_at) \
@@ -252,13 +255,13 @@ pub struct EnvironmentStaleness {
     pub published_revision: Option<i64>,
     /// When the served document was built.
     pub published_at: Option<i64>,
-    /// The job's state (`pending`, `running`, `parked`), or null if it has none.
-    pub job_state: Option<String>,
+    /// The job's state, or null if it has none.
+    pub job_state: Option<JobState>,
     /// Since when a publish has been waiting.
     pub waiting_since: Option<i64>,
     pub attempts: Option<i64>,
     pub last_error: Option<String>,
-    pub park_reason: Option<String>,
+    pub park_reason: Option<ParkReason>,
 }
 
 /// The queue at a glance: what `flagstone status`, `GET /api/v1/tasks/` and metrics report.
@@ -276,26 +279,25 @@ pub struct QueueStatus {
     pub stale: Vec<EnvironmentStaleness>,
 }
 
-pub async fn status(tx: &mut Tx) -> Result<QueueStatus> {
-    let now = now_ms();
-    let counts: Vec<(String, i64)> = sql!(&mut *tx, |c| {
+/// The queue's status as of `now` (the store's clock).
+pub async fn status(tx: &mut Tx, now: i64) -> Result<QueueStatus> {
+    let counts: Vec<(JobState, i64)> = sql!(&mut *tx, |c| {
         sqlx::query_as("SELECT state, COUNT(*) FROM publish_jobs GROUP BY state")
             .fetch_all(c)
             .await?
     });
-    let count = |s: &str| {
+    let count = |s: JobState| {
         counts
             .iter()
-            .find(|(k, _)| k == s)
+            .find(|(k, _)| *k == s)
             .map(|(_, n)| *n)
             .unwrap_or(0)
     };
     let oldest: Option<i64> = sql!(&mut *tx, |c| {
-        sqlx::query_scalar(
-            "SELECT MIN(first_requested_at) FROM publish_jobs WHERE state = 'pending'",
-        )
-        .fetch_one(c)
-        .await?
+        sqlx::query_scalar("SELECT MIN(first_requested_at) FROM publish_jobs WHERE state = $1")
+            .bind(JobState::Pending)
+            .fetch_one(c)
+            .await?
     });
     const STALE: &str = "FROM environments e \
         LEFT JOIN environment_documents d ON d.environment_id = e.id \
@@ -312,15 +314,16 @@ pub async fn status(tx: &mut Tx) -> Result<QueueStatus> {
                  d.revision AS published_revision, d.built_at AS published_at, \
                  j.state AS job_state, j.first_requested_at AS waiting_since, j.attempts, \
                  j.last_error, j.park_reason {STALE} \
-             ORDER BY CASE WHEN j.state = 'parked' THEN 0 ELSE 1 END, e.id LIMIT 100"
+             ORDER BY CASE WHEN j.state = $1 THEN 0 ELSE 1 END, e.id LIMIT 100"
         ))
+        .bind(JobState::Parked)
         .fetch_all(c)
         .await?
     });
     Ok(QueueStatus {
-        pending: count("pending"),
-        running: count("running"),
-        parked: count("parked"),
+        pending: count(JobState::Pending),
+        running: count(JobState::Running),
+        parked: count(JobState::Parked),
         oldest_pending_age_ms: oldest.map(|t| (now - t).max(0)),
         stale_environments,
         stale,

@@ -1,81 +1,29 @@
-//! The publish queue (DESIGN §2): one row per environment in `publish_jobs`, so requests
-//! coalesce by construction. Workers [`claim`] a due job under a lease, renew it with
-//! [`heartbeat`], and end it with [`finish`] (publish, then exactly one follow-up if changes
-//! arrived meanwhile) or [`fail`] (backoff with jitter, then parking). An expired lease is
-//! reclaimed by any worker and counts as an attempt: the worker may have died from this very job.
-//! Operators [`retry`] or [`discard`] parked jobs; [`reconcile`] re-creates jobs that a crash or a
-//! bug lost; [`status`] reports depth, age, parked jobs and staleness.
+//! The publish queue as stored (DESIGN §2): one row per environment in `publish_jobs`, so
+//! requests coalesce by construction, and the capped `publish_log` of builds. This module only
+//! reads and writes rows; *what* to write — claim or park, retry or park, follow up or finish —
+//! is decided by the pure rules of `flagstone_tasks::policy` and handed here as a
+//! [`Decision`] or [`ClaimDecision`].
 //!
-//! Every write here is one statement or one transaction that begins with the write lock
-//! (`BEGIN IMMEDIATE` on SQLite), so concurrent workers never interleave on a row.
+//! A worker's step is one transaction: [`begin`] (it holds the write lock from its first
+//! statement), read ([`next_due`], [`owned`]), write the decision ([`take`], [`apply`],
+//! [`log`]), commit. Operators' views and actions ([`status`], [`jobs`], [`retry`],
+//! [`discard`], [`reconcile`]) are in `admin`.
 
 mod admin;
-mod finish;
 pub mod notify;
+mod state;
 
-use crate::{clock::now_ms, sql, Result, Store, Tx};
+use crate::{sql, Result, Store, Tx};
 
 pub use admin::{
     discard, get_job, jobs, publish_log, reconcile, retry, status, EnvironmentStaleness,
     PublishJob, PublishLogEntry, QueueStatus,
 };
-pub use finish::{backoff_ms, fail, finish, forget, release, FailOutcome, FailureKind, Finished};
-pub use notify::{listen, parse_notification, PUBLISH_CHANNEL};
-
-/// Tunables of the queue. Defaults suit production; tests shorten them.
-#[derive(Clone, Debug)]
-pub struct QueueSettings {
-    /// How long a claim is valid without a heartbeat.
-    pub lease_ms: i64,
-    /// Failed or crashed attempts before a job is parked.
-    pub max_attempts: i64,
-    /// First retry delay; doubles per attempt up to `backoff_cap_ms`, with jitter.
-    pub backoff_base_ms: i64,
-    pub backoff_cap_ms: i64,
-    /// Rows kept in `publish_log`.
-    pub publish_log_cap: i64,
-}
-
-impl Default for QueueSettings {
-    fn default() -> Self {
-        QueueSettings {
-            lease_ms: 30_000,
-            max_attempts: 5,
-            backoff_base_ms: 1_000,
-            backoff_cap_ms: 5 * 60_000,
-            publish_log_cap: 10_000,
-        }
-    }
-}
-
-/// Why a job was parked: shown in the API, `flagstone status`, logs and tests.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum ParkReason {
-    /// The document would pass the project's `max_document_bytes` budget.
-    DocumentTooLarge,
-    /// Stored data could not be turned into a document.
-    InvalidData,
-    /// Transient failures (database errors, timeouts) `max_attempts` times in a row.
-    TooManyFailures,
-    /// Workers lost the lease `max_attempts` times: they died or stalled while building.
-    WorkersDied,
-}
-
-impl ParkReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ParkReason::DocumentTooLarge => "document_too_large",
-            ParkReason::InvalidData => "invalid_data",
-            ParkReason::TooManyFailures => "too_many_failures",
-            ParkReason::WorkersDied => "workers_died",
-        }
-    }
-}
+pub use notify::{listen, notify_published, parse_notification, PUBLISH_CHANNEL};
+pub use state::{BuildOutcome, ClaimDecision, Decision, JobState, ParkReason, UnknownValue};
 
 /// A claimed job: the right to build one environment until `lease_until`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lease {
     pub environment_id: i64,
     /// The newest revision requested when the job was claimed.
@@ -85,15 +33,41 @@ pub struct Lease {
     pub owner: String,
     pub lease_until: i64,
     pub claimed_at: i64,
-    /// The worker whose expired lease this claim took over, if any.
+    /// The worker whose claim this one took over, if any.
     pub reclaimed_from: Option<String>,
 }
 
+/// Who held a due job before: nobody, or a claimant that stopped renewing its lease (it died
+/// or stalled; its attempt counts).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claimant {
+    Unclaimed,
+    Lapsed { owner: String },
+}
+
+/// A due job, locked for the claiming transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DueJob {
+    pub environment_id: i64,
+    pub wanted_revision: i64,
+    /// Attempts recorded so far (a lapsed claim is not counted yet).
+    pub attempts: i64,
+    pub claimant: Claimant,
+}
+
+/// The job row as its lease holder sees it when it ends its work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OwnedJob {
+    /// The newest revision requested: past the lease's when changes arrived meanwhile.
+    pub wanted_revision: i64,
+    pub attempts: i64,
+}
+
 #[derive(sqlx::FromRow)]
-struct Candidate {
+struct DueRow {
     environment_id: i64,
     wanted_revision: i64,
-    state: String,
+    state: JobState,
     attempts: i64,
     lease_owner: Option<String>,
 }
@@ -101,7 +75,7 @@ struct Candidate {
 /// A write transaction that holds the write lock from its first statement. On SQLite a
 /// deferred transaction that reads first can fail with SQLITE_BUSY when another process wrote
 /// in between; `BEGIN IMMEDIATE` waits for the lock instead.
-pub(crate) async fn begin_write(store: &Store) -> Result<Tx> {
+pub async fn begin(store: &Store) -> Result<Tx> {
     match &store.pool {
         crate::db::Pool::Sqlite { pool, write_lock } => {
             let guard = write_lock.clone().lock_owned().await;
@@ -114,124 +88,226 @@ pub(crate) async fn begin_write(store: &Store) -> Result<Tx> {
     }
 }
 
-fn lock_clause(tx: &Tx) -> &'static str {
-    match tx.backend() {
-        crate::Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-        crate::Backend::Sqlite => "",
+fn lock_clause(tx: &Tx, skip_locked: bool) -> &'static str {
+    match (tx.backend(), skip_locked) {
+        (crate::Backend::Postgres, true) => " FOR UPDATE SKIP LOCKED",
+        (crate::Backend::Postgres, false) => " FOR UPDATE",
+        (crate::Backend::Sqlite, _) => "",
     }
 }
 
-/// Claims the oldest due job — pending and due, or running with an expired lease — for
-/// `owner`. Returns `None` when nothing is due. A job whose workers keep dying is parked here
-/// instead of being handed out again.
-pub async fn claim(store: &Store, owner: &str, s: &QueueSettings) -> Result<Option<Lease>> {
-    // Each loop either claims a job or parks one; the bound only guards against surprises.
-    for _ in 0..16 {
-        let now = now_ms();
-        let mut tx = begin_write(store).await?;
-        let query = format!(
-            "SELECT environment_id, wanted_revision, state, attempts, lease_owner \
-             FROM publish_jobs \
-             WHERE (state = 'pending' AND run_after <= $1) \
-                OR (state = 'running' AND lease_until < $1) \
-             ORDER BY run_after LIMIT 1{}",
-            lock_clause(&tx)
-        );
-        let cand: Option<Candidate> = sql!(&mut tx, |c| {
-            sqlx::query_as(&query).bind(now).fetch_optional(c).await?
-        });
-        let Some(cand) = cand else {
-            return Ok(None);
-        };
-        let reclaimed_from = (cand.state == "running").then(|| {
-            cand.lease_owner
-                .clone()
-                .unwrap_or_else(|| "unknown".to_string())
-        });
-        let attempts = cand.attempts + i64::from(reclaimed_from.is_some());
-        if let Some(dead) = &reclaimed_from {
-            if attempts >= s.max_attempts {
-                let msg = format!(
-                    "the lease expired {attempts} times (last held by worker {dead}): workers \
-                     died or stalled while building this environment (crash, kill -9, out of \
-                     memory)"
-                );
-                finish::park(
-                    &mut tx,
-                    cand.environment_id,
-                    ParkReason::WorkersDied,
-                    &msg,
-                    now,
+/// The oldest due job — pending and due, or running under a lease that expired before `now` —
+/// locked for this transaction (other claimants skip it on PostgreSQL; SQLite has one writer).
+pub async fn next_due(tx: &mut Tx, now: i64) -> Result<Option<DueJob>> {
+    let query = format!(
+        "SELECT environment_id, wanted_revision, state, attempts, lease_owner \
+         FROM publish_jobs \
+         WHERE (state = $2 AND run_after <= $1) OR (state = $3 AND lease_until < $1) \
+         ORDER BY run_after LIMIT 1{}",
+        lock_clause(tx, true)
+    );
+    let row: Option<DueRow> = sql!(tx, |c| {
+        sqlx::query_as(&query)
+            .bind(now)
+            .bind(JobState::Pending)
+            .bind(JobState::Running)
+            .fetch_optional(c)
+            .await?
+    });
+    Ok(row.map(|r| DueJob {
+        environment_id: r.environment_id,
+        wanted_revision: r.wanted_revision,
+        attempts: r.attempts,
+        claimant: match r.state {
+            JobState::Running => Claimant::Lapsed {
+                owner: r.lease_owner.unwrap_or_else(|| "unknown".to_string()),
+            },
+            _ => Claimant::Unclaimed,
+        },
+    }))
+}
+
+/// Writes a claim decision for `due`: the job runs under `owner`'s lease (returned), or is
+/// parked (`None`).
+pub async fn take(
+    tx: &mut Tx,
+    due: &DueJob,
+    owner: &str,
+    decision: &ClaimDecision,
+    now: i64,
+) -> Result<Option<Lease>> {
+    match decision {
+        ClaimDecision::Take {
+            attempts,
+            lease_until,
+            note,
+        } => {
+            sql!(tx, |c| {
+                sqlx::query(
+                    "UPDATE publish_jobs SET state = $2, lease_owner = $3, lease_until = $4, \
+                         attempts = $5, last_error = COALESCE($6, last_error), updated_at = $7 \
+                     WHERE environment_id = $1",
                 )
-                .await?;
-                finish::log(
-                    &mut tx,
-                    &finish::LogLine {
-                        environment_id: cand.environment_id,
-                        revision: cand.wanted_revision,
-                        worker: dead,
-                        started_at: now,
-                        bytes: None,
-                        outcome: "parked",
-                        detail: Some(&msg),
-                    },
-                    s.publish_log_cap,
-                )
-                .await?;
-                tx.commit().await?;
-                tracing::warn!(environment = cand.environment_id, "{msg}; parked");
-                continue;
-            }
+                .bind(due.environment_id)
+                .bind(JobState::Running)
+                .bind(owner)
+                .bind(lease_until)
+                .bind(attempts)
+                .bind(note.as_deref())
+                .bind(now)
+                .execute(c)
+                .await?
+                .rows_affected()
+            });
+            Ok(Some(Lease {
+                environment_id: due.environment_id,
+                wanted_revision: due.wanted_revision,
+                attempts: *attempts,
+                owner: owner.to_string(),
+                lease_until: *lease_until,
+                claimed_at: now,
+                reclaimed_from: match &due.claimant {
+                    Claimant::Lapsed { owner } => Some(owner.clone()),
+                    Claimant::Unclaimed => None,
+                },
+            }))
         }
-        let lease_until = now + s.lease_ms;
-        let note = reclaimed_from.as_ref().map(|dead| {
-            format!("worker {dead} lost its lease mid-build (crashed or stalled); reclaimed")
-        });
-        sql!(&mut tx, |c| {
+        ClaimDecision::Park {
+            reason,
+            attempts,
+            message,
+        } => {
+            let park = Decision::Park {
+                reason: *reason,
+                attempts: *attempts,
+                message: message.clone(),
+            };
+            apply(tx, due.environment_id, &park, now).await?;
+            Ok(None)
+        }
+    }
+}
+
+/// The job of `lease`, locked, if the lease still owns it (`None`: another worker took it over,
+/// or an operator discarded it).
+pub async fn owned(tx: &mut Tx, lease: &Lease) -> Result<Option<OwnedJob>> {
+    let q = format!(
+        "SELECT wanted_revision, attempts FROM publish_jobs \
+         WHERE environment_id = $1 AND state = $3 AND lease_owner = $2{}",
+        lock_clause(tx, false)
+    );
+    let row: Option<(i64, i64)> = sql!(tx, |c| {
+        sqlx::query_as(&q)
+            .bind(lease.environment_id)
+            .bind(&lease.owner)
+            .bind(JobState::Running)
+            .fetch_optional(c)
+            .await?
+    });
+    Ok(row.map(|(wanted_revision, attempts)| OwnedJob {
+        wanted_revision,
+        attempts,
+    }))
+}
+
+/// Writes `decision` to the job of `environment_id`. The caller checked (in this transaction)
+/// that it holds the job.
+pub async fn apply(tx: &mut Tx, environment_id: i64, decision: &Decision, now: i64) -> Result<()> {
+    match decision {
+        Decision::Done => sql!(tx, |c| {
+            sqlx::query("DELETE FROM publish_jobs WHERE environment_id = $1")
+                .bind(environment_id)
+                .execute(c)
+                .await?
+                .rows_affected()
+        }),
+        Decision::FollowUp { run_after } => sql!(tx, |c| {
             sqlx::query(
-                "UPDATE publish_jobs SET state = 'running', lease_owner = $2, lease_until = $3, \
-                     attempts = $4, last_error = COALESCE($5, last_error), \
-                     updated_at = $6 \
+                "UPDATE publish_jobs SET state = $2, run_after = $3, first_requested_at = $4, \
+                     attempts = 0, lease_owner = NULL, lease_until = NULL, last_error = NULL, \
+                     park_reason = NULL, updated_at = $4 \
                  WHERE environment_id = $1",
             )
-            .bind(cand.environment_id)
-            .bind(owner)
-            .bind(lease_until)
-            .bind(attempts)
-            .bind(note.as_deref())
+            .bind(environment_id)
+            .bind(JobState::Pending)
+            .bind(run_after)
             .bind(now)
             .execute(c)
             .await?
             .rows_affected()
-        });
-        tx.commit().await?;
-        return Ok(Some(Lease {
-            environment_id: cand.environment_id,
-            wanted_revision: cand.wanted_revision,
+        }),
+        Decision::Retry {
             attempts,
-            owner: owner.to_string(),
-            lease_until,
-            claimed_at: now,
-            reclaimed_from,
-        }));
-    }
-    Ok(None)
+            run_after,
+            error,
+        } => sql!(tx, |c| {
+            sqlx::query(
+                "UPDATE publish_jobs SET state = $2, attempts = $3, run_after = $4, \
+                     last_error = $5, lease_owner = NULL, lease_until = NULL, updated_at = $6 \
+                 WHERE environment_id = $1",
+            )
+            .bind(environment_id)
+            .bind(JobState::Pending)
+            .bind(attempts)
+            .bind(run_after)
+            .bind(error)
+            .bind(now)
+            .execute(c)
+            .await?
+            .rows_affected()
+        }),
+        Decision::Park {
+            reason,
+            attempts,
+            message,
+        } => sql!(tx, |c| {
+            sqlx::query(
+                "UPDATE publish_jobs SET state = $2, park_reason = $3, attempts = $4, \
+                     last_error = $5, lease_owner = NULL, lease_until = NULL, updated_at = $6 \
+                 WHERE environment_id = $1",
+            )
+            .bind(environment_id)
+            .bind(JobState::Parked)
+            .bind(reason)
+            .bind(attempts)
+            .bind(message)
+            .bind(now)
+            .execute(c)
+            .await?
+            .rows_affected()
+        }),
+        Decision::HandBack { run_after } => sql!(tx, |c| {
+            sqlx::query(
+                "UPDATE publish_jobs SET state = $2, run_after = $3, lease_owner = NULL, \
+                     lease_until = NULL, updated_at = $4 \
+                 WHERE environment_id = $1",
+            )
+            .bind(environment_id)
+            .bind(JobState::Pending)
+            .bind(run_after)
+            .bind(now)
+            .execute(c)
+            .await?
+            .rows_affected()
+        }),
+    };
+    Ok(())
 }
 
-/// Extends the lease. Returns false when the lease was lost (another worker reclaimed the job,
-/// or an operator discarded it): the build must stop.
-pub async fn heartbeat(store: &Store, lease: &Lease, s: &QueueSettings) -> Result<bool> {
-    let now = now_ms();
+/// Extends the lease to `lease_until`. Returns false when the lease was lost (another worker
+/// reclaimed the job, or an operator discarded it): the work must stop.
+pub async fn heartbeat(store: &Store, lease: &Lease, lease_until: i64, now: i64) -> Result<bool> {
     let mut tx = store.write().await?;
     let n = sql!(&mut tx, |c| {
         sqlx::query(
             "UPDATE publish_jobs SET lease_until = $3, updated_at = $4 \
-             WHERE environment_id = $1 AND state = 'running' AND lease_owner = $2",
+             WHERE environment_id = $1 AND state = $5 AND lease_owner = $2",
         )
         .bind(lease.environment_id)
         .bind(&lease.owner)
-        .bind(now + s.lease_ms)
+        .bind(lease_until)
         .bind(now)
+        .bind(JobState::Running)
         .execute(c)
         .await?
         .rows_affected()
@@ -240,17 +316,64 @@ pub async fn heartbeat(store: &Store, lease: &Lease, s: &QueueSettings) -> Resul
     Ok(n > 0)
 }
 
-/// Milliseconds until the next job is due (0 if one is due now), or `None` when nothing is
-/// queued except parked jobs. Lets an idle worker sleep exactly as long as it may.
-pub async fn next_due_in(store: &Store) -> Result<Option<i64>> {
+/// Milliseconds from `now` until the next job is due (0 if one is due now), or `None` when
+/// nothing is queued except parked jobs. Lets an idle worker sleep exactly as long as it may.
+pub async fn next_due_in(store: &Store, now: i64) -> Result<Option<i64>> {
     let mut tx = store.read().await?;
     let next: Option<i64> = sql!(&mut tx, |c| {
         sqlx::query_scalar(
-            "SELECT MIN(CASE WHEN state = 'running' THEN lease_until ELSE run_after END) \
-             FROM publish_jobs WHERE state <> 'parked'",
+            "SELECT MIN(CASE WHEN state = $1 THEN lease_until ELSE run_after END) \
+             FROM publish_jobs WHERE state <> $2",
         )
+        .bind(JobState::Running)
+        .bind(JobState::Parked)
         .fetch_one(c)
         .await?
     });
-    Ok(next.map(|t| (t - now_ms()).max(0)))
+    Ok(next.map(|t| (t - now).max(0)))
+}
+
+/// One line of the publish log.
+#[derive(Clone, Debug)]
+pub struct LogLine<'a> {
+    pub environment_id: i64,
+    pub revision: i64,
+    pub worker: &'a str,
+    pub started_at: i64,
+    pub finished_at: i64,
+    pub bytes: Option<i64>,
+    pub outcome: BuildOutcome,
+    pub detail: Option<&'a str>,
+}
+
+/// Appends to `publish_log` and trims it to about `cap` rows.
+pub async fn log(tx: &mut Tx, l: &LogLine<'_>, cap: i64) -> Result<()> {
+    sql!(tx, |c| {
+        sqlx::query(
+            "INSERT INTO publish_log (environment_id, revision, worker, started_at, finished_at, \
+                 duration_ms, bytes, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(l.environment_id)
+        .bind(l.revision)
+        .bind(l.worker)
+        .bind(l.started_at)
+        .bind(l.finished_at)
+        .bind(l.finished_at - l.started_at)
+        .bind(l.bytes)
+        .bind(l.outcome)
+        .bind(l.detail)
+        .execute(&mut *c)
+        .await?;
+        sqlx::query("DELETE FROM publish_log WHERE id <= (SELECT MAX(id) FROM publish_log) - $1")
+            .bind(cap)
+            .execute(c)
+            .await?
+            .rows_affected()
+    });
+    Ok(())
+}
+
+/// Drops the job of an environment that no longer exists.
+pub async fn forget(tx: &mut Tx, environment_id: i64) -> Result<()> {
+    apply(tx, environment_id, &Decision::Done, 0).await
 }

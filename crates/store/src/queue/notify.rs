@@ -1,11 +1,11 @@
-//! Publish notifications across processes (PostgreSQL): [`super::finish`] sends
-//! `NOTIFY flagstone_publish, '<environment_id>:<revision>'` in its transaction, so listeners
-//! hear of a publish exactly when it becomes visible. SQLite has no such channel; there the
+//! Publish notifications across processes (PostgreSQL): [`notify_published`] sends
+//! `NOTIFY flagstone_publish, '<environment_id>:<revision>'` in the publishing transaction, so
+//! listeners hear of a publish exactly when it becomes visible. SQLite has no such channel; there the
 //! worker runs in the serving process and announces publishes in-process (flagstone-tasks).
 
 use sqlx::postgres::PgListener;
 
-use crate::{Result, Store};
+use crate::{Result, Store, Tx};
 
 pub const PUBLISH_CHANNEL: &str = "flagstone_publish";
 
@@ -19,6 +19,18 @@ pub async fn listen(store: &Store) -> Result<Option<PgListener>> {
         }
         crate::db::Pool::Sqlite { .. } => Ok(None),
     }
+}
+
+/// Announces a publish to every listener when `tx` commits (PostgreSQL; nothing on SQLite).
+pub async fn notify_published(tx: &mut Tx, environment_id: i64, revision: i64) -> Result<()> {
+    if let Tx::Postgres(t) = tx {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(PUBLISH_CHANNEL)
+            .bind(format!("{environment_id}:{revision}"))
+            .execute(&mut **t)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Parses a notification payload `"<environment_id>:<revision>"`.

@@ -1,0 +1,181 @@
+//! One transaction per step of a publish job's life — [`claim`], [`finish`], [`fail`],
+//! [`hand_back`] — each reading the job through the store, asking [`crate::policy`] what to do,
+//! and writing that decision (and its publish-log line) before committing. The worker and the
+//! test handle ([`crate::testing`]) both go through these, so what the tests step through is
+//! what production runs.
+
+use flagstone_store::document::{self, BuiltDocument};
+use flagstone_store::queue::{self, BuildOutcome, ClaimDecision, Decision, Lease, LogLine};
+use flagstone_store::{Result, Store};
+
+use crate::policy::{self, Failed, Failure};
+use crate::WorkerConfig;
+
+/// How a step that needed the lease ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Settled {
+    /// The lease still held; this decision was written.
+    Decided(Decision),
+    /// Another worker took the job over (this one stalled past its lease), or an operator
+    /// discarded it: the row was left alone.
+    LeaseLost,
+}
+
+/// What [`finish`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finished {
+    /// The document was stored (it was newer than the published one).
+    pub published: bool,
+    pub settled: Settled,
+}
+
+/// Claims the oldest due job for `owner`, or returns `None` when nothing is due. A job whose
+/// claimants keep dying is parked here (and logged) instead of being handed out again.
+pub async fn claim(store: &Store, owner: &str, cfg: &WorkerConfig) -> Result<Option<Lease>> {
+    // Each loop either claims a job or parks one; the bound only guards against surprises.
+    for _ in 0..16 {
+        let now = store.clock().now_ms();
+        let mut tx = queue::begin(store).await?;
+        let Some(due) = queue::next_due(&mut tx, now).await? else {
+            return Ok(None);
+        };
+        let decision = policy::on_claim(&cfg.rules, &due, now);
+        let lease = queue::take(&mut tx, &due, owner, &decision, now).await?;
+        if let ClaimDecision::Park { message, .. } = &decision {
+            let dead = match &due.claimant {
+                queue::Claimant::Lapsed { owner } => owner.as_str(),
+                queue::Claimant::Unclaimed => owner,
+            };
+            let line = LogLine {
+                environment_id: due.environment_id,
+                revision: due.wanted_revision,
+                worker: dead,
+                started_at: now,
+                finished_at: now,
+                bytes: None,
+                outcome: BuildOutcome::Parked,
+                detail: Some(message),
+            };
+            queue::log(&mut tx, &line, cfg.publish_log_cap).await?;
+            tx.commit().await?;
+            tracing::warn!(environment = due.environment_id, decision = ?decision, "parked at claim");
+            continue;
+        }
+        tx.commit().await?;
+        return Ok(lease);
+    }
+    Ok(None)
+}
+
+/// Publishes `doc` and ends the job, in one transaction: the document is stored only if newer
+/// than the published one (listeners are notified on commit); the policy then finishes the job
+/// or, if its wanted revision moved past what is now published, schedules one follow-up.
+pub async fn finish(
+    store: &Store,
+    lease: &Lease,
+    doc: &BuiltDocument,
+    cfg: &WorkerConfig,
+) -> Result<Finished> {
+    let now = store.clock().now_ms();
+    let mut tx = queue::begin(store).await?;
+    let published = document::store_if_newer(&mut tx, doc).await?;
+    if published {
+        queue::notify_published(&mut tx, doc.environment_id, doc.revision).await?;
+    }
+    let line = LogLine {
+        environment_id: doc.environment_id,
+        revision: doc.revision,
+        worker: &lease.owner,
+        started_at: lease.claimed_at,
+        finished_at: now,
+        bytes: Some(doc.bytes),
+        outcome: if published {
+            BuildOutcome::Published
+        } else {
+            BuildOutcome::Superseded
+        },
+        detail: None,
+    };
+    queue::log(&mut tx, &line, cfg.publish_log_cap).await?;
+    let settled = match queue::owned(&mut tx, lease).await? {
+        None => Settled::LeaseLost,
+        Some(job) => {
+            let current = document::stored::published_revision(&mut tx, doc.environment_id)
+                .await?
+                .unwrap_or(doc.revision);
+            let delay = store.publish_settings().debounce_ms;
+            let decision = policy::after_success(job.wanted_revision > current, now, delay);
+            queue::apply(&mut tx, lease.environment_id, &decision, now).await?;
+            Settled::Decided(decision)
+        }
+    };
+    tx.commit().await?;
+    Ok(Finished { published, settled })
+}
+
+/// Records a failed attempt: the policy retries it after backoff or parks it. The environment
+/// keeps serving its last published document either way.
+pub async fn fail(
+    store: &Store,
+    lease: &Lease,
+    failure: Failure,
+    error: &str,
+    cfg: &WorkerConfig,
+) -> Result<Settled> {
+    let now = store.clock().now_ms();
+    let mut tx = queue::begin(store).await?;
+    let Some(job) = queue::owned(&mut tx, lease).await? else {
+        return Ok(Settled::LeaseLost);
+    };
+    let failed = Failed {
+        attempts_before: job.attempts,
+        failure,
+        newer_input: job.wanted_revision > lease.wanted_revision,
+        error,
+    };
+    let delay = store.publish_settings().debounce_ms;
+    let decision = policy::after_failure(&cfg.rules, &failed, now, delay, cfg.jitter.next());
+    queue::apply(&mut tx, lease.environment_id, &decision, now).await?;
+    let line = LogLine {
+        environment_id: lease.environment_id,
+        revision: lease.wanted_revision,
+        worker: &lease.owner,
+        started_at: lease.claimed_at,
+        finished_at: now,
+        bytes: None,
+        outcome: match decision {
+            Decision::Park { .. } => BuildOutcome::Parked,
+            _ => BuildOutcome::Failed,
+        },
+        detail: Some(error),
+    };
+    queue::log(&mut tx, &line, cfg.publish_log_cap).await?;
+    tx.commit().await?;
+    Ok(Settled::Decided(decision))
+}
+
+/// Hands a claimed job back without counting an attempt (the worker is shutting down).
+pub async fn hand_back(store: &Store, lease: &Lease) -> Result<Settled> {
+    let now = store.clock().now_ms();
+    let mut tx = queue::begin(store).await?;
+    if queue::owned(&mut tx, lease).await?.is_none() {
+        return Ok(Settled::LeaseLost);
+    }
+    let decision = policy::on_shutdown(now);
+    queue::apply(&mut tx, lease.environment_id, &decision, now).await?;
+    tx.commit().await?;
+    Ok(Settled::Decided(decision))
+}
+
+/// The build found the environment gone: its job goes too.
+pub async fn forget(store: &Store, environment_id: i64) -> Result<()> {
+    let mut tx = queue::begin(store).await?;
+    queue::forget(&mut tx, environment_id).await?;
+    tx.commit().await
+}
+
+/// Renews `lease` for another `lease_ms`. False when it was lost: the build must stop.
+pub async fn heartbeat(store: &Store, lease: &Lease, cfg: &WorkerConfig) -> Result<bool> {
+    let now = store.clock().now_ms();
+    queue::heartbeat(store, lease, policy::lease_until(&cfg.rules, now), now).await
+}
