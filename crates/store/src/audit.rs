@@ -23,30 +23,75 @@ pub struct AuditRecord {
     pub after_state: Option<String>,
 }
 
+/// Which audit entries to read; every field narrows the list.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub project: Option<i64>,
+    pub environment: Option<i64>,
+    /// The actor exactly as recorded (`user:ada@example.com`, `admin-key:default`, …).
+    pub actor: Option<String>,
+    /// Entries at or after this time (ms since the epoch).
+    pub since: Option<i64>,
+    /// Entries before this time (ms since the epoch).
+    pub until: Option<i64>,
+}
+
 /// Audit entries, newest first; of one project when `project_id` is given.
 pub async fn list(
     tx: &mut Tx,
     project_id: Option<i64>,
     page: PageRequest,
 ) -> Result<Page<AuditRecord>> {
+    let filter = AuditFilter {
+        project: project_id,
+        ..AuditFilter::default()
+    };
+    search(tx, &filter, page).await
+}
+
+/// Audit entries matching `filter`, newest first.
+pub async fn search(tx: &mut Tx, f: &AuditFilter, page: PageRequest) -> Result<Page<AuditRecord>> {
+    const WHERE: &str = "($1 IS NULL OR project_id = $1) AND ($2 IS NULL OR environment_id = $2) \
+         AND ($3 IS NULL OR actor = $3) AND ($4 IS NULL OR created_at >= $4) \
+         AND ($5 IS NULL OR created_at < $5)";
     let count: i64 = sql!(tx, |c| {
-        sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE ($1 IS NULL OR project_id = $1)")
-            .bind(project_id)
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM audit_log WHERE {WHERE}"))
+            .bind(f.project)
+            .bind(f.environment)
+            .bind(&f.actor)
+            .bind(f.since)
+            .bind(f.until)
             .fetch_one(c)
             .await?
     });
     let results = sql!(tx, |c| {
-        sqlx::query_as(
+        sqlx::query_as(&format!(
             "SELECT id, created_at, project_id, environment_id, actor, action, resource_type, \
                  resource_id, log, before_state, after_state \
-             FROM audit_log WHERE ($1 IS NULL OR project_id = $1) \
-             ORDER BY id DESC LIMIT $2 OFFSET $3",
-        )
-        .bind(project_id)
+             FROM audit_log WHERE {WHERE} ORDER BY id DESC LIMIT $6 OFFSET $7"
+        ))
+        .bind(f.project)
+        .bind(f.environment)
+        .bind(&f.actor)
+        .bind(f.since)
+        .bind(f.until)
         .bind(page.page_size)
         .bind(page.offset())
         .fetch_all(c)
         .await?
     });
     Ok(Page { count, results })
+}
+
+/// The distinct actors of a project's audit entries (or of all entries), for author filters.
+pub async fn actors(tx: &mut Tx, project_id: Option<i64>) -> Result<Vec<String>> {
+    Ok(sql!(tx, |c| {
+        sqlx::query_scalar(
+            "SELECT DISTINCT actor FROM audit_log WHERE ($1 IS NULL OR project_id = $1) \
+             ORDER BY actor LIMIT 1000",
+        )
+        .bind(project_id)
+        .fetch_all(c)
+        .await?
+    }))
 }

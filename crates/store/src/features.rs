@@ -186,33 +186,73 @@ pub async fn get(tx: &mut Tx, project_id: i64, id: i64) -> Result<Feature> {
     row.into_feature(opts)
 }
 
-/// Features of a project by id; `search` keeps those whose name contains it (ignoring case).
+/// Which features of a project a list shows.
+#[derive(Debug, Clone, Default)]
+pub struct FeatureFilter {
+    /// Only names containing this text (ignoring case).
+    pub search: Option<String>,
+    /// Only features carrying every one of these tags.
+    pub tags: Vec<String>,
+    /// Only archived (`true`) or only live (`false`) features; both when absent.
+    pub is_archived: Option<bool>,
+}
+
+/// Features of a project by id, filtered as `filter` says.
 pub async fn list(
     tx: &mut Tx,
     project_id: i64,
-    search: Option<&str>,
+    filter: &FeatureFilter,
     page: PageRequest,
 ) -> Result<Page<Feature>> {
     projects::get(tx, project_id).await?;
-    let pattern = search.map(|s| format!("%{}%", escape_like(&s.to_lowercase())));
-    let filter = "project_id = $1 AND ($2 IS NULL OR LOWER(name) LIKE $2 ESCAPE '\\')";
+    let pattern = filter
+        .search
+        .as_deref()
+        .map(|s| format!("%{}%", escape_like(&s.to_lowercase())));
+    // Tags are stored as a JSON array of strings: a tag is present when its JSON string is.
+    let mut condition = String::from(
+        "project_id = $1 AND ($2 IS NULL OR LOWER(name) LIKE $2 ESCAPE '\\') \
+         AND ($3 IS NULL OR is_archived = $3)",
+    );
+    let tag_patterns: Vec<String> = filter
+        .tags
+        .iter()
+        .map(|t| {
+            let json = serde_json::to_string(t.trim()).expect("strings serialize");
+            format!("%{}%", escape_like(&json))
+        })
+        .collect();
+    for i in 0..tag_patterns.len() {
+        condition.push_str(&format!(" AND tags LIKE ${} ESCAPE '\\'", i + 4));
+    }
+    let n = tag_patterns.len() + 4;
+    let count_sql = format!("SELECT COUNT(*) FROM features WHERE {condition}");
     let count: i64 = sql!(tx, |c| {
-        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM features WHERE {filter}"))
+        let mut q = sqlx::query_scalar(&count_sql)
             .bind(project_id)
             .bind(&pattern)
-            .fetch_one(c)
-            .await?
+            .bind(filter.is_archived);
+        for t in &tag_patterns {
+            q = q.bind(t);
+        }
+        q.fetch_one(c).await?
     });
+    let rows_sql = format!(
+        "SELECT {COLUMNS} FROM features WHERE {condition} ORDER BY id LIMIT ${n} OFFSET ${}",
+        n + 1
+    );
     let rows: Vec<FeatureRow> = sql!(tx, |c| {
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM features WHERE {filter} ORDER BY id LIMIT $3 OFFSET $4"
-        ))
-        .bind(project_id)
-        .bind(&pattern)
-        .bind(page.page_size)
-        .bind(page.offset())
-        .fetch_all(c)
-        .await?
+        let mut q = sqlx::query_as(&rows_sql)
+            .bind(project_id)
+            .bind(&pattern)
+            .bind(filter.is_archived);
+        for t in &tag_patterns {
+            q = q.bind(t);
+        }
+        q.bind(page.page_size)
+            .bind(page.offset())
+            .fetch_all(c)
+            .await?
     });
     let mut by_feature = match (rows.first(), rows.last()) {
         (Some(first), Some(last)) => options::in_range(tx, project_id, first.id, last.id).await?,
@@ -226,6 +266,26 @@ pub async fn list(
         })
         .collect::<Result<_>>()?;
     Ok(Page { count, results })
+}
+
+/// Every tag used by a feature of the project, sorted, each once.
+pub async fn tags(tx: &mut Tx, project_id: i64) -> Result<Vec<String>> {
+    projects::get(tx, project_id).await?;
+    let rows: Vec<String> = sql!(tx, |c| {
+        sqlx::query_scalar("SELECT tags FROM features WHERE project_id = $1 AND tags <> '[]'")
+            .bind(project_id)
+            .fetch_all(c)
+            .await?
+    });
+    let mut out = std::collections::BTreeSet::new();
+    for row in rows {
+        let tags: Vec<String> = serde_json::from_str(&row).map_err(|e| StoreError::Corrupt {
+            what: "features.tags",
+            detail: e.to_string(),
+        })?;
+        out.extend(tags);
+    }
+    Ok(out.into_iter().collect())
 }
 
 fn escape_like(s: &str) -> String {
@@ -276,7 +336,7 @@ pub async fn update(
     let row: FeatureRow = sql!(ch.tx(), |c| {
         sqlx::query_as(&format!(
             "UPDATE features SET name = $2, type = $3, initial_value = $4, default_enabled = $5, \
-                 description = $6, is_server_key_only = $7, tags = $8 \
+                 description = $6, is_server_key_only = $7, tags = $8, is_archived = $9 \
              WHERE id = $1 RETURNING {COLUMNS}"
         ))
         .bind(id)
@@ -291,6 +351,7 @@ pub async fn update(
                 .unwrap_or(before.is_server_key_only),
         )
         .bind(&tags)
+        .bind(patch.is_archived.unwrap_or(before.is_archived))
         .fetch_one(c)
         .await
         .map_err(unique_as_conflict(
@@ -306,7 +367,11 @@ pub async fn update(
         action: "updated",
         resource_type: "feature",
         resource_id: id.to_string(),
-        log: format!("Feature '{}' updated", after.name),
+        log: match (before.is_archived, after.is_archived) {
+            (false, true) => format!("Feature '{}' archived", after.name),
+            (true, false) => format!("Feature '{}' restored from the archive", after.name),
+            _ => format!("Feature '{}' updated", after.name),
+        },
         before: serde_json::to_value(&before).ok(),
         after: serde_json::to_value(&after).ok(),
     });

@@ -24,6 +24,7 @@ pub mod segments;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod transfer;
+pub mod usage;
 pub mod values;
 
 pub use change::{Actor, AuditEntry, Change, PublishSettings};

@@ -1,4 +1,5 @@
-//! The audit log: `/api/v1/audit/?project=` and `/api/v1/projects/{id}/audit/`.
+//! The audit log: `/api/v1/audit/?project=&environment=&author=&since=&until=` and
+//! `/api/v1/projects/{id}/audit/`; `/api/v1/audit/authors/` lists who appears in it.
 
 use axum::extract::State;
 use axum::http::Uri;
@@ -13,12 +14,21 @@ use crate::AppState;
 
 pub(crate) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     r.routes(routes!(list_audit))
+        .routes(routes!(list_audit_authors))
         .routes(routes!(list_project_audit))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
 struct AuditFilter {
     project: Option<i64>,
+    /// Only entries about this environment (its id).
+    environment: Option<i64>,
+    /// Only entries by this actor, exactly as listed (`actor`).
+    author: Option<String>,
+    /// Only entries at or after this time (milliseconds since the epoch).
+    since: Option<i64>,
+    /// Only entries before this time (milliseconds since the epoch).
+    until: Option<i64>,
     page: Option<i64>,
     page_size: Option<i64>,
 }
@@ -35,12 +45,36 @@ async fn list_audit(
         page_size: f.page_size,
     }
     .request();
+    let filter = audit::AuditFilter {
+        project: f.project,
+        environment: f.environment,
+        actor: f.author.filter(|a| !a.is_empty()),
+        since: f.since,
+        until: f.until,
+    };
     let mut tx = s.store.read().await?;
     Ok(Json(paginate(
         &uri,
         req,
-        audit::list(&mut tx, f.project, req).await?,
+        audit::search(&mut tx, &filter, req).await?,
     )))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+struct AuthorFilter {
+    /// Only authors of this project's entries.
+    project: Option<i64>,
+}
+
+/// Everyone who appears in the audit log (of a project), sorted.
+#[utoipa::path(get, path = "/api/v1/audit/authors", tag = "audit", params(AuthorFilter),
+    responses((status = 200, body = Vec<String>)))]
+async fn list_audit_authors(
+    State(s): State<AppState>,
+    Query(f): Query<AuthorFilter>,
+) -> ApiResult<Json<Vec<String>>> {
+    let mut tx = s.store.read().await?;
+    Ok(Json(audit::actors(&mut tx, f.project).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}/audit", tag = "audit",

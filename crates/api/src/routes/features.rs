@@ -7,10 +7,11 @@ use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::Extension;
 use flagstone_store::features::{
-    self, options, Feature, FeaturePatch, MvOption, MvOptionPatch, NewFeature, NewMvOption,
+    self, options, Feature, FeaturePatch, FeatureState, MvOption, MvOptionPatch, NewFeature,
+    NewMvOption,
 };
-use flagstone_store::Actor;
-use serde::Deserialize;
+use flagstone_store::{environments, Actor, StoreError};
+use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::error::ApiResult;
@@ -21,6 +22,7 @@ use crate::AppState;
 pub(crate) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     let r = r
         .routes(routes!(list_features, create_feature))
+        .routes(routes!(list_feature_tags))
         .routes(routes!(get_feature, update_feature, delete_feature))
         .routes(routes!(list_options, create_option))
         .routes(routes!(get_option, update_option, delete_option));
@@ -31,27 +33,98 @@ pub(crate) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
 struct FeatureFilter {
     /// Only features whose name contains this text (ignoring case).
     search: Option<String>,
+    /// Comma-separated tag names: only features carrying all of them. (Flagsmith takes tag ids
+    /// here; Flagstone's tags are plain names.)
+    tags: Option<String>,
+    /// `true`: only archived features; `false`: only live ones; absent: both.
+    is_archived: Option<bool>,
+    /// An environment id of the project: each feature then carries that environment's state as
+    /// `environment_feature_state` (as Flagsmith's dashboard reads it).
+    environment: Option<i64>,
     page: Option<i64>,
     page_size: Option<i64>,
 }
 
+/// A listed feature; with `?environment=`, its state in that environment.
+#[derive(Serialize, utoipa::ToSchema)]
+struct FeatureListItem {
+    #[serde(flatten)]
+    feature: Feature,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    environment_feature_state: Option<FeatureState>,
+}
+
 #[utoipa::path(get, path = "/api/v1/projects/{project}/features", tag = "features",
     params(("project" = i64, Path), FeatureFilter),
-    responses((status = 200, body = Paginated<Feature>)))]
+    responses((status = 200, body = Paginated<FeatureListItem>)))]
 async fn list_features(
     State(s): State<AppState>,
     uri: Uri,
     Path(project): Path<i64>,
     Query(f): Query<FeatureFilter>,
-) -> ApiResult<Json<Paginated<Feature>>> {
+) -> ApiResult<Json<Paginated<FeatureListItem>>> {
     let req = PageParams {
         page: f.page,
         page_size: f.page_size,
     }
     .request();
+    let filter = features::FeatureFilter {
+        search: f.search,
+        tags: f
+            .tags
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        is_archived: f.is_archived,
+    };
     let mut tx = s.store.read().await?;
-    let page = features::list(&mut tx, project, f.search.as_deref(), req).await?;
+    let page = features::list(&mut tx, project, &filter, req).await?;
+    let mut states = match (f.environment, page.results.first(), page.results.last()) {
+        (Some(env_id), first, last) => {
+            let env = environments::get(&mut tx, env_id).await?;
+            if env.project != project {
+                return Err(StoreError::invalid(
+                    "environment",
+                    "is not an environment of this project",
+                )
+                .into());
+            }
+            match (first, last) {
+                (Some(a), Some(b)) => {
+                    features::states::in_range(&mut tx, env.id, a.id, b.id).await?
+                }
+                _ => Default::default(),
+            }
+        }
+        (None, ..) => Default::default(),
+    };
+    let page = flagstone_store::Page {
+        count: page.count,
+        results: page
+            .results
+            .into_iter()
+            .map(|feature| FeatureListItem {
+                environment_feature_state: states.remove(&feature.id),
+                feature,
+            })
+            .collect(),
+    };
     Ok(Json(paginate(&uri, req, page)))
+}
+
+/// Every tag used by the project's features, sorted (for tag filters and pickers).
+#[utoipa::path(get, path = "/api/v1/projects/{project}/feature-tags", tag = "features",
+    params(("project" = i64, Path)), responses((status = 200, body = Vec<String>)))]
+async fn list_feature_tags(
+    State(s): State<AppState>,
+    Path(project): Path<i64>,
+) -> ApiResult<Json<Vec<String>>> {
+    let mut tx = s.store.read().await?;
+    Ok(Json(features::tags(&mut tx, project).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/projects/{project}/features", tag = "features",

@@ -2,6 +2,7 @@
 //! traits ([`traits`]) and identity overrides ([`overrides`]). An identity of another
 //! environment is not found.
 
+mod evaluation;
 mod overrides;
 mod traits;
 
@@ -24,6 +25,7 @@ pub(crate) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
         .routes(routes!(list_identities, create_identity))
         .routes(routes!(get_identity, delete_identity));
     let r = traits::routes(r);
+    let r = evaluation::routes(r);
     overrides::routes(r)
 }
 

@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::Extension;
 use flagstone_store::projects::{self, NewProject, Project, ProjectPatch};
+use flagstone_store::usage::{self, ProjectUsage};
 use flagstone_store::Actor;
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -16,6 +17,7 @@ use crate::AppState;
 pub(crate) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     r.routes(routes!(list_projects, create_project))
         .routes(routes!(get_project, update_project, delete_project))
+        .routes(routes!(project_usage))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -88,4 +90,16 @@ async fn delete_project(
     projects::delete(&mut ch, id).await?;
     ch.commit().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// What the project uses of each of its limits, per environment where the limit is, with each
+/// published document's size against `max_document_bytes`. Beyond Flagsmith.
+#[utoipa::path(get, path = "/api/v1/projects/{id}/usage", tag = "projects",
+    params(("id" = i64, Path)), responses((status = 200, body = ProjectUsage)))]
+async fn project_usage(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<ProjectUsage>> {
+    let mut tx = s.store.read().await?;
+    Ok(Json(usage::project(&mut tx, id).await?))
 }

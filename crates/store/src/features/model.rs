@@ -61,6 +61,8 @@ pub struct Feature {
     /// Served only to server-side keys.
     pub is_server_key_only: bool,
     pub tags: Vec<String>,
+    /// Archived features are hidden from the dashboard's default list; they are still served.
+    pub is_archived: bool,
     pub multivariate_options: Vec<MvOption>,
     pub created_at: i64,
 }
@@ -77,6 +79,7 @@ pub(super) struct FeatureRow {
     description: Option<String>,
     is_server_key_only: bool,
     tags: String,
+    is_archived: bool,
     created_at: i64,
 }
 
@@ -98,6 +101,7 @@ impl FeatureRow {
                 what: "features.tags",
                 detail: e.to_string(),
             })?,
+            is_archived: self.is_archived,
             multivariate_options,
             created_at: self.created_at,
         })
@@ -148,6 +152,8 @@ pub struct FeaturePatch {
     pub description: Option<Option<String>>,
     pub is_server_key_only: Option<bool>,
     pub tags: Option<Vec<String>>,
+    /// Archive (`true`) or restore (`false`) the feature; it is served either way.
+    pub is_archived: Option<bool>,
 }
 
 /// Deserializes a JSON value that may be absent (`None`: no change) or present, null included
@@ -161,7 +167,7 @@ where
 
 pub(super) const COLUMNS: &str =
     "id, project_id, name, type, initial_value, default_enabled, description, \
-    is_server_key_only, tags, created_at";
+    is_server_key_only, tags, is_archived, created_at";
 
 pub(super) fn validate_description(d: Option<&str>) -> Result<Option<String>> {
     match d {

@@ -126,6 +126,30 @@ pub async fn list(
     Ok(Page { count, results })
 }
 
+/// The environment's states of the features with ids in `first..=last`, by feature id (one
+/// query for a page of features).
+pub async fn in_range(
+    tx: &mut Tx,
+    environment_id: i64,
+    first: i64,
+    last: i64,
+) -> Result<std::collections::HashMap<i64, FeatureState>> {
+    let rows: Vec<StateRow> = sql!(tx, |c| {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM feature_states WHERE environment_id = $1 \
+             AND feature_id >= $2 AND feature_id <= $3"
+        ))
+        .bind(environment_id)
+        .bind(first)
+        .bind(last)
+        .fetch_all(c)
+        .await?
+    });
+    rows.into_iter()
+        .map(|r| FeatureState::try_from(r).map(|s| (s.feature, s)))
+        .collect()
+}
+
 /// Changes an environment default: enabled, value and/or allocations.
 pub async fn update(
     ch: &mut Change,
