@@ -59,7 +59,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let admin = flagstone_api::router(AppState {
         store: store.clone(),
     });
-    let app = with_common_routes(admin.merge(edge.router));
+    // The dashboard answers what no API route does (its pages are routed in the browser).
+    let app = flagstone_dashboard::mount(with_common_routes(admin.merge(edge.router)));
     tracing::info!(backend = ?store.backend(), "admin API, task processor and SDK API in one process");
     serve_http(args.bind, app).await?;
     let _ = stop_worker.send(true);

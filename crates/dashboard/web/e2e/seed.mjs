@@ -1,0 +1,47 @@
+// Seeds a realistic project through the admin API (used by the screenshots and the tests).
+// `call(method, path, body)` is an authenticated API call; returns what it created.
+export async function seedDemo(call) {
+  const org = await call('POST', '/organisations/', { name: 'Acme' });
+  const project = await call('POST', '/projects/', { name: 'Web shop', organisation: org.id });
+  const dev = await call('POST', '/environments/', { name: 'Development', project: project.id });
+  const prod = await call('POST', '/environments/', { name: 'Production', project: project.id });
+  const features = [
+    ['checkout_v2', 'New one-page checkout', ['checkout'], true, null],
+    ['dark_mode', 'Dark theme for the storefront', ['ui'], false, null],
+    ['free_shipping_threshold', 'Order value above which shipping is free', ['checkout', 'pricing'], true, 50],
+    ['search_provider', 'Which search backend answers queries', ['search'], true, 'elastic'],
+    ['recommendations', 'Show "customers also bought"', ['experiment'], false, null],
+    ['maintenance_banner', 'Banner shown during planned maintenance', ['ops'], false, 'We will be back at 02:00 UTC'],
+    ['gift_cards', 'Sell and redeem gift cards', ['checkout'], false, null],
+    ['new_onboarding', 'Guided tour for new accounts', ['experiment', 'ui'], true, null],
+  ];
+  const made = {};
+  for (const [name, description, tags, enabled, value] of features) {
+    made[name] = await call('POST', `/projects/${project.id}/features/`, {
+      name, description, tags, default_enabled: enabled, initial_value: value,
+    });
+  }
+  await call('POST', `/projects/${project.id}/features/${made.recommendations.id}/mv-options/`, { value: 'collaborative', key: 'collab', default_percentage_allocation: 30 });
+  await call('POST', `/projects/${project.id}/features/${made.recommendations.id}/mv-options/`, { value: 'popular', key: 'popular', default_percentage_allocation: 30 });
+  const beta = await call('POST', `/projects/${project.id}/segments/`, {
+    name: 'Beta testers', description: 'People who opted in to early features',
+    rules: [{ type: 'ALL', rules: [{ type: 'ANY', conditions: [
+      { operator: 'EQUAL', property: 'plan', value: 'beta' },
+      { operator: 'REGEX', property: 'email', value: '.*@acme\\.com' },
+    ] }] }],
+  });
+  const eu = await call('POST', `/projects/${project.id}/segments/`, {
+    name: 'EU customers', rules: [{ type: 'ALL', conditions: [{ operator: 'IN', property: 'country', value: 'de,fr,es,it,nl' }] }],
+  });
+  await call('POST', `/environments/${prod.api_key}/features/${made.checkout_v2.id}/create-segment-override/`, { segment: beta.id, enabled: true, feature_state_value: 'beta-flow' });
+  await call('POST', `/environments/${prod.api_key}/features/${made.checkout_v2.id}/create-segment-override/`, { segment: eu.id, enabled: false });
+  const ada = await call('POST', `/environments/${prod.api_key}/identities/`, { identifier: 'ada@acme.com' });
+  await call('PUT', `/environments/${prod.api_key}/identities/${ada.id}/traits/`, [
+    { trait_key: 'plan', trait_value: 'beta' }, { trait_key: 'country', trait_value: 'gb' }, { trait_key: 'orders', trait_value: 12 },
+  ]);
+  await call('POST', `/environments/${prod.api_key}/identities/${ada.id}/featurestates/`, { feature: made.dark_mode.id, enabled: true });
+  for (const id of ['grace@example.org', 'linus@example.net', 'margaret@example.com']) {
+    await call('POST', `/environments/${prod.api_key}/identities/`, { identifier: id });
+  }
+  return { org, project, dev, prod, features: made, segments: { beta, eu }, identities: { ada } };
+}

@@ -1,0 +1,228 @@
+// An environment's settings and keys: name, client traits, hiding disabled flags, sensitive
+// data, the client-side key, server-side keys (created keys are shown once), deleting it.
+import { useState } from 'preact/hooks';
+import { all, del, patch, post } from '../lib/api.js';
+import { ago } from '../lib/format.js';
+import { navigate } from '../lib/router.jsx';
+import { usePermissions, usePlace } from '../lib/session.jsx';
+import { Alert, Button, Checkbox, Dialog, PageHeader, SelectField, TextField, toast, useLoad } from '../components/ui.jsx';
+
+export function EnvironmentSettings({ params }) {
+  const place = usePlace();
+  const env = place.environment;
+  const { can } = usePermissions(params.project, env.api_key);
+  const admin = can('ADMIN');
+  return (
+    <>
+      <PageHeader title="Environment settings" subtitle={`${env.name} in ${place.project.name}`} />
+      <section class="card">
+        <h2>Client-side key</h2>
+        <p class="hint">Public: client-side SDKs (browsers, mobile apps) use it to fetch this environment's flags.</p>
+        <code class="key">{env.api_key}</code>
+      </section>
+      <General key={env.api_key} env={env} canEdit={admin} onSaved={place.reloadPlace} />
+      <ServerKeys env={env} canEdit={admin} />
+      {admin && (
+        <DeleteEnvironment
+          env={env}
+          onDeleted={() => {
+            place.reloadPlace();
+            navigate(`/projects/${params.project}/settings`);
+          }}
+        />
+      )}
+    </>
+  );
+}
+
+const HIDE = [
+  { value: 'inherit', label: 'As the project says' },
+  { value: 'true', label: 'Hide disabled flags' },
+  { value: 'false', label: 'Send disabled flags' },
+];
+
+function General({ env, canEdit, onSaved }) {
+  const [name, setName] = useState(env.name);
+  const [clientTraits, setClientTraits] = useState(env.allow_client_traits);
+  const [hide, setHide] = useState(env.hide_disabled_flags === null ? 'inherit' : String(env.hide_disabled_flags));
+  const [sensitive, setSensitive] = useState(env.hide_sensitive_data);
+  const [localOverrides, setLocalOverrides] = useState(env.use_identity_overrides_in_local_eval);
+  const [error, setError] = useState(null);
+  const save = async (e) => {
+    e.preventDefault();
+    setError(null);
+    try {
+      await patch(`/environments/${env.api_key}/`, {
+        name: name.trim(),
+        allow_client_traits: clientTraits,
+        hide_disabled_flags: hide === 'inherit' ? null : hide === 'true',
+        hide_sensitive_data: sensitive,
+        use_identity_overrides_in_local_eval: localOverrides,
+      });
+      toast('Environment saved');
+      onSaved();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <form class="card form" onSubmit={save}>
+      <h2>General</h2>
+      <Alert error={error && !error.fields.name ? error : null} />
+      <TextField label="Environment name" value={name} onInput={setName} error={error?.fields.name} disabled={!canEdit} />
+      <SelectField label="Disabled flags" value={hide} onChange={setHide} options={HIDE} disabled={!canEdit} />
+      <Checkbox
+        label="Allow client-side SDKs to set traits"
+        hint="Turn off to accept traits only from server-side keys."
+        checked={clientTraits}
+        onChange={setClientTraits}
+        disabled={!canEdit}
+      />
+      <Checkbox label="Hide sensitive data from SDKs" checked={sensitive} onChange={setSensitive} disabled={!canEdit} />
+      <Checkbox
+        label="Send identity overrides to local-evaluation SDKs"
+        checked={localOverrides}
+        onChange={setLocalOverrides}
+        disabled={!canEdit}
+      />
+      {canEdit && (
+        <div class="form-actions">
+          <Button kind="primary" type="submit">
+            Save environment
+          </Button>
+        </div>
+      )}
+    </form>
+  );
+}
+
+function ServerKeys({ env, canEdit }) {
+  const keys = useLoad(() => all(`/environments/${env.api_key}/api-keys/`), [env.api_key]);
+  const [name, setName] = useState('');
+  const [created, setCreated] = useState(null);
+  const [error, setError] = useState(null);
+  const create = async (e) => {
+    e.preventDefault();
+    setError(null);
+    try {
+      setCreated(await post(`/environments/${env.api_key}/api-keys/`, { name: name.trim() }));
+      setName('');
+      keys.reload();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  const revoke = async (k) => {
+    try {
+      await del(`/environments/${env.api_key}/api-keys/${k.id}/`);
+      toast(`Key ${k.name} revoked`);
+      keys.reload();
+    } catch (err) {
+      toast(err.message, 'error');
+    }
+  };
+  return (
+    <section class="card">
+      <h2>Server-side keys</h2>
+      <p class="hint">Secret: server-side SDKs use them for local evaluation and server-only flags. Keep them out of browsers and apps.</p>
+      <Alert error={keys.error} />
+      {(keys.data || []).length === 0 ? (
+        <p class="muted">No server-side keys.</p>
+      ) : (
+        <table class="table compact">
+          <thead>
+            <tr>
+              <th scope="col">Name</th>
+              <th scope="col">Starts with</th>
+              <th scope="col" class="hide-phone">
+                Created
+              </th>
+              <th scope="col">
+                <span class="visually-hidden">Actions</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {keys.data.map((k) => (
+              <tr key={k.id}>
+                <td>{k.name}</td>
+                <td>
+                  <code>{k.key_prefix}…</code>
+                </td>
+                <td class="hide-phone">{ago(k.created_at)}</td>
+                <td class="actions">
+                  {canEdit && (
+                    <Button kind="ghost" onClick={() => revoke(k)} aria-label={`Revoke key ${k.name}`}>
+                      Revoke
+                    </Button>
+                  )}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {canEdit && (
+        <form class="form inline-form" onSubmit={create}>
+          <Alert error={error && !error.fields.name ? error : null} />
+          <TextField label="New key name" value={name} onInput={setName} error={error?.fields.name} placeholder="Backend" />
+          <Button kind="primary" type="submit" disabled={!name.trim()}>
+            Create server-side key
+          </Button>
+        </form>
+      )}
+      {created && (
+        <Dialog title="Your new server-side key" onClose={() => setCreated(null)}>
+          <p>Copy it now: it is shown only this once.</p>
+          <code class="key" aria-label="New key">
+            {created.key}
+          </code>
+          <div class="form-actions">
+            <Button kind="primary" onClick={() => setCreated(null)}>
+              I have copied it
+            </Button>
+          </div>
+        </Dialog>
+      )}
+    </section>
+  );
+}
+
+function DeleteEnvironment({ env, onDeleted }) {
+  const [confirming, setConfirming] = useState(false);
+  const [typed, setTyped] = useState('');
+  const [error, setError] = useState(null);
+  const remove = async (e) => {
+    e.preventDefault();
+    try {
+      await del(`/environments/${env.api_key}/`);
+      toast(`Environment ${env.name} deleted`);
+      onDeleted();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <section class="card danger">
+      <h2>Delete environment</h2>
+      <p class="hint">SDKs using its keys stop receiving flags.</p>
+      <Button kind="danger" onClick={() => setConfirming(true)}>
+        Delete environment
+      </Button>
+      {confirming && (
+        <Dialog title={`Delete ${env.name}?`} onClose={() => setConfirming(false)}>
+          <form class="form" onSubmit={remove}>
+            <Alert error={error} />
+            <TextField label={`Type ${env.name} to confirm`} value={typed} onInput={setTyped} autocomplete="off" />
+            <div class="form-actions">
+              <Button onClick={() => setConfirming(false)}>Cancel</Button>
+              <Button kind="danger" type="submit" disabled={typed !== env.name}>
+                Delete for good
+              </Button>
+            </div>
+          </form>
+        </Dialog>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,344 @@
+// One feature in one environment: its state (switch, value, variation allocations), its
+// variations, its segment overrides in priority order, its settings, archive and delete.
+import { useState } from 'preact/hooks';
+import { del, get, patch, post } from '../lib/api.js';
+import { showValue } from '../lib/format.js';
+import { Link, navigate } from '../lib/router.jsx';
+import { usePermissions, usePlace } from '../lib/session.jsx';
+import {
+  Alert, Button, Checkbox, Dialog, Loading, PageHeader, Switch, TextArea, TextField, toast, useLoad,
+} from '../components/ui.jsx';
+import { ValueEditor, readValue, valueState } from '../components/ValueEditor.jsx';
+import { SegmentOverrides } from '../components/SegmentOverrides.jsx';
+
+export function FeatureEditor({ params }) {
+  const place = usePlace();
+  const env = place.environment;
+  const perms = usePermissions(place.project?.id, env.api_key);
+  const base = `/projects/${params.project}/environments/${env.api_key}/features`;
+  const data = useLoad(async () => {
+    const feature = await get(`/projects/${params.project}/features/${params.feature}/`);
+    const states = await get(`/environments/${env.api_key}/featurestates/?feature=${params.feature}`);
+    return { feature, state: states.results[0] };
+  }, [params.feature, env.api_key]);
+  if (data.error) return <Alert error={data.error} />;
+  if (!data.data) return <Loading />;
+  const { feature, state } = data.data;
+  return (
+    <>
+      <p class="crumbs">
+        <Link href={base}>← Features of {env.name}</Link>
+      </p>
+      <PageHeader
+        title={feature.name}
+        subtitle={feature.description || (feature.type === 'MULTIVARIATE' ? 'Multivariate feature' : 'Feature')}
+      />
+      {feature.is_archived && <p class="notice">This feature is archived: hidden from the features list, still served to SDKs.</p>}
+      <StateCard feature={feature} state={state} env={env} canEdit={perms.can('UPDATE_FEATURE_STATE')} onSaved={data.reload} />
+      <Variations feature={feature} project={params.project} canEdit={perms.can('EDIT_FEATURE', 'project')} onSaved={data.reload} />
+      <SegmentOverrides feature={feature} env={env} project={params.project} canEdit={perms.can('MANAGE_SEGMENT_OVERRIDES') || perms.can('UPDATE_FEATURE_STATE')} />
+      <SettingsCard feature={feature} project={params.project} canEdit={perms.can('EDIT_FEATURE', 'project')} onSaved={data.reload} />
+      <DangerZone
+        feature={feature}
+        project={params.project}
+        canDelete={perms.can('DELETE_FEATURE', 'project')}
+        canEdit={perms.can('EDIT_FEATURE', 'project')}
+        onArchived={data.reload}
+        onDeleted={() => navigate(base)}
+      />
+    </>
+  );
+}
+
+/** Allocation of each option in this state: the state's own, else the option's default. */
+function allocationsOf(feature, state) {
+  const own = new Map((state.multivariate_feature_state_values || []).map((a) => [a.multivariate_feature_option, a.percentage_allocation]));
+  return Object.fromEntries(feature.multivariate_options.map((o) => [o.id, String(own.get(o.id) ?? o.default_percentage_allocation)]));
+}
+
+export function allocationProblem(values) {
+  const nums = Object.values(values).map(Number);
+  if (nums.some((n) => !Number.isFinite(n) || n < 0 || n > 100)) return 'Each allocation is a percentage from 0 to 100.';
+  const total = nums.reduce((a, b) => a + b, 0);
+  if (total > 100 + 1e-9) return `The allocations add up to ${+total.toFixed(4)}%: they must add up to at most 100%.`;
+  return null;
+}
+
+function StateCard({ feature, state, env, canEdit, onSaved }) {
+  const [enabled, setEnabled] = useState(state.enabled);
+  const [value, setValue] = useState(valueState(state.feature_state_value));
+  const [alloc, setAlloc] = useState(allocationsOf(feature, state));
+  const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const problem = feature.multivariate_options.length ? allocationProblem(alloc) : null;
+  const total = Object.values(alloc).reduce((a, b) => a + (Number(b) || 0), 0);
+  const save = async (e) => {
+    e.preventDefault();
+    const v = readValue(value);
+    if (v.error || problem) return;
+    setBusy(true);
+    setError(null);
+    try {
+      const body = { enabled, feature_state_value: v.value };
+      if (feature.multivariate_options.length) {
+        body.multivariate_feature_state_values = feature.multivariate_options.map((o) => ({
+          multivariate_feature_option: o.id,
+          percentage_allocation: Number(alloc[o.id]),
+        }));
+      }
+      await patch(`/environments/${env.api_key}/featurestates/${state.id}/`, body);
+      toast(`${feature.name} saved in ${env.name}`);
+      onSaved();
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <form class="card form" onSubmit={save}>
+      <h2>In {env.name}</h2>
+      <Alert error={error && !error.fields.feature_state_value && !error.fields.multivariate_feature_state_values ? error : null} />
+      <div class="row">
+        <Switch label={feature.name} checked={enabled} onChange={setEnabled} disabled={!canEdit} />
+        <span class="muted">{enabled ? 'Served as enabled' : 'Served as disabled'}</span>
+      </div>
+      <ValueEditor label="Value" state={value} onChange={setValue} error={error?.fields.feature_state_value} disabled={!canEdit} />
+      {feature.multivariate_options.length > 0 && (
+        <fieldset class="allocations">
+          <legend>Variation allocations in {env.name}</legend>
+          <p class="hint">Identities are split by a stable hash of their identifier. Those outside every variation get the value above (control).</p>
+          {feature.multivariate_options.map((o) => (
+            <TextField
+              key={o.id}
+              label={`% for ${o.key ? `${o.key} (${showValue(o.value)})` : showValue(o.value)}`}
+              type="number"
+              min="0"
+              max="100"
+              step="any"
+              value={alloc[o.id]}
+              onInput={(v) => setAlloc({ ...alloc, [o.id]: v })}
+              disabled={!canEdit}
+              class="narrow"
+            />
+          ))}
+          <p class={problem ? 'field-error' : 'muted'} role={problem ? 'alert' : undefined}>
+            {problem || `Total ${+total.toFixed(4)}% · control ${+(100 - total).toFixed(4)}%`}
+          </p>
+          {error?.fields.multivariate_feature_state_values && <p class="field-error">{error.fields.multivariate_feature_state_values}</p>}
+        </fieldset>
+      )}
+      {canEdit && (
+        <div class="form-actions">
+          <Button kind="primary" type="submit" busy={busy} disabled={busy || !!problem}>
+            Save {env.name} state
+          </Button>
+        </div>
+      )}
+    </form>
+  );
+}
+
+function Variations({ feature, project, canEdit, onSaved }) {
+  const [adding, setAdding] = useState(false);
+  const [value, setValue] = useState({ kind: 'text', text: '' });
+  const [key, setKey] = useState('');
+  const [pct, setPct] = useState('0');
+  const [error, setError] = useState(null);
+  const others = feature.multivariate_options.reduce((a, o) => a + o.default_percentage_allocation, 0);
+  const problem = adding ? allocationProblem({ ...Object.fromEntries(feature.multivariate_options.map((o) => [o.id, o.default_percentage_allocation])), new: pct }) : null;
+  const add = async (e) => {
+    e.preventDefault();
+    const v = readValue(value);
+    if (v.error || problem) return;
+    setError(null);
+    try {
+      await post(`/projects/${project}/features/${feature.id}/mv-options/`, {
+        value: v.value,
+        key: key.trim() || null,
+        default_percentage_allocation: Number(pct),
+      });
+      toast('Variation added');
+      setAdding(false);
+      setValue({ kind: 'text', text: '' });
+      setKey('');
+      setPct('0');
+      onSaved();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  const remove = async (o) => {
+    try {
+      await del(`/projects/${project}/features/${feature.id}/mv-options/${o.id}/`);
+      toast('Variation removed');
+      onSaved();
+    } catch (err) {
+      toast(err.message, 'error');
+    }
+  };
+  return (
+    <section class="card">
+      <h2>Variations</h2>
+      {feature.multivariate_options.length === 0 ? (
+        <p class="muted">No variations: every identity gets the same value. Add variations to run an A/B test.</p>
+      ) : (
+        <table class="table compact">
+          <thead>
+            <tr>
+              <th scope="col">Value</th>
+              <th scope="col">Key</th>
+              <th scope="col">Default %</th>
+              <th scope="col">
+                <span class="visually-hidden">Actions</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {feature.multivariate_options.map((o) => (
+              <tr key={o.id}>
+                <td>
+                  <code class="value">{showValue(o.value)}</code>
+                </td>
+                <td>{o.key || <span class="muted">—</span>}</td>
+                <td>{o.default_percentage_allocation}%</td>
+                <td class="actions">
+                  {canEdit && (
+                    <Button kind="ghost" onClick={() => remove(o)} aria-label={`Remove variation ${o.key || showValue(o.value)}`}>
+                      Remove
+                    </Button>
+                  )}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {canEdit &&
+        (adding ? (
+          <form class="form inset" onSubmit={add}>
+            <Alert error={error && !error.fields.value && !error.fields.key && !error.fields.default_percentage_allocation ? error : null} />
+            <ValueEditor label="Variation value" state={value} onChange={setValue} error={error?.fields.value} />
+            <TextField label="Variation key (optional)" value={key} onInput={setKey} error={error?.fields.key} />
+            <TextField
+              label="Default allocation %"
+              type="number"
+              min="0"
+              max="100"
+              step="any"
+              value={pct}
+              onInput={setPct}
+              error={problem || error?.fields.default_percentage_allocation}
+              hint={`The other variations take ${+others.toFixed(4)}% by default.`}
+              class="narrow"
+            />
+            <div class="form-actions">
+              <Button onClick={() => setAdding(false)}>Cancel</Button>
+              <Button kind="primary" type="submit" disabled={!!problem}>
+                Add variation
+              </Button>
+            </div>
+          </form>
+        ) : (
+          <Button onClick={() => setAdding(true)}>Add variation</Button>
+        ))}
+    </section>
+  );
+}
+
+function SettingsCard({ feature, project, canEdit, onSaved }) {
+  const [name, setName] = useState(feature.name);
+  const [description, setDescription] = useState(feature.description || '');
+  const [tags, setTags] = useState(feature.tags.join(', '));
+  const [serverOnly, setServerOnly] = useState(feature.is_server_key_only);
+  const [error, setError] = useState(null);
+  const save = async (e) => {
+    e.preventDefault();
+    setError(null);
+    try {
+      await patch(`/projects/${project}/features/${feature.id}/`, {
+        name: name.trim(),
+        description: description || null,
+        tags: tags.split(',').map((t) => t.trim()).filter(Boolean),
+        is_server_key_only: serverOnly,
+      });
+      toast('Feature settings saved');
+      onSaved();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <form class="card form" onSubmit={save}>
+      <h2>Settings</h2>
+      <p class="hint">These apply to every environment of the project.</p>
+      <Alert error={error && !['name', 'description', 'tags'].some((k) => error.fields[k]) ? error : null} />
+      <TextField label="Name" value={name} onInput={setName} error={error?.fields.name} disabled={!canEdit} />
+      <TextArea label="Description" value={description} onInput={setDescription} error={error?.fields.description} disabled={!canEdit} rows={2} />
+      <TextField label="Tags" value={tags} onInput={setTags} error={error?.fields.tags} hint="Comma-separated" disabled={!canEdit} />
+      <Checkbox label="Server-side only (hidden from client-side SDKs)" checked={serverOnly} onChange={setServerOnly} disabled={!canEdit} />
+      {canEdit && (
+        <div class="form-actions">
+          <Button kind="primary" type="submit">
+            Save settings
+          </Button>
+        </div>
+      )}
+    </form>
+  );
+}
+
+function DangerZone({ feature, project, canDelete, canEdit, onArchived, onDeleted }) {
+  const [confirming, setConfirming] = useState(false);
+  const [typed, setTyped] = useState('');
+  const [error, setError] = useState(null);
+  const archive = async () => {
+    try {
+      await patch(`/projects/${project}/features/${feature.id}/`, { is_archived: !feature.is_archived });
+      toast(feature.is_archived ? `${feature.name} restored` : `${feature.name} archived`);
+      onArchived();
+    } catch (err) {
+      toast(err.message, 'error');
+    }
+  };
+  const remove = async (e) => {
+    e.preventDefault();
+    try {
+      await del(`/projects/${project}/features/${feature.id}/`);
+      toast(`${feature.name} deleted`);
+      onDeleted();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  if (!canDelete && !canEdit) return null;
+  return (
+    <section class="card danger">
+      <h2>Archive or delete</h2>
+      <p class="hint">Archiving hides the feature from the list and keeps serving it. Deleting removes it from every environment: SDKs stop receiving it.</p>
+      <div class="row">
+        {canEdit && <Button onClick={archive}>{feature.is_archived ? 'Restore from archive' : 'Archive feature'}</Button>}
+        {canDelete && (
+          <Button kind="danger" onClick={() => setConfirming(true)}>
+            Delete feature
+          </Button>
+        )}
+      </div>
+      {confirming && (
+        <Dialog title={`Delete ${feature.name}?`} onClose={() => setConfirming(false)}>
+          <form class="form" onSubmit={remove}>
+            <p>This removes the feature, its overrides and variations from every environment. It cannot be undone.</p>
+            <Alert error={error} />
+            <TextField label={`Type ${feature.name} to confirm`} value={typed} onInput={setTyped} autocomplete="off" />
+            <div class="form-actions">
+              <Button onClick={() => setConfirming(false)}>Cancel</Button>
+              <Button kind="danger" type="submit" disabled={typed !== feature.name}>
+                Delete for good
+              </Button>
+            </div>
+          </form>
+        </Dialog>
+      )}
+    </section>
+  );
+}
