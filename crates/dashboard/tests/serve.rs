@@ -52,7 +52,10 @@ async fn built_files_are_served_and_cached_for_good() {
     let (status, h, _) = get(script).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(h[header::CONTENT_TYPE], "text/javascript");
-    assert!(h[header::CACHE_CONTROL].to_str().unwrap().contains("immutable"));
+    assert!(h[header::CACHE_CONTROL]
+        .to_str()
+        .unwrap()
+        .contains("immutable"));
     // No inline script anywhere in the page: the CSP would block it.
     assert!(!index.contains("<script>") && !index.contains("<script type=\"module\">"));
 }
@@ -61,7 +64,14 @@ async fn built_files_are_served_and_cached_for_good() {
 async fn api_prefixes_are_never_the_app() {
     let (status, _, body) = get("/api/v1/flags").await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "flags"));
-    for path in ["/api/v1/nope", "/api", "/health/x", "/metrics/x", "/sse/x", "/ofrep/v1/x"] {
+    for path in [
+        "/api/v1/nope",
+        "/api",
+        "/health/x",
+        "/metrics/x",
+        "/sse/x",
+        "/ofrep/v1/x",
+    ] {
         let (status, h, body) = get(path).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(h[header::CONTENT_TYPE], "application/json", "{path}");

@@ -98,12 +98,12 @@ async fn evaluate_identity(
         )
     })?;
     drop(tx);
-    let json = doc
-        .json()
-        .map_err(|e| ApiError::Store(StoreError::Corrupt {
+    let json = doc.json().map_err(|e| {
+        ApiError::Store(StoreError::Corrupt {
             what: "environment_documents.body",
             detail: e.to_string(),
-        }))?;
+        })
+    })?;
     let document: EnvironmentDocument = serde_json::from_slice(&json).map_err(|e| {
         ApiError::Store(StoreError::Corrupt {
             what: "environment_documents.body",
@@ -132,7 +132,10 @@ async fn evaluate_identity(
             .iter()
             .find(|m| m.name == name)
             .map(|m| MatchedSegment {
-                id: m.metadata.and_then(|md| md.get("id")).and_then(Value::as_i64),
+                id: m
+                    .metadata
+                    .and_then(|md| md.get("id"))
+                    .and_then(Value::as_i64),
                 name: m.name.to_owned(),
             })
     };
@@ -192,7 +195,10 @@ async fn evaluate_identity(
         .segments
         .iter()
         .map(|m| MatchedSegment {
-            id: m.metadata.and_then(|md| md.get("id")).and_then(Value::as_i64),
+            id: m
+                .metadata
+                .and_then(|md| md.get("id"))
+                .and_then(Value::as_i64),
             name: m.name.to_owned(),
         })
         .collect();
