@@ -80,7 +80,7 @@ function RuleBox({ rule, path, depth, maxDepth, errors, disabled, onChange, onRe
   const ruleError = errors[path] || errors[`${path}.type`] || errors[`${path}.rules`] || errors[`${path}.conditions`];
   return (
     <fieldset class={`rule rule-${rule.type.toLowerCase()} depth-${depth}`}>
-      <legend class="visually-hidden">Rule {path}</legend>
+      <legend class="visually-hidden">{depth > 1 ? `Nested rule, level ${depth}` : 'Rule'}</legend>
       <div class="rule-head">
         <SelectField label="Match" value={rule.type} onChange={(v) => set('type', v)} options={RULE_TYPES} disabled={disabled} class="rule-type" />
         {!disabled && (
