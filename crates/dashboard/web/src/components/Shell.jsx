@@ -23,6 +23,9 @@ function fill(pattern, place) {
     .replace(':org', place.organisation?.id ?? '');
 }
 
+/** The environment a person last opened in each project, for this tab's project pages. */
+const lastEnvironment = new Map();
+
 function usePlace(params) {
   const orgs = useLoad(() => all('/organisations/'), []);
   const projectId = params.project ? Number(params.project) : null;
@@ -33,6 +36,13 @@ function usePlace(params) {
   const projects = useLoad(async () => (orgId ? all(`/projects/?organisation=${orgId}`) : []), [orgId]);
   const envs = useLoad(async () => (projectId ? all(`/environments/?project=${projectId}`) : []), [projectId]);
   const environment = params.env ? (envs.data || []).find((e) => e.api_key === params.env) || null : null;
+  if (environment) lastEnvironment.set(projectId, environment.api_key);
+  // On project pages, the environment last opened in this project (else its first).
+  const workingEnvironment =
+    environment ||
+    (envs.data || []).find((e) => e.api_key === lastEnvironment.get(projectId)) ||
+    (envs.data || [])[0] ||
+    null;
   const organisation = (orgs.data || []).find((o) => o.id === orgId) || null;
   return {
     loading: orgs.loading || project.loading || envs.loading,
@@ -43,6 +53,7 @@ function usePlace(params) {
     project: project.data,
     environments: envs.data || [],
     environment,
+    workingEnvironment,
     reloadPlace: () => {
       orgs.reload();
       project.reload();
@@ -120,8 +131,7 @@ function TopBar({ place, found, onMenu, menuOpen }) {
         {place.project && place.environments.length > 0 && (
           <label class="picker">
             <span>Environment</span>
-            <select value={place.environment?.api_key ?? ''} onChange={(e) => switchEnv(e.currentTarget.value)}>
-              {!place.environment && <option value="">Choose…</option>}
+            <select value={place.workingEnvironment?.api_key ?? ''} onChange={(e) => switchEnv(e.currentTarget.value)}>
               {place.environments.map((e) => (
                 <option key={e.api_key} value={e.api_key}>
                   {e.name}
@@ -145,7 +155,7 @@ function TopBar({ place, found, onMenu, menuOpen }) {
 
 function Sidebar({ place, found, path }) {
   const current = found?.route.parent || found?.route.path;
-  const envForLinks = place.environment || place.environments[0] || null;
+  const envForLinks = place.workingEnvironment;
   const filled = { ...place, environment: envForLinks };
   return (
     <nav class="sidebar" aria-label="Main">

@@ -100,6 +100,7 @@ export async function all(path, max = 5000) {
   const out = [];
   for (;;) {
     const res = await get(`${path}${sep}page=${page}&page_size=1000`);
+    if (Array.isArray(res)) return res; // an unpaginated list
     out.push(...res.results);
     if (!res.next || out.length >= max) return out;
     page += 1;

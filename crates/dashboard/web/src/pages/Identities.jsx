@@ -181,19 +181,29 @@ export function IdentityPage({ params }) {
               <thead>
                 <tr>
                   <th scope="col">Feature</th>
-                  <th scope="col">Enabled</th>
-                  <th scope="col">Value</th>
+                  <th scope="col" class="hide-phone">
+                    Enabled
+                  </th>
+                  <th scope="col" class="hide-phone">
+                    Value
+                  </th>
                   <th scope="col">Why</th>
                 </tr>
               </thead>
               <tbody>
                 {ev.flags.map((f) => (
                   <tr key={f.name}>
-                    <td class="mono">{f.name}</td>
-                    <td>
+                    <td class="mono">
+                      {f.name}
+                      <div class="show-phone-block">
+                        <span class={`badge ${f.enabled ? 'badge-on' : 'badge-off'}`}>{f.enabled ? 'On' : 'Off'}</span>{' '}
+                        {showValue(f.value) !== '' && <code class="value">{showValue(f.value)}</code>}
+                      </div>
+                    </td>
+                    <td class="hide-phone">
                       <span class={`badge ${f.enabled ? 'badge-on' : 'badge-off'}`}>{f.enabled ? 'On' : 'Off'}</span>
                     </td>
-                    <td>
+                    <td class="hide-phone">
                       <code class="value">{showValue(f.value)}</code>
                     </td>
                     <td>
