@@ -11,8 +11,15 @@ pub struct AuditRecord {
     pub created_at: i64,
     pub project_id: Option<i64>,
     pub environment_id: Option<i64>,
-    /// Who made the change: `admin-key:<name>` or a system actor. Never a key.
+    /// The organisation the entry belongs to (its project's, or the organisation itself).
+    pub organisation_id: Option<i64>,
+    /// Who made the change: a user's email, `api-key:<name>`, `admin-key:<name>` or a system
+    /// actor. Never a key.
     pub actor: String,
+    /// The user who made the change, if a person did.
+    pub user_id: Option<i64>,
+    /// The organisation API key that made the change, if one did.
+    pub api_key_id: Option<i64>,
     pub action: String,
     pub resource_type: String,
     pub resource_id: String,
@@ -28,7 +35,7 @@ pub struct AuditRecord {
 pub struct AuditFilter {
     pub project: Option<i64>,
     pub environment: Option<i64>,
-    /// The actor exactly as recorded (`user:ada@example.com`, `admin-key:default`, …).
+    /// The actor exactly as recorded (`ada@example.com`, `api-key:ci`, `admin-key:configured`, …).
     pub actor: Option<String>,
     /// Entries at or after this time (ms since the epoch).
     pub since: Option<i64>,
@@ -66,8 +73,8 @@ pub async fn search(tx: &mut Tx, f: &AuditFilter, page: PageRequest) -> Result<P
     });
     let results = sql!(tx, |c| {
         sqlx::query_as(&format!(
-            "SELECT id, created_at, project_id, environment_id, actor, action, resource_type, \
-                 resource_id, log, before_state, after_state \
+            "SELECT id, created_at, project_id, environment_id, organisation_id, actor, user_id, \
+                 api_key_id, action, resource_type, resource_id, log, before_state, after_state \
              FROM audit_log WHERE {WHERE} ORDER BY id DESC LIMIT $6 OFFSET $7"
         ))
         .bind(f.project)

@@ -14,9 +14,16 @@ use crate::queue::JobState;
 use crate::{sql, Clock, Result, Tx};
 
 /// Who makes a change; recorded in the audit log. Never holds a key itself.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Actor {
+    /// The installation's key (`admin_keys`), when that is who.
     pub admin_key_id: Option<i64>,
+    /// The user, when a person made the change.
+    pub user_id: Option<i64>,
+    /// The organisation API key (`api_keys`), when that is who.
+    pub api_key_id: Option<i64>,
+    /// What the audit log shows: a user's email, `api-key:<name>`, `admin-key:<name>`, or a
+    /// system actor's name. Webhooks send it as `changed_by`.
     pub name: String,
 }
 
@@ -24,8 +31,35 @@ impl Actor {
     /// Changes made by Flagstone itself (import from the CLI, first start-up).
     pub fn system(name: &str) -> Actor {
         Actor {
-            admin_key_id: None,
             name: name.to_string(),
+            ..Actor::default()
+        }
+    }
+
+    /// A person, shown by email.
+    pub fn user(user_id: i64, email: &str) -> Actor {
+        Actor {
+            user_id: Some(user_id),
+            name: email.to_string(),
+            ..Actor::default()
+        }
+    }
+
+    /// The installation's key.
+    pub fn installation_key(key_id: i64, name: &str) -> Actor {
+        Actor {
+            admin_key_id: Some(key_id),
+            name: format!("admin-key:{name}"),
+            ..Actor::default()
+        }
+    }
+
+    /// An organisation API key, shown by its name.
+    pub fn organisation_key(key_id: i64, name: &str) -> Actor {
+        Actor {
+            api_key_id: Some(key_id),
+            name: format!("api-key:{name}"),
+            ..Actor::default()
         }
     }
 }
@@ -68,7 +102,9 @@ pub struct Change {
     publish: PublishSettings,
     environments: BTreeSet<i64>,
     projects: BTreeSet<i64>,
-    audit: Vec<AuditEntry>,
+    /// Entries with the organisation they belong to when the caller said so (else it is the
+    /// organisation of the entry's project).
+    audit: Vec<(Option<i64>, AuditEntry)>,
     committed: Arc<Notify>,
     clock: Clock,
 }
@@ -119,7 +155,13 @@ impl Change {
     }
 
     pub fn audit(&mut self, entry: AuditEntry) {
-        self.audit.push(entry);
+        self.audit.push((None, entry));
+    }
+
+    /// Records an entry that belongs to an organisation: one about the organisation itself
+    /// (members, invites, keys), or about a project that the change deletes.
+    pub fn audit_in_organisation(&mut self, organisation_id: i64, entry: AuditEntry) {
+        self.audit.push((Some(organisation_id), entry));
     }
 
     /// Writes the audit entries, bumps revisions, requests publication and commits.
@@ -151,8 +193,8 @@ impl Change {
             request_publish(&mut self.tx, env, revision, now, self.publish).await?;
             committed.revisions.push((env, revision));
         }
-        for e in std::mem::take(&mut self.audit) {
-            write_audit(&mut self.tx, &self.actor, &e, now).await?;
+        for (organisation, e) in std::mem::take(&mut self.audit) {
+            write_audit(&mut self.tx, &self.actor, organisation, &e, now).await?;
         }
         self.tx.commit().await?;
         if !committed.revisions.is_empty() {
@@ -218,14 +260,24 @@ pub(crate) async fn request_publish(
     Ok(())
 }
 
-async fn write_audit(tx: &mut Tx, actor: &Actor, e: &AuditEntry, now: i64) -> Result<()> {
+async fn write_audit(
+    tx: &mut Tx,
+    actor: &Actor,
+    organisation: Option<i64>,
+    e: &AuditEntry,
+    now: i64,
+) -> Result<()> {
     let before = e.before.as_ref().map(Value::to_string);
     let after = e.after.as_ref().map(Value::to_string);
+    // The organisation decides who may read the entry (organisation admins); unless given, it
+    // is the organisation of the entry's project.
     sql!(tx, |c| {
         sqlx::query(
             "INSERT INTO audit_log (created_at, project_id, environment_id, actor, admin_key_id, \
-                 action, resource_type, resource_id, log, before_state, after_state) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                 action, resource_type, resource_id, log, before_state, after_state, \
+                 organisation_id, user_id, api_key_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+                 COALESCE($12, (SELECT organisation_id FROM projects WHERE id = $2)), $13, $14)",
         )
         .bind(now)
         .bind(e.project_id)
@@ -238,6 +290,9 @@ async fn write_audit(tx: &mut Tx, actor: &Actor, e: &AuditEntry, now: i64) -> Re
         .bind(&e.log)
         .bind(before)
         .bind(after)
+        .bind(organisation)
+        .bind(actor.user_id)
+        .bind(actor.api_key_id)
         .execute(c)
         .await?
         .rows_affected()

@@ -154,9 +154,16 @@ pub async fn authenticate_admin(store: &Store, key: &str) -> Result<Option<Actor
             .fetch_optional(c)
             .await?
     });
-    Ok(row.map(|(id, name)| Actor {
-        admin_key_id: Some(id),
-        name: format!("admin-key:{name}"),
+    Ok(row.map(|(id, name)| Actor::installation_key(id, &name)))
+}
+
+/// The installation key `key` (id and name), if it is one; inside the caller's transaction.
+pub async fn find_admin_key(tx: &mut Tx, key: &str) -> Result<Option<(i64, String)>> {
+    Ok(sql!(tx, |c| {
+        sqlx::query_as("SELECT id, name FROM admin_keys WHERE key_hash = $1 AND active")
+            .bind(hash_secret(key))
+            .fetch_optional(c)
+            .await?
     }))
 }
 

@@ -6,6 +6,7 @@
 //! (a row in `publish_jobs`). If the transaction commits, the change will be published; if not,
 //! nothing happened.
 
+pub mod accounts;
 pub mod audit;
 mod change;
 pub mod clock;

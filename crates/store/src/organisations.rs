@@ -88,16 +88,19 @@ pub async fn create(ch: &mut Change, new: &NewOrganisation) -> Result<Organisati
         .fetch_one(c)
         .await?
     });
-    ch.audit(AuditEntry {
-        project_id: None,
-        environment_id: None,
-        action: "created",
-        resource_type: "organisation",
-        resource_id: org.id.to_string(),
-        log: format!("Organisation '{}' created", org.name),
-        before: None,
-        after: serde_json::to_value(&org).ok(),
-    });
+    ch.audit_in_organisation(
+        org.id,
+        AuditEntry {
+            project_id: None,
+            environment_id: None,
+            action: "created",
+            resource_type: "organisation",
+            resource_id: org.id.to_string(),
+            log: format!("Organisation '{}' created", org.name),
+            before: None,
+            after: serde_json::to_value(&org).ok(),
+        },
+    );
     Ok(org)
 }
 
@@ -170,15 +173,18 @@ pub async fn update(ch: &mut Change, id: i64, patch: &OrganisationPatch) -> Resu
     for p in projects {
         ch.touch_project(p);
     }
-    ch.audit(AuditEntry {
-        project_id: None,
-        environment_id: None,
-        action: "updated",
-        resource_type: "organisation",
-        resource_id: id.to_string(),
-        log: format!("Organisation '{}' updated", after.name),
-        before: serde_json::to_value(&before).ok(),
-        after: serde_json::to_value(&after).ok(),
-    });
+    ch.audit_in_organisation(
+        id,
+        AuditEntry {
+            project_id: None,
+            environment_id: None,
+            action: "updated",
+            resource_type: "organisation",
+            resource_id: id.to_string(),
+            log: format!("Organisation '{}' updated", after.name),
+            before: serde_json::to_value(&before).ok(),
+            after: serde_json::to_value(&after).ok(),
+        },
+    );
     Ok(after)
 }

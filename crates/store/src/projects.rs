@@ -232,16 +232,20 @@ pub async fn delete(ch: &mut Change, id: i64) -> Result<()> {
             .await?
             .rows_affected()
     });
-    ch.audit(AuditEntry {
-        project_id: Some(id),
-        environment_id: None,
-        action: "deleted",
-        resource_type: "project",
-        resource_id: id.to_string(),
-        log: format!("Project '{}' deleted", before.name),
-        before: serde_json::to_value(&before).ok(),
-        after: None,
-    });
+    // The project row is gone when the entry is written: name its organisation explicitly.
+    ch.audit_in_organisation(
+        before.organisation,
+        AuditEntry {
+            project_id: Some(id),
+            environment_id: None,
+            action: "deleted",
+            resource_type: "project",
+            resource_id: id.to_string(),
+            log: format!("Project '{}' deleted", before.name),
+            before: serde_json::to_value(&before).ok(),
+            after: None,
+        },
+    );
     Ok(())
 }
 

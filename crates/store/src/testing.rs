@@ -55,3 +55,68 @@ pub async fn test_store() -> TestStore {
         }
     }
 }
+
+/// Every row of every table of the store as text, one line per row (`table: values`): tests
+/// search it for secrets that must never be stored in clear.
+pub async fn dump_text(store: &Store) -> String {
+    use crate::sql;
+    let mut tx = store.read().await.expect("read");
+    let mut out = String::new();
+    let query = tables_query(store.backend());
+    let tables: Vec<String> = sql!(&mut tx, |c| {
+        sqlx::query_scalar(query)
+            .fetch_all(c)
+            .await
+            .expect("tables")
+    });
+    for t in tables {
+        let rows: Vec<String> = match store.backend() {
+            crate::Backend::Postgres => sql!(&mut tx, |c| {
+                sqlx::query_scalar(&format!("SELECT CAST(x AS TEXT) FROM \"{t}\" x"))
+                    .fetch_all(c)
+                    .await
+                    .expect("rows")
+            }),
+            crate::Backend::Sqlite => {
+                let cols: Vec<String> = sql!(&mut tx, |c| {
+                    sqlx::query_scalar("SELECT name FROM pragma_table_info($1)")
+                        .bind(&t)
+                        .fetch_all(c)
+                        .await
+                        .expect("columns")
+                });
+                if cols.is_empty() {
+                    continue;
+                }
+                let expr = cols
+                    .iter()
+                    .map(|c| format!("quote(\"{c}\")"))
+                    .collect::<Vec<_>>()
+                    .join(" || '|' || ");
+                sql!(&mut tx, |c| {
+                    sqlx::query_scalar(&format!("SELECT {expr} FROM \"{t}\""))
+                        .fetch_all(c)
+                        .await
+                        .expect("rows")
+                })
+            }
+        };
+        for r in rows {
+            out.push_str(&t);
+            out.push_str(": ");
+            out.push_str(&r);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn tables_query(b: crate::Backend) -> &'static str {
+    match b {
+        crate::Backend::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'table'",
+        crate::Backend::Postgres => {
+            "SELECT CAST(table_name AS TEXT) FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
+        }
+    }
+}
