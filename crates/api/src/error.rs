@@ -4,8 +4,11 @@
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use flagstone_access::Refusal;
 use flagstone_store::StoreError;
 use serde_json::json;
+
+use crate::auth::throttle::RetryAfter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -13,6 +16,22 @@ pub enum ApiError {
     Store(#[from] StoreError),
     #[error("authentication required")]
     Unauthenticated,
+    /// Authenticated, but not allowed: the refusal names the missing permission.
+    #[error("forbidden: {0}")]
+    Forbidden(Refusal),
+    /// A cookie-authenticated request that changes something without its CSRF token.
+    #[error("CSRF token missing or wrong")]
+    Csrf,
+    /// Sign-in failed. One answer for an unknown email, a wrong password and a deactivated
+    /// account (Flagsmith's body), so it never tells whether an account exists.
+    #[error("unable to log in with provided credentials")]
+    InvalidCredentials,
+    /// Too many failures from this client or for this account.
+    #[error("too many failed attempts")]
+    TooManyRequests(RetryAfter),
+    /// Sign-up is closed and no valid invite was given.
+    #[error("{0}")]
+    SignupClosed(String),
     #[error("{0}")]
     BadJson(String),
     #[error("{0}")]
@@ -76,7 +95,48 @@ impl IntoResponse for ApiError {
             }
             ApiError::Unauthenticated => (
                 StatusCode::UNAUTHORIZED,
-                json!({"error": "unauthenticated", "detail": "send 'Authorization: Api-Key <admin key>'"}),
+                json!({"error": "unauthenticated", "detail": "authentication required: send 'Authorization: Token <token>' (from POST /api/v1/auth/login/) or 'Authorization: Api-Key <key>', or sign in"}),
+            ),
+            ApiError::Forbidden(r) => {
+                let scope = r
+                    .need
+                    .scope()
+                    .map(|(kind, id)| json!({"type": kind.as_str(), "id": id}));
+                (
+                    StatusCode::FORBIDDEN,
+                    json!({
+                        "error": "forbidden",
+                        "detail": r.to_string(),
+                        "missing_permission": r.need.missing_permission(),
+                        "reason": r.reason.as_str(),
+                        "scope": scope,
+                    }),
+                )
+            }
+            ApiError::Csrf => (
+                StatusCode::FORBIDDEN,
+                json!({"error": "csrf", "detail": "CSRF token missing or wrong"}),
+            ),
+            ApiError::InvalidCredentials => (
+                StatusCode::BAD_REQUEST,
+                json!({"non_field_errors": ["Unable to log in with provided credentials."]}),
+            ),
+            ApiError::TooManyRequests(RetryAfter(secs)) => {
+                let body = json!({
+                    "error": "too_many_requests",
+                    "detail": format!("Too many failed attempts. Try again in {secs} seconds."),
+                    "retry_after": secs,
+                });
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(axum::http::header::RETRY_AFTER, secs.to_string())],
+                    axum::Json(body),
+                )
+                    .into_response();
+            }
+            ApiError::SignupClosed(detail) => (
+                StatusCode::FORBIDDEN,
+                json!({"error": "signup_closed", "detail": detail}),
             ),
             ApiError::BadJson(detail) => (
                 StatusCode::BAD_REQUEST,

@@ -1,13 +1,17 @@
 //! Flagstone's admin API: HTTP/JSON under `/api/v1/`, following Flagsmith's resource paths and
 //! field names. Handlers are thin: extract, call the store inside one [`flagstone_store::Change`],
-//! map the result. Errors become responses in [`error::ApiError`]; the OpenAPI document is
-//! generated from the handlers' annotations and served at `/api/v1/openapi.json`.
+//! map the result. Every route but sign-in and sign-up is behind [`auth::caller::require_caller`]
+//! (who is calling; see [`auth`]). Errors become responses in [`error::ApiError`]; the OpenAPI
+//! document is generated from the handlers' annotations and served at `/api/v1/openapi.json`.
 
 pub mod auth;
+pub mod clock;
 pub mod error;
 pub mod extract;
 pub mod pagination;
 mod routes;
+
+use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -22,13 +26,37 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    /// Authentication's configuration, clock, password hasher and failure limits.
+    pub auth: Arc<auth::Auth>,
+}
+
+impl AppState {
+    /// Default authentication settings on the wall clock.
+    pub fn new(store: Store) -> AppState {
+        AppState::with_auth(
+            store,
+            auth::AuthConfig::default(),
+            Arc::new(clock::SystemClock),
+        )
+    }
+
+    pub fn with_auth(
+        store: Store,
+        config: auth::AuthConfig,
+        clock: Arc<dyn clock::Clock>,
+    ) -> AppState {
+        AppState {
+            store,
+            auth: Arc::new(auth::Auth::new(config, clock)),
+        }
+    }
 }
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Flagstone admin API", description = "Flagsmith-compatible admin API. Authenticate with `Authorization: Api-Key <admin key>`."),
+    info(title = "Flagstone admin API", description = "Flagsmith-compatible admin API. Authenticate with `Authorization: Token <token>` (from `POST /api/v1/auth/login/`), `Authorization: Api-Key <key>` (the installation key or an organisation API key), or a browser session cookie with `X-CSRF-Token`. See docs/authentication.md and docs/permissions.md."),
     modifiers(&SecurityAddon),
-    security(("admin_key" = []))
+    security(("token" = []), ("admin_key" = []), ("session" = []))
 )]
 struct ApiDoc;
 
@@ -42,7 +70,21 @@ impl utoipa::Modify for SecurityAddon {
             "admin_key",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "Authorization",
-                "Api-Key <admin key>",
+                "Api-Key <key>: the installation key, or an organisation API key",
+            ))),
+        );
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Authorization",
+                "Token <token>: a user's API token from POST /api/v1/auth/login/",
+            ))),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                auth::credentials::SESSION_COOKIE,
+                "A browser session from POST /api/v1/auth/session/; requests that change something also send X-CSRF-Token",
             ))),
         );
     }
@@ -50,13 +92,16 @@ impl utoipa::Modify for SecurityAddon {
 
 /// The admin API's routes and their OpenAPI description.
 pub fn admin_api(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
-    let (router, openapi) =
+    let (protected, mut openapi) =
         routes::all(OpenApiRouter::with_openapi(ApiDoc::openapi())).split_for_parts();
-    let router = router
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_admin,
-        ))
+    let (public, public_doc) = routes::public(OpenApiRouter::new()).split_for_parts();
+    openapi.merge(public_doc);
+    let protected = protected.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::caller::require_caller,
+    ));
+    let router = protected
+        .merge(public)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);
     (router, openapi)

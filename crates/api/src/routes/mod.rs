@@ -6,6 +6,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::AppState;
 
 mod audit;
+mod auth;
 mod environments;
 mod features;
 mod identities;
@@ -15,7 +16,14 @@ mod segments;
 mod tasks;
 mod transfer;
 
+/// Routes that need no credential (sign-in and sign-up).
+pub(crate) fn public(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    auth::public_routes(r)
+}
+
+/// Every authenticated admin route.
 pub(crate) fn all(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    let r = auth::routes(r);
     let r = organisations::routes(r);
     let r = projects::routes(r);
     let r = environments::routes(r);

@@ -65,9 +65,7 @@ impl EdgeApp {
     }
 
     fn admin(&self) -> Router {
-        flagstone_api::router(flagstone_api::AppState {
-            store: self.t.store.clone(),
-        })
+        flagstone_api::router(flagstone_api::AppState::new(self.t.store.clone()))
     }
 
     async fn send(router: Router, req: Request<Body>) -> Resp {
