@@ -1,6 +1,7 @@
 //! The `flagstone` binary: one command per role (serve, migrate, eval…). Each subcommand lives in
 //! its own module; this file only parses arguments and dispatches.
 
+mod auth_args;
 mod bench;
 mod db_args;
 mod edge;
@@ -8,6 +9,7 @@ mod eval;
 mod observability;
 mod serve;
 mod transfer;
+mod users;
 mod worker;
 
 use std::process::ExitCode;
@@ -48,6 +50,9 @@ enum Command {
     /// Retry or discard a parked publish job.
     #[command(subcommand)]
     Tasks(worker::TasksCommand),
+    /// Manage user accounts from the shell (e.g. the first organisation admin).
+    #[command(subcommand)]
+    Users(users::UsersCommand),
     /// Measure the publishing pipeline (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -65,6 +70,7 @@ fn main() -> ExitCode {
         Command::Reconcile(db) => run_async(worker::reconcile(db)),
         Command::Status(args) => run_async(worker::status(args)),
         Command::Tasks(cmd) => run_async(worker::tasks(cmd)),
+        Command::Users(cmd) => run_async(users::run(cmd)),
         Command::Bench(cmd) => run_async(bench::run(cmd)),
         Command::Migrate(db) => run_async(async move {
             db.open().await?;

@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 
 use axum::Router;
-use flagstone_api::AppState;
 use flagstone_edge::PublishFeed;
 use flagstone_store::keys::{ensure_admin_key, AdminKeySetup};
 use flagstone_store::Backend;
@@ -25,6 +24,8 @@ pub struct ServeArgs {
     /// printed once.
     #[arg(long, env = "FLAGSTONE_ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<String>,
+    #[command(flatten)]
+    pub auth: crate::auth_args::AuthArgs,
     #[command(flatten)]
     pub worker: crate::worker::WorkerOptions,
     #[command(flatten)]
@@ -56,9 +57,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         crate::worker::spawn_in_process(store.clone(), &args.worker, publications, worker_stop);
     let edge = crate::edge::start(store.clone(), feed, &args.edge).await;
     crate::observability::spawn_queue_gauges(store.clone());
-    let admin = flagstone_api::router(AppState {
-        store: store.clone(),
-    });
+    let admin = flagstone_api::router(args.auth.app_state(store.clone()));
     // The dashboard answers what no API route does (its pages are routed in the browser).
     let app = flagstone_dashboard::mount(with_common_routes(admin.merge(edge.router)));
     tracing::info!(backend = ?store.backend(), "admin API, task processor and SDK API in one process");
@@ -89,9 +88,12 @@ pub async fn serve_http(bind: SocketAddr, app: Router) -> anyhow::Result<()> {
     let app = NormalizePathLayer::trim_trailing_slash().layer(app);
     let listener = tokio::net::TcpListener::bind(bind).await?;
     tracing::info!(addr = %bind, "flagstone listening");
+    // The peer address reaches handlers (per-address limits on failed authentications).
     axum::serve(
         listener,
-        axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
+        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+            SocketAddr,
+        >(app),
     )
     .with_graceful_shutdown(shutdown_signal())
     .await?;
