@@ -55,6 +55,15 @@ test('create a feature, flip its switch, and SDKs see it within a second', async
   assert.equal(await toggle.getAttribute('aria-checked'), 'true');
   // Development is untouched.
   assert.equal((await sdkFlags(demo.dev)).express_delivery?.enabled ?? false, false);
+
+  // The value editor of the row.
+  await page.getByRole('button', { name: 'Edit value of express_delivery' }).click();
+  const edit = page.getByRole('dialog', { name: /Value of express_delivery/ });
+  await edit.getByLabel('Value type').selectOption('number');
+  await edit.getByLabel('Value', { exact: true }).fill('2.5');
+  await edit.getByRole('button', { name: 'Save value' }).click();
+  await within(1000, async () => (await sdkFlags(demo.prod)).express_delivery?.feature_state_value === 2.5);
+  await page.getByText('2.5', { exact: true }).waitFor();
   await page.context().close();
 });
 

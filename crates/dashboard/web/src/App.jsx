@@ -6,13 +6,15 @@ import { matchPath, navigate, useLocation } from './lib/router.jsx';
 import { Session } from './lib/session.jsx';
 import { Loading, Toasts } from './components/ui.jsx';
 import { Shell } from './components/Shell.jsx';
-import { SignIn } from './pages/SignIn.jsx';
+import { SignIn, setSignInNotice } from './pages/SignIn.jsx';
 import { AcceptInvite } from './pages/AcceptInvite.jsx';
+import { SignUp } from './pages/SignUp.jsx';
 
 /** Pages a visitor may see without signing in. */
 const publicRoutes = [
   { path: '/login', component: SignIn },
   { path: '/invite/:hash', component: AcceptInvite },
+  { path: '/signup', component: SignUp },
 ];
 
 export function App() {
@@ -22,6 +24,13 @@ export function App() {
   const signedIn = (body) => {
     setCsrfToken(body.csrf_token);
     setSession({ state: 'in', user: body.user });
+  };
+  /** The server already ended the session (e.g. a password change): show why on sign-in. */
+  const signedOut = (message) => {
+    setCsrfToken(null);
+    setSession({ state: 'out' });
+    setSignInNotice(message);
+    navigate('/login', { replace: true });
   };
   const signOut = async () => {
     try {
@@ -71,7 +80,7 @@ export function App() {
     return null;
   }
   return (
-    <Session.Provider value={{ user: session.user, signOut, setUser: (user) => setSession({ ...session, user }) }}>
+    <Session.Provider value={{ user: session.user, signOut, signedOut, setUser: (user) => setSession({ ...session, user }) }}>
       <Shell />
       <Toasts />
     </Session.Provider>

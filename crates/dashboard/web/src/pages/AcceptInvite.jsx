@@ -1,11 +1,43 @@
-// Accepting an invitation: completed once issue 9's invite endpoints are on main.
-export function AcceptInvite() {
+// `/invite/{hash}`: the link in an invitation. A visitor creates their account with it; a
+// signed-in person joins the organisation with their current account.
+import { useState } from 'preact/hooks';
+import { post } from '../lib/api.js';
+import { navigate } from '../lib/router.jsx';
+import { Alert, Button } from '../components/ui.jsx';
+import { SignUpForm } from './SignUp.jsx';
+
+export function AcceptInvite({ params, session, onSignedIn }) {
+  const [error, setError] = useState(null);
+  if (session.state === 'loading') return null;
+  if (session.state === 'in') {
+    const join = async () => {
+      try {
+        await post(`/users/join/${encodeURIComponent(params.hash)}/`);
+        navigate('/', { replace: true });
+        location.reload();
+      } catch (err) {
+        setError(err);
+      }
+    };
+    return (
+      <main class="auth-page">
+        <div class="auth-card">
+          <h1>Join the organisation</h1>
+          <p>You are signed in as {session.user.email}. Join the organisation that invited you with this account?</p>
+          <Alert error={error} />
+          <Button kind="primary" onClick={join}>
+            Join organisation
+          </Button>
+        </div>
+      </main>
+    );
+  }
   return (
-    <main class="auth-page">
-      <div class="auth-card">
-        <h1>Accept invitation</h1>
-        <p>Invitations are not available on this server yet.</p>
-      </div>
-    </main>
+    <SignUpForm
+      inviteHash={params.hash}
+      onSignedIn={onSignedIn}
+      title="Accept your invitation"
+      intro="Create your account to join the organisation that invited you."
+    />
   );
 }

@@ -31,6 +31,7 @@ export function Features({ params }) {
   const [archived, setArchived] = useState(false);
   const [page, setPage] = useState(1);
   const [creating, setCreating] = useState(false);
+  const [editing, setEditing] = useState(null);
   const q = useDebounced(search, 200);
   useEffect(() => setPage(1), [q, tag, archived, env?.id]);
 
@@ -133,13 +134,24 @@ export function Features({ params }) {
               </thead>
               <tbody>
                 {list.data.results.map((f) => (
-                  <FeatureRow key={f.id} f={f} env={env} params={params} canToggle={canToggle} onToggle={toggle} />
+                  <FeatureRow key={f.id} f={f} env={env} params={params} canToggle={canToggle} onToggle={toggle} onEdit={setEditing} />
                 ))}
               </tbody>
             </table>
             <Pager page={page} pageSize={PAGE_SIZE} count={list.data.count} onPage={setPage} label="features" />
           </>
         )
+      )}
+      {editing && (
+        <EditValue
+          feature={editing}
+          env={env}
+          onClose={() => setEditing(null)}
+          onSaved={() => {
+            setEditing(null);
+            list.reload();
+          }}
+        />
       )}
       {creating && (
         <CreateFeature
@@ -157,7 +169,7 @@ export function Features({ params }) {
   );
 }
 
-function FeatureRow({ f, env, params, canToggle, onToggle }) {
+function FeatureRow({ f, env, params, canToggle, onToggle, onEdit }) {
   const state = f.environment_feature_state;
   const value = state ? showValue(state.feature_state_value) : '';
   const variations = f.multivariate_options.length;
@@ -178,6 +190,11 @@ function FeatureRow({ f, env, params, canToggle, onToggle }) {
       <td class="hide-phone">
         {value !== '' && <code class="value">{value}</code>}
         {variations > 0 && <span class="chip chip-info">{variations} variation{variations > 1 ? 's' : ''}</span>}
+        {state && canToggle && (
+          <button type="button" class="link-btn" onClick={() => onEdit(f)} aria-label={`Edit value of ${f.name}`}>
+            Edit
+          </button>
+        )}
       </td>
       <td class="col-switch">
         {state && (
@@ -241,6 +258,40 @@ function CreateFeature({ project, onClose, onCreated }) {
           <Button onClick={onClose}>Cancel</Button>
           <Button kind="primary" type="submit" busy={busy} disabled={busy || !name.trim()}>
             Create feature
+          </Button>
+        </div>
+      </form>
+    </Dialog>
+  );
+}
+
+/** The value of one flag in this environment, edited without leaving the list. */
+function EditValue({ feature, env, onClose, onSaved }) {
+  const state = feature.environment_feature_state;
+  const [value, setValue] = useState(valueState(state.feature_state_value));
+  const [error, setError] = useState(null);
+  const save = async (e) => {
+    e.preventDefault();
+    const v = readValue(value);
+    if (v.error) return;
+    setError(null);
+    try {
+      await patch(`/environments/${env.api_key}/featurestates/${state.id}/`, { feature_state_value: v.value });
+      toast(`Value of ${feature.name} saved in ${env.name}`);
+      onSaved();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <Dialog title={`Value of ${feature.name} in ${env.name}`} onClose={onClose}>
+      <form class="form" onSubmit={save}>
+        <Alert error={error && !error.fields.feature_state_value ? error : null} />
+        <ValueEditor label="Value" state={value} onChange={setValue} error={error?.fields.feature_state_value} />
+        <div class="form-actions">
+          <Button onClick={onClose}>Cancel</Button>
+          <Button kind="primary" type="submit">
+            Save value
           </Button>
         </div>
       </form>

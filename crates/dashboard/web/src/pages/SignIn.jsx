@@ -1,7 +1,19 @@
 import { useEffect, useState } from 'preact/hooks';
 import { post } from '../lib/api.js';
-import { navigate } from '../lib/router.jsx';
+import { Link, navigate } from '../lib/router.jsx';
 import { Alert, Button, TextField } from '../components/ui.jsx';
+
+// A message for the next sign-in page (e.g. "password changed"), kept in memory, never in
+// the URL (a link could otherwise make the page say anything).
+let pendingNotice = null;
+export function setSignInNotice(message) {
+  pendingNotice = message || null;
+}
+function takeNotice() {
+  const n = pendingNotice;
+  pendingNotice = null;
+  return n;
+}
 
 /** Where to go after signing in: a path of this app only (never another site). */
 export function nextPath() {
@@ -14,6 +26,7 @@ export function SignIn({ session, onSignedIn }) {
   const [password, setPassword] = useState('');
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
+  const [notice] = useState(() => takeNotice());
   useEffect(() => {
     document.title = 'Sign in · Flagstone';
     if (session.state === 'in') navigate(nextPath(), { replace: true });
@@ -40,6 +53,7 @@ export function SignIn({ session, onSignedIn }) {
           <span class="brand-mark">⚑</span> Flagstone
         </div>
         <h1>Sign in</h1>
+        {notice && <Alert kind="info" error={{ message: notice }} />}
         <Alert error={error && !error.fields.email && !error.fields.password ? error : null} />
         <TextField label="Email" type="email" autocomplete="username" value={email} onInput={setEmail} error={error?.fields.email} required />
         <TextField
@@ -54,7 +68,10 @@ export function SignIn({ session, onSignedIn }) {
         <Button kind="primary" type="submit" busy={busy} disabled={busy}>
           {busy ? 'Signing in…' : 'Sign in'}
         </Button>
-        <p class="hint">Invited to an organisation? Open the link from your invitation to create your account.</p>
+        <p class="hint">
+          Invited? Open the link in your invitation to create your account. Setting up a new installation?{' '}
+          <Link href="/signup">Create the first account</Link>.
+        </p>
       </form>
     </main>
   );
