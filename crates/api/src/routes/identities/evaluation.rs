@@ -6,7 +6,7 @@
 
 use axum::extract::State;
 use flagstone_engine::{
-    CompiledEnvironment, EnvironmentDocument, IdentityContext, Reason, VariantChoice,
+    CompiledEnvironment, EnvironmentDocument, IdentityContext, Reason, SegmentMatch, VariantChoice,
 };
 use flagstone_store::document::stored;
 use flagstone_store::identities::{overrides, traits};
@@ -42,6 +42,18 @@ enum Decision {
 struct MatchedSegment {
     id: Option<i64>,
     name: String,
+}
+
+impl From<&SegmentMatch<'_>> for MatchedSegment {
+    fn from(m: &SegmentMatch<'_>) -> Self {
+        MatchedSegment {
+            id: m
+                .metadata
+                .and_then(|md| md.get("id"))
+                .and_then(Value::as_i64),
+            name: m.name.to_owned(),
+        }
+    }
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -291,3 +291,35 @@ export function toast(text, kind = 'ok') {
   toastSetter((items) => [...items.slice(-2), { id, text, kind }]);
   setTimeout(() => toastSetter((items) => items.filter((t) => t.id !== id)), 4000);
 }
+
+/**
+ * Asks a person to type `name` before an irreversible deletion; `onConfirm` deletes (and may
+ * throw an API error, shown in the dialog).
+ */
+export function ConfirmByName({ name, what, consequence, onConfirm, onClose }) {
+  const [typed, setTyped] = useState('');
+  const [error, setError] = useState(null);
+  const submit = async (e) => {
+    e.preventDefault();
+    try {
+      await onConfirm();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <Dialog title={`Delete ${name}?`} onClose={onClose}>
+      <form class="form" onSubmit={submit}>
+        {consequence && <p>{consequence}</p>}
+        <Alert error={error} />
+        <TextField label={`Type ${name} to confirm`} value={typed} onInput={setTyped} autocomplete="off" />
+        <div class="form-actions">
+          <Button onClick={onClose}>Cancel</Button>
+          <Button kind="danger" type="submit" disabled={typed !== name}>
+            Delete {what} for good
+          </Button>
+        </div>
+      </form>
+    </Dialog>
+  );
+}

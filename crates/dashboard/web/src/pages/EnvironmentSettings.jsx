@@ -5,7 +5,7 @@ import { all, del, patch, post } from '../lib/api.js';
 import { ago } from '../lib/format.js';
 import { navigate } from '../lib/router.jsx';
 import { usePermissions, usePlace } from '../lib/session.jsx';
-import { Alert, Button, Checkbox, Dialog, PageHeader, SelectField, TextField, toast, useLoad } from '../components/ui.jsx';
+import { Alert, Button, Checkbox, ConfirmByName, Dialog, PageHeader, SelectField, TextField, toast, useLoad } from '../components/ui.jsx';
 
 export function EnvironmentSettings({ params }) {
   const place = usePlace();
@@ -190,17 +190,10 @@ function ServerKeys({ env, canEdit }) {
 
 function DeleteEnvironment({ env, onDeleted }) {
   const [confirming, setConfirming] = useState(false);
-  const [typed, setTyped] = useState('');
-  const [error, setError] = useState(null);
-  const remove = async (e) => {
-    e.preventDefault();
-    try {
-      await del(`/environments/${env.api_key}/`);
-      toast(`Environment ${env.name} deleted`);
-      onDeleted();
-    } catch (err) {
-      setError(err);
-    }
+  const remove = async () => {
+    await del(`/environments/${env.api_key}/`);
+    toast(`Environment ${env.name} deleted`);
+    onDeleted();
   };
   return (
     <section class="card danger">
@@ -209,20 +202,7 @@ function DeleteEnvironment({ env, onDeleted }) {
       <Button kind="danger" onClick={() => setConfirming(true)}>
         Delete environment
       </Button>
-      {confirming && (
-        <Dialog title={`Delete ${env.name}?`} onClose={() => setConfirming(false)}>
-          <form class="form" onSubmit={remove}>
-            <Alert error={error} />
-            <TextField label={`Type ${env.name} to confirm`} value={typed} onInput={setTyped} autocomplete="off" />
-            <div class="form-actions">
-              <Button onClick={() => setConfirming(false)}>Cancel</Button>
-              <Button kind="danger" type="submit" disabled={typed !== env.name}>
-                Delete for good
-              </Button>
-            </div>
-          </form>
-        </Dialog>
-      )}
+      {confirming && <ConfirmByName name={env.name} what="environment" onConfirm={remove} onClose={() => setConfirming(false)} />}
     </section>
   );
 }

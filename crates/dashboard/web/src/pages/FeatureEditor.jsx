@@ -6,7 +6,7 @@ import { showValue } from '../lib/format.js';
 import { Link, navigate } from '../lib/router.jsx';
 import { usePermissions, usePlace } from '../lib/session.jsx';
 import {
-  Alert, Button, Checkbox, Dialog, Loading, PageHeader, Switch, TextArea, TextField, toast, useLoad,
+  Alert, Button, Checkbox, ConfirmByName, Loading, PageHeader, Switch, TextArea, TextField, toast, useLoad,
 } from '../components/ui.jsx';
 import { ValueEditor, readValue, valueState } from '../components/ValueEditor.jsx';
 import { SegmentOverrides } from '../components/SegmentOverrides.jsx';
@@ -290,8 +290,6 @@ function SettingsCard({ feature, project, canEdit, onSaved }) {
 
 function DangerZone({ feature, project, canDelete, canEdit, onArchived, onDeleted }) {
   const [confirming, setConfirming] = useState(false);
-  const [typed, setTyped] = useState('');
-  const [error, setError] = useState(null);
   const archive = async () => {
     try {
       await patch(`/projects/${project}/features/${feature.id}/`, { is_archived: !feature.is_archived });
@@ -301,15 +299,10 @@ function DangerZone({ feature, project, canDelete, canEdit, onArchived, onDelete
       toast(err.message, 'error');
     }
   };
-  const remove = async (e) => {
-    e.preventDefault();
-    try {
-      await del(`/projects/${project}/features/${feature.id}/`);
-      toast(`${feature.name} deleted`);
-      onDeleted();
-    } catch (err) {
-      setError(err);
-    }
+  const remove = async () => {
+    await del(`/projects/${project}/features/${feature.id}/`);
+    toast(`${feature.name} deleted`);
+    onDeleted();
   };
   if (!canDelete && !canEdit) return null;
   return (
@@ -325,19 +318,13 @@ function DangerZone({ feature, project, canDelete, canEdit, onArchived, onDelete
         )}
       </div>
       {confirming && (
-        <Dialog title={`Delete ${feature.name}?`} onClose={() => setConfirming(false)}>
-          <form class="form" onSubmit={remove}>
-            <p>This removes the feature, its overrides and variations from every environment. It cannot be undone.</p>
-            <Alert error={error} />
-            <TextField label={`Type ${feature.name} to confirm`} value={typed} onInput={setTyped} autocomplete="off" />
-            <div class="form-actions">
-              <Button onClick={() => setConfirming(false)}>Cancel</Button>
-              <Button kind="danger" type="submit" disabled={typed !== feature.name}>
-                Delete for good
-              </Button>
-            </div>
-          </form>
-        </Dialog>
+        <ConfirmByName
+          name={feature.name}
+          what="feature"
+          consequence="This removes the feature, its overrides and variations from every environment. It cannot be undone."
+          onConfirm={remove}
+          onClose={() => setConfirming(false)}
+        />
       )}
     </section>
   );

@@ -4,7 +4,7 @@ import { useState } from 'preact/hooks';
 import { del, patch, post } from '../lib/api.js';
 import { Link, navigate } from '../lib/router.jsx';
 import { usePermissions, usePlace } from '../lib/session.jsx';
-import { Alert, Button, Checkbox, Dialog, PageHeader, TextField, toast } from '../components/ui.jsx';
+import { Alert, Button, Checkbox, ConfirmByName, PageHeader, TextField, toast } from '../components/ui.jsx';
 
 const LIMITS = [
   ['max_features', 'Features in the project'],
@@ -161,17 +161,10 @@ function Limits({ project, canEdit, onSaved }) {
 
 function DeleteProject({ project, onDeleted }) {
   const [confirming, setConfirming] = useState(false);
-  const [typed, setTyped] = useState('');
-  const [error, setError] = useState(null);
-  const remove = async (e) => {
-    e.preventDefault();
-    try {
-      await del(`/projects/${project.id}/`);
-      toast(`Project ${project.name} deleted`);
-      onDeleted();
-    } catch (err) {
-      setError(err);
-    }
+  const remove = async () => {
+    await del(`/projects/${project.id}/`);
+    toast(`Project ${project.name} deleted`);
+    onDeleted();
   };
   return (
     <section class="card danger">
@@ -180,20 +173,7 @@ function DeleteProject({ project, onDeleted }) {
       <Button kind="danger" onClick={() => setConfirming(true)}>
         Delete project
       </Button>
-      {confirming && (
-        <Dialog title={`Delete ${project.name}?`} onClose={() => setConfirming(false)}>
-          <form class="form" onSubmit={remove}>
-            <Alert error={error} />
-            <TextField label={`Type ${project.name} to confirm`} value={typed} onInput={setTyped} autocomplete="off" />
-            <div class="form-actions">
-              <Button onClick={() => setConfirming(false)}>Cancel</Button>
-              <Button kind="danger" type="submit" disabled={typed !== project.name}>
-                Delete for good
-              </Button>
-            </div>
-          </form>
-        </Dialog>
-      )}
+      {confirming && <ConfirmByName name={project.name} what="project" onConfirm={remove} onClose={() => setConfirming(false)} />}
     </section>
   );
 }
