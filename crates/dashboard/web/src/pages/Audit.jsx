@@ -58,7 +58,9 @@ export function Audit({ params }) {
           <table class="table audit-table">
             <thead>
               <tr>
-                <th scope="col">When</th>
+                <th scope="col" class="hide-phone">
+                  When
+                </th>
                 <th scope="col">Change</th>
                 <th scope="col" class="hide-phone">
                   Author
@@ -68,13 +70,16 @@ export function Audit({ params }) {
             <tbody>
               {list.data.results.map((r) => (
                 <tr key={r.id}>
-                  <td class="nowrap">{dateTime(r.created_at)}</td>
+                  <td class="nowrap hide-phone">{dateTime(r.created_at)}</td>
                   <td>
                     <div>{r.log}</div>
                     <div class="muted small">
                       {r.resource_type} {r.action}
                       {r.environment_id && envName(r.environment_id) ? ` · ${envName(r.environment_id)}` : ''}
-                      <span class="show-phone"> · {r.actor}</span>
+                      <span class="show-phone">
+                        {' '}
+                        · {r.actor} · {dateTime(r.created_at)}
+                      </span>
                     </div>
                     {(r.before_state || r.after_state) && (
                       <details open={open === r.id} onToggle={(e) => e.currentTarget.open && setOpen(r.id)}>
