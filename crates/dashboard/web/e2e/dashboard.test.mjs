@@ -4,7 +4,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { launchBrowser, startServer, within } from './harness.mjs';
 import { seedDemo } from './seed.mjs';
-import { signedInPage } from './session.mjs';
+import { ADMIN_EMAIL, ADMIN_PASSWORD, bootstrapAdmin, signedInPage } from './session.mjs';
 
 let server;
 let browser;
@@ -13,6 +13,7 @@ let demo;
 before(async () => {
   server = await startServer();
   browser = await launchBrowser();
+  await bootstrapAdmin(server);
   demo = await seedDemo(server.api);
 });
 
@@ -29,6 +30,50 @@ async function sdkFlags(env) {
   assert.equal(r.status, 200);
   return Object.fromEntries((await r.json()).map((f) => [f.feature.name, f]));
 }
+
+test('sign in with a user account; the session is a cookie script cannot read; sign out ends it', async () => {
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  await page.goto(`${server.base}${envPath(demo.prod)}/features`);
+  await page.waitForURL(/\/login\?next=/);
+  await page.getByLabel('Email').fill(ADMIN_EMAIL);
+  await page.getByLabel('Password').fill('not the password');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('alert').filter({ hasText: /Unable to log in/ }).waitFor();
+  await page.getByLabel('Password').fill(ADMIN_PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  // Back where the visitor was going.
+  await page.getByRole('switch', { name: 'checkout_v2' }).waitFor();
+  assert.equal(new URL(page.url()).pathname, `${envPath(demo.prod)}/features`);
+
+  const cookies = await ctx.cookies();
+  const session = cookies.find((c) => c.name === 'flagstone_session');
+  assert.ok(session && session.httpOnly && session.sameSite === 'Strict', JSON.stringify(cookies));
+  assert.equal(await page.evaluate(() => document.cookie), '');
+  assert.equal(await page.evaluate(() => localStorage.length + sessionStorage.length), 0);
+  assert.ok(!page.url().includes(session.value));
+  // The page's response headers forbid inline script and framing.
+  const res = await page.request.get(`${server.base}/`);
+  assert.match(res.headers()['content-security-policy'], /script-src 'self'/);
+  assert.equal(res.headers()['x-frame-options'], 'DENY');
+
+  // A reload keeps the session (the CSRF token is recovered from the server).
+  await page.reload();
+  const sw = page.getByRole('switch', { name: 'checkout_v2' });
+  await sw.click();
+  await within(1000, async () => (await sdkFlags(demo.prod)).checkout_v2.enabled === false);
+  await sw.click();
+  await within(1000, async () => (await sdkFlags(demo.prod)).checkout_v2.enabled === true);
+
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.waitForURL(/\/login/);
+  // The old session is revoked on the server, not only forgotten by the browser.
+  const replay = await fetch(`${server.base}/api/v1/projects/`, { headers: { Cookie: `flagstone_session=${session.value}` } });
+  assert.equal(replay.status, 401);
+  await page.goto(`${server.base}${envPath(demo.prod)}/features`);
+  await page.waitForURL(/\/login/);
+  await ctx.close();
+});
 
 test('create a feature, flip its switch, and SDKs see it within a second', async () => {
   const page = await signedInPage(browser, server);

@@ -4,13 +4,14 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { launchBrowser, startServer } from './harness.mjs';
 import { seedDemo } from './seed.mjs';
-import { signedInPage } from './session.mjs';
+import { bootstrapAdmin, signedInPage } from './session.mjs';
 
 const OUT = process.env.OUT || resolve(import.meta.dirname, '../../../../docs/screenshots');
 mkdirSync(OUT, { recursive: true });
 const server = await startServer();
 const browser = await launchBrowser();
 try {
+  await bootstrapAdmin(server);
   const demo = await seedDemo(server.api);
   const p = demo.project.id;
   const env = `/projects/${p}/environments/${demo.prod.api_key}`;

@@ -1,7 +1,8 @@
 // Seeds a realistic project through the admin API (used by the screenshots and the tests).
 // `call(method, path, body)` is an authenticated API call; returns what it created.
-export async function seedDemo(call) {
-  const org = await call('POST', '/organisations/', { name: 'Acme' });
+export async function seedDemo(call, organisationName = 'Acme') {
+  const orgs = (await call('GET', '/organisations/')).results;
+  const org = orgs.find((o) => o.name === organisationName) || (await call('POST', '/organisations/', { name: organisationName }));
   const project = await call('POST', '/projects/', { name: 'Web shop', organisation: org.id });
   const dev = await call('POST', '/environments/', { name: 'Development', project: project.id });
   const prod = await call('POST', '/environments/', { name: 'Production', project: project.id });
