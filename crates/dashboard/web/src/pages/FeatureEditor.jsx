@@ -35,14 +35,14 @@ export function FeatureEditor({ params }) {
       />
       {feature.is_archived && <p class="notice">This feature is archived: hidden from the features list, still served to SDKs.</p>}
       <StateCard feature={feature} state={state} env={env} canEdit={perms.can('UPDATE_FEATURE_STATE')} onSaved={data.reload} />
-      <Variations feature={feature} project={params.project} canEdit={perms.can('EDIT_FEATURE', 'project')} onSaved={data.reload} />
+      <Variations feature={feature} project={params.project} canEdit={perms.can('CREATE_FEATURE', 'project')} onSaved={data.reload} />
       <SegmentOverrides feature={feature} env={env} project={params.project} canEdit={perms.can('MANAGE_SEGMENT_OVERRIDES') || perms.can('UPDATE_FEATURE_STATE')} />
-      <SettingsCard feature={feature} project={params.project} canEdit={perms.can('EDIT_FEATURE', 'project')} onSaved={data.reload} />
+      <SettingsCard feature={feature} project={params.project} canEdit={perms.can('CREATE_FEATURE', 'project')} onSaved={data.reload} />
       <DangerZone
         feature={feature}
         project={params.project}
         canDelete={perms.can('DELETE_FEATURE', 'project')}
-        canEdit={perms.can('EDIT_FEATURE', 'project')}
+        canEdit={perms.can('CREATE_FEATURE', 'project')}
         onArchived={data.reload}
         onDeleted={() => navigate(base)}
       />

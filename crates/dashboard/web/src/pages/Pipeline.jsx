@@ -1,34 +1,52 @@
-// Pipeline health: the publish queue live (depth, oldest pending age, each environment's
-// publish lag), parked publishes with their error and retry/discard, and how much of each
+// Pipeline health of a project: its publish jobs live (depth, oldest pending age, each
+// environment's publish lag), parked publishes with their error and retry/discard, and how much of each
 // limit the project uses (document size against its budget included).
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { get, post } from '../lib/api.js';
 import { ago, bytes, duration } from '../lib/format.js';
-import { usePermissions, usePlace } from '../lib/session.jsx';
+import { usePlace } from '../lib/session.jsx';
 import { Alert, Button, Empty, PageHeader, toast } from '../components/ui.jsx';
 import { Chart } from '../components/Chart.jsx';
 
 const POLL_MS = 2000;
 const KEEP = 150; // points: five minutes at one every two seconds
 
+/** What the page shows, from the project's environments and their publish jobs. */
+function summarise(usage, jobs, now) {
+  const ids = new Set(usage.environments.map((e) => e.environment_id));
+  const mine = jobs.filter((j) => ids.has(j.environment_id));
+  const count = (state) => mine.filter((j) => j.state === state).length;
+  const pending = mine.filter((j) => j.state === 'pending').map((j) => j.first_requested_at);
+  return {
+    pending: count('pending'),
+    running: count('running'),
+    parked: mine.filter((j) => j.state === 'parked'),
+    oldestPendingMs: pending.length ? now - Math.min(...pending) : null,
+    behind: usage.environments.filter((e) => e.published_revision !== e.revision).length,
+    // Publish lag: how long the environment's newest change has waited to reach SDKs.
+    lag: Object.fromEntries(
+      usage.environments.map((e) => {
+        const job = mine.find((j) => j.environment_id === e.environment_id);
+        const waiting = job && e.published_revision !== e.revision;
+        return [e.name, waiting ? Math.max(0, now - job.first_requested_at) : 0];
+      }),
+    ),
+  };
+}
+
 export function Pipeline({ params }) {
   const place = usePlace();
-  const { can } = usePermissions(params.project);
-  const [status, setStatus] = useState(null);
   const [usage, setUsage] = useState(null);
-  const [parked, setParked] = useState([]);
+  const [summary, setSummary] = useState(null);
   const [error, setError] = useState(null);
   const history = useRef({ t: [], pending: [], running: [], parked: [], oldest: [], lag: {} });
   const [tick, setTick] = useState(0);
 
   const poll = async () => {
     try {
-      const [s, u, p] = await Promise.all([
-        get('/tasks/status/'),
-        get(`/projects/${params.project}/usage/`),
-        get('/tasks/?state=parked&page_size=100'),
-      ]);
+      const [u, jobs] = await Promise.all([get(`/projects/${params.project}/usage/`), get('/tasks/?page_size=1000')]);
       const now = Date.now();
+      const s = summarise(u, jobs.results, now);
       const h = history.current;
       const push = (arr, v) => {
         arr.push(v);
@@ -37,17 +55,14 @@ export function Pipeline({ params }) {
       push(h.t, now / 1000);
       push(h.pending, s.pending);
       push(h.running, s.running);
-      push(h.parked, s.parked);
-      push(h.oldest, (s.oldest_pending_age_ms ?? 0) / 1000);
-      for (const e of u.environments) {
-        const stale = s.stale.find((x) => x.environment_id === e.environment_id);
-        const since = stale ? stale.waiting_since ?? stale.published_at ?? now : now;
-        const lag = h.lag[e.name] || (h.lag[e.name] = new Array(h.t.length - 1).fill(0));
-        push(lag, stale ? Math.max(0, now - since) / 1000 : 0);
+      push(h.parked, s.parked.length);
+      push(h.oldest, (s.oldestPendingMs ?? 0) / 1000);
+      for (const [name, ms] of Object.entries(s.lag)) {
+        const lag = h.lag[name] || (h.lag[name] = new Array(h.t.length - 1).fill(0));
+        push(lag, ms / 1000);
       }
-      setStatus(s);
       setUsage(u);
-      setParked(p.results);
+      setSummary(s);
       setError(null);
       setTick((n) => n + 1);
     } catch (err) {
@@ -63,8 +78,7 @@ export function Pipeline({ params }) {
 
   const h = history.current;
   const envNames = usage ? usage.environments.map((e) => e.name) : [];
-  const nameOf = (id) =>
-    usage?.environments.find((e) => e.environment_id === id)?.name ?? status?.stale.find((s) => s.environment_id === id)?.name ?? `environment ${id}`;
+  const nameOf = (id) => usage?.environments.find((e) => e.environment_id === id)?.name ?? `environment ${id}`;
   const act = async (job, what) => {
     try {
       await post(`/tasks/${job.environment_id}/${what}/`);
@@ -79,25 +93,25 @@ export function Pipeline({ params }) {
     <>
       <PageHeader
         title="Pipeline health"
-        subtitle="How quickly changes reach SDKs. Every change is built into an environment document and published; this page refreshes every 2 seconds."
+        subtitle={`How quickly changes in ${place.project?.name} reach SDKs. Every change is built into an environment document and published; this page refreshes every 2 seconds.`}
       />
       <Alert error={error} />
-      {status && (
+      {summary && (
         <div class="stats" aria-live="polite">
-          <Stat label="Waiting to publish" value={status.pending} />
-          <Stat label="Publishing now" value={status.running} />
-          <Stat label="Parked (failing)" value={status.parked} bad={status.parked > 0} />
-          <Stat label="Oldest waiting" value={status.oldest_pending_age_ms === null ? 'none' : duration(status.oldest_pending_age_ms)} />
-          <Stat label="Environments behind" value={status.stale_environments} bad={status.stale_environments > 0} />
+          <Stat label="Waiting to publish" value={summary.pending} />
+          <Stat label="Publishing now" value={summary.running} />
+          <Stat label="Parked (failing)" value={summary.parked.length} bad={summary.parked.length > 0} />
+          <Stat label="Oldest waiting" value={summary.oldestPendingMs === null ? 'none' : duration(summary.oldestPendingMs)} />
+          <Stat label="Environments behind" value={summary.behind} bad={summary.parked.length > 0} />
         </div>
       )}
       <section class="card">
         <h2>Parked publishes</h2>
-        {parked.length === 0 ? (
+        {!summary || summary.parked.length === 0 ? (
           <p class="muted">None. A publish that keeps failing is parked here with its error; the environment keeps serving its last good document.</p>
         ) : (
           <ul class="parked-list">
-            {parked.map((j) => (
+            {summary.parked.map((j) => (
               <li key={j.environment_id} class="parked">
                 <div>
                   <strong>{nameOf(j.environment_id)}</strong> <span class="chip chip-bad">{(j.park_reason || 'parked').replaceAll('_', ' ')}</span>
@@ -107,16 +121,14 @@ export function Pipeline({ params }) {
                   </div>
                   {j.last_error && <pre class="error-text">{j.last_error}</pre>}
                 </div>
-                {can('MANAGE_TASKS', 'project') && (
-                  <div class="row">
-                    <Button kind="primary" onClick={() => act(j, 'retry')} aria-label={`Retry publishing ${nameOf(j.environment_id)}`}>
-                      Retry
-                    </Button>
-                    <Button onClick={() => act(j, 'discard')} aria-label={`Discard parked publish of ${nameOf(j.environment_id)}`}>
-                      Discard
-                    </Button>
-                  </div>
-                )}
+                <div class="row">
+                  <Button kind="primary" onClick={() => act(j, 'retry')} aria-label={`Retry publishing ${nameOf(j.environment_id)}`}>
+                    Retry
+                  </Button>
+                  <Button onClick={() => act(j, 'discard')} aria-label={`Discard parked publish of ${nameOf(j.environment_id)}`}>
+                    Discard
+                  </Button>
+                </div>
               </li>
             ))}
           </ul>
@@ -126,7 +138,7 @@ export function Pipeline({ params }) {
         <Chart title="Queue depth" series={['waiting', 'publishing', 'parked']} data={[h.t, h.pending, h.running, h.parked]} tick={tick} />
         <Chart title="Oldest waiting publish" series={['age']} unit=" s" data={[h.t, h.oldest]} tick={tick} />
         {envNames.length > 0 && (
-          <Chart title={`Publish lag in ${place.project?.name}`} series={envNames} unit=" s" data={[h.t, ...envNames.map((n) => h.lag[n] || [])]} tick={tick} />
+          <Chart title="Publish lag per environment" series={envNames} unit=" s" data={[h.t, ...envNames.map((n) => h.lag[n] || [])]} tick={tick} />
         )}
       </div>
       {usage && <Usage usage={usage} />}
