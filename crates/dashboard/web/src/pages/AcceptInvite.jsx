@@ -12,7 +12,12 @@ export function AcceptInvite({ params, session, onSignedIn }) {
   if (session.state === 'in') {
     const join = async () => {
       try {
-        await post(`/users/join/${encodeURIComponent(params.hash)}/`);
+        const hash = encodeURIComponent(params.hash);
+        // An invitation sent to an email, or a shared invite link.
+        await post(`/users/join/${hash}/`).catch((err) => {
+          if (err.status === 403 || err.status === 404) return post(`/users/join/link/${hash}/`);
+          throw err;
+        });
         navigate('/', { replace: true });
         location.reload();
       } catch (err) {
