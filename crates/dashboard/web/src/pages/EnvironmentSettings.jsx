@@ -4,6 +4,7 @@ import { useState } from 'preact/hooks';
 import { all, del, patch, post } from '../lib/api.js';
 import { ago } from '../lib/format.js';
 import { navigate } from '../lib/router.jsx';
+import { AccessCard } from '../components/AccessCard.jsx';
 import { usePermissions, usePlace } from '../lib/session.jsx';
 import { Alert, Button, Checkbox, ConfirmByName, Dialog, PageHeader, SelectField, TextField, toast, useLoad } from '../components/ui.jsx';
 
@@ -22,6 +23,7 @@ export function EnvironmentSettings({ params }) {
       </section>
       <General key={env.api_key} env={env} canEdit={admin} onSaved={place.reloadPlace} />
       <ServerKeys env={env} canEdit={admin} />
+      <AccessCard scope={`/environments/${env.api_key}`} kind="environments" org={place.project.organisation} title={`Who has access to ${env.name}`} />
       {admin && (
         <DeleteEnvironment
           env={env}

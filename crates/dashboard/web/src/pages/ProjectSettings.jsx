@@ -5,6 +5,7 @@ import { del, patch, post } from '../lib/api.js';
 import { Link, navigate } from '../lib/router.jsx';
 import { usePermissions, usePlace } from '../lib/session.jsx';
 import { Alert, Button, Checkbox, ConfirmByName, PageHeader, TextField, toast } from '../components/ui.jsx';
+import { AccessCard } from '../components/AccessCard.jsx';
 
 const LIMITS = [
   ['max_features', 'Features in the project'],
@@ -30,6 +31,7 @@ export function ProjectSettings({ params }) {
       <PageHeader title="Project settings" subtitle={project.name} />
       <General project={project} canEdit={admin} onSaved={place.reloadPlace} />
       <Environments place={place} canCreate={can('CREATE_ENVIRONMENT', 'project')} />
+      <AccessCard scope={`/projects/${project.id}`} kind="projects" org={project.organisation} title="Who has access to this project" />
       <Limits project={project} canEdit={admin} onSaved={place.reloadPlace} />
       {admin && <DeleteProject project={project} onDeleted={() => { place.reloadPlace(); navigate('/projects'); }} />}
     </>
