@@ -1,0 +1,97 @@
+// Every main page, checked as a screen reader and a keyboard see it: each input, select and
+// text area has a visible label tied to it, each button an accessible name, each flag switch
+// is named after its feature, and a flag can be switched from the keyboard alone.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { launchBrowser, startServer, within } from './harness.mjs';
+import { seedDemo } from './seed.mjs';
+import { bootstrapAdmin, signedInPage } from './session.mjs';
+
+let server;
+let browser;
+let demo;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+  await bootstrapAdmin(server);
+  demo = await seedDemo(server.api);
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+/** Controls without a visible label, and buttons without a name, on the current page. */
+function problems() {
+  const out = [];
+  const visible = (el) => !!(el.offsetWidth || el.offsetHeight || el.getClientRects().length);
+  for (const el of document.querySelectorAll('input, select, textarea')) {
+    if (!visible(el) || el.type === 'hidden') continue;
+    const labels = [...(el.labels || [])].filter((l) => visible(l) && l.textContent.trim());
+    if (labels.length === 0) out.push(`unlabelled ${el.tagName.toLowerCase()} ${el.outerHTML.slice(0, 80)}`);
+  }
+  for (const b of document.querySelectorAll('button, [role="switch"], a[href]')) {
+    if (!visible(b)) continue;
+    const name = (b.getAttribute('aria-label') || b.textContent || '').trim();
+    if (!name) out.push(`nameless ${b.outerHTML.slice(0, 80)}`);
+  }
+  return out;
+}
+
+test('every page: visible labels on every control, a name on every button', async () => {
+  const p = demo.project.id;
+  const env = `/projects/${p}/environments/${demo.prod.api_key}`;
+  const pages = [
+    `${env}/features`,
+    `${env}/features/${demo.features.recommendations.id}`,
+    `${env}/identities`,
+    `${env}/identities/${demo.identities.ada.id}`,
+    `${env}/settings`,
+    `/projects/${p}/segments`,
+    `/projects/${p}/segments/${demo.segments.beta.id}`,
+    `/projects/${p}/segments/new`,
+    `/projects/${p}/audit`,
+    `/projects/${p}/pipeline`,
+    `/projects/${p}/settings`,
+    '/projects',
+    '/account',
+  ];
+  for (const viewport of [{ width: 1280, height: 900 }, { width: 390, height: 844 }]) {
+    const page = await signedInPage(browser, server, viewport);
+    for (const path of pages) {
+      await page.goto(server.base + path);
+      await page.locator('h1').first().waitFor();
+      await page.waitForLoadState('networkidle');
+      assert.deepEqual(await page.evaluate(problems), [], `${path} at ${viewport.width}px`);
+    }
+    await page.context().close();
+  }
+  const visitor = await (await browser.newContext()).newPage();
+  for (const path of ['/login', '/signup']) {
+    await visitor.goto(server.base + path);
+    await visitor.locator('h1').waitFor();
+    assert.deepEqual(await visitor.evaluate(problems), [], path);
+  }
+  await visitor.context().close();
+});
+
+test('a flag can be switched with the keyboard alone', async () => {
+  const page = await signedInPage(browser, server);
+  await page.goto(`${server.base}/projects/${demo.project.id}/environments/${demo.dev.api_key}/features`);
+  const sw = page.getByRole('switch', { name: 'search_provider' });
+  await sw.waitFor();
+  await page.waitForLoadState('networkidle');
+  const before = await sw.getAttribute('aria-checked');
+  // Tab from the search box until the switch has focus, then press Space.
+  await page.getByLabel('Search features').focus();
+  for (let i = 0; i < 60 && !(await sw.evaluate((el) => el === document.activeElement)); i++) await page.keyboard.press('Tab');
+  assert.ok(await sw.evaluate((el) => el === document.activeElement), 'the switch is reachable with Tab');
+  await page.keyboard.press('Space');
+  await within(5000, async () => (await sw.getAttribute('aria-checked')) !== before);
+  await page.waitForLoadState('networkidle');
+  const state = (await server.api('GET', `/environments/${demo.dev.api_key}/featurestates/?feature=${demo.features.search_provider.id}`)).results[0];
+  assert.equal(String(state.enabled), before === 'true' ? 'false' : 'true');
+  await page.context().close();
+});
