@@ -11,6 +11,8 @@
 pub(crate) struct Row {
     pub segment_id: Option<i64>,
     pub kind: i64,
+    /// The segment's hashing id (read by the UNION reference only).
+    pub segment_key: Option<i64>,
     pub segment_name: Option<String>,
     pub rules: Option<String>,
     pub priority: Option<i64>,
@@ -19,6 +21,10 @@ pub(crate) struct Row {
     pub value: Option<String>,
     pub mv_allocations: Option<String>,
     pub state_uuid: Option<String>,
+    /// The state's stored hashing id (`hash_id`: NULL = its row id, 0 = hash the uuid).
+    pub state_hash_id: Option<i64>,
+    /// The imported variants' value ids (`mv_value_ids`), when any.
+    pub mv_value_ids: Option<String>,
     pub feature_id: Option<i64>,
     pub feature_name: Option<String>,
     pub feature_type: Option<String>,
@@ -68,13 +74,15 @@ pub(crate) const SERVER_KEY_ONLY: &str =
     "SELECT id FROM features WHERE project_id = $1 AND is_server_key_only = TRUE ORDER BY id";
 
 /// One segment with all of this environment's overrides on it: `overrides` is a JSON array of
-/// [`OverrideItem`]s in document order (priority, override id, option id), or NULL when it has
+/// [`OverrideItem`]s in document order (priority, hashing id, uuid, option id), or NULL when it has
 /// none. One row per segment keeps the per-row cost of the driver (a channel hop and a copy of
 /// every column on SQLite) off the 50,000 overrides of a large environment, and holds at most
 /// one segment's overrides in memory.
 #[derive(sqlx::FromRow)]
 pub(crate) struct SegmentRow {
     pub segment_id: i64,
+    /// The id documents carry (`COALESCE(hash_id, id)`): its percentage splits hash it.
+    pub segment_key: i64,
     pub segment_name: String,
     pub rules: String,
     pub overrides: Option<String>,
@@ -110,6 +118,8 @@ pub(crate) struct OverrideItem(
     Option<String>,
     Option<String>,
     Option<String>,
+    Option<i64>,
+    Option<String>,
     i64,
     Option<String>,
     Option<String>,
@@ -129,6 +139,8 @@ impl OverrideItem {
             value,
             mv_allocations,
             state_uuid,
+            state_hash_id,
+            mv_value_ids,
             feature_id,
             feature_name,
             feature_type,
@@ -140,6 +152,7 @@ impl OverrideItem {
         Ok(Row {
             segment_id: Some(segment_id),
             kind: 1,
+            segment_key: None,
             segment_name: None,
             rules: None,
             priority: Some(priority),
@@ -148,6 +161,8 @@ impl OverrideItem {
             value,
             mv_allocations,
             state_uuid,
+            state_hash_id,
+            mv_value_ids,
             feature_id: Some(feature_id),
             feature_name,
             feature_type,
@@ -159,77 +174,87 @@ impl OverrideItem {
     }
 }
 
-/// Segments by id, each with its overrides in this environment aggregated in priority order.
-/// The outer scan walks the primary key over the project's id range (`+project_id` keeps SQLite
-/// off the `(project_id, name)` index, whose order would need a temp B-tree that holds every
-/// aggregated row); each segment's overrides are read through `segment_overrides_build`.
-/// `json_group_array(… ORDER BY …)` needs SQLite 3.44 (the bundled one is newer).
-pub(crate) const SEGMENTS_SQLITE: &str = "SELECT s.id AS segment_id, s.name AS segment_name, \
+/// Segments by hashing id (the order of the document they were imported from, and one that
+/// survives export → import), each with its overrides in this environment aggregated in
+/// priority order. The scan walks the `segments_hash_id` index, whose order is the output's (no
+/// temp B-tree that would hold every aggregated row); each segment's overrides are read through
+/// `segment_overrides_build`. `json_group_array(… ORDER BY …)` needs SQLite 3.44 (the bundled
+/// one is newer).
+pub(crate) const SEGMENTS_SQLITE: &str = "SELECT s.id AS segment_id, \
+        COALESCE(s.hash_id, s.id) AS segment_key, s.name AS segment_name, \
         s.rules AS rules, \
         (SELECT json_group_array(json_array(so.id, so.priority, so.enabled, so.value, \
-                so.mv_allocations, so.uuid, f.id, f.name, f.type, m.id, m.value, m.key, \
-                printf('%!.17g', m.default_percentage_allocation)) \
-                ORDER BY so.priority, so.id, m.id) \
+                so.mv_allocations, so.uuid, so.hash_id, so.mv_value_ids, f.id, f.name, f.type, \
+                m.id, m.value, m.key, printf('%!.17g', m.default_percentage_allocation)) \
+                ORDER BY so.priority, COALESCE(so.hash_id, so.id), so.uuid, so.id, m.id) \
             FROM segment_overrides so JOIN features f ON f.id = so.feature_id \
             LEFT JOIN mv_options m ON m.feature_id = so.feature_id \
             WHERE so.environment_id = $1 AND so.segment_id = s.id) AS overrides \
-    FROM segments s \
-    WHERE s.id BETWEEN (SELECT min(id) FROM segments WHERE project_id = $2) \
-        AND (SELECT max(id) FROM segments WHERE project_id = $2) \
-        AND +s.project_id = $2 \
-    ORDER BY s.id";
+    FROM segments s INDEXED BY segments_hash_id WHERE s.project_id = $2 \
+    ORDER BY COALESCE(s.hash_id, s.id)";
 
 /// The same for PostgreSQL; `json_agg` of nothing is NULL. The segments are sorted in a
 /// subquery (`OFFSET 0` keeps it from being flattened) so the sort holds segments, not
 /// aggregated overrides: with the sort on top, PostgreSQL evaluates every segment's subplan
 /// first and sorts the whole environment (spilling to disk at 10x).
-pub(crate) const SEGMENTS_POSTGRES: &str = "SELECT s.id AS segment_id, s.name AS segment_name, \
+pub(crate) const SEGMENTS_POSTGRES: &str = "SELECT s.id AS segment_id, \
+        s.segment_key, s.name AS segment_name, \
         s.rules AS rules, \
         (SELECT CAST(json_agg(json_build_array(so.id, so.priority, so.enabled, so.value, \
-                so.mv_allocations, so.uuid, f.id, f.name, f.type, m.id, m.value, m.key, \
-                CAST(m.default_percentage_allocation AS TEXT)) \
-                ORDER BY so.priority, so.id, m.id) AS TEXT) \
+                so.mv_allocations, so.uuid, so.hash_id, so.mv_value_ids, f.id, f.name, f.type, \
+                m.id, m.value, m.key, CAST(m.default_percentage_allocation AS TEXT)) \
+                ORDER BY so.priority, COALESCE(so.hash_id, so.id), so.uuid, so.id, m.id) AS TEXT) \
             FROM segment_overrides so JOIN features f ON f.id = so.feature_id \
             LEFT JOIN mv_options m ON m.feature_id = so.feature_id \
             WHERE so.environment_id = $1 AND so.segment_id = s.id) AS overrides \
-    FROM (SELECT id, name, rules FROM segments WHERE project_id = $2 ORDER BY id OFFSET 0) s \
-    ORDER BY s.id";
+    FROM (SELECT id, COALESCE(hash_id, id) AS segment_key, name, rules FROM segments \
+        WHERE project_id = $2 ORDER BY segment_key OFFSET 0) s \
+    ORDER BY s.segment_key";
 
 /// The previous shape of the segments stream, kept as the reference the per-segment queries
-/// are tested against: segments by id, each followed by this environment's overrides on it by
-/// priority, as one sorted UNION. Placeholders are typed (CAST) so both backends agree on the
+/// are tested against: segments by hashing id, each followed by this environment's overrides on
+/// it by priority, as one sorted UNION. Placeholders are typed (CAST) so both backends agree on the
 /// column types of the UNION.
 #[cfg(feature = "testing")]
 pub(crate) const SEGMENTS_UNION: &str = "SELECT s.id AS segment_id, CAST(0 AS BIGINT) AS kind, \
+        COALESCE(s.hash_id, s.id) AS segment_key, \
         s.name AS segment_name, s.rules AS rules, CAST(NULL AS BIGINT) AS priority, \
         CAST(NULL AS BIGINT) AS state_id, CAST(NULL AS BOOLEAN) AS enabled, \
         CAST(NULL AS TEXT) AS value, CAST(NULL AS TEXT) AS mv_allocations, \
-        CAST(NULL AS TEXT) AS state_uuid, CAST(NULL AS BIGINT) AS feature_id, \
+        CAST(NULL AS TEXT) AS state_uuid, CAST(NULL AS BIGINT) AS state_hash_id, \
+        CAST(NULL AS TEXT) AS mv_value_ids, CAST(NULL AS BIGINT) AS feature_id, \
         CAST(NULL AS TEXT) AS feature_name, CAST(NULL AS TEXT) AS feature_type, \
         CAST(NULL AS BIGINT) AS option_id, CAST(NULL AS TEXT) AS option_value, \
-        CAST(NULL AS TEXT) AS option_key, CAST(NULL AS DOUBLE PRECISION) AS option_default \
+        CAST(NULL AS TEXT) AS option_key, CAST(NULL AS DOUBLE PRECISION) AS option_default, \
+        CAST(NULL AS BIGINT) AS state_order \
     FROM segments s WHERE s.project_id = $2 \
     UNION ALL \
-    SELECT so.segment_id, CAST(1 AS BIGINT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), \
-        so.priority, so.id, so.enabled, so.value, so.mv_allocations, so.uuid, \
-        f.id, f.name, f.type, m.id, m.value, m.key, m.default_percentage_allocation \
+    SELECT so.segment_id, CAST(1 AS BIGINT), \
+        (SELECT COALESCE(s2.hash_id, s2.id) FROM segments s2 WHERE s2.id = so.segment_id), \
+        CAST(NULL AS TEXT), \
+        CAST(NULL AS TEXT), so.priority, so.id, so.enabled, so.value, so.mv_allocations, \
+        so.uuid, so.hash_id, so.mv_value_ids, \
+        f.id, f.name, f.type, m.id, m.value, m.key, m.default_percentage_allocation, \
+        COALESCE(so.hash_id, so.id) \
     FROM segment_overrides so JOIN features f ON f.id = so.feature_id \
     LEFT JOIN mv_options m ON m.feature_id = so.feature_id \
     WHERE so.environment_id = $1 \
-    ORDER BY 1, 2, 5, 6, 14";
+    ORDER BY 3, 1, 2, 6, 21, 11, 7, 17";
 
-/// The environment's default feature states by feature id, with their MV options.
+/// The environment's default feature states, with their MV options, in an order that survives
+/// export → import (by hashing id, then uuid).
 pub(crate) const STATES: &str = "SELECT CAST(NULL AS BIGINT) AS segment_id, \
-        CAST(1 AS BIGINT) AS kind, CAST(NULL AS TEXT) AS segment_name, \
+        CAST(1 AS BIGINT) AS kind, CAST(NULL AS BIGINT) AS segment_key, CAST(NULL AS TEXT) AS segment_name, \
         CAST(NULL AS TEXT) AS rules, CAST(NULL AS BIGINT) AS priority, fs.id AS state_id, \
         fs.enabled AS enabled, fs.value AS value, fs.mv_allocations AS mv_allocations, \
-        fs.uuid AS state_uuid, f.id AS feature_id, f.name AS feature_name, \
+        fs.uuid AS state_uuid, fs.hash_id AS state_hash_id, fs.mv_value_ids AS mv_value_ids, \
+        f.id AS feature_id, f.name AS feature_name, \
         f.type AS feature_type, m.id AS option_id, m.value AS option_value, \
         m.key AS option_key, m.default_percentage_allocation AS option_default \
     FROM feature_states fs JOIN features f ON f.id = fs.feature_id \
     LEFT JOIN mv_options m ON m.feature_id = f.id \
     WHERE fs.environment_id = $1 \
-    ORDER BY f.id, fs.id, m.id";
+    ORDER BY COALESCE(fs.hash_id, fs.id), fs.uuid, fs.id, m.id";
 
 #[cfg(test)]
 mod tests {
@@ -259,7 +284,7 @@ mod tests {
                     .collect();
                 assert!(
                     plan.iter()
-                        .any(|p| p.3.contains("INTEGER PRIMARY KEY (rowid>? AND rowid<?)")),
+                        .any(|p| p.1 == 0 && p.3.contains("USING INDEX segments_hash_id")),
                     "{text:#?}"
                 );
                 assert!(

@@ -38,7 +38,8 @@ struct MvOptionOut {
 
 #[derive(Serialize)]
 struct MvValueOut {
-    id: i64,
+    /// Orders the variants (the engine walks them by this id): see [`MvValueIds`].
+    id: Option<i64>,
     mv_fs_value_uuid: String,
     percentage_allocation: f64,
     multivariate_feature_option: MvOptionOut,
@@ -48,7 +49,7 @@ struct MvValueOut {
 struct FeatureStateOut<'a> {
     feature: FeatureOut<'a>,
     enabled: bool,
-    django_id: i64,
+    django_id: Option<i64>,
     featurestate_uuid: &'a str,
     feature_state_value: &'a Value,
     feature_segment: Option<FeatureSegmentOut>,
@@ -58,6 +59,9 @@ struct FeatureStateOut<'a> {
 /// The feature state being assembled from its rows (one per MV option).
 struct PendingState {
     id: i64,
+    /// `hash_id` as stored (see [`django_id`]).
+    hash_id: Option<i64>,
+    value_ids: MvValueIds,
     feature_id: i64,
     feature_name: String,
     feature_type: String,
@@ -96,6 +100,67 @@ fn mv_value_uuid(state_uuid: &str, option_id: i64) -> String {
     b[6] = (b[6] & 0x0f) | 0x80; // version 8: custom, name-derived
     b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
     uuid::Uuid::from_bytes(b).to_string()
+}
+
+/// The `django_id` a state carries: its imported one (`hash_id`; 0 stands for a document
+/// without one, whose uuid Flagsmith hashed), else its row id. It seeds variant bucketing.
+fn django_id(row_id: i64, hash_id: Option<i64>) -> Option<i64> {
+    match hash_id {
+        None => Some(row_id),
+        Some(0) => None,
+        Some(id) => Some(id),
+    }
+}
+
+/// The multivariate value ids of one state, which order its variants. A state created in
+/// Flagstone uses its option ids. An imported state keeps the document's value ids and uuids
+/// (`mv_value_ids`); an option added to it later comes after them (ids above the largest
+/// imported one, in option order), as a new value does in Flagsmith.
+#[derive(Default)]
+struct MvValueIds {
+    imported: Vec<(i64, Option<i64>, Option<String>)>,
+    /// Options not in `imported`, in the order their rows arrive (option id).
+    added: i64,
+    base: i64,
+}
+
+impl MvValueIds {
+    fn decode(s: Option<&str>) -> Result<MvValueIds, BuildError> {
+        let Some(s) = s else {
+            return Ok(MvValueIds::default());
+        };
+        let imported: Vec<(i64, Option<i64>, Option<String>)> =
+            serde_json::from_str(s).map_err(|e| {
+                BuildError::Store(StoreError::Corrupt {
+                    what: "mv_value_ids",
+                    detail: e.to_string(),
+                })
+            })?;
+        let base = imported.iter().filter_map(|v| v.1).max().unwrap_or(0);
+        Ok(MvValueIds {
+            imported,
+            added: 0,
+            base,
+        })
+    }
+
+    /// The value id and uuid of the state's value for `option_id`.
+    fn next(&mut self, state_uuid: &str, option_id: i64) -> (Option<i64>, String) {
+        if self.imported.is_empty() {
+            return (Some(option_id), mv_value_uuid(state_uuid, option_id));
+        }
+        if let Some((_, id, uuid)) = self.imported.iter().find(|v| v.0 == option_id) {
+            let uuid = uuid
+                .clone()
+                .unwrap_or_else(|| mv_value_uuid(state_uuid, option_id));
+            return (*id, uuid);
+        }
+        self.added += 1;
+        (
+            Some(self.base.saturating_add(self.added)),
+            mv_value_uuid(state_uuid, option_id),
+        )
+    }
 }
 
 /// Admin-shaped rules (`property`) to document-shaped rules (`property_`, string values),
@@ -238,9 +303,15 @@ impl DocumentWriter {
         self.raw(b"],\"segments\":[")
     }
 
-    /// Opens segment `id` (closing the previous one); its overrides follow as
-    /// [`Self::state_row`]s.
-    pub fn segment(&mut self, id: i64, name: &str, rules: Option<&str>) -> Result<(), BuildError> {
+    /// Opens the segment of row `row_id`, written with id `key` (closing the previous one); its
+    /// overrides follow as [`Self::state_row`]s.
+    pub fn segment(
+        &mut self,
+        row_id: i64,
+        key: i64,
+        name: &str,
+        rules: Option<&str>,
+    ) -> Result<(), BuildError> {
         self.close_segment()?;
         self.separate(self.segments_written)?;
         self.segments_written = true;
@@ -254,13 +325,13 @@ impl DocumentWriter {
             None => Value::Array(vec![]),
         };
         self.raw(b"{\"id\":")?;
-        self.val(&id)?;
+        self.val(&key)?;
         self.raw(b",\"name\":")?;
         self.val(name)?;
         self.raw(b",\"rules\":")?;
         self.val(&document_rules(&rules))?;
         self.raw(b",\"feature_states\":[")?;
-        self.open_segment = Some(id);
+        self.open_segment = Some(row_id);
         self.states_written = false;
         Ok(())
     }
@@ -268,7 +339,12 @@ impl DocumentWriter {
     /// A segment and its overrides as one row: `overrides` is the segment's JSON array of
     /// [`OverrideItem`]s (NULL when it has none), already in document order.
     pub fn segment_with_overrides(&mut self, row: SegmentRow) -> Result<(), BuildError> {
-        self.segment(row.segment_id, &row.segment_name, Some(&row.rules))?;
+        self.segment(
+            row.segment_id,
+            row.segment_key,
+            &row.segment_name,
+            Some(&row.rules),
+        )?;
         let Some(overrides) = row.overrides else {
             return Ok(());
         };
@@ -305,6 +381,7 @@ impl DocumentWriter {
         }
         self.segment(
             segment_id,
+            row.segment_key.ok_or_else(|| missing("segment_key"))?,
             row.segment_name.as_deref().unwrap_or(""),
             row.rules.as_deref(),
         )
@@ -338,6 +415,8 @@ impl DocumentWriter {
                 .map_err(corrupt("mv_allocations"))?;
             self.pending = Some(PendingState {
                 id: state_id,
+                hash_id: row.state_hash_id,
+                value_ids: MvValueIds::decode(row.mv_value_ids.as_deref())?,
                 feature_id: row.feature_id.ok_or_else(|| missing("feature_id"))?,
                 feature_name: row.feature_name.clone().unwrap_or_default(),
                 feature_type: row
@@ -365,11 +444,10 @@ impl DocumentWriter {
             .find(|a| a.multivariate_feature_option == option_id)
             .map(|a| a.percentage_allocation)
             .unwrap_or(row.option_default.unwrap_or(0.0));
+        let (id, mv_fs_value_uuid) = p.value_ids.next(&p.uuid, option_id);
         p.mv.push(MvValueOut {
-            // The option id: stable across builds and ordered by creation, it is the variant's
-            // priority in the engine.
-            id: option_id,
-            mv_fs_value_uuid: mv_value_uuid(&p.uuid, option_id),
+            id,
+            mv_fs_value_uuid,
             percentage_allocation,
             multivariate_feature_option: MvOptionOut {
                 id: option_id,
@@ -381,9 +459,18 @@ impl DocumentWriter {
     }
 
     fn flush_state(&mut self) -> Result<(), BuildError> {
-        let Some(p) = self.pending.take() else {
+        let Some(mut p) = self.pending.take() else {
             return Ok(());
         };
+        // In the order the engine walks them (value id, then uuid), which survives export →
+        // import, unlike the options' row ids.
+        p.mv.sort_by(|a, b| {
+            (a.id.is_none(), a.id, &a.mv_fs_value_uuid).cmp(&(
+                b.id.is_none(),
+                b.id,
+                &b.mv_fs_value_uuid,
+            ))
+        });
         self.separate(self.states_written)?;
         self.states_written = true;
         let out = FeatureStateOut {
@@ -393,8 +480,7 @@ impl DocumentWriter {
                 kind: &p.feature_type,
             },
             enabled: p.enabled,
-            // The row id: stable per feature state, it seeds multivariate bucketing.
-            django_id: p.id,
+            django_id: django_id(p.id, p.hash_id),
             featurestate_uuid: &p.uuid,
             feature_state_value: &p.value,
             feature_segment: p.priority.map(|priority| FeatureSegmentOut { priority }),
