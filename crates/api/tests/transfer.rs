@@ -167,3 +167,56 @@ async fn documents_over_the_request_limit_are_refused() {
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{e}");
     assert_eq!(e["error"], "limit_exceeded");
 }
+
+#[tokio::test]
+async fn import_options_are_query_parameters() {
+    let app = TestApp::new().await;
+    let (s, prod) = app
+        .post(
+            "/api/v1/environment-document/import/?source=acme",
+            migration(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{prod}");
+    assert_eq!(prod["target"], "new_project");
+    assert_eq!(prod["source"], "acme");
+    assert_eq!(prod["dry_run"], false);
+    assert_eq!(prod["changed_environments"], json!([]));
+
+    // A dry run into the named project: 200, a report, nothing written.
+    let mut staging = migration();
+    staging["api_key"] = json!("stagingKey0123456789");
+    staging["feature_states"][0]["enabled"] = json!(true);
+    let audits = app.audit_count().await;
+    let (s, dry) = app
+        .post(
+            &format!(
+                "/api/v1/environment-document/import/?project={}&dry_run=true",
+                prod["project"]
+            ),
+            staging.clone(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{dry}");
+    assert_eq!(dry["target"], "named_project");
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(app.audit_count().await, audits);
+    let (s, _) = app.get("/api/v1/environments/stagingKey0123456789/").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Same source and project id: merged without naming the project.
+    let (s, stg) = app
+        .post("/api/v1/environment-document/import/?source=acme", staging)
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{stg}");
+    assert_eq!(stg["target"], "same_source_project");
+    assert_eq!(stg["project"], prod["project"]);
+
+    let (s, e) = app
+        .post(
+            "/api/v1/environment-document/import/?project=abc",
+            migration(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+}

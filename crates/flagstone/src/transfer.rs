@@ -1,22 +1,41 @@
-//! `flagstone import FILE` and `flagstone export --environment KEY`: moving environments from
+//! `flagstone import FILE…` and `flagstone export --environment KEY`: moving environments from
 //! Flagsmith (its `/api/v1/environment-document/` JSON) into Flagstone and back out. The
-//! semantics of "create or replace" are `flagstone_store::transfer`'s. Unlike the admin API, the
-//! CLI has no request-size limit: the file is parsed as it is read; the project limits still
-//! apply.
+//! semantics of "create or replace" and of the target options are `flagstone_store::transfer`'s.
+//! The files of one run share one source label, so environments of one Flagsmith project
+//! imported together land in one project. Unlike the admin API, the CLI has no request-size
+//! limit: each file is parsed as it is read; the project limits still apply.
 
 use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use flagstone_store::transfer::ImportOptions;
 use flagstone_store::{transfer, Actor};
 
 use crate::db_args::DbArgs;
 
 #[derive(clap::Args, Debug)]
 pub struct ImportArgs {
-    /// A Flagsmith environment document (JSON); `-` reads standard input.
-    pub file: PathBuf,
+    /// Flagsmith environment documents (JSON), imported in order, each as one change; `-`
+    /// reads standard input.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Import into this project (by id) instead of choosing one.
+    #[arg(long)]
+    pub project: Option<i64>,
+    /// Create new projects in this organisation (by id).
+    #[arg(long)]
+    pub organisation: Option<i64>,
+    /// A label for the installation the documents come from (e.g. its URL). Documents with
+    /// the same source and project id go into one project, across runs. Default: a label
+    /// generated for this run (printed in the report).
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Check the documents and report what would change, without writing anything (each
+    /// document against the store as it is: the earlier ones are not written either).
+    #[arg(long)]
+    pub dry_run: bool,
     #[command(flatten)]
     pub db: DbArgs,
 }
@@ -33,33 +52,55 @@ pub struct ExportArgs {
     pub db: DbArgs,
 }
 
-/// Imports the document and prints the report (JSON) on standard output.
-pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
-    let doc = if args.file.as_os_str() == "-" {
+fn read(file: &std::path::Path) -> anyhow::Result<flagstone_engine::EnvironmentDocument> {
+    if file.as_os_str() == "-" {
         transfer::read_document(std::io::stdin().lock())
     } else {
-        let f = File::open(&args.file)
-            .with_context(|| format!("cannot open {}", args.file.display()))?;
+        let f = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
         transfer::read_document(f)
     }
-    .with_context(|| {
-        format!(
-            "{} is not a Flagsmith environment document",
-            args.file.display()
-        )
-    })?;
+    .with_context(|| format!("{} is not a Flagsmith environment document", file.display()))
+}
+
+/// Imports the documents in order and prints each report (JSON) on standard output. Stops at
+/// the first refused document; those before it stay imported.
+pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
     let store = args.db.open().await?;
-    let report = transfer::import(&store, &Actor::system("flagstone import"), &doc)
-        .await
-        .context("import refused; nothing was written")?;
-    for w in &report.warnings {
-        eprintln!("warning: {w}");
+    let mut opts = ImportOptions {
+        project: args.project,
+        organisation: args.organisation,
+        source: args.source.clone(),
+        dry_run: args.dry_run,
+    };
+    for file in &args.files {
+        let doc = read(file)?;
+        let report = transfer::import(&store, &Actor::system("flagstone import"), &doc, &opts)
+            .await
+            .with_context(|| format!("import of {} refused; it wrote nothing", file.display()))?;
+        for w in &report.warnings {
+            eprintln!("warning: {}: {w}", file.display());
+        }
+        for e in &report.changed_environments {
+            eprintln!(
+                "{}: environment {} ({}) serves different flags for: {}",
+                if opts.dry_run {
+                    "would change"
+                } else {
+                    "changed"
+                },
+                e.id,
+                e.name,
+                e.features.join(", ")
+            );
+        }
+        writeln!(
+            std::io::stdout(),
+            "{}",
+            serde_json::to_string_pretty(&report)?
+        )?;
+        // The next files are from the same installation as this one.
+        opts.source = Some(report.source);
     }
-    writeln!(
-        std::io::stdout(),
-        "{}",
-        serde_json::to_string_pretty(&report)?
-    )?;
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use flagstone_engine::{
 use flagstone_store::document::fixture::{self, Shape};
 use flagstone_store::projects::{self, ProjectPatch};
 use flagstone_store::testing::test_store;
-use flagstone_store::transfer::{self, ImportReport};
+use flagstone_store::transfer::{self, ImportOptions, ImportReport};
 use flagstone_store::{sql, Actor, LimitName, Store, StoreError};
 use serde_json::{json, Value};
 
@@ -25,7 +25,7 @@ fn actor() -> Actor {
 }
 
 async fn import(store: &Store, d: &EnvironmentDocument) -> Result<ImportReport, StoreError> {
-    transfer::import(store, &actor(), d).await
+    transfer::import(store, &actor(), d, &ImportOptions::default()).await
 }
 
 async fn export(store: &Store, api_key: &str) -> EnvironmentDocument {
@@ -458,15 +458,47 @@ async fn exceeding_a_limit_is_refused_and_writes_nothing() {
     assert_same_context(&before, &after);
 }
 
+/// Gives `doc`'s features the ids `like` has for the same names.
+fn renumber_features_like(doc: &mut EnvironmentDocument, like: &EnvironmentDocument) {
+    let ids: std::collections::HashMap<String, i64> = like
+        .feature_states
+        .iter()
+        .map(|f| (f.feature.name.clone(), f.feature.id))
+        .collect();
+    let old: std::collections::HashMap<i64, i64> = doc
+        .feature_states
+        .iter()
+        .map(|f| (f.feature.id, ids[&f.feature.name]))
+        .collect();
+    let states = doc
+        .feature_states
+        .iter_mut()
+        .chain(
+            doc.project
+                .segments
+                .iter_mut()
+                .flat_map(|s| &mut s.feature_states),
+        )
+        .chain(
+            doc.identity_overrides
+                .iter_mut()
+                .flat_map(|i| &mut i.identity_features),
+        );
+    for fs in states {
+        fs.feature.id = ids[&fs.feature.name];
+    }
+    for id in &mut doc.project.server_key_only_feature_ids {
+        *id = old[id];
+    }
+}
+
 #[tokio::test]
-async fn taken_ids_are_reported_and_the_import_still_succeeds() {
+async fn taken_ids_keep_every_user_in_their_bucket() {
     let t = test_store().await;
-    // Another Flagsmith project whose ids overlap the migration document's.
+    // Another Flagsmith project whose ids are the migration document's.
     let mut other: Value = serde_json::from_str(MIGRATION).unwrap();
     other["api_key"] = json!("anotherEnvKey0123456789");
     other["id"] = json!(1);
-    other["project"]["id"] = json!(2);
-    other["project"]["name"] = json!("Other shop");
     import(&t.store, &serde_json::from_value(other).unwrap())
         .await
         .unwrap();
@@ -474,18 +506,21 @@ async fn taken_ids_are_reported_and_the_import_still_succeeds() {
     let original = doc(MIGRATION);
     let report = import(&t.store, &original).await.unwrap();
     assert!(report.created);
-    assert_ne!(report.project, 2);
-    // Segment 412 and 77 split by percentage; the MV feature states' django_ids are taken.
-    let text = report.warnings.join("\n");
-    assert!(
-        text.contains("segment \"ten percent\": id 412 is used elsewhere"),
-        "{text}"
+    // Same organisation and project ids and names, but not provably the same project.
+    assert_eq!(report.target, transfer::TargetChoice::NewProject);
+    assert!(report.changed_environments.is_empty());
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    // Every row id was taken, every hashing id is the document's: only the features' ids
+    // (their row ids, which no hash reads) differ.
+    let mut exported = export(&t.store, &original.api_key).await;
+    let seg_ids: Vec<i64> = exported.project.segments.iter().map(|s| s.id).collect();
+    assert_eq!(seg_ids, vec![77, 300, 301, 412, 9001]);
+    assert_ne!(
+        exported.feature_states[0].feature.id,
+        original.feature_states[0].feature.id
     );
-    assert!(text.contains("django_id 4022 is used elsewhere"), "{text}");
-    // Both environments still serve their own flags.
-    let exported = export(&t.store, &original.api_key).await;
-    assert_eq!(exported.feature_states.len(), 6);
-    assert_eq!(exported.project.segments.len(), 5);
+    renumber_features_like(&mut exported, &original);
+    assert_same_evaluations(&original, &exported, 200);
 }
 
 #[tokio::test]
@@ -549,4 +584,177 @@ async fn rows_created_after_an_import_get_fresh_ids() {
     // Past the largest imported ids (26 and 9001), on both backends.
     assert!(feature.id > 26, "{}", feature.id);
     assert!(segment.id > 9001, "{}", segment.id);
+}
+
+async fn import_with(
+    store: &Store,
+    d: &EnvironmentDocument,
+    opts: ImportOptions,
+) -> Result<ImportReport, StoreError> {
+    transfer::import(store, &actor(), d, &opts).await
+}
+
+/// Another environment of the migration document's project (staging): same project,
+/// segments and features, its own key, id and states.
+fn staging() -> Value {
+    let mut d: Value = serde_json::from_str(MIGRATION).unwrap();
+    d["api_key"] = json!("stagingEnvKey0123456789");
+    d["id"] = json!(4243);
+    d["name"] = json!("Staging");
+    for (i, fs) in d["feature_states"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .enumerate()
+    {
+        fs["django_id"] = json!(5000 + i);
+        fs["enabled"] = json!(false);
+    }
+    d["identity_overrides"] = json!([]);
+    d
+}
+
+#[tokio::test]
+async fn environments_of_one_source_share_a_project_and_others_never_merge() {
+    let t = test_store().await;
+    let from = |s: &str| ImportOptions {
+        source: Some(s.to_string()),
+        ..ImportOptions::default()
+    };
+    let prod = import_with(
+        &t.store,
+        &doc(MIGRATION),
+        from("https://flagsmith.acme.test"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(prod.target, transfer::TargetChoice::NewProject);
+    assert_eq!(prod.source, "https://flagsmith.acme.test");
+    let before = export(&t.store, &prod.api_key).await;
+
+    // The same installation's staging environment joins the project; prod serves as before.
+    let stg: EnvironmentDocument = serde_json::from_value(staging()).unwrap();
+    let report = import_with(&t.store, &stg, from("https://flagsmith.acme.test"))
+        .await
+        .unwrap();
+    assert_eq!(report.target, transfer::TargetChoice::SameSourceProject);
+    assert_eq!(report.project, prod.project);
+    assert_eq!((report.deleted_features, report.deleted_segments), (0, 0));
+    assert!(
+        report.changed_environments.is_empty(),
+        "{:?}",
+        report.changed_environments
+    );
+    assert_same_context(&before, &export(&t.store, &prod.api_key).await);
+
+    // The same document from another installation (or without a source): a project of its
+    // own, though organisation and project ids and names are the same.
+    let mut other = staging();
+    other["api_key"] = json!("otherInstallKey0123456");
+    let other: EnvironmentDocument = serde_json::from_value(other).unwrap();
+    for opts in [
+        from("https://flagsmith.other.test"),
+        ImportOptions::default(),
+    ] {
+        let mut other = other.clone();
+        other
+            .api_key
+            .push_str(if opts.source.is_some() { "a" } else { "b" });
+        let report = import_with(&t.store, &other, opts).await.unwrap();
+        assert_eq!(report.target, transfer::TargetChoice::NewProject);
+        assert_ne!(report.project, prod.project);
+        assert_ne!(report.organisation, prod.organisation);
+        assert!(report.changed_environments.is_empty());
+    }
+    assert_same_context(&before, &export(&t.store, &prod.api_key).await);
+
+    // A later staging document with a changed segment: prod's flags that read it change, and
+    // the report names them (a dry run first, which writes nothing).
+    let mut changed = staging();
+    changed["project"]["segments"][0]["rules"][0]["rules"][0]["conditions"][0]["value"] =
+        json!("20");
+    let changed: EnvironmentDocument = serde_json::from_value(changed).unwrap();
+    let rev = revision(&t.store, &prod.api_key).await;
+    let audits = count(&t.store, "audit_log").await;
+    let mut opts = from("https://flagsmith.acme.test");
+    opts.dry_run = true;
+    let dry = import_with(&t.store, &changed, opts).await.unwrap();
+    assert!(dry.dry_run);
+    assert_eq!(revision(&t.store, &prod.api_key).await, rev);
+    assert_eq!(count(&t.store, "audit_log").await, audits);
+    assert_same_context(&before, &export(&t.store, &prod.api_key).await);
+    let split = changed.project.segments[0].name.clone();
+    let names: Vec<(String, Vec<String>)> = dry
+        .changed_environments
+        .iter()
+        .map(|e| (e.api_key.clone(), e.features.clone()))
+        .collect();
+    // Segment "ten percent" overrides checkout and banner; staging itself changes too.
+    assert_eq!(split, "ten percent");
+    assert_eq!(
+        names,
+        vec![
+            (
+                prod.api_key.clone(),
+                vec!["banner".to_string(), "checkout".to_string()]
+            ),
+            (
+                "stagingEnvKey0123456789".to_string(),
+                vec!["banner".to_string(), "checkout".to_string()]
+            ),
+        ]
+    );
+    let wet = import_with(&t.store, &changed, from("https://flagsmith.acme.test"))
+        .await
+        .unwrap();
+    assert_eq!(wet.changed_environments, dry.changed_environments);
+    assert_eq!(revision(&t.store, &prod.api_key).await, rev + 1);
+}
+
+#[tokio::test]
+async fn the_user_names_the_target_project() {
+    let t = test_store().await;
+    let prod = import(&t.store, &doc(MIGRATION)).await.unwrap();
+    let stg: EnvironmentDocument = serde_json::from_value(staging()).unwrap();
+    let named = ImportOptions {
+        project: Some(prod.project),
+        ..ImportOptions::default()
+    };
+    let report = import_with(&t.store, &stg, named.clone()).await.unwrap();
+    assert_eq!(report.target, transfer::TargetChoice::NamedProject);
+    assert_eq!(report.project, prod.project);
+    assert!(
+        report.changed_environments.is_empty(),
+        "{:?}",
+        report.changed_environments
+    );
+
+    // An environment's key belongs to its project: naming another one is refused.
+    let elsewhere = ImportOptions {
+        project: Some(prod.project + 1000),
+        ..ImportOptions::default()
+    };
+    match import_with(&t.store, &doc(MIGRATION), elsewhere).await {
+        Err(StoreError::Conflict { field, .. }) => assert_eq!(field, "api_key"),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let missing = ImportOptions {
+        project: Some(999_999),
+        ..ImportOptions::default()
+    };
+    let mut other = staging();
+    other["api_key"] = json!("yetAnotherKey0123456789");
+    let other: EnvironmentDocument = serde_json::from_value(other).unwrap();
+    assert!(matches!(
+        import_with(&t.store, &other, missing).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let bad_source = ImportOptions {
+        source: Some(" ".into()),
+        ..ImportOptions::default()
+    };
+    assert!(matches!(
+        import_with(&t.store, &other, bad_source).await,
+        Err(StoreError::Invalid { .. })
+    ));
 }

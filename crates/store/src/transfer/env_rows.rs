@@ -1,6 +1,7 @@
 //! Writes the environment-level rows of a [`Plan`]: this environment's feature states,
 //! segment overrides and identity overrides, each set replaced whole. States and overrides keep
-//! their `django_id` as row id when it is free, since it seeds multivariate bucketing.
+//! the document's `django_id` as their hashing id (`hash_id`, and as row id when it is free)
+//! and their variants' value ids (`mv_value_ids`): both decide multivariate bucketing.
 
 use serde_json::Value;
 
@@ -21,19 +22,47 @@ fn allocations(state: &PlanState, options: &[i64]) -> String {
             percentage_allocation: state
                 .allocations
                 .iter()
-                .find(|(o, _)| *o == i)
-                .map_or(0.0, |a| a.1),
+                .find(|a| a.option == i)
+                .map_or(0.0, |a| a.percentage),
         })
         .collect();
     encode_allocations(&allocs)
 }
 
+/// The `mv_value_ids` column of an imported state: `[[option id, value id, value uuid]]` for
+/// the values the document lists; NULL when it lists none.
+fn value_ids(state: &PlanState, options: &[i64]) -> Option<String> {
+    if state.allocations.is_empty() {
+        return None;
+    }
+    let rows: Vec<(i64, Option<i64>, Option<&str>)> = state
+        .allocations
+        .iter()
+        .map(|a| (options[a.option], a.value_id, a.value_uuid.as_deref()))
+        .collect();
+    serde_json::to_string(&rows).ok()
+}
+
+/// The document's uuid verbatim (when the state has no `django_id` it is what Flagsmith
+/// hashed), or a new one.
 fn state_uuid(s: &PlanState) -> String {
     s.uuid
-        .as_deref()
-        .and_then(|u| uuid::Uuid::parse_str(u).ok())
-        .unwrap_or_else(uuid::Uuid::new_v4)
-        .to_string()
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// The row id an imported state asks for: its `django_id` when positive.
+fn wanted_id(s: &PlanState) -> Option<i64> {
+    s.hash_id.filter(|d| *d > 0)
+}
+
+/// Hashing ids of states and overrides share one space (Flagsmith keeps both in one table), so
+/// both tables' sequences move past each imported one.
+fn record_state_hash(ids: &mut Ids, s: &PlanState) {
+    if let Some(h) = s.hash_id {
+        ids.record_hash("feature_states", h);
+        ids.record_hash("segment_overrides", h);
+    }
 }
 
 /// Deletes the environment's rows of `table` (one of this module's fixed table names), which
@@ -48,38 +77,29 @@ async fn clear(tx: &mut Tx, table: &'static str, environment: i64) -> Result<()>
     Ok(())
 }
 
-fn warn_django(plan_warnings: &mut Vec<String>, what: &str, s: &PlanState, got: i64) {
-    if let Some(d) = s.django_id {
-        if d != got && !s.allocations.is_empty() {
-            plan_warnings.push(format!(
-                "{what}: django_id {d} is used elsewhere, imported as {got}; variant assignment \
-                 of this feature changes"
-            ));
-        }
-    }
-}
-
 pub(super) async fn states(
     tx: &mut Tx,
     ids: &mut Ids,
-    plan: &mut Plan,
+    plan: &Plan,
     m: &Mapped,
     environment: i64,
 ) -> Result<()> {
     clear(tx, "feature_states", environment).await?;
     let now = now_ms();
-    let mut warnings = Vec::new();
-    for (i, f) in plan.features.iter().enumerate() {
+    for i in 0..plan.features.len() {
+        // A feature the document has no environment state for (only overrides): disabled,
+        // with a hashing id of its own.
         let blank = PlanState {
             feature: i,
-            django_id: None,
+            hash_id: None,
             uuid: None,
             enabled: false,
             value: Value::Null,
             allocations: vec![],
         };
         let s = state_of(plan, i).unwrap_or(&blank);
-        let (got, _) = insert_with_id!(
+        record_state_hash(ids, s);
+        insert_with_id!(
             tx,
             ids,
             "feature_states",
@@ -90,9 +110,11 @@ pub(super) async fn states(
                 "value",
                 "mv_allocations",
                 "uuid",
+                "hash_id",
+                "mv_value_ids",
                 "updated_at"
             ],
-            s.django_id,
+            wanted_id(s),
             |q| q
                 .bind(m.features[i])
                 .bind(environment)
@@ -100,33 +122,28 @@ pub(super) async fn states(
                 .bind(encode_value(&s.value))
                 .bind(allocations(s, &m.options[i]))
                 .bind(state_uuid(s))
+                .bind(s.hash_id)
+                .bind(value_ids(s, &m.options[i]))
                 .bind(now)
         );
-        warn_django(
-            &mut warnings,
-            &format!("feature state of {:?}", f.name),
-            s,
-            got,
-        );
     }
-    plan.warnings.extend(warnings);
     Ok(())
 }
 
 pub(super) async fn overrides(
     tx: &mut Tx,
     ids: &mut Ids,
-    plan: &mut Plan,
+    plan: &Plan,
     m: &Mapped,
     segments: &[i64],
     environment: i64,
 ) -> Result<()> {
     clear(tx, "segment_overrides", environment).await?;
     let now = now_ms();
-    let mut warnings = Vec::new();
     for (seg, &segment_id) in plan.segments.iter().zip(segments) {
         for (priority, s) in &seg.overrides {
-            let (got, _) = insert_with_id!(
+            record_state_hash(ids, s);
+            insert_with_id!(
                 tx,
                 ids,
                 "segment_overrides",
@@ -139,9 +156,11 @@ pub(super) async fn overrides(
                     "value",
                     "mv_allocations",
                     "uuid",
+                    "hash_id",
+                    "mv_value_ids",
                     "updated_at"
                 ],
-                s.django_id,
+                wanted_id(s),
                 |q| q
                     .bind(m.features[s.feature])
                     .bind(segment_id)
@@ -151,16 +170,12 @@ pub(super) async fn overrides(
                     .bind(encode_value(&s.value))
                     .bind(allocations(s, &m.options[s.feature]))
                     .bind(state_uuid(s))
+                    .bind(s.hash_id)
+                    .bind(value_ids(s, &m.options[s.feature]))
                     .bind(now)
             );
-            let what = format!(
-                "override of {:?} for segment {:?}",
-                plan.features[s.feature].name, seg.name
-            );
-            warn_django(&mut warnings, &what, s, got);
         }
     }
-    plan.warnings.extend(warnings);
     Ok(())
 }
 

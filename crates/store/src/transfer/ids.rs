@@ -1,17 +1,19 @@
-//! Inserting rows with the ids they had in Flagsmith. Ids feed bucketing hashes (see the module
-//! docs of [`super`]), so an import asks for the document's id and takes any free one only when
-//! that id is used already. Both backends accept explicit ids (SQLite `AUTOINCREMENT` moves its
-//! counter past them itself); on PostgreSQL the identity sequences are moved past the largest
-//! explicit id at the end, so later inserts never collide with imported rows.
+//! Inserting rows with the ids they had in Flagsmith where those are free (so the admin API's
+//! ids look familiar), and keeping every id's sequence past the ids an import wrote — as row
+//! ids or as hashing ids (`hash_id`). Rows created later take their row id as hashing id, so
+//! this is what keeps them from ever sharing one with an imported row (see the module docs of
+//! [`super`]). Both backends accept explicit ids; [`Ids::bump_sequences`] moves SQLite's
+//! `sqlite_sequence` and PostgreSQL's identity sequences at the end of the import.
 
 use std::collections::BTreeMap;
 
 use crate::{Result, Tx};
 
-/// The largest explicit id written per table, for [`Ids::bump_sequences`].
+/// The largest explicit or hashing id written per table, for [`Ids::bump_sequences`].
 #[derive(Default)]
 pub(crate) struct Ids {
-    max: BTreeMap<&'static str, i64>,
+    /// Per table: the largest id recorded, and whether the sequence may still be below it.
+    max: BTreeMap<&'static str, (i64, bool)>,
 }
 
 /// `INSERT INTO table (cols…) VALUES ($1…) RETURNING id`, with an explicit `id` first (and
@@ -35,30 +37,72 @@ pub(crate) fn insert_sql(table: &str, cols: &[&str], explicit: bool) -> String {
 }
 
 impl Ids {
+    /// A hashing id written to `table`: rows created later must get larger ids.
+    pub fn record_hash(&mut self, table: &'static str, id: i64) {
+        self.record(table, id);
+    }
+
     pub fn record(&mut self, table: &'static str, id: i64) {
-        let m = self.max.entry(table).or_insert(id);
-        if id > *m {
-            *m = id;
+        let m = self.max.entry(table).or_insert((id, true));
+        if id > m.0 {
+            *m = (id, true);
         }
     }
 
-    /// PostgreSQL: moves each touched table's identity sequence past its largest explicit id
-    /// (never backwards: `nextval` first, so ids handed out meanwhile stay below).
-    pub async fn bump_sequences(&self, tx: &mut Tx) -> Result<()> {
-        if let Tx::Postgres(t) = tx {
-            for (table, max) in &self.max {
-                sqlx::query(
-                    "SELECT setval(pg_get_serial_sequence($1, 'id'), \
-                         GREATEST(nextval(pg_get_serial_sequence($1, 'id')), $2))",
-                )
-                .bind(*table)
-                .bind(*max)
-                .execute(&mut **t)
-                .await?;
+    /// Moves `table`'s sequence past its recorded ids if it may be behind (before an insert
+    /// that takes the sequence's next id).
+    pub async fn bump_table(&mut self, tx: &mut Tx, table: &'static str) -> Result<()> {
+        if let Some((max, dirty)) = self.max.get_mut(table) {
+            if *dirty {
+                bump(tx, table, *max).await?;
+                *dirty = false;
             }
         }
         Ok(())
     }
+
+    /// Moves each touched table's id sequence past its largest recorded id.
+    pub async fn bump_sequences(&mut self, tx: &mut Tx) -> Result<()> {
+        let tables: Vec<&'static str> = self.max.keys().copied().collect();
+        for table in tables {
+            self.bump_table(tx, table).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Moves `table`'s id sequence to at least `max`, never backwards (PostgreSQL: `nextval`
+/// first, so ids handed out meanwhile stay below).
+async fn bump(tx: &mut Tx, table: &str, max: i64) -> Result<()> {
+    match tx {
+        Tx::Postgres(t) => {
+            sqlx::query(
+                "SELECT setval(pg_get_serial_sequence($1, 'id'), \
+                     GREATEST(nextval(pg_get_serial_sequence($1, 'id')), $2))",
+            )
+            .bind(table)
+            .bind(max)
+            .execute(&mut **t)
+            .await?;
+        }
+        Tx::Sqlite(t, _) => {
+            // AUTOINCREMENT never hands out an id at or below `seq`.
+            sqlx::query("UPDATE sqlite_sequence SET seq = $2 WHERE name = $1 AND seq < $2")
+                .bind(table)
+                .bind(max)
+                .execute(&mut **t)
+                .await?;
+            sqlx::query(
+                "INSERT INTO sqlite_sequence (name, seq) SELECT $1, $2 \
+                 WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = $1)",
+            )
+            .bind(table)
+            .bind(max)
+            .execute(&mut **t)
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs an insert built by [`insert_sql`]: first with `want` as the id, then — if that id is
@@ -80,6 +124,8 @@ macro_rules! insert_with_id {
         match got {
             Some(id) => (id, true),
             None => {
+                // The sequence may still be below ids this import wrote explicitly.
+                $ids.bump_table($tx, $table).await?;
                 let text = $crate::transfer::ids::insert_sql($table, &[$($col),+], false);
                 let id: i64 = $crate::sql!(&mut *$tx, |c| {
                     let $q = sqlx::query_scalar::<_, i64>(&text);

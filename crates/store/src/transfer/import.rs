@@ -1,101 +1,39 @@
-//! The import itself: resolve the target (see the module docs of [`super`]), check the
-//! document against its project's limits ([`super::plan`]), write everything in one
-//! [`Change`] ([`super::write`]), and refuse the lot if the resulting environment document would
-//! not fit `max_document_bytes`. Main entry point: [`import`].
+//! The import itself: resolve the target ([`super::target`]), check the document against its
+//! project's limits ([`super::plan`]), note what the project's environments serve
+//! ([`super::served`]), write everything in one [`Change`] ([`super::write`]), report which
+//! environments' flags changed, and refuse the lot if the resulting environment document would
+//! not fit `max_document_bytes`. A dry run does all of it and rolls back. Main entry point:
+//! [`import`].
 
 use flagstone_engine::EnvironmentDocument;
 use serde_json::json;
 
 use super::ids::{insert_with_id, Ids};
 use super::plan::plan;
-use super::{write, ImportReport, AUDIT_LOG};
+use super::served::{self, ChangedEnvironment};
+use super::target::{resolve, Target, TargetChoice};
+use super::{write, ImportOptions, ImportReport, AUDIT_LOG};
 use crate::document::{self, BuildError, BuildOptions};
 use crate::{
     clock::now_ms, projects, sql, Actor, AuditEntry, Change, LimitName, Limits, Result, Store,
     StoreError,
 };
 
-/// Where the document goes: existing rows found by [`resolve`], or `None` to create.
-struct Target {
-    organisation: Option<i64>,
-    project: Option<i64>,
-    environment: Option<i64>,
-}
-
-/// Imports `doc` as one change made by `actor`; see the module docs for what is replaced.
+/// Imports `doc` as one change made by `actor`; see the module docs of [`super`] for what is
+/// replaced. With `opts.dry_run` nothing is written and the report says what would happen.
 pub async fn import(
     store: &Store,
     actor: &Actor,
     doc: &EnvironmentDocument,
+    opts: &ImportOptions,
 ) -> Result<ImportReport> {
     let mut ch = store.change(actor).await?;
-    let report = import_in(&mut ch, doc).await?;
-    ch.commit().await?;
-    Ok(report)
-}
-
-async fn resolve(ch: &mut Change, doc: &EnvironmentDocument) -> Result<Target> {
-    let env: Option<(i64, i64)> = sql!(ch.tx(), |c| {
-        sqlx::query_as("SELECT id, project_id FROM environments WHERE api_key = $1")
-            .bind(&doc.api_key)
-            .fetch_optional(c)
-            .await?
-    });
-    let project_name = doc.project.name.trim();
-    let project: Option<(i64, i64)> = match env {
-        Some((_, p)) => sql!(ch.tx(), |c| {
-            sqlx::query_as("SELECT id, organisation_id FROM projects WHERE id = $1")
-                .bind(p)
-                .fetch_optional(c)
-                .await?
-        }),
-        None => sql!(ch.tx(), |c| {
-            sqlx::query_as("SELECT id, organisation_id FROM projects WHERE id = $1 AND name = $2")
-                .bind(doc.project.id)
-                .bind(project_name)
-                .fetch_optional(c)
-                .await?
-        }),
-    };
-    if let Some((p, o)) = project {
-        return Ok(Target {
-            organisation: Some(o),
-            project: Some(p),
-            environment: env.map(|e| e.0),
-        });
+    let report = import_in(&mut ch, doc, opts).await?;
+    if !opts.dry_run {
+        ch.commit().await?;
     }
-    let Some(org) = &doc.project.organisation else {
-        return Ok(Target {
-            organisation: None,
-            project: None,
-            environment: None,
-        });
-    };
-    let organisation: Option<i64> = sql!(ch.tx(), |c| {
-        sqlx::query_scalar("SELECT id FROM organisations WHERE id = $1 AND name = $2")
-            .bind(org.id)
-            .bind(org.name.trim())
-            .fetch_optional(c)
-            .await?
-    });
-    let project: Option<i64> = match organisation {
-        Some(o) => sql!(ch.tx(), |c| {
-            sqlx::query_scalar(
-                "SELECT id FROM projects WHERE organisation_id = $1 AND name = $2 \
-                 ORDER BY id LIMIT 1",
-            )
-            .bind(o)
-            .bind(project_name)
-            .fetch_optional(c)
-            .await?
-        }),
-        None => None,
-    };
-    Ok(Target {
-        organisation,
-        project,
-        environment: None,
-    })
+    // A dry run's change is dropped here: rolled back.
+    Ok(report)
 }
 
 /// Creates or updates the organisation, project and environment; returns their ids.
@@ -104,6 +42,7 @@ async fn write_header(
     ids: &mut Ids,
     doc: &EnvironmentDocument,
     t: &Target,
+    source: &str,
 ) -> Result<(i64, i64, i64)> {
     let now = now_ms();
     let tx = ch.tx();
@@ -116,24 +55,10 @@ async fn write_header(
             o.persist_trait_data,
         )
     });
+    // An existing organisation is left as it is: its settings (stop_serving_flags, …) apply
+    // to every project in it, which this import does not own.
     let organisation = match t.organisation {
-        Some(id) => {
-            sql!(&mut *tx, |c| {
-                sqlx::query(
-                    "UPDATE organisations SET name = $2, feature_analytics = $3, \
-                         stop_serving_flags = $4, persist_trait_data = $5 WHERE id = $1",
-                )
-                .bind(id)
-                .bind(&org_name)
-                .bind(analytics)
-                .bind(stop)
-                .bind(persist)
-                .execute(c)
-                .await?
-                .rows_affected()
-            });
-            id
-        }
+        Some(id) => id,
         None => {
             let want = org.map(|o| o.id).filter(|id| *id > 0);
             insert_with_id!(
@@ -145,6 +70,8 @@ async fn write_header(
                     "stop_serving_flags",
                     "persist_trait_data",
                     "feature_analytics",
+                    "import_source",
+                    "import_source_id",
                     "created_at"
                 ],
                 want,
@@ -153,6 +80,8 @@ async fn write_header(
                     .bind(stop)
                     .bind(persist)
                     .bind(analytics)
+                    .bind(source)
+                    .bind(org.map(|o| o.id))
                     .bind(now)
             )
             .0
@@ -160,17 +89,24 @@ async fn write_header(
     };
     let p = &doc.project;
     let project_name = p.name.trim().to_string();
+    // After the import the project's segments carry this source's ids, so it is this
+    // source's project from now on. A project the user named keeps its name.
     let project = match t.project {
         Some(id) => {
+            let keep_name = t.choice == TargetChoice::NamedProject;
             sql!(&mut *tx, |c| {
                 sqlx::query(
-                    "UPDATE projects SET name = $2, hide_disabled_flags = $3, \
-                         enable_realtime_updates = $4 WHERE id = $1",
+                    "UPDATE projects SET name = CASE WHEN $5 THEN name ELSE $2 END, \
+                         hide_disabled_flags = $3, enable_realtime_updates = $4, \
+                         import_source = $6, import_source_id = $7 WHERE id = $1",
                 )
                 .bind(id)
                 .bind(&project_name)
                 .bind(p.hide_disabled_flags)
                 .bind(p.enable_realtime_updates)
+                .bind(keep_name)
+                .bind(source)
+                .bind(p.id)
                 .execute(c)
                 .await?
                 .rows_affected()
@@ -188,6 +124,8 @@ async fn write_header(
                     "name",
                     "hide_disabled_flags",
                     "enable_realtime_updates",
+                    "import_source",
+                    "import_source_id",
                     "created_at"
                 ],
                 want,
@@ -196,6 +134,8 @@ async fn write_header(
                     .bind(&project_name)
                     .bind(p.hide_disabled_flags)
                     .bind(p.enable_realtime_updates)
+                    .bind(source)
+                    .bind(p.id)
                     .bind(now)
             )
             .0
@@ -265,8 +205,16 @@ async fn write_header(
 }
 
 /// Everything but the commit; on `Err` the caller drops the change and nothing is written.
-pub(crate) async fn import_in(ch: &mut Change, doc: &EnvironmentDocument) -> Result<ImportReport> {
-    let target = resolve(ch, doc).await?;
+pub(crate) async fn import_in(
+    ch: &mut Change,
+    doc: &EnvironmentDocument,
+    opts: &ImportOptions,
+) -> Result<ImportReport> {
+    let source = match &opts.source {
+        Some(s) => super::validate_source(s)?,
+        None => format!("import-{}", uuid::Uuid::new_v4().simple()),
+    };
+    let target = resolve(ch, doc, opts, &source).await?;
     let limits = match target.project {
         Some(p) => projects::limits(ch.tx(), p).await?,
         None => Limits::default(),
@@ -276,10 +224,36 @@ pub(crate) async fn import_in(ch: &mut Change, doc: &EnvironmentDocument) -> Res
         Some(env) => Some(summary(ch, env).await?),
         None => None,
     };
+    let served_before = match target.project {
+        Some(p) => served_by_project(ch, p).await?,
+        None => Vec::new(),
+    };
     let mut ids = Ids::default();
-    let (organisation, project, environment) = write_header(ch, &mut ids, doc, &target).await?;
-    let written = write::rows(ch.tx(), &mut ids, &mut plan, project, environment).await?;
+    let (organisation, project, environment) =
+        write_header(ch, &mut ids, doc, &target, &source).await?;
+    let written = write::rows(
+        ch.tx(),
+        &mut ids,
+        &mut plan,
+        target.space,
+        project,
+        environment,
+    )
+    .await?;
     ids.bump_sequences(ch.tx()).await?;
+    let mut changed_environments = Vec::new();
+    for (id, fp) in served_before {
+        let after = served::fingerprint(ch.tx(), id).await?;
+        let features = served::changed_features(&fp, &after);
+        if !features.is_empty() {
+            changed_environments.push(ChangedEnvironment {
+                id,
+                name: fp.name,
+                api_key: fp.api_key,
+                features,
+            });
+        }
+    }
 
     let report = ImportReport {
         organisation,
@@ -287,12 +261,16 @@ pub(crate) async fn import_in(ch: &mut Change, doc: &EnvironmentDocument) -> Res
         environment,
         api_key: doc.api_key.clone(),
         created: target.environment.is_none(),
+        target: target.choice,
+        source,
+        dry_run: opts.dry_run,
         features: plan.features.len(),
         segments: plan.segments.len(),
         segment_overrides: plan.override_count(),
         identity_overrides: plan.identities.len(),
         deleted_features: written.deleted_features,
         deleted_segments: written.deleted_segments,
+        changed_environments,
         warnings: std::mem::take(&mut plan.warnings),
     };
     check_document_fits(ch, environment).await?;
@@ -309,6 +287,24 @@ pub(crate) async fn import_in(ch: &mut Change, doc: &EnvironmentDocument) -> Res
         after: serde_json::to_value(&report).ok(),
     });
     Ok(report)
+}
+
+/// What each environment of the project serves now.
+async fn served_by_project(
+    ch: &mut Change,
+    project: i64,
+) -> Result<Vec<(i64, served::Fingerprint)>> {
+    let envs: Vec<i64> = sql!(ch.tx(), |c| {
+        sqlx::query_scalar("SELECT id FROM environments WHERE project_id = $1 ORDER BY id")
+            .bind(project)
+            .fetch_all(c)
+            .await?
+    });
+    let mut out = Vec::with_capacity(envs.len());
+    for env in envs {
+        out.push((env, served::fingerprint(ch.tx(), env).await?));
+    }
+    Ok(out)
 }
 
 /// Counts of what the environment held before it was replaced, for the audit entry.

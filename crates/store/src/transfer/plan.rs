@@ -24,6 +24,7 @@ pub(crate) struct Plan {
 }
 
 pub(crate) struct PlanFeature {
+    /// The feature's id in the document (kept as `features.source_id`).
     pub doc_id: i64,
     pub name: String,
     pub kind: &'static str,
@@ -42,20 +43,32 @@ pub(crate) struct PlanOption {
 pub(crate) struct PlanState {
     /// Index into `Plan::features`.
     pub feature: usize,
-    pub django_id: Option<i64>,
+    /// The document's `django_id`, as the state's hashing id: 0 when it had none (Flagsmith
+    /// then hashed `featurestate_uuid`). `None` only for a state the document does not have.
+    pub hash_id: Option<i64>,
+    /// The document's `featurestate_uuid`, verbatim (it is hashed when `hash_id` is 0).
     pub uuid: Option<String>,
     pub enabled: bool,
     pub value: Value,
-    /// (index into the feature's options, percentage).
-    pub allocations: Vec<(usize, f64)>,
+    pub allocations: Vec<PlanAllocation>,
+}
+
+/// One multivariate value of a state.
+pub(crate) struct PlanAllocation {
+    /// Index into the feature's options.
+    pub option: usize,
+    pub percentage: f64,
+    /// The value's `id` and `mv_fs_value_uuid` in the document: they order the variants.
+    pub value_id: Option<i64>,
+    pub value_uuid: Option<String>,
 }
 
 pub(crate) struct PlanSegment {
+    /// The segment's id in the document: its hashing identity (`segments.hash_id`).
     pub doc_id: i64,
     pub name: String,
     /// Admin-shaped rules, validated (the `segments.rules` column).
     pub rules: String,
-    pub has_split: bool,
     /// (dense priority within the feature, state).
     pub overrides: Vec<(i64, PlanState)>,
 }
@@ -129,15 +142,6 @@ fn admin_rules(rules: &[DocumentSegmentRule]) -> Value {
     )
 }
 
-fn has_split(rules: &[DocumentSegmentRule]) -> bool {
-    rules.iter().any(|r| {
-        r.conditions
-            .iter()
-            .any(|c| c.operator == flagstone_engine::Operator::PercentageSplit)
-            || has_split(&r.rules)
-    })
-}
-
 /// Validates `doc` against `limits` and normalises it.
 pub(crate) fn plan(doc: &EnvironmentDocument, limits: &Limits) -> Result<Plan> {
     check_api_key(&doc.api_key)?;
@@ -180,6 +184,12 @@ pub(crate) fn plan(doc: &EnvironmentDocument, limits: &Limits) -> Result<Plan> {
     let mut pending: Vec<Vec<PlanState>> = Vec::new();
     for (si, seg) in doc.project.segments.iter().enumerate() {
         let path = format!("project.segments[{si}]");
+        if seg.id <= 0 {
+            return Err(StoreError::invalid(
+                format!("{path}.id"),
+                "segment ids are positive (Flagsmith's are database ids)",
+            ));
+        }
         if !segment_ids.insert(seg.id) {
             return Err(StoreError::invalid(
                 format!("{path}.id"),
@@ -222,7 +232,6 @@ pub(crate) fn plan(doc: &EnvironmentDocument, limits: &Limits) -> Result<Plan> {
             doc_id: seg.id,
             name,
             rules: serde_json::to_string(&rules).expect("rules serialize"),
-            has_split: has_split(&seg.rules),
             overrides: Vec::new(),
         });
     }

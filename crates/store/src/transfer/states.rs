@@ -1,12 +1,13 @@
 //! Checks the feature states of a document — environment defaults, segment overrides and
-//! identity overrides — registering their features and multivariate options as they appear, and
-//! notes where Flagstone cannot reproduce Flagsmith's bucketing ids (as warnings).
+//! identity overrides — registering their features and multivariate options as they appear,
+//! and keeping what bucketing hashes (`django_id`, `featurestate_uuid`, the variants' value ids
+//! and uuids) exactly as the document has it.
 
 use std::collections::HashMap;
 
 use flagstone_engine::{FeatureState, MultivariateFeatureStateValue};
 
-use super::plan::{at, PlanFeature, PlanOption, PlanState};
+use super::plan::{at, PlanAllocation, PlanFeature, PlanOption, PlanState};
 use crate::organisations::validate_name;
 use crate::values::validate_flag_value;
 use crate::{Limits, Result, StoreError};
@@ -122,13 +123,21 @@ impl Builder<'_> {
             }
             total += pct;
             let option = self.option(&mpath, feature, mv, pct)?;
-            if allocations.iter().any(|(o, _)| *o == option) {
+            if allocations
+                .iter()
+                .any(|a: &PlanAllocation| a.option == option)
+            {
                 return Err(StoreError::invalid(
                     format!("{mpath}.multivariate_feature_option"),
                     "the option is listed twice in this feature state",
                 ));
             }
-            allocations.push((option, pct));
+            allocations.push(PlanAllocation {
+                option,
+                percentage: pct,
+                value_id: mv.id,
+                value_uuid: kept_uuid(&format!("{mpath}.mv_fs_value_uuid"), &mv.mv_fs_value_uuid)?,
+            });
         }
         if total > 100.0 + 1e-9 {
             return Err(StoreError::invalid(
@@ -136,30 +145,10 @@ impl Builder<'_> {
                 format!("allocations sum to {total}, more than 100"),
             ));
         }
-        // Variants are walked in value-id order; Flagstone walks them in option-id order.
-        // They agree when value ids and option ids sort the options alike.
-        if !fs.multivariate_feature_state_values.is_empty() {
-            let name = &self.features[feature].name;
-            let keyed = fs.django_id.is_some_and(|d| d != 0);
-            if !keyed {
-                self.warnings.push(format!(
-                    "{path} (feature {name:?}): django_id is {}, so Flagsmith bucketed on the \
-                     featurestate_uuid; Flagstone buckets on its row id, so variant assignment \
-                     of this feature changes",
-                    fs.django_id.map_or("null".to_string(), |d| d.to_string())
-                ));
-            }
-            if !variant_order_kept(&fs.multivariate_feature_state_values) {
-                self.warnings.push(format!(
-                    "{path} (feature {name:?}): the variants' value ids order them differently \
-                     from their option ids; variant assignment of this feature changes"
-                ));
-            }
-        }
         Ok(PlanState {
             feature,
-            django_id: fs.django_id.filter(|d| *d > 0),
-            uuid: fs.featurestate_uuid.clone(),
+            hash_id: Some(fs.django_id.unwrap_or(0)),
+            uuid: kept_uuid(&format!("{path}.featurestate_uuid"), &fs.featurestate_uuid)?,
             enabled: fs.enabled,
             value: fs.feature_state_value.clone(),
             allocations,
@@ -167,16 +156,20 @@ impl Builder<'_> {
     }
 }
 
-/// True when sorting the variants by value id (Flagsmith) and by option id (Flagstone's export)
-/// gives the same sequence.
-fn variant_order_kept(mvs: &[MultivariateFeatureStateValue]) -> bool {
-    let mut by_value: Vec<_> = mvs.iter().collect();
-    by_value.sort_by_key(|m| m.id.unwrap_or(i64::MAX));
-    let options: Vec<Option<i64>> = by_value
-        .iter()
-        .map(|m| m.multivariate_feature_option.id)
-        .collect();
-    mvs.iter().all(|m| m.id.is_some())
-        && options.iter().all(Option::is_some)
-        && options.windows(2).all(|w| w[0] < w[1])
+/// Longest uuid text kept. Flagsmith's are 36 characters; the text is hashed as it is, so it
+/// is stored as it is rather than normalised.
+const MAX_UUID_CHARS: usize = 100;
+
+/// A document uuid to keep verbatim: `None` when absent or empty (one is generated).
+pub(super) fn kept_uuid(field: &str, uuid: &Option<String>) -> Result<Option<String>> {
+    match uuid.as_deref() {
+        None | Some("") => Ok(None),
+        Some(u) if u.chars().count() <= MAX_UUID_CHARS && !u.chars().any(char::is_control) => {
+            Ok(Some(u.to_string()))
+        }
+        Some(_) => Err(StoreError::invalid(
+            field,
+            format!("must be at most {MAX_UUID_CHARS} characters without control characters"),
+        )),
+    }
 }

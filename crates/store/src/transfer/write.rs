@@ -1,12 +1,15 @@
-//! Writes a checked [`Plan`] into the target project: features and their options, and
-//! segments, matched to existing rows by id then name, keeping the document's ids for new rows
-//! wherever they are free ([`super::ids`]). Environment-level rows are [`super::env_rows`]'s.
+//! Writes a checked [`Plan`] into the target project: features (matched by their id in the
+//! source when the document comes from the project's source — see [`IdSpace`] — then by name)
+//! and their options (by key, then value), and segments (likewise, by hashing id then name). New rows take the document's ids as row ids
+//! wherever they are free ([`super::ids`]); segments always keep theirs as hashing id.
+//! Environment-level rows are [`super::env_rows`]'s.
 
 use std::collections::HashMap;
 
 use super::env_rows::{identity_overrides, overrides, states};
 use super::ids::{insert_with_id, Ids};
 use super::plan::{Plan, PlanState};
+use super::IdSpace;
 use crate::values::encode_value;
 use crate::{clock::now_ms, environments::insert_default_state, sql, Result, Tx};
 
@@ -26,13 +29,14 @@ pub(crate) async fn rows(
     tx: &mut Tx,
     ids: &mut Ids,
     plan: &mut Plan,
+    space: IdSpace,
     project: i64,
     environment: i64,
 ) -> Result<Written> {
-    let (features, deleted_features) = features(tx, ids, plan, project, environment).await?;
+    let (features, deleted_features) = features(tx, ids, plan, space, project, environment).await?;
     let options = options(tx, ids, plan, &features).await?;
     let mapped = Mapped { features, options };
-    let (segments, deleted_segments) = segments(tx, ids, plan, project).await?;
+    let (segments, deleted_segments) = segments(tx, ids, plan, space, project).await?;
     states(tx, ids, plan, &mapped, environment).await?;
     overrides(tx, ids, plan, &mapped, &segments, environment).await?;
     identity_overrides(tx, plan, &mapped, environment).await?;
@@ -42,14 +46,27 @@ pub(crate) async fn rows(
     })
 }
 
-/// Matches existing rows of the project to planned ones: by id, then by `key(name)`.
+/// An existing row of the project: id, its id in the source it was imported from (a
+/// feature's `source_id`, a segment's `hash_id`; NULL when created in Flagstone), name.
+type Existing = (i64, Option<i64>, String);
+
+/// Matches existing rows of the project to planned `(document id, name)`s: by comparable id
+/// when the document's ids come from the same source, then by `key(name)`.
 fn match_rows(
-    existing: &[(i64, String)],
+    existing: &[Existing],
     planned: &[(i64, String)],
+    space: IdSpace,
     key: fn(&str) -> String,
 ) -> Vec<Option<i64>> {
     let mut taken = std::collections::HashSet::new();
-    let by_id: HashMap<i64, usize> = existing.iter().enumerate().map(|(i, e)| (e.0, i)).collect();
+    let by_id: HashMap<i64, usize> = match space {
+        IdSpace::SameSource => existing
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.1.map(|s| (s, i)))
+            .collect(),
+        IdSpace::Foreign => HashMap::new(),
+    };
     let mut out: Vec<Option<i64>> = planned
         .iter()
         .map(|(id, _)| {
@@ -64,7 +81,7 @@ fn match_rows(
             let found = existing
                 .iter()
                 .enumerate()
-                .find(|(i, e)| !taken.contains(i) && key(&e.1) == key(name));
+                .find(|(i, e)| !taken.contains(i) && key(&e.2) == key(name));
             if let Some((i, e)) = found {
                 taken.insert(i);
                 *slot = Some(e.0);
@@ -77,13 +94,13 @@ fn match_rows(
 async fn delete_unmatched(
     tx: &mut Tx,
     table: &str,
-    existing: &[(i64, String)],
+    existing: &[Existing],
     matched: &[Option<i64>],
 ) -> Result<usize> {
     let keep: std::collections::HashSet<i64> = matched.iter().flatten().copied().collect();
     let sql = format!("DELETE FROM {table} WHERE id = $1");
     let mut n = 0;
-    for (id, _) in existing.iter().filter(|(id, _)| !keep.contains(id)) {
+    for (id, ..) in existing.iter().filter(|(id, ..)| !keep.contains(id)) {
         sql!(&mut *tx, |c| sqlx::query(&sql)
             .bind(*id)
             .execute(c)
@@ -98,11 +115,11 @@ async fn delete_unmatched(
 async fn park_names(
     tx: &mut Tx,
     table: &str,
-    existing: &[(i64, String)],
+    existing: &[Existing],
     matched: &[Option<i64>],
     names: &[String],
 ) -> Result<()> {
-    let current: HashMap<i64, &String> = existing.iter().map(|(id, n)| (*id, n)).collect();
+    let current: HashMap<i64, &String> = existing.iter().map(|(id, _, n)| (*id, n)).collect();
     let sql = format!("UPDATE {table} SET name = $2 WHERE id = $1");
     for (m, name) in matched.iter().zip(names) {
         if let Some(id) = m {
@@ -120,8 +137,17 @@ async fn park_names(
     Ok(())
 }
 
-async fn existing_rows(tx: &mut Tx, table: &str, project: i64) -> Result<Vec<(i64, String)>> {
-    let sql = format!("SELECT id, name FROM {table} WHERE project_id = $1 ORDER BY id");
+/// The project's rows of `table`, with `id_column` as their comparable id (`NULL` for none).
+async fn existing_rows(
+    tx: &mut Tx,
+    table: &str,
+    id_column: &str,
+    project: i64,
+) -> Result<Vec<Existing>> {
+    let sql = format!(
+        "SELECT id, CAST({id_column} AS BIGINT), name FROM {table} WHERE project_id = $1 \
+         ORDER BY id"
+    );
     Ok(sql!(&mut *tx, |c| sqlx::query_as(&sql)
         .bind(project)
         .fetch_all(c)
@@ -136,16 +162,17 @@ async fn features(
     tx: &mut Tx,
     ids: &mut Ids,
     plan: &Plan,
+    space: IdSpace,
     project: i64,
     environment: i64,
 ) -> Result<(Vec<i64>, usize)> {
-    let existing = existing_rows(tx, "features", project).await?;
+    let existing = existing_rows(tx, "features", "source_id", project).await?;
     let planned: Vec<(i64, String)> = plan
         .features
         .iter()
         .map(|f| (f.doc_id, f.name.clone()))
         .collect();
-    let matched = match_rows(&existing, &planned, str::to_lowercase);
+    let matched = match_rows(&existing, &planned, space, str::to_lowercase);
     let deleted = delete_unmatched(tx, "features", &existing, &matched).await?;
     let names: Vec<String> = planned.iter().map(|p| p.1.clone()).collect();
     park_names(tx, "features", &existing, &matched, &names).await?;
@@ -162,9 +189,18 @@ async fn features(
         let id = match m {
             Some(id) => {
                 sql!(&mut *tx, |c| {
-                    sqlx::query("UPDATE features SET name = $2, type = $3, is_server_key_only = $4 WHERE id = $1")
-                        .bind(*id).bind(&f.name).bind(f.kind).bind(f.server_key_only)
-                        .execute(c).await?.rows_affected()
+                    sqlx::query(
+                        "UPDATE features SET name = $2, type = $3, is_server_key_only = $4, \
+                                 source_id = $5 WHERE id = $1",
+                    )
+                    .bind(*id)
+                    .bind(&f.name)
+                    .bind(f.kind)
+                    .bind(f.server_key_only)
+                    .bind(f.doc_id)
+                    .execute(c)
+                    .await?
+                    .rows_affected()
                 });
                 *id
             }
@@ -186,6 +222,7 @@ async fn features(
                         "description",
                         "is_server_key_only",
                         "tags",
+                        "source_id",
                         "created_at"
                     ],
                     Some(f.doc_id).filter(|d| *d > 0),
@@ -198,6 +235,7 @@ async fn features(
                         .bind(None::<String>)
                         .bind(f.server_key_only)
                         .bind("[]")
+                        .bind(f.doc_id)
                         .bind(now)
                 );
                 for env in &others {
@@ -211,6 +249,9 @@ async fn features(
     Ok((out, deleted))
 }
 
+/// Matches the document's options to the feature's (by key, then value: option ids do not
+/// feed bucketing and are not comparable across installations), updates or creates them, and
+/// returns their row ids.
 async fn options(
     tx: &mut Tx,
     ids: &mut Ids,
@@ -235,13 +276,7 @@ async fn options(
             let pos = existing
                 .iter()
                 .enumerate()
-                .position(|(i, e)| !taken[i] && o.doc_id == Some(e.0))
-                .or_else(|| {
-                    existing
-                        .iter()
-                        .enumerate()
-                        .position(|(i, e)| !taken[i] && o.key.is_some() && e.1 == o.key)
-                })
+                .position(|(i, e)| !taken[i] && o.key.is_some() && e.1 == o.key)
                 .or_else(|| {
                     existing
                         .iter()
@@ -321,36 +356,51 @@ async fn options(
     Ok(out)
 }
 
+/// Segments: matched, updated or created, each with the document's id as its hashing id.
 async fn segments(
     tx: &mut Tx,
     ids: &mut Ids,
     plan: &mut Plan,
+    space: IdSpace,
     project: i64,
 ) -> Result<(Vec<i64>, usize)> {
-    let existing = existing_rows(tx, "segments", project).await?;
+    let existing = existing_rows(tx, "segments", "hash_id", project).await?;
     let planned: Vec<(i64, String)> = plan
         .segments
         .iter()
         .map(|s| (s.doc_id, s.name.clone()))
         .collect();
-    let matched = match_rows(&existing, &planned, str::to_string);
+    let matched = match_rows(&existing, &planned, space, str::to_string);
     let deleted = delete_unmatched(tx, "segments", &existing, &matched).await?;
     let names: Vec<String> = planned.iter().map(|p| p.1.clone()).collect();
     park_names(tx, "segments", &existing, &matched, &names).await?;
+    // Hashing ids are unique per project: give the matched rows placeholders (negative, unlike
+    // any document's) first, so two segments may swap theirs.
+    for id in matched.iter().flatten() {
+        sql!(&mut *tx, |c| sqlx::query(
+            "UPDATE segments SET hash_id = -id WHERE id = $1"
+        )
+        .bind(*id)
+        .execute(c)
+        .await?
+        .rows_affected());
+    }
     let now = now_ms();
     let mut out = Vec::with_capacity(plan.segments.len());
-    let mut warnings = Vec::new();
     for (s, m) in plan.segments.iter().zip(&matched) {
+        ids.record_hash("segments", s.doc_id);
         let id = match m {
             Some(id) => {
                 sql!(&mut *tx, |c| {
                     sqlx::query(
-                        "UPDATE segments SET name = $2, rules = $3, updated_at = $4 WHERE id = $1",
+                        "UPDATE segments SET name = $2, rules = $3, updated_at = $4, hash_id = $5 \
+                         WHERE id = $1",
                     )
                     .bind(*id)
                     .bind(&s.name)
                     .bind(&s.rules)
                     .bind(now)
+                    .bind(s.doc_id)
                     .execute(c)
                     .await?
                     .rows_affected()
@@ -367,6 +417,7 @@ async fn segments(
                         "name",
                         "description",
                         "rules",
+                        "hash_id",
                         "created_at",
                         "updated_at"
                     ],
@@ -376,21 +427,14 @@ async fn segments(
                         .bind(&s.name)
                         .bind(None::<String>)
                         .bind(&s.rules)
+                        .bind(s.doc_id)
                         .bind(now)
                         .bind(now)
                 )
                 .0
             }
         };
-        if id != s.doc_id && s.has_split {
-            warnings.push(format!(
-                "segment {:?}: id {} is used elsewhere, imported as {id}; its PERCENTAGE_SPLIT \
-                 hashes the segment id, so membership changes",
-                s.name, s.doc_id
-            ));
-        }
         out.push(id);
     }
-    plan.warnings.extend(warnings);
     Ok((out, deleted))
 }
