@@ -199,7 +199,8 @@ impl Follower {
             stored.revision,
             &stored.etag,
             body.clone(),
-        )?;
+        )?
+        .sharing_its_second(stored.shares_second_with_previous());
         let revision = stored.revision;
         if self.registry.install(snap) {
             metrics::histogram!("flagstone_edge_compile_seconds")
@@ -238,6 +239,7 @@ impl Follower {
             "environment_id": stored.environment_id,
             "revision": stored.revision,
             "etag": stored.etag,
+            "shares_second": stored.shares_second_with_previous(),
         });
         let result = std::fs::create_dir_all(dir)
             .and_then(|_| write_atomic(&body_path, body))
@@ -316,7 +318,12 @@ fn read_cached(meta_path: &Path) -> Result<EnvSnapshot, FollowError> {
     let etag = meta["etag"].as_str().unwrap_or("").to_string();
     let dir = meta_path.parent().unwrap_or(Path::new("."));
     let gz = std::fs::read(dir.join(format!("env-{env}.json.gz")))?;
-    Ok(EnvSnapshot::build(env, revision, &etag, Bytes::from(gz))?)
+    // Unknown (an older cache file): assume the worst, so If-Modified-Since never wrongly 304s.
+    let shares_second = meta["shares_second"].as_bool().unwrap_or(true);
+    Ok(
+        EnvSnapshot::build(env, revision, &etag, Bytes::from(gz))?
+            .sharing_its_second(shares_second),
+    )
 }
 
 /// Hands the heap pages freed after building a snapshot back to the OS.

@@ -96,6 +96,9 @@ pub struct EnvSnapshot {
     pub hide_sensitive_data: bool,
     /// The environment's `updated_at`, epoch seconds (the SSE event and header value).
     pub updated_at: f64,
+    /// An earlier published document has an `updated_at` in the same second, so a whole-second
+    /// `If-Modified-Since` naming that second may come from a client holding the earlier one.
+    pub shares_second: bool,
     pub updated_at_header: HeaderValue,
     pub last_modified: HeaderValue,
     pub etag: HeaderValue,
@@ -232,6 +235,7 @@ impl EnvSnapshot {
             use_identity_overrides_in_local_eval: doc.use_identity_overrides_in_local_eval,
             hide_sensitive_data: doc.hide_sensitive_data,
             updated_at,
+            shares_second: false,
             updated_at_header: header(&updated_at.to_string()),
             last_modified: header(&last_modified),
             // The revision is part of the tag: identity overrides are served with the document
@@ -243,6 +247,13 @@ impl EnvSnapshot {
             flags_client: Bytes::from(client.into_boxed_slice()),
             flags_server: Bytes::from(server.into_boxed_slice()),
         })
+    }
+
+    /// Records whether an earlier published document shares this one's second (see
+    /// [`EnvSnapshot::shares_second`]).
+    pub fn sharing_its_second(mut self, shares: bool) -> EnvSnapshot {
+        self.shares_second = shares;
+        self
     }
 
     pub fn flags_body(&self, server_key: bool) -> Bytes {

@@ -1,7 +1,8 @@
 //! `GET /api/v1/environment-document/` (server-side keys only): the published document, with
 //! the environment's identity overrides streamed into its `identity_overrides` list one identity
 //! at a time, so a million overrides never sit in memory. `ETag`/`If-None-Match` and
-//! `Last-Modified`/`If-Modified-Since` answer 304 when nothing changed.
+//! `Last-Modified`/`If-Modified-Since` answer 304 only when the client provably holds this
+//! document ([`not_modified`]).
 //!
 //! The edge holds the document gzip-compressed, as published: without identity overrides to
 //! splice in, a client that accepts gzip gets those bytes as they are.
@@ -159,6 +160,12 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
         })
 }
 
+/// Whether the client holds this very document. `If-None-Match` decides when it is sent (the
+/// tag names the revision). `If-Modified-Since` has whole seconds, and Flagsmith's edge-proxy
+/// builds it from the `updated_at` of the document it holds, truncated: it proves the client
+/// current only when this document's second is before it, or is that second and no earlier
+/// published document shares it (two changes in one second would otherwise leave the second
+/// one unseen until a third).
 fn not_modified(headers: &HeaderMap, snap: &EnvSnapshot) -> bool {
     if let Some(inm) = headers
         .get(header::IF_NONE_MATCH)
@@ -170,19 +177,17 @@ fn not_modified(headers: &HeaderMap, snap: &EnvSnapshot) -> bool {
             t == "*" || t == ours || t.strip_prefix("W/") == Some(ours)
         });
     }
-    if let Some(ims) = headers
+    let Some(since) = headers
         .get(header::IF_MODIFIED_SINCE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| httpdate::parse_http_date(v).ok())
-    {
-        let since = ims
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
-        // HTTP dates have whole seconds.
-        return snap.updated_at.floor() <= since;
-    }
-    false
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs())
+    else {
+        return false;
+    };
+    let second = snap.updated_at.max(0.0).floor() as u64;
+    second < since || (second == since && !snap.shares_second)
 }
 
 #[cfg(test)]

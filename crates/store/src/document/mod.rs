@@ -94,6 +94,8 @@ pub struct BuiltDocument {
     /// Uncompressed size.
     pub bytes: i64,
     pub build_ms: i64,
+    /// The document's `updated_at` (the environment's, Unix ms).
+    pub updated_at: i64,
 }
 
 impl BuiltDocument {
@@ -239,5 +241,6 @@ async fn build_with(
         etag: out.etag,
         bytes: out.bytes as i64,
         build_ms: started.elapsed().as_millis() as i64,
+        updated_at: header.updated_at,
     })
 }

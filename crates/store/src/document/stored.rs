@@ -20,9 +20,22 @@ pub struct StoredDocument {
     pub compressed_bytes: i64,
     pub built_at: i64,
     pub build_ms: i64,
+    /// The document's `updated_at` (Unix ms); NULL for documents stored before migration 0061.
+    pub updated_at: Option<i64>,
+    /// The `updated_at` of the document this one replaced, when known.
+    pub previous_updated_at: Option<i64>,
 }
 
 impl StoredDocument {
+    /// Whether an earlier published document was updated in the same second as this one, so
+    /// a whole-second `If-Modified-Since` cannot tell them apart.
+    pub fn shares_second_with_previous(&self) -> bool {
+        match (self.updated_at, self.previous_updated_at) {
+            (Some(now), Some(before)) => now.div_euclid(1000) == before.div_euclid(1000),
+            _ => false,
+        }
+    }
+
     /// The uncompressed JSON.
     pub fn json(&self) -> std::io::Result<Vec<u8>> {
         gunzip(&self.body)
@@ -41,12 +54,14 @@ pub async fn store_if_newer(tx: &mut Tx, doc: &BuiltDocument) -> Result<bool> {
     let stored = sql!(tx, |c| {
         sqlx::query(
             "INSERT INTO environment_documents (environment_id, revision, body, encoding, etag, \
-                 bytes, compressed_bytes, built_at, build_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 bytes, compressed_bytes, built_at, build_ms, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (environment_id) DO UPDATE SET revision = excluded.revision, \
                  body = excluded.body, encoding = excluded.encoding, etag = excluded.etag, \
                  bytes = excluded.bytes, compressed_bytes = excluded.compressed_bytes, \
-                 built_at = excluded.built_at, build_ms = excluded.build_ms \
+                 built_at = excluded.built_at, build_ms = excluded.build_ms, \
+                 previous_updated_at = environment_documents.updated_at, \
+                 updated_at = excluded.updated_at \
              WHERE environment_documents.revision < excluded.revision",
         )
         .bind(doc.environment_id)
@@ -58,6 +73,7 @@ pub async fn store_if_newer(tx: &mut Tx, doc: &BuiltDocument) -> Result<bool> {
         .bind(doc.body.len() as i64)
         .bind(now_ms())
         .bind(doc.build_ms)
+        .bind(doc.updated_at)
         .execute(c)
         .await?
         .rows_affected()
@@ -70,7 +86,8 @@ pub async fn load(tx: &mut Tx, environment_id: i64) -> Result<Option<StoredDocum
     Ok(sql!(tx, |c| {
         sqlx::query_as(
             "SELECT environment_id, revision, body, encoding, etag, bytes, compressed_bytes, \
-                 built_at, build_ms FROM environment_documents WHERE environment_id = $1",
+                 built_at, build_ms, updated_at, previous_updated_at \
+             FROM environment_documents WHERE environment_id = $1",
         )
         .bind(environment_id)
         .fetch_optional(c)
