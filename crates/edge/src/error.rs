@@ -26,6 +26,9 @@ pub enum SdkError {
     NotFound(&'static str),
     #[error("the flag store is unreachable; try again")]
     Unavailable,
+    /// A cap on open connections is reached; the message names it.
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl IntoResponse for SdkError {
@@ -36,7 +39,7 @@ impl IntoResponse for SdkError {
             }
             SdkError::FeatureNotFound | SdkError::NotFound(_) => StatusCode::NOT_FOUND,
             SdkError::BadRequest(_) | SdkError::Invalid { .. } => StatusCode::BAD_REQUEST,
-            SdkError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            SdkError::Unavailable | SdkError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         let body = match &self {
             SdkError::Invalid { field, message } => json!({ field.as_str(): [message] }),

@@ -14,6 +14,7 @@ pub mod identity_cache;
 pub mod registry;
 mod routes;
 pub mod snapshot;
+pub mod sse_slots;
 pub mod traits_writer;
 
 use std::sync::Arc;
@@ -39,6 +40,8 @@ pub struct EdgeConfig {
     pub trait_queue_capacity: usize,
     /// SSE keep-alive interval.
     pub sse_keep_alive: Duration,
+    /// Open SSE subscriptions allowed, per environment and per edge.
+    pub sse_caps: sse_slots::SseCaps,
 }
 
 impl Default for EdgeConfig {
@@ -49,6 +52,7 @@ impl Default for EdgeConfig {
             identity_cache_ttl: Duration::from_secs(10),
             trait_queue_capacity: 10_000,
             sse_keep_alive: Duration::from_secs(15),
+            sse_caps: sse_slots::SseCaps::default(),
         }
     }
 }
@@ -61,6 +65,7 @@ pub struct EdgeState {
     pub server_keys: Arc<auth::ServerKeys>,
     pub identities: Arc<identity_cache::IdentityCache>,
     pub traits: traits_writer::TraitWriter,
+    pub sse: Arc<sse_slots::SseSlots>,
     pub config: EdgeConfig,
 }
 
@@ -75,6 +80,7 @@ impl EdgeState {
                 config.identity_cache_ttl,
             )),
             server_keys: Arc::default(),
+            sse: Arc::new(sse_slots::SseSlots::new(config.sse_caps)),
             registry,
             store,
             config,

@@ -28,6 +28,8 @@ pub struct EdgeArgs {
     pub db: DbArgs,
     #[command(flatten)]
     pub edge: EdgeOptions,
+    #[command(flatten)]
+    pub http: crate::transport::HttpOptions,
 }
 
 /// Edge options shared by `edge` and `serve`.
@@ -56,6 +58,21 @@ pub struct EdgeOptions {
     /// evicted beyond it).
     #[arg(long, env = "FLAGSTONE_EDGE_IDENTITY_CACHE_MIB", default_value_t = 64)]
     pub edge_identity_cache_mib: usize,
+    /// Open real-time (SSE) subscriptions per edge, at most; past it subscribers get 503.
+    #[arg(
+        long,
+        env = "FLAGSTONE_EDGE_SSE_MAX_CONNECTIONS",
+        default_value_t = 2_000
+    )]
+    pub edge_sse_max_connections: usize,
+    /// Open real-time (SSE) subscriptions per environment on one edge, at most; past it that
+    /// environment's new subscribers get 503.
+    #[arg(
+        long,
+        env = "FLAGSTONE_EDGE_SSE_MAX_PER_ENVIRONMENT",
+        default_value_t = 1_000
+    )]
+    pub edge_sse_max_per_environment: usize,
 }
 
 /// A running edge: its SDK router, with `/health/readiness`.
@@ -80,6 +97,10 @@ pub async fn start(store: Store, feed: PublishFeed, opts: &EdgeOptions) -> Edge 
     let config = EdgeConfig {
         identity_cache_capacity: opts.edge_identity_cache_entries,
         identity_cache_max_bytes: opts.edge_identity_cache_mib.saturating_mul(1 << 20),
+        sse_caps: flagstone_edge::sse_slots::SseCaps {
+            per_environment: opts.edge_sse_max_per_environment,
+            per_server: opts.edge_sse_max_connections,
+        },
         ..EdgeConfig::default()
     };
     let state = EdgeState::new(store, registry.clone(), config);
@@ -141,7 +162,7 @@ pub async fn run(args: EdgeArgs) -> anyhow::Result<()> {
     };
     let edge = start(store.clone(), feed, &args.edge).await;
     let app = crate::serve::with_common_routes(edge.router);
-    crate::serve::serve_http(args.bind, app).await?;
+    crate::serve::serve_http(args.bind, app, &args.http).await?;
     store.close().await;
     Ok(())
 }

@@ -9,6 +9,7 @@ mod eval;
 mod observability;
 mod serve;
 mod transfer;
+mod transport;
 mod users;
 mod worker;
 

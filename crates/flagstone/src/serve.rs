@@ -30,6 +30,8 @@ pub struct ServeArgs {
     pub worker: crate::worker::WorkerOptions,
     #[command(flatten)]
     pub edge: crate::edge::EdgeOptions,
+    #[command(flatten)]
+    pub http: crate::transport::HttpOptions,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -61,7 +63,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // The dashboard answers what no API route does (its pages are routed in the browser).
     let app = flagstone_dashboard::mount(with_common_routes(admin.merge(edge.router)));
     tracing::info!(backend = ?store.backend(), "admin API, task processor and SDK API in one process");
-    serve_http(args.bind, app).await?;
+    serve_http(args.bind, app, &args.http).await?;
     let _ = stop_worker.send(true);
     let _ = worker.await;
     store.close().await;
@@ -83,20 +85,19 @@ pub fn with_common_routes(app: Router) -> Router {
         .layer(TraceLayer::new_for_http())
 }
 
-/// Serves `app` until SIGTERM/Ctrl-C, accepting Flagsmith's trailing-slash paths and ours.
-pub async fn serve_http(bind: SocketAddr, app: Router) -> anyhow::Result<()> {
+/// Serves `app` until SIGTERM/Ctrl-C, accepting Flagsmith's trailing-slash paths and ours, with
+/// the transport limits of `http` (timeouts, connection cap: see `transport`).
+pub async fn serve_http(
+    bind: SocketAddr,
+    app: Router,
+    http: &crate::transport::HttpOptions,
+) -> anyhow::Result<()> {
     let app = NormalizePathLayer::trim_trailing_slash().layer(app);
     let listener = tokio::net::TcpListener::bind(bind).await?;
-    tracing::info!(addr = %bind, "flagstone listening");
-    // The peer address reaches handlers (per-address limits on failed authentications).
-    axum::serve(
-        listener,
-        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-            SocketAddr,
-        >(app),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    // The bound address, not the requested one: with port 0 this is how to find the port.
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "flagstone listening on {addr}");
+    crate::transport::serve(listener, app, http, shutdown_signal()).await;
     Ok(())
 }
 

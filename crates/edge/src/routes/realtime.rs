@@ -2,7 +2,7 @@
 //! the environment sends `event: environment_updated` with `{"updated_at": <epoch seconds>}`;
 //! SDKs re-fetch when it is newer than what they hold. The current value is sent on connect, so
 //! a client that reconnects after missing events catches up at once. Keep-alives hold idle
-//! connections open through proxies.
+//! connections open through proxies. Open subscriptions are capped ([`crate::sse_slots`]).
 
 use std::convert::Infallible;
 
@@ -22,12 +22,19 @@ pub(crate) async fn stream(
         .registry
         .get(&client_key)
         .ok_or(SdkError::NotFound("Not found."))?;
+    // Decided before the status line: past a cap the subscriber gets a 503 naming it.
+    let slot = state
+        .sse
+        .acquire(snap.environment_id)
+        .map_err(|refusal| SdkError::Busy(refusal.reason()))?;
     let updates = BroadcastStream::new(state.registry.subscribe(&client_key))
         // A lagging subscriber skips to the next event, which carries the newest time anyway.
         .filter_map(|r| async move { r.ok() });
     let events = stream::once(async move { snap.updated_at })
         .chain(updates)
-        .map(|updated_at| {
+        .map(move |updated_at| {
+            // The stream owns the slot: it is freed when the client goes away.
+            let _slot = &slot;
             Ok(Event::default()
                 .event("environment_updated")
                 .data(serde_json::json!({ "updated_at": updated_at }).to_string()))
