@@ -8,6 +8,7 @@
 //!   `/sse/environments/{key}/stream`.
 
 pub mod auth;
+pub mod cors;
 pub mod error;
 pub mod follow;
 pub mod identity_cache;
@@ -42,6 +43,8 @@ pub struct EdgeConfig {
     pub sse_keep_alive: Duration,
     /// Open SSE subscriptions allowed, per environment and per edge.
     pub sse_caps: sse_slots::SseCaps,
+    /// Origins browsers may call the SDK API from.
+    pub cors_origins: cors::CorsOrigins,
 }
 
 impl Default for EdgeConfig {
@@ -53,6 +56,7 @@ impl Default for EdgeConfig {
             trait_queue_capacity: 10_000,
             sse_keep_alive: Duration::from_secs(15),
             sse_caps: sse_slots::SseCaps::default(),
+            cors_origins: cors::CorsOrigins::Any,
         }
     }
 }

@@ -73,6 +73,10 @@ pub struct EdgeOptions {
         default_value_t = 1_000
     )]
     pub edge_sse_max_per_environment: usize,
+    /// Origins browsers may call the SDK API from: `*` (any) or a comma-separated list of
+    /// `scheme://host[:port]`. The admin API never answers cross-origin requests.
+    #[arg(long, env = "FLAGSTONE_EDGE_CORS_ALLOWED_ORIGINS", default_value = "*")]
+    pub edge_cors_allowed_origins: flagstone_edge::cors::CorsOrigins,
 }
 
 /// A running edge: its SDK router, with `/health/readiness`.
@@ -101,6 +105,7 @@ pub async fn start(store: Store, feed: PublishFeed, opts: &EdgeOptions) -> Edge 
             per_environment: opts.edge_sse_max_per_environment,
             per_server: opts.edge_sse_max_connections,
         },
+        cors_origins: opts.edge_cors_allowed_origins.clone(),
         ..EdgeConfig::default()
     };
     let state = EdgeState::new(store, registry.clone(), config);

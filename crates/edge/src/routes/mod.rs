@@ -1,5 +1,6 @@
 //! The SDK routes. Paths are Flagsmith's (with or without the trailing slash: the server
-//! normalises them). Responses are gzip-compressed when the client asks (SSE excepted).
+//! normalises them). Responses are gzip-compressed when the client asks (SSE excepted). CORS is
+//! answered for browser SDKs ([`crate::cors`]).
 
 mod analytics;
 mod document;
@@ -30,6 +31,8 @@ pub(crate) fn router(state: EdgeState) -> Router {
             get(realtime::stream),
         )
         .layer(CompressionLayer::new())
+        // Outermost, so preflights are answered before anything else runs.
+        .layer(crate::cors::layer(&state.config.cors_origins))
         .with_state(state)
 }
 
