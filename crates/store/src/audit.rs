@@ -1,7 +1,9 @@
 //! Reading the audit log. Entries are written only by [`crate::Change::commit`].
 
+use flagstone_access::Visibility;
 use serde::Serialize;
 
+use crate::scopes::{visible_sql, Placed};
 use crate::{sql, Page, PageRequest, Result, Tx};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -41,6 +43,20 @@ pub struct AuditFilter {
     pub since: Option<i64>,
     /// Entries before this time (ms since the epoch).
     pub until: Option<i64>,
+    /// Only entries of these organisations and projects (what a caller may see); `None`: all
+    /// (for internal callers).
+    pub visible: Option<Visibility>,
+}
+
+/// Where audit entries are placed, for [`visible_sql`].
+const PLACED: Placed<'static> = Placed {
+    organisation: Some("organisation_id"),
+    project: Some("project_id"),
+    environment: None,
+};
+
+fn visible(v: Option<&Visibility>) -> String {
+    v.map_or_else(|| "1 = 1".to_string(), |v| visible_sql(v, PLACED))
 }
 
 /// Audit entries, newest first; of one project when `project_id` is given.
@@ -61,21 +77,24 @@ pub async fn search(tx: &mut Tx, f: &AuditFilter, page: PageRequest) -> Result<P
     const WHERE: &str = "($1 IS NULL OR project_id = $1) AND ($2 IS NULL OR environment_id = $2) \
          AND ($3 IS NULL OR actor = $3) AND ($4 IS NULL OR created_at >= $4) \
          AND ($5 IS NULL OR created_at < $5)";
+    let visible = visible(f.visible.as_ref());
     let count: i64 = sql!(tx, |c| {
-        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM audit_log WHERE {WHERE}"))
-            .bind(f.project)
-            .bind(f.environment)
-            .bind(&f.actor)
-            .bind(f.since)
-            .bind(f.until)
-            .fetch_one(c)
-            .await?
+        sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM audit_log WHERE {WHERE} AND {visible}"
+        ))
+        .bind(f.project)
+        .bind(f.environment)
+        .bind(&f.actor)
+        .bind(f.since)
+        .bind(f.until)
+        .fetch_one(c)
+        .await?
     });
     let results = sql!(tx, |c| {
         sqlx::query_as(&format!(
             "SELECT id, created_at, project_id, environment_id, organisation_id, actor, user_id, \
                  api_key_id, action, resource_type, resource_id, log, before_state, after_state \
-             FROM audit_log WHERE {WHERE} ORDER BY id DESC LIMIT $6 OFFSET $7"
+             FROM audit_log WHERE {WHERE} AND {visible} ORDER BY id DESC LIMIT $6 OFFSET $7"
         ))
         .bind(f.project)
         .bind(f.environment)
@@ -92,11 +111,21 @@ pub async fn search(tx: &mut Tx, f: &AuditFilter, page: PageRequest) -> Result<P
 
 /// The distinct actors of a project's audit entries (or of all entries), for author filters.
 pub async fn actors(tx: &mut Tx, project_id: Option<i64>) -> Result<Vec<String>> {
+    actors_visible(tx, project_id, None).await
+}
+
+/// [`actors`] of the entries `visible` lets a caller see (`None`: all).
+pub async fn actors_visible(
+    tx: &mut Tx,
+    project_id: Option<i64>,
+    visible: Option<&Visibility>,
+) -> Result<Vec<String>> {
+    let visible = self::visible(visible);
     Ok(sql!(tx, |c| {
-        sqlx::query_scalar(
+        sqlx::query_scalar(&format!(
             "SELECT DISTINCT actor FROM audit_log WHERE ($1 IS NULL OR project_id = $1) \
-             ORDER BY actor LIMIT 1000",
-        )
+             AND {visible} ORDER BY actor LIMIT 1000"
+        ))
         .bind(project_id)
         .fetch_all(c)
         .await?

@@ -1,9 +1,11 @@
 //! Environments: addressed by their client key (`api_key`); each has a `revision` that every
 //! change affecting its document bumps, and one document published per revision.
 
+use flagstone_access::Visibility;
 use serde::{Deserialize, Serialize};
 
 use crate::organisations::{double_option, validate_name};
+use crate::scopes::{visible_sql, Placed};
 use crate::{
     clock::now_ms, keys, sql, AuditEntry, Change, Page, PageRequest, Result, StoreError, Tx,
 };
@@ -204,10 +206,30 @@ pub async fn list(
     project: Option<i64>,
     page: PageRequest,
 ) -> Result<Page<Environment>> {
+    list_visible(tx, project, &Visibility::everything(), page).await
+}
+
+/// The environments (of `project`, if given) that `visible` lets a caller see.
+pub async fn list_visible(
+    tx: &mut Tx,
+    project: Option<i64>,
+    visible: &Visibility,
+    page: PageRequest,
+) -> Result<Page<Environment>> {
+    let visible = visible_sql(
+        visible,
+        Placed {
+            organisation: Some(
+                "(SELECT p.organisation_id FROM projects p WHERE p.id = environments.project_id)",
+            ),
+            project: Some("project_id"),
+            environment: Some("id"),
+        },
+    );
     let count: i64 = sql!(tx, |c| {
-        sqlx::query_scalar(
-            "SELECT COUNT(*) FROM environments WHERE ($1 IS NULL OR project_id = $1)",
-        )
+        sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM environments WHERE ($1 IS NULL OR project_id = $1) AND {visible}"
+        ))
         .bind(project)
         .fetch_one(c)
         .await?
@@ -215,7 +237,7 @@ pub async fn list(
     let results = sql!(tx, |c| {
         sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM environments WHERE ($1 IS NULL OR project_id = $1) \
-             ORDER BY id LIMIT $2 OFFSET $3"
+             AND {visible} ORDER BY id LIMIT $2 OFFSET $3"
         ))
         .bind(project)
         .bind(page.page_size)

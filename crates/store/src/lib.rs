@@ -21,6 +21,7 @@ pub mod limits;
 pub mod organisations;
 pub mod projects;
 pub mod queue;
+pub mod scopes;
 pub mod segments;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -1,9 +1,11 @@
 //! Organisations: the top of the hierarchy. Also home of small validation helpers shared by
 //! every entity module.
 
+use flagstone_access::Visibility;
 use serde::{Deserialize, Serialize};
 
 use crate::error::unique_as_conflict;
+use crate::scopes::{visible_sql, Placed};
 use crate::{clock::now_ms, sql, AuditEntry, Change, Page, PageRequest, Result, StoreError, Tx};
 
 pub const MAX_NAME_CHARS: usize = 2_000;
@@ -117,14 +119,33 @@ pub async fn get(tx: &mut Tx, id: i64) -> Result<Organisation> {
 }
 
 pub async fn list(tx: &mut Tx, page: PageRequest) -> Result<Page<Organisation>> {
+    list_visible(tx, &Visibility::everything(), page).await
+}
+
+/// The organisations `visible` lets a caller see.
+pub async fn list_visible(
+    tx: &mut Tx,
+    visible: &Visibility,
+    page: PageRequest,
+) -> Result<Page<Organisation>> {
+    let visible = visible_sql(
+        visible,
+        Placed {
+            organisation: Some("id"),
+            project: None,
+            environment: None,
+        },
+    );
     let count: i64 = sql!(tx, |c| {
-        sqlx::query_scalar("SELECT COUNT(*) FROM organisations")
-            .fetch_one(c)
-            .await?
+        sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM organisations WHERE {visible}"
+        ))
+        .fetch_one(c)
+        .await?
     });
     let results = sql!(tx, |c| {
         sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM organisations ORDER BY id LIMIT $1 OFFSET $2"
+            "SELECT {COLUMNS} FROM organisations WHERE {visible} ORDER BY id LIMIT $1 OFFSET $2"
         ))
         .bind(page.page_size)
         .bind(page.offset())

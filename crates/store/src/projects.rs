@@ -1,9 +1,11 @@
 //! Projects: own features, segments and environments, and carry the limits that bound every
 //! document built from them.
 
+use flagstone_access::Visibility;
 use serde::{Deserialize, Serialize};
 
 use crate::organisations::validate_name;
+use crate::scopes::{visible_sql, Placed};
 use crate::{
     clock::now_ms, sql, AuditEntry, Change, Limits, Page, PageRequest, Result, StoreError, Tx,
 };
@@ -144,10 +146,28 @@ pub async fn list(
     organisation: Option<i64>,
     page: PageRequest,
 ) -> Result<Page<Project>> {
+    list_visible(tx, organisation, &Visibility::everything(), page).await
+}
+
+/// The projects (of `organisation`, if given) that `visible` lets a caller see.
+pub async fn list_visible(
+    tx: &mut Tx,
+    organisation: Option<i64>,
+    visible: &Visibility,
+    page: PageRequest,
+) -> Result<Page<Project>> {
+    let visible = visible_sql(
+        visible,
+        Placed {
+            organisation: Some("organisation_id"),
+            project: Some("id"),
+            environment: None,
+        },
+    );
     let count: i64 = sql!(tx, |c| {
-        sqlx::query_scalar(
-            "SELECT COUNT(*) FROM projects WHERE ($1 IS NULL OR organisation_id = $1)",
-        )
+        sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM projects WHERE ($1 IS NULL OR organisation_id = $1) AND {visible}"
+        ))
         .bind(organisation)
         .fetch_one(c)
         .await?
@@ -155,7 +175,7 @@ pub async fn list(
     let rows: Vec<ProjectRow> = sql!(tx, |c| {
         sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM projects WHERE ($1 IS NULL OR organisation_id = $1) \
-             ORDER BY id LIMIT $2 OFFSET $3"
+             AND {visible} ORDER BY id LIMIT $2 OFFSET $3"
         ))
         .bind(organisation)
         .bind(page.page_size)

@@ -1,9 +1,11 @@
 //! Looking at and steering the queue: job listings, the publish log, staleness, the
 //! reconciler, and an operator's retry or discard of a parked job (audited like any change).
 
+use flagstone_access::Visibility;
 use serde::Serialize;
 
 use super::{begin, BuildOutcome, JobState, ParkReason};
+use crate::scopes::{visible_sql, Placed};
 use crate::{sql, Actor, AuditEntry, Page, PageRequest, Result, Store, StoreError, Tx};
 
 /// A publish job as the API and `flagstone status` show it.
@@ -39,17 +41,42 @@ pub async fn jobs(
     state: Option<JobState>,
     page: PageRequest,
 ) -> Result<Page<PublishJob>> {
+    jobs_visible(tx, state, &Visibility::everything(), page).await
+}
+
+/// [`jobs`] of the environments `visible` lets a caller see.
+pub async fn jobs_visible(
+    tx: &mut Tx,
+    state: Option<JobState>,
+    visible: &Visibility,
+    page: PageRequest,
+) -> Result<Page<PublishJob>> {
+    let visible = visible_sql(
+        visible,
+        Placed {
+            organisation: Some(
+                "(SELECT p.organisation_id FROM environments e JOIN projects p \
+                  ON p.id = e.project_id WHERE e.id = j.environment_id)",
+            ),
+            project: Some(
+                "(SELECT e.project_id FROM environments e WHERE e.id = j.environment_id)",
+            ),
+            environment: Some("j.environment_id"),
+        },
+    );
     let count: i64 = sql!(&mut *tx, |c| {
-        sqlx::query_scalar("SELECT COUNT(*) FROM publish_jobs WHERE ($1 IS NULL OR state = $1)")
-            .bind(state)
-            .fetch_one(c)
-            .await?
+        sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM publish_jobs j WHERE ($1 IS NULL OR j.state = $1) AND {visible}"
+        ))
+        .bind(state)
+        .fetch_one(c)
+        .await?
     });
     let results = sql!(&mut *tx, |c| {
         sqlx::query_as(&format!(
             "SELECT {JOB_COLUMNS} FROM publish_jobs j \
              LEFT JOIN environment_documents d ON d.environment_id = j.environment_id \
-             WHERE ($1 IS NULL OR j.state = $1) \
+             WHERE ($1 IS NULL OR j.state = $1) AND {visible} \
              ORDER BY CASE WHEN j.state = $4 THEN 0 ELSE 1 END, j.environment_id \
              LIMIT $2 OFFSET $3"
         ))

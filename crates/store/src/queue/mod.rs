@@ -16,8 +16,8 @@ mod state;
 use crate::{sql, Result, Store, Tx};
 
 pub use admin::{
-    discard, get_job, jobs, publish_log, reconcile, retry, status, EnvironmentStaleness,
-    PublishJob, PublishLogEntry, QueueStatus,
+    discard, get_job, jobs, jobs_visible, publish_log, reconcile, retry, status,
+    EnvironmentStaleness, PublishJob, PublishLogEntry, QueueStatus,
 };
 pub use notify::{listen, notify_published, parse_notification, PUBLISH_CHANNEL};
 pub use state::{BuildOutcome, ClaimDecision, Decision, JobState, ParkReason, UnknownValue};
