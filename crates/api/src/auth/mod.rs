@@ -12,6 +12,7 @@
 pub mod caller;
 pub mod credentials;
 pub mod passwords;
+pub mod permit;
 pub mod throttle;
 
 use std::sync::Arc;

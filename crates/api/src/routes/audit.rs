@@ -1,14 +1,19 @@
 //! The audit log: `/api/v1/audit/?project=&environment=&author=&since=&until=` and
-//! `/api/v1/projects/{id}/audit/`; `/api/v1/audit/authors/` lists who appears in it.
+//! `/api/v1/projects/{id}/audit/`; `/api/v1/audit/authors/` lists who appears in it. Each shows
+//! only the entries of projects where the caller holds `VIEW_AUDIT_LOG`, and of organisations
+//! it administers (their organisation-level entries too).
 
 use axum::extract::State;
 use axum::http::Uri;
+use flagstone_access::{Need, ProjectPermission, Visibility, Visible};
 use flagstone_store::audit::{self, AuditRecord};
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::auth::permit::{self, rules, Permit};
+use crate::auth::Caller;
 use crate::error::ApiResult;
-use crate::extract::{Json, Path, Query};
+use crate::extract::{Json, Query};
 use crate::pagination::{paginate, PageParams, Paginated};
 use crate::AppState;
 
@@ -37,6 +42,7 @@ struct AuditFilter {
     responses((status = 200, body = Paginated<AuditRecord>)))]
 async fn list_audit(
     State(s): State<AppState>,
+    caller: Caller,
     uri: Uri,
     Query(f): Query<AuditFilter>,
 ) -> ApiResult<Json<Paginated<AuditRecord>>> {
@@ -51,6 +57,7 @@ async fn list_audit(
         actor: f.author.filter(|a| !a.is_empty()),
         since: f.since,
         until: f.until,
+        visible: Some(visible(&s, &caller, f.project).await?),
     };
     let mut tx = s.store.read().await?;
     Ok(Json(paginate(
@@ -71,25 +78,40 @@ struct AuthorFilter {
     responses((status = 200, body = Vec<String>)))]
 async fn list_audit_authors(
     State(s): State<AppState>,
+    caller: Caller,
     Query(f): Query<AuthorFilter>,
 ) -> ApiResult<Json<Vec<String>>> {
+    let visible = visible(&s, &caller, f.project).await?;
     let mut tx = s.store.read().await?;
-    Ok(Json(audit::actors(&mut tx, f.project).await?))
+    Ok(Json(
+        audit::actors_visible(&mut tx, f.project, Some(&visible)).await?,
+    ))
+}
+
+/// What of the audit log the caller may read; asking for one project needs `VIEW_AUDIT_LOG`
+/// there (403 otherwise, rather than an empty list).
+async fn visible(s: &AppState, caller: &Caller, project: Option<i64>) -> ApiResult<Visibility> {
+    if let Some(id) = project {
+        let p = permit::project(s, id).await?;
+        caller.require(Need::Project(p, ProjectPermission::ViewAuditLog))?;
+    }
+    Ok(caller
+        .grants()
+        .visible(Visible::Projects(ProjectPermission::ViewAuditLog)))
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}/audit", tag = "audit",
     params(("id" = i64, Path), PageParams), responses((status = 200, body = Paginated<AuditRecord>)))]
 async fn list_project_audit(
     State(s): State<AppState>,
+    permit: Permit<rules::ViewAuditLog>,
     uri: Uri,
-    Path(id): Path<i64>,
     Query(p): Query<PageParams>,
 ) -> ApiResult<Json<Paginated<AuditRecord>>> {
     let mut tx = s.store.read().await?;
-    flagstone_store::projects::get(&mut tx, id).await?;
     Ok(Json(paginate(
         &uri,
         p.request(),
-        audit::list(&mut tx, Some(id), p.request()).await?,
+        audit::list(&mut tx, Some(permit.at.project), p.request()).await?,
     )))
 }

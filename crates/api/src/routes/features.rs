@@ -1,19 +1,22 @@
 //! `/api/v1/projects/{id}/features/` and their multivariate options (`…/mv-options/`); the
-//! environment feature states are in [`states`].
+//! environment feature states are in [`states`]. Reading needs the project's `VIEW_PROJECT`;
+//! creating and changing features and their options `CREATE_FEATURE`; deleting a feature
+//! `DELETE_FEATURE` (Flagsmith's rules).
 
 mod states;
 
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
-use axum::Extension;
+use flagstone_access::{EnvironmentPermission, Need};
 use flagstone_store::features::{
     self, options, Feature, FeaturePatch, FeatureState, MvOption, MvOptionPatch, NewFeature,
     NewMvOption,
 };
-use flagstone_store::{environments, Actor, StoreError};
+use flagstone_store::{environments, StoreError};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::auth::permit::{rules, Permit};
 use crate::error::ApiResult;
 use crate::extract::{Json, Path, Query};
 use crate::pagination::{paginate, PageParams, Paginated};
@@ -59,6 +62,7 @@ struct FeatureListItem {
     responses((status = 200, body = Paginated<FeatureListItem>)))]
 async fn list_features(
     State(s): State<AppState>,
+    permit: Permit<rules::ViewProject>,
     uri: Uri,
     Path(project): Path<i64>,
     Query(f): Query<FeatureFilter>,
@@ -85,6 +89,12 @@ async fn list_features(
     let page = features::list(&mut tx, project, &filter, req).await?;
     let mut states = match (f.environment, page.results.first(), page.results.last()) {
         (Some(env_id), first, last) => {
+            // The states are the environment's: reading them needs VIEW_ENVIRONMENT there.
+            let at = flagstone_store::scopes::environment(&mut tx, env_id).await?;
+            permit.caller.require(Need::Environment(
+                at,
+                EnvironmentPermission::ViewEnvironment,
+            ))?;
             let env = environments::get(&mut tx, env_id).await?;
             if env.project != project {
                 return Err(StoreError::invalid(
@@ -121,6 +131,7 @@ async fn list_features(
     params(("project" = i64, Path)), responses((status = 200, body = Vec<String>)))]
 async fn list_feature_tags(
     State(s): State<AppState>,
+    _: Permit<rules::ViewProject>,
     Path(project): Path<i64>,
 ) -> ApiResult<Json<Vec<String>>> {
     let mut tx = s.store.read().await?;
@@ -132,11 +143,11 @@ async fn list_feature_tags(
     responses((status = 201, body = Feature)))]
 async fn create_feature(
     State(s): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    permit: Permit<rules::CreateFeature>,
     Path(project): Path<i64>,
     Json(new): Json<NewFeature>,
 ) -> ApiResult<(StatusCode, Json<Feature>)> {
-    let mut ch = s.store.change(&actor).await?;
+    let mut ch = s.store.change(permit.caller.actor()).await?;
     let feature = features::create(&mut ch, project, &new).await?;
     ch.commit().await?;
     Ok((StatusCode::CREATED, Json(feature)))
@@ -147,6 +158,7 @@ async fn create_feature(
     responses((status = 200, body = Feature)))]
 async fn get_feature(
     State(s): State<AppState>,
+    _: Permit<rules::ViewProject>,
     Path((project, feature)): Path<(i64, i64)>,
 ) -> ApiResult<Json<Feature>> {
     let mut tx = s.store.read().await?;
@@ -158,11 +170,11 @@ async fn get_feature(
     responses((status = 200, body = Feature)))]
 async fn update_feature(
     State(s): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    permit: Permit<rules::CreateFeature>,
     Path((project, feature)): Path<(i64, i64)>,
     Json(patch): Json<FeaturePatch>,
 ) -> ApiResult<Json<Feature>> {
-    let mut ch = s.store.change(&actor).await?;
+    let mut ch = s.store.change(permit.caller.actor()).await?;
     let feature = features::update(&mut ch, project, feature, &patch).await?;
     ch.commit().await?;
     Ok(Json(feature))
@@ -172,10 +184,10 @@ async fn update_feature(
     params(("project" = i64, Path), ("feature" = i64, Path)), responses((status = 204)))]
 async fn delete_feature(
     State(s): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    permit: Permit<rules::DeleteFeature>,
     Path((project, feature)): Path<(i64, i64)>,
 ) -> ApiResult<StatusCode> {
-    let mut ch = s.store.change(&actor).await?;
+    let mut ch = s.store.change(permit.caller.actor()).await?;
     features::delete(&mut ch, project, feature).await?;
     ch.commit().await?;
     Ok(StatusCode::NO_CONTENT)
@@ -186,6 +198,7 @@ async fn delete_feature(
     responses((status = 200, body = Paginated<MvOption>)))]
 async fn list_options(
     State(s): State<AppState>,
+    _: Permit<rules::ViewProject>,
     uri: Uri,
     Path((project, feature)): Path<(i64, i64)>,
     Query(p): Query<PageParams>,
@@ -201,11 +214,11 @@ async fn list_options(
     request_body = NewMvOption, responses((status = 201, body = MvOption)))]
 async fn create_option(
     State(s): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    permit: Permit<rules::CreateFeature>,
     Path((project, feature)): Path<(i64, i64)>,
     Json(new): Json<NewMvOption>,
 ) -> ApiResult<(StatusCode, Json<MvOption>)> {
-    let mut ch = s.store.change(&actor).await?;
+    let mut ch = s.store.change(permit.caller.actor()).await?;
     let option = options::create(&mut ch, project, feature, &new).await?;
     ch.commit().await?;
     Ok((StatusCode::CREATED, Json(option)))
@@ -217,6 +230,7 @@ async fn create_option(
     responses((status = 200, body = MvOption)))]
 async fn get_option(
     State(s): State<AppState>,
+    _: Permit<rules::ViewProject>,
     Path((project, feature, option)): Path<(i64, i64, i64)>,
 ) -> ApiResult<Json<MvOption>> {
     let mut tx = s.store.read().await?;
@@ -229,11 +243,11 @@ async fn get_option(
     request_body = MvOptionPatch, responses((status = 200, body = MvOption)))]
 async fn update_option(
     State(s): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    permit: Permit<rules::CreateFeature>,
     Path((project, feature, option)): Path<(i64, i64, i64)>,
     Json(patch): Json<MvOptionPatch>,
 ) -> ApiResult<Json<MvOption>> {
-    let mut ch = s.store.change(&actor).await?;
+    let mut ch = s.store.change(permit.caller.actor()).await?;
     let option = options::update(&mut ch, project, feature, option, &patch).await?;
     ch.commit().await?;
     Ok(Json(option))
@@ -245,10 +259,10 @@ async fn update_option(
     responses((status = 204)))]
 async fn delete_option(
     State(s): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    permit: Permit<rules::CreateFeature>,
     Path((project, feature, option)): Path<(i64, i64, i64)>,
 ) -> ApiResult<StatusCode> {
-    let mut ch = s.store.change(&actor).await?;
+    let mut ch = s.store.change(permit.caller.actor()).await?;
     options::delete(&mut ch, project, feature, option).await?;
     ch.commit().await?;
     Ok(StatusCode::NO_CONTENT)

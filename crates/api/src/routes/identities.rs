@@ -8,13 +8,13 @@ mod traits;
 
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
-use axum::Extension;
 use flagstone_store::environments::{self, Environment};
 use flagstone_store::identities::{self, Identity, NewIdentity};
-use flagstone_store::{Actor, Result, Tx};
+use flagstone_store::{Result, Tx};
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::auth::permit::{rules, Permit};
 use crate::error::ApiResult;
 use crate::extract::{Json, Path, Query};
 use crate::pagination::{paginate, PageParams, Paginated};
@@ -49,6 +49,7 @@ struct IdentityFilter {
     responses((status = 200, body = Paginated<Identity>)))]
 async fn list_identities(
     State(s): State<AppState>,
+    _: Permit<rules::ViewIdentities>,
     uri: Uri,
     Path(api_key): Path<String>,
     Query(f): Query<IdentityFilter>,
@@ -69,11 +70,11 @@ async fn list_identities(
     responses((status = 201, body = Identity)))]
 async fn create_identity(
     State(s): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    permit: Permit<rules::ManageIdentities>,
     Path(api_key): Path<String>,
     Json(new): Json<NewIdentity>,
 ) -> ApiResult<(StatusCode, Json<Identity>)> {
-    let mut ch = s.store.change(&actor).await?;
+    let mut ch = s.store.change(permit.caller.actor()).await?;
     let env = environments::get_by_key(ch.tx(), &api_key).await?;
     let identity = identities::create(&mut ch, &env, &new).await?;
     ch.commit().await?;
@@ -85,6 +86,7 @@ async fn create_identity(
     responses((status = 200, body = Identity)))]
 async fn get_identity(
     State(s): State<AppState>,
+    _: Permit<rules::ViewIdentities>,
     Path((api_key, id)): Path<(String, i64)>,
 ) -> ApiResult<Json<Identity>> {
     let mut tx = s.store.read().await?;
@@ -97,10 +99,10 @@ async fn get_identity(
     params(("api_key" = String, Path), ("id" = i64, Path)), responses((status = 204)))]
 async fn delete_identity(
     State(s): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    permit: Permit<rules::ManageIdentities>,
     Path((api_key, id)): Path<(String, i64)>,
 ) -> ApiResult<StatusCode> {
-    let mut ch = s.store.change(&actor).await?;
+    let mut ch = s.store.change(permit.caller.actor()).await?;
     let env = environments::get_by_key(ch.tx(), &api_key).await?;
     identities::delete(&mut ch, &env, id).await?;
     ch.commit().await?;

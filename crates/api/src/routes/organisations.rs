@@ -1,14 +1,17 @@
-//! `/api/v1/organisations/`.
+//! `/api/v1/organisations/`. Members see their organisations; `ADMIN`s change them; any user
+//! may create one and becomes its `ADMIN`.
 
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
-use axum::Extension;
+use flagstone_access::{Need, Role, Visible};
+use flagstone_store::accounts::members;
 use flagstone_store::organisations::{self, NewOrganisation, Organisation, OrganisationPatch};
-use flagstone_store::Actor;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::auth::permit::{rules, Permit};
+use crate::auth::Caller;
 use crate::error::ApiResult;
-use crate::extract::{Json, Path, Query};
+use crate::extract::{Json, Query};
 use crate::pagination::{paginate, PageParams, Paginated};
 use crate::AppState;
 
@@ -21,11 +24,13 @@ pub(crate) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     responses((status = 200, body = Paginated<Organisation>)))]
 async fn list_organisations(
     State(s): State<AppState>,
+    caller: Caller,
     uri: Uri,
     Query(p): Query<PageParams>,
 ) -> ApiResult<Json<Paginated<Organisation>>> {
+    let visible = caller.grants().visible(Visible::Organisations);
     let mut tx = s.store.read().await?;
-    let page = organisations::list(&mut tx, p.request()).await?;
+    let page = organisations::list_visible(&mut tx, &visible, p.request()).await?;
     Ok(Json(paginate(&uri, p.request(), page)))
 }
 
@@ -33,11 +38,20 @@ async fn list_organisations(
     responses((status = 201, body = Organisation)))]
 async fn create_organisation(
     State(s): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    caller: Caller,
     Json(new): Json<NewOrganisation>,
 ) -> ApiResult<(StatusCode, Json<Organisation>)> {
-    let mut ch = s.store.change(&actor).await?;
+    // A person (or the installation's superusers), not an organisation's key.
+    if !caller.grants().superuser {
+        caller.require(Need::UserAccount)?;
+    }
+    let mut ch = s.store.change(caller.actor()).await?;
     let org = organisations::create(&mut ch, &new).await?;
+    if let Some(user) = caller.user_id() {
+        let now = s.auth.now_ms();
+        let email = caller.actor().name.clone();
+        members::add(&mut ch, org.id, user, &email, Role::Admin.as_str(), now).await?;
+    }
     ch.commit().await?;
     Ok((StatusCode::CREATED, Json(org)))
 }
@@ -46,22 +60,21 @@ async fn create_organisation(
     params(("id" = i64, Path)), responses((status = 200, body = Organisation)))]
 async fn get_organisation(
     State(s): State<AppState>,
-    Path(id): Path<i64>,
+    p: Permit<rules::Member>,
 ) -> ApiResult<Json<Organisation>> {
     let mut tx = s.store.read().await?;
-    Ok(Json(organisations::get(&mut tx, id).await?))
+    Ok(Json(organisations::get(&mut tx, p.at.0).await?))
 }
 
 #[utoipa::path(patch, path = "/api/v1/organisations/{id}", tag = "organisations",
     params(("id" = i64, Path)), request_body = OrganisationPatch, responses((status = 200, body = Organisation)))]
 async fn update_organisation(
     State(s): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path(id): Path<i64>,
+    p: Permit<rules::OrganisationAdmin>,
     Json(patch): Json<OrganisationPatch>,
 ) -> ApiResult<Json<Organisation>> {
-    let mut ch = s.store.change(&actor).await?;
-    let org = organisations::update(&mut ch, id, &patch).await?;
+    let mut ch = s.store.change(p.caller.actor()).await?;
+    let org = organisations::update(&mut ch, p.at.0, &patch).await?;
     ch.commit().await?;
     Ok(Json(org))
 }

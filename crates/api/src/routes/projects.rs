@@ -1,16 +1,18 @@
-//! `/api/v1/projects/`.
+//! `/api/v1/projects/`: listed as far as the caller may view them (`VIEW_PROJECT`); created
+//! with the organisation's `CREATE_PROJECT`; changed and deleted by project admins.
 
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
-use axum::Extension;
+use flagstone_access::{Need, OrganisationPermission, ProjectPermission, Visible};
 use flagstone_store::projects::{self, NewProject, Project, ProjectPatch};
 use flagstone_store::usage::{self, ProjectUsage};
-use flagstone_store::Actor;
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::auth::permit::{rules, Permit};
+use crate::auth::Caller;
 use crate::error::ApiResult;
-use crate::extract::{Json, Path, Query};
+use crate::extract::{Json, Query};
 use crate::pagination::{paginate, PageParams, Paginated};
 use crate::AppState;
 
@@ -32,6 +34,7 @@ struct ProjectFilter {
     responses((status = 200, body = Paginated<Project>)))]
 async fn list_projects(
     State(s): State<AppState>,
+    caller: Caller,
     uri: Uri,
     Query(f): Query<ProjectFilter>,
 ) -> ApiResult<Json<Paginated<Project>>> {
@@ -40,8 +43,11 @@ async fn list_projects(
         page_size: f.page_size,
     }
     .request();
+    let visible = caller
+        .grants()
+        .visible(Visible::Projects(ProjectPermission::ViewProject));
     let mut tx = s.store.read().await?;
-    let page = projects::list(&mut tx, f.organisation, req).await?;
+    let page = projects::list_visible(&mut tx, f.organisation, &visible, req).await?;
     Ok(Json(paginate(&uri, req, page)))
 }
 
@@ -49,10 +55,14 @@ async fn list_projects(
     responses((status = 201, body = Project)))]
 async fn create_project(
     State(s): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    caller: Caller,
     Json(new): Json<NewProject>,
 ) -> ApiResult<(StatusCode, Json<Project>)> {
-    let mut ch = s.store.change(&actor).await?;
+    caller.require(Need::Organisation(
+        new.organisation,
+        OrganisationPermission::CreateProject,
+    ))?;
+    let mut ch = s.store.change(caller.actor()).await?;
     let project = projects::create(&mut ch, &new).await?;
     ch.commit().await?;
     Ok((StatusCode::CREATED, Json(project)))
@@ -60,21 +70,23 @@ async fn create_project(
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects",
     params(("id" = i64, Path)), responses((status = 200, body = Project)))]
-async fn get_project(State(s): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Project>> {
+async fn get_project(
+    State(s): State<AppState>,
+    p: Permit<rules::ViewProject>,
+) -> ApiResult<Json<Project>> {
     let mut tx = s.store.read().await?;
-    Ok(Json(projects::get(&mut tx, id).await?))
+    Ok(Json(projects::get(&mut tx, p.at.project).await?))
 }
 
 #[utoipa::path(patch, path = "/api/v1/projects/{id}", tag = "projects",
     params(("id" = i64, Path)), request_body = ProjectPatch, responses((status = 200, body = Project)))]
 async fn update_project(
     State(s): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path(id): Path<i64>,
+    p: Permit<rules::ProjectAdmin>,
     Json(patch): Json<ProjectPatch>,
 ) -> ApiResult<Json<Project>> {
-    let mut ch = s.store.change(&actor).await?;
-    let project = projects::update(&mut ch, id, &patch).await?;
+    let mut ch = s.store.change(p.caller.actor()).await?;
+    let project = projects::update(&mut ch, p.at.project, &patch).await?;
     ch.commit().await?;
     Ok(Json(project))
 }
@@ -83,11 +95,10 @@ async fn update_project(
     params(("id" = i64, Path)), responses((status = 204)))]
 async fn delete_project(
     State(s): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path(id): Path<i64>,
+    p: Permit<rules::ProjectAdmin>,
 ) -> ApiResult<StatusCode> {
-    let mut ch = s.store.change(&actor).await?;
-    projects::delete(&mut ch, id).await?;
+    let mut ch = s.store.change(p.caller.actor()).await?;
+    projects::delete(&mut ch, p.at.project).await?;
     ch.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -98,8 +109,8 @@ async fn delete_project(
     params(("id" = i64, Path)), responses((status = 200, body = ProjectUsage)))]
 async fn project_usage(
     State(s): State<AppState>,
-    Path(id): Path<i64>,
+    p: Permit<rules::ViewProject>,
 ) -> ApiResult<Json<ProjectUsage>> {
     let mut tx = s.store.read().await?;
-    Ok(Json(usage::project(&mut tx, id).await?))
+    Ok(Json(usage::project(&mut tx, p.at.project).await?))
 }

@@ -5,11 +5,10 @@ mod overrides;
 
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
-use axum::Extension;
 use flagstone_store::segments::{self, NewSegment, Segment, SegmentPatch};
-use flagstone_store::Actor;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::auth::permit::{rules, Permit};
 use crate::error::ApiResult;
 use crate::extract::{Json, Path, Query};
 use crate::pagination::{paginate, PageParams, Paginated};
@@ -31,6 +30,7 @@ pub(crate) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     params(("id" = i64, Path), PageParams), responses((status = 200, body = Paginated<Segment>)))]
 async fn list_segments(
     State(s): State<AppState>,
+    _: Permit<rules::ViewProject>,
     uri: Uri,
     Path(project): Path<i64>,
     Query(p): Query<PageParams>,
@@ -45,11 +45,11 @@ async fn list_segments(
     params(("id" = i64, Path)), request_body = NewSegment, responses((status = 201, body = Segment)))]
 async fn create_segment(
     State(s): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    permit: Permit<rules::ManageSegments>,
     Path(project): Path<i64>,
     Json(new): Json<NewSegment>,
 ) -> ApiResult<(StatusCode, Json<Segment>)> {
-    let mut ch = s.store.change(&actor).await?;
+    let mut ch = s.store.change(permit.caller.actor()).await?;
     let segment = segments::create(&mut ch, project, &new).await?;
     ch.commit().await?;
     Ok((StatusCode::CREATED, Json(segment)))
@@ -59,6 +59,7 @@ async fn create_segment(
     params(("id" = i64, Path), ("segment_id" = i64, Path)), responses((status = 200, body = Segment)))]
 async fn get_segment(
     State(s): State<AppState>,
+    _: Permit<rules::ViewProject>,
     Path((project, id)): Path<(i64, i64)>,
 ) -> ApiResult<Json<Segment>> {
     let mut tx = s.store.read().await?;
@@ -70,11 +71,11 @@ async fn get_segment(
     responses((status = 200, body = Segment)))]
 async fn replace_segment(
     State(s): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    permit: Permit<rules::ManageSegments>,
     Path((project, id)): Path<(i64, i64)>,
     Json(new): Json<NewSegment>,
 ) -> ApiResult<Json<Segment>> {
-    let mut ch = s.store.change(&actor).await?;
+    let mut ch = s.store.change(permit.caller.actor()).await?;
     let segment = segments::replace(&mut ch, project, id, &new).await?;
     ch.commit().await?;
     Ok(Json(segment))
@@ -85,11 +86,11 @@ async fn replace_segment(
     responses((status = 200, body = Segment)))]
 async fn update_segment(
     State(s): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    permit: Permit<rules::ManageSegments>,
     Path((project, id)): Path<(i64, i64)>,
     Json(patch): Json<SegmentPatch>,
 ) -> ApiResult<Json<Segment>> {
-    let mut ch = s.store.change(&actor).await?;
+    let mut ch = s.store.change(permit.caller.actor()).await?;
     let segment = segments::update(&mut ch, project, id, &patch).await?;
     ch.commit().await?;
     Ok(Json(segment))
@@ -99,10 +100,10 @@ async fn update_segment(
     params(("id" = i64, Path), ("segment_id" = i64, Path)), responses((status = 204)))]
 async fn delete_segment(
     State(s): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    permit: Permit<rules::ManageSegments>,
     Path((project, id)): Path<(i64, i64)>,
 ) -> ApiResult<StatusCode> {
-    let mut ch = s.store.change(&actor).await?;
+    let mut ch = s.store.change(permit.caller.actor()).await?;
     segments::delete(&mut ch, project, id).await?;
     ch.commit().await?;
     Ok(StatusCode::NO_CONTENT)

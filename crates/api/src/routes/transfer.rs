@@ -4,17 +4,25 @@
 //! `?source=` and `?dry_run=true` are its `ImportOptions`); `GET
 //! /api/v1/environments/{api_key}/document/` exports an environment as such a document, with
 //! its identity overrides.
+//!
+//! Permissions (Flagstone's choice): exporting needs admin of the environment (the document
+//! holds every flag, segment and identity override). Importing needs `ADMIN` of every
+//! organisation it may write into — the one named by `?organisation=`, the organisation of
+//! `?project=`, and that of an existing environment with the document's `api_key` — so a
+//! non-superuser must name one of them; importing into a new organisation is for superusers.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
+use flagstone_access::Need;
 use flagstone_engine::EnvironmentDocument;
 use flagstone_store::transfer::{self, ImportOptions, ImportReport};
-use flagstone_store::Actor;
+use flagstone_store::{scopes, StoreError};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::error::ApiResult;
+use crate::auth::permit::{rules, Permit};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::AppState;
 
@@ -33,11 +41,12 @@ pub(crate) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
         description = "dry run: nothing written")))]
 async fn import_document(
     State(s): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    caller: Caller,
     Query(opts): Query<ImportOptions>,
     Json(doc): Json<EnvironmentDocument>,
 ) -> ApiResult<(StatusCode, Json<ImportReport>)> {
-    let report = transfer::import(&s.store, &actor, &doc, &opts).await?;
+    may_import(&s, &caller, &doc, &opts).await?;
+    let report = transfer::import(&s.store, caller.actor(), &doc, &opts).await?;
     let status = if opts.dry_run {
         StatusCode::OK
     } else {
@@ -52,8 +61,50 @@ async fn import_document(
     responses((status = 200, body = Object, description = "A Flagsmith environment document")))]
 async fn export_document(
     State(s): State<AppState>,
+    _: Permit<rules::EnvironmentAdmin>,
     Path(api_key): Path<String>,
 ) -> ApiResult<Response> {
     let (body, _) = transfer::export_to_vec(&s.store, &api_key).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// Whether the caller administers every organisation the import may write into (see the
+/// module docs). Superusers may import anywhere.
+async fn may_import(
+    s: &AppState,
+    caller: &Caller,
+    doc: &EnvironmentDocument,
+    opts: &ImportOptions,
+) -> ApiResult<()> {
+    if caller.grants().superuser {
+        return Ok(());
+    }
+    if opts.project.is_none() && opts.organisation.is_none() {
+        // Without a named target the import may create an organisation.
+        return caller.require(Need::Superuser);
+    }
+    let mut tx = s.store.read().await?;
+    let mut organisations = Vec::new();
+    if let Some(o) = opts.organisation {
+        organisations.push(o);
+    }
+    if let Some(p) = opts.project {
+        match scopes::project(&mut tx, p).await {
+            Ok(p) => organisations.push(p.organisation),
+            Err(StoreError::NotFound { .. }) => {
+                return Err(StoreError::invalid("project", "no such project").into())
+            }
+            Err(e) => return Err(ApiError::Store(e)),
+        }
+    }
+    match scopes::environment_by_key(&mut tx, &doc.api_key).await {
+        Ok(e) => organisations.push(e.organisation),
+        Err(StoreError::NotFound { .. }) => {}
+        Err(e) => return Err(ApiError::Store(e)),
+    }
+    drop(tx);
+    for o in organisations {
+        caller.require(Need::OrganisationAdmin(o))?;
+    }
+    Ok(())
 }

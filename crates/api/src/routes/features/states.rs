@@ -3,13 +3,12 @@
 
 use axum::extract::State;
 use axum::http::Uri;
-use axum::Extension;
 use flagstone_store::environments;
 use flagstone_store::features::{states, FeatureState, FeatureStatePatch};
-use flagstone_store::Actor;
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::auth::permit::{rules, Permit};
 use crate::error::ApiResult;
 use crate::extract::{Json, Path, Query};
 use crate::pagination::{paginate, PageParams, Paginated};
@@ -33,6 +32,7 @@ struct StateFilter {
     responses((status = 200, body = Paginated<FeatureState>)))]
 async fn list_feature_states(
     State(s): State<AppState>,
+    _: Permit<rules::ViewEnvironment>,
     uri: Uri,
     Path(api_key): Path<String>,
     Query(f): Query<StateFilter>,
@@ -53,6 +53,7 @@ async fn list_feature_states(
     responses((status = 200, body = FeatureState)))]
 async fn get_feature_state(
     State(s): State<AppState>,
+    _: Permit<rules::ViewEnvironment>,
     Path((api_key, id)): Path<(String, i64)>,
 ) -> ApiResult<Json<FeatureState>> {
     let mut tx = s.store.read().await?;
@@ -65,11 +66,11 @@ async fn get_feature_state(
     responses((status = 200, body = FeatureState)))]
 async fn update_feature_state(
     State(s): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    permit: Permit<rules::UpdateFeatureState>,
     Path((api_key, id)): Path<(String, i64)>,
     Json(patch): Json<FeatureStatePatch>,
 ) -> ApiResult<Json<FeatureState>> {
-    let mut ch = s.store.change(&actor).await?;
+    let mut ch = s.store.change(permit.caller.actor()).await?;
     let env = environments::get_by_key(ch.tx(), &api_key).await?;
     let state = states::update(&mut ch, &env, id, &patch).await?;
     ch.commit().await?;

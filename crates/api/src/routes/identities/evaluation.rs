@@ -16,6 +16,7 @@ use serde_json::Value;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::env_and_identity;
+use crate::auth::permit::{rules, Permit};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
 use crate::AppState;
@@ -97,6 +98,7 @@ struct IdentityEvaluation {
         (status = 409, description = "The environment has no published document yet")))]
 async fn evaluate_identity(
     State(s): State<AppState>,
+    _: Permit<rules::ViewIdentities>,
     Path((api_key, id)): Path<(String, i64)>,
 ) -> ApiResult<Json<IdentityEvaluation>> {
     let mut tx = s.store.read().await?;

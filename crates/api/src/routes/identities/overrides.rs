@@ -4,14 +4,13 @@
 
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
-use axum::Extension;
 use flagstone_store::identities::overrides::{
     self, IdentityOverride, IdentityOverridePatch, NewIdentityOverride,
 };
-use flagstone_store::Actor;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::env_and_identity;
+use crate::auth::permit::{rules, Permit};
 use crate::error::ApiResult;
 use crate::extract::{Json, Path, Query};
 use crate::pagination::{paginate, PageParams, Paginated};
@@ -27,6 +26,7 @@ pub(super) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     responses((status = 200, body = Paginated<IdentityOverride>)))]
 async fn list_overrides(
     State(s): State<AppState>,
+    _: Permit<rules::ViewIdentities>,
     uri: Uri,
     Path((api_key, id)): Path<(String, i64)>,
     Query(p): Query<PageParams>,
@@ -44,11 +44,11 @@ async fn list_overrides(
     responses((status = 201, body = IdentityOverride)))]
 async fn create_override(
     State(s): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    permit: Permit<rules::UpdateFeatureState>,
     Path((api_key, id)): Path<(String, i64)>,
     Json(new): Json<NewIdentityOverride>,
 ) -> ApiResult<(StatusCode, Json<IdentityOverride>)> {
-    let mut ch = s.store.change(&actor).await?;
+    let mut ch = s.store.change(permit.caller.actor()).await?;
     let (env, identity) = env_and_identity(ch.tx(), &api_key, id).await?;
     let created = overrides::create(&mut ch, &env, &identity, &new).await?;
     ch.commit().await?;
@@ -60,6 +60,7 @@ async fn create_override(
     responses((status = 200, body = IdentityOverride)))]
 async fn get_override(
     State(s): State<AppState>,
+    _: Permit<rules::ViewIdentities>,
     Path((api_key, id, override_id)): Path<(String, i64, i64)>,
 ) -> ApiResult<Json<IdentityOverride>> {
     let mut tx = s.store.read().await?;
@@ -74,11 +75,11 @@ async fn get_override(
     request_body = IdentityOverridePatch, responses((status = 200, body = IdentityOverride)))]
 async fn update_override(
     State(s): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    permit: Permit<rules::UpdateFeatureState>,
     Path((api_key, id, override_id)): Path<(String, i64, i64)>,
     Json(patch): Json<IdentityOverridePatch>,
 ) -> ApiResult<Json<IdentityOverride>> {
-    let mut ch = s.store.change(&actor).await?;
+    let mut ch = s.store.change(permit.caller.actor()).await?;
     let (env, identity) = env_and_identity(ch.tx(), &api_key, id).await?;
     let updated = overrides::update(&mut ch, &env, &identity, override_id, &patch).await?;
     ch.commit().await?;
@@ -90,10 +91,10 @@ async fn update_override(
     responses((status = 204)))]
 async fn delete_override(
     State(s): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    permit: Permit<rules::UpdateFeatureState>,
     Path((api_key, id, override_id)): Path<(String, i64, i64)>,
 ) -> ApiResult<StatusCode> {
-    let mut ch = s.store.change(&actor).await?;
+    let mut ch = s.store.change(permit.caller.actor()).await?;
     let (env, identity) = env_and_identity(ch.tx(), &api_key, id).await?;
     overrides::delete(&mut ch, &env, &identity, override_id).await?;
     ch.commit().await?;

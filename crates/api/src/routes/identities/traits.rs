@@ -9,14 +9,13 @@
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use flagstone_store::identities::traits::{self, Trait, TraitInput};
-use flagstone_store::Actor;
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::env_and_identity;
+use crate::auth::permit::{rules, Permit};
 use crate::error::ApiResult;
 use crate::extract::{Json, Path, Query};
 use crate::pagination::{paginate, PageParams, Paginated};
@@ -40,6 +39,7 @@ fn trait_or_deleted(t: Option<Trait>, created: StatusCode) -> Response {
     responses((status = 200, body = Paginated<Trait>)))]
 async fn list_traits(
     State(s): State<AppState>,
+    _: Permit<rules::ViewIdentities>,
     uri: Uri,
     Path((api_key, id)): Path<(String, i64)>,
     Query(p): Query<PageParams>,
@@ -57,11 +57,11 @@ async fn list_traits(
     responses((status = 201, body = Trait), (status = 204, description = "trait_value was null: the trait was deleted")))]
 async fn set_trait(
     State(s): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    permit: Permit<rules::ManageIdentities>,
     Path((api_key, id)): Path<(String, i64)>,
     Json(input): Json<TraitInput>,
 ) -> ApiResult<Response> {
-    let mut ch = s.store.change(&actor).await?;
+    let mut ch = s.store.change(permit.caller.actor()).await?;
     let (env, identity) = env_and_identity(ch.tx(), &api_key, id).await?;
     let mut set = traits::set(&mut ch, &env, &identity, &[input]).await?;
     ch.commit().await?;
@@ -75,11 +75,11 @@ async fn set_trait(
     responses((status = 200, body = Vec<Trait>)))]
 async fn set_traits(
     State(s): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    permit: Permit<rules::ManageIdentities>,
     Path((api_key, id)): Path<(String, i64)>,
     Json(inputs): Json<Vec<TraitInput>>,
 ) -> ApiResult<Json<Vec<Trait>>> {
-    let mut ch = s.store.change(&actor).await?;
+    let mut ch = s.store.change(permit.caller.actor()).await?;
     let (env, identity) = env_and_identity(ch.tx(), &api_key, id).await?;
     let set = traits::set(&mut ch, &env, &identity, &inputs).await?;
     ch.commit().await?;
@@ -91,6 +91,7 @@ async fn set_traits(
     responses((status = 200, body = Trait)))]
 async fn get_trait(
     State(s): State<AppState>,
+    _: Permit<rules::ViewIdentities>,
     Path((api_key, id, key)): Path<(String, i64, String)>,
 ) -> ApiResult<Json<Trait>> {
     let mut tx = s.store.read().await?;
@@ -112,11 +113,11 @@ struct TraitValue {
     responses((status = 200, body = Trait), (status = 204, description = "trait_value was null: the trait was deleted")))]
 async fn update_trait(
     State(s): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    permit: Permit<rules::ManageIdentities>,
     Path((api_key, id, key)): Path<(String, i64, String)>,
     Json(body): Json<TraitValue>,
 ) -> ApiResult<Response> {
-    let mut ch = s.store.change(&actor).await?;
+    let mut ch = s.store.change(permit.caller.actor()).await?;
     let (env, identity) = env_and_identity(ch.tx(), &api_key, id).await?;
     let t = traits::update(&mut ch, &env, &identity, &key, &body.trait_value).await?;
     ch.commit().await?;
@@ -128,10 +129,10 @@ async fn update_trait(
     responses((status = 204)))]
 async fn delete_trait(
     State(s): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    permit: Permit<rules::ManageIdentities>,
     Path((api_key, id, key)): Path<(String, i64, String)>,
 ) -> ApiResult<StatusCode> {
-    let mut ch = s.store.change(&actor).await?;
+    let mut ch = s.store.change(permit.caller.actor()).await?;
     let (env, identity) = env_and_identity(ch.tx(), &api_key, id).await?;
     traits::delete(&mut ch, &env, &identity, &key).await?;
     ch.commit().await?;

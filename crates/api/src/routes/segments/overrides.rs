@@ -1,18 +1,22 @@
 //! Segment overrides: created per feature under an environment
 //! (`/environments/{api_key}/features/{feature_id}/create-segment-override/`), read and changed
 //! under `/environments/{api_key}/segment-overrides/`, and re-ordered in bulk at
-//! `/features/feature-segments/update-priorities/` as in Flagsmith.
+//! `/features/feature-segments/update-priorities/` as in Flagsmith. Reading needs the
+//! environment's `VIEW_ENVIRONMENT`; every change `MANAGE_SEGMENT_OVERRIDES` (in the environment
+//! of each override re-ordered).
 
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
-use axum::Extension;
+use flagstone_access::{EnvironmentPermission, Need};
+use flagstone_store::scopes;
 use flagstone_store::segments::overrides::{
     self, NewSegmentOverride, OverrideFilter, PriorityUpdate, SegmentOverride, SegmentOverridePatch,
 };
-use flagstone_store::Actor;
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::auth::permit::{rules, Permit};
+use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::extract::{Json, Path, Query};
 use crate::pagination::{paginate, PageParams, Paginated};
@@ -31,11 +35,11 @@ pub(super) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     request_body = NewSegmentOverride, responses((status = 201, body = SegmentOverride)))]
 async fn create_override(
     State(s): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    permit: Permit<rules::ManageSegmentOverrides>,
     Path((api_key, feature)): Path<(String, i64)>,
     Json(new): Json<NewSegmentOverride>,
 ) -> ApiResult<(StatusCode, Json<SegmentOverride>)> {
-    let mut ch = s.store.change(&actor).await?;
+    let mut ch = s.store.change(permit.caller.actor()).await?;
     let created = overrides::create(&mut ch, &api_key, feature, &new).await?;
     ch.commit().await?;
     Ok((StatusCode::CREATED, Json(created)))
@@ -56,6 +60,7 @@ struct OverrideQuery {
     responses((status = 200, body = Paginated<SegmentOverride>)))]
 async fn list_overrides(
     State(s): State<AppState>,
+    _: Permit<rules::ViewEnvironment>,
     uri: Uri,
     Path(api_key): Path<String>,
     Query(q): Query<OverrideQuery>,
@@ -79,6 +84,7 @@ async fn list_overrides(
     responses((status = 200, body = SegmentOverride)))]
 async fn get_override(
     State(s): State<AppState>,
+    _: Permit<rules::ViewEnvironment>,
     Path((api_key, id)): Path<(String, i64)>,
 ) -> ApiResult<Json<SegmentOverride>> {
     let mut tx = s.store.read().await?;
@@ -90,11 +96,11 @@ async fn get_override(
     request_body = SegmentOverridePatch, responses((status = 200, body = SegmentOverride)))]
 async fn update_override(
     State(s): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    permit: Permit<rules::ManageSegmentOverrides>,
     Path((api_key, id)): Path<(String, i64)>,
     Json(patch): Json<SegmentOverridePatch>,
 ) -> ApiResult<Json<SegmentOverride>> {
-    let mut ch = s.store.change(&actor).await?;
+    let mut ch = s.store.change(permit.caller.actor()).await?;
     let updated = overrides::update(&mut ch, &api_key, id, &patch).await?;
     ch.commit().await?;
     Ok(Json(updated))
@@ -105,10 +111,10 @@ async fn update_override(
     responses((status = 204)))]
 async fn delete_override(
     State(s): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    permit: Permit<rules::ManageSegmentOverrides>,
     Path((api_key, id)): Path<(String, i64)>,
 ) -> ApiResult<StatusCode> {
-    let mut ch = s.store.change(&actor).await?;
+    let mut ch = s.store.change(permit.caller.actor()).await?;
     overrides::delete(&mut ch, &api_key, id).await?;
     ch.commit().await?;
     Ok(StatusCode::NO_CONTENT)
@@ -120,10 +126,22 @@ async fn delete_override(
     responses((status = 200, body = Vec<SegmentOverride>)))]
 async fn update_priorities(
     State(s): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    caller: Caller,
     Json(updates): Json<Vec<PriorityUpdate>>,
 ) -> ApiResult<Json<Vec<SegmentOverride>>> {
-    let mut ch = s.store.change(&actor).await?;
+    // The overrides are named in the body: MANAGE_SEGMENT_OVERRIDES in each one's environment.
+    let ids: Vec<i64> = updates.iter().map(|u| u.id).collect();
+    let environments = {
+        let mut tx = s.store.read().await?;
+        scopes::segment_override_environments(&mut tx, &ids).await?
+    };
+    for e in environments {
+        caller.require(Need::Environment(
+            e,
+            EnvironmentPermission::ManageSegmentOverrides,
+        ))?;
+    }
+    let mut ch = s.store.change(caller.actor()).await?;
     let updated = overrides::reorder(&mut ch, &updates).await?;
     if !updated.is_empty() {
         ch.commit().await?;
