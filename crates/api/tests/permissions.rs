@@ -1,0 +1,609 @@
+//! Every admin endpoint checks the caller's permission. The route walk enumerates every route of
+//! the OpenAPI document (so a route added later without a check fails here), fills its path
+//! parameters with the ids of real objects, and sends it as callers that may not use it: a user
+//! who is a member of nothing, a `USER` member without grants (on every route that changes
+//! something), and the `ADMIN` of another organisation. Each answer must be 403 naming the
+//! missing permission, or a list with nothing of the organisation in it, and nothing may be
+//! written: the audit log, every environment's revision and the publish queue stay as they were. Organisation
+//! admins and the installation key are not refused.
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::{As, TestApp, ADMIN_KEY};
+use flagstone_store::{accounts::members, Actor, PageRequest};
+use serde_json::{json, Value};
+
+const HERE: &str = "127.0.0.1";
+
+/// One organisation with one of everything, created with the installation key.
+struct Fixture {
+    organisation: i64,
+    project: i64,
+    environment: i64,
+    api_key: String,
+    feature: i64,
+    option: i64,
+    feature_state: i64,
+    segment: i64,
+    segment_override: i64,
+    identity: i64,
+    identity_override: i64,
+    server_key: i64,
+    document: Value,
+}
+
+fn id(v: &Value) -> i64 {
+    v["id"].as_i64().unwrap_or_else(|| panic!("no id in {v}"))
+}
+
+async fn created(app: &TestApp, path: &str, body: Value) -> Value {
+    let (s, v) = app.post(path, body).await;
+    assert!(s.is_success(), "POST {path}: {s} {v}");
+    v
+}
+
+async fn fixture(app: &TestApp, name: &str) -> Fixture {
+    let organisation = id(&created(app, "/api/v1/organisations/", json!({"name": name})).await);
+    let project = id(&created(
+        app,
+        "/api/v1/projects/",
+        json!({"name": "P", "organisation": organisation}),
+    )
+    .await);
+    let env = created(
+        app,
+        "/api/v1/environments/",
+        json!({"name": "prod", "project": project}),
+    )
+    .await;
+    let api_key = env["api_key"].as_str().unwrap().to_string();
+    let feature = id(&created(
+        app,
+        &format!("/api/v1/projects/{project}/features/"),
+        json!({"name": "checkout"}),
+    )
+    .await);
+    let option = id(&created(
+        app,
+        &format!("/api/v1/projects/{project}/features/{feature}/mv-options/"),
+        json!({"value": "blue"}),
+    )
+    .await);
+    let (_, states) = app
+        .get(&format!(
+            "/api/v1/environments/{api_key}/featurestates/?feature={feature}"
+        ))
+        .await;
+    let feature_state = id(&states["results"][0]);
+    let segment = id(&created(
+        app,
+        &format!("/api/v1/projects/{project}/segments/"),
+        json!({"name": "pro", "rules": [{"type": "ALL", "rules": [{"type": "ANY", "conditions": [
+            {"operator": "EQUAL", "property": "plan", "value": "pro"}]}]}]}),
+    )
+    .await);
+    let segment_override = id(&created(
+        app,
+        &format!("/api/v1/environments/{api_key}/features/{feature}/create-segment-override/"),
+        json!({"segment": segment, "enabled": true, "feature_state_value": "on"}),
+    )
+    .await);
+    let identity = id(&created(
+        app,
+        &format!("/api/v1/environments/{api_key}/identities/"),
+        json!({"identifier": "alice"}),
+    )
+    .await);
+    created(
+        app,
+        &format!("/api/v1/environments/{api_key}/identities/{identity}/traits/"),
+        json!({"trait_key": "plan", "trait_value": "pro"}),
+    )
+    .await;
+    let identity_override = id(&created(
+        app,
+        &format!("/api/v1/environments/{api_key}/identities/{identity}/featurestates/"),
+        json!({"feature": feature, "enabled": true}),
+    )
+    .await);
+    let server_key = id(&created(
+        app,
+        &format!("/api/v1/environments/{api_key}/api-keys/"),
+        json!({"name": "ci"}),
+    )
+    .await);
+    let (s, document) = app
+        .get(&format!("/api/v1/environments/{api_key}/document/"))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{document}");
+    Fixture {
+        organisation,
+        project,
+        environment: id(&env),
+        api_key,
+        feature,
+        option,
+        feature_state,
+        segment,
+        segment_override,
+        identity,
+        identity_override,
+        server_key,
+        document,
+    }
+}
+
+/// Every authenticated admin route of the OpenAPI document: (method, path template). The
+/// caller's own account (`/api/v1/auth/…`) is left out: it is everyone's.
+fn admin_routes(app: &TestApp) -> Vec<(Method, String)> {
+    let (_, openapi) = flagstone_api::admin_api(app.state.clone());
+    let doc = serde_json::to_value(&openapi).unwrap();
+    let mut routes = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if path.starts_with("/api/v1/auth/") {
+            continue;
+        }
+        for method in item.as_object().unwrap().keys() {
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            routes.push((m, path.clone()));
+        }
+    }
+    assert!(routes.len() > 60, "only {} routes found", routes.len());
+    routes
+}
+
+/// The path with each parameter replaced by the fixture's object of that kind. A parameter
+/// this table does not know fails the test: add it (with the object it names) when adding a
+/// route.
+fn fill(template: &str, f: &Fixture) -> String {
+    let mut out = Vec::new();
+    let mut previous = "";
+    for seg in template.split('/') {
+        if seg.starts_with('{') {
+            let value = match previous {
+                "organisations" => f.organisation.to_string(),
+                "projects" => f.project.to_string(),
+                "environments" => f.api_key.clone(),
+                "features" => f.feature.to_string(),
+                "mv-options" => f.option.to_string(),
+                "featurestates" if template.contains("/identities/") => {
+                    f.identity_override.to_string()
+                }
+                "featurestates" => f.feature_state.to_string(),
+                "segments" => f.segment.to_string(),
+                "segment-overrides" => f.segment_override.to_string(),
+                "identities" => f.identity.to_string(),
+                "traits" => "plan".to_string(),
+                "api-keys" => f.server_key.to_string(),
+                "tasks" => f.environment.to_string(),
+                _ => panic!(
+                    "{template}: no fixture for parameter {seg} after /{previous}/; \
+                     add one to `fill` in crates/api/tests/permissions.rs"
+                ),
+            };
+            out.push(value);
+        } else {
+            previous = seg;
+            out.push(seg.to_string());
+        }
+    }
+    out.join("/") + "/"
+}
+
+/// A body that is valid for routes whose object is named in the body; `{}` elsewhere (a route
+/// that checks its permission first refuses before reading it).
+fn body(method: &Method, template: &str, f: &Fixture) -> Option<Value> {
+    if matches!(*method, Method::GET | Method::DELETE | Method::HEAD) {
+        return None;
+    }
+    Some(match template {
+        "/api/v1/projects" => json!({"name": "Q", "organisation": f.organisation}),
+        "/api/v1/environments" => json!({"name": "dev", "project": f.project}),
+        "/api/v1/features/feature-segments/update-priorities" => {
+            json!([{"id": f.segment_override, "priority": 0}])
+        }
+        "/api/v1/environment-document/import" => f.document.clone(),
+        _ => json!({}),
+    })
+}
+
+/// What nobody else may see or do: changes that are allowed to every user.
+fn everyones(method: &Method, template: &str) -> bool {
+    *method == Method::POST && template == "/api/v1/organisations"
+}
+
+/// The import also reads its target from the query.
+fn query(template: &str, f: &Fixture) -> String {
+    if template == "/api/v1/environment-document/import" {
+        format!("?project={}", f.project)
+    } else {
+        String::new()
+    }
+}
+
+/// What was written: audit entries, every environment's revision, the publish queue.
+async fn written(app: &TestApp) -> (i64, Vec<(i64, i64)>, Vec<(i64, i64, String)>) {
+    let mut tx = app.store().read().await.unwrap();
+    let all = PageRequest::new(1, PageRequest::MAX_PAGE_SIZE);
+    let audit = flagstone_store::audit::list(&mut tx, None, PageRequest::new(1, 1))
+        .await
+        .unwrap()
+        .count;
+    let envs = flagstone_store::environments::list(&mut tx, None, all)
+        .await
+        .unwrap()
+        .results
+        .into_iter()
+        .map(|e| (e.id, e.revision))
+        .collect();
+    let jobs = flagstone_store::queue::jobs(&mut tx, None, all)
+        .await
+        .unwrap()
+        .results
+        .into_iter()
+        .map(|j| {
+            (
+                j.environment_id,
+                j.wanted_revision,
+                format!("{:?}", j.state),
+            )
+        })
+        .collect();
+    (audit, envs, jobs)
+}
+
+/// Whether a listed item belongs to `f`'s organisation.
+fn of(f: &Fixture, template: &str, item: &Value) -> bool {
+    let is = |k: &str, v: i64| item[k] == json!(v);
+    is("organisation_id", f.organisation)
+        || is("organisation", f.organisation)
+        || is("project_id", f.project)
+        || is("project", f.project)
+        || is("environment_id", f.environment)
+        || is("environment", f.environment)
+        || item["api_key"] == json!(f.api_key)
+        || (template == "/api/v1/organisations" && is("id", f.organisation))
+}
+
+/// Whether an answer refuses: 403 naming the missing permission, or a list without any of
+/// `f`'s objects (a list of names, such as audit authors, may not show objects at all). Every
+/// object the walk names exists, so 404 is not a refusal here: it means the walk's table named
+/// the wrong object.
+fn refuses(status: StatusCode, body: &Value, template: &str, f: &Fixture) -> bool {
+    match status {
+        StatusCode::FORBIDDEN => {
+            body["error"] == "forbidden" && body["missing_permission"].as_str().is_some()
+        }
+        StatusCode::OK => match (body.as_array(), body["results"].as_array()) {
+            (Some(names), _) => names.iter().all(Value::is_string),
+            (None, Some(items)) => !items.iter().any(|i| of(f, template, i)),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// Sends every route (only those that change something, if `only_changes`) as `who` over
+/// `f`'s objects; returns the routes that were not refused.
+async fn walk(app: &TestApp, who: As<'_>, f: &Fixture, only_changes: bool) -> Vec<String> {
+    let mut let_through = Vec::new();
+    for (method, template) in admin_routes(app) {
+        if everyones(&method, &template) || (only_changes && method == Method::GET) {
+            continue;
+        }
+        let path = fill(&template, f) + &query(&template, f);
+        let r = app
+            .call(
+                method.clone(),
+                &path,
+                body(&method, &template, f),
+                who,
+                HERE,
+            )
+            .await;
+        if !refuses(r.status, &r.body, &template, f) {
+            let_through.push(format!("{method} {path} -> {} {}", r.status, r.body));
+        }
+    }
+    let_through
+}
+
+async fn user(app: &TestApp, email: &str, member_of: Option<(i64, &str)>) -> String {
+    let user_id = app.create_user(email).await;
+    if let Some((org, role)) = member_of {
+        let mut ch = app.store().change(&Actor::system("test")).await.unwrap();
+        members::add(
+            &mut ch,
+            org,
+            user_id,
+            email,
+            role,
+            flagstone_store::now_ms(),
+        )
+        .await
+        .unwrap();
+        ch.commit().await.unwrap();
+    }
+    app.login(email).await
+}
+
+#[tokio::test]
+async fn a_member_of_nothing_is_refused_everywhere_and_writes_nothing() {
+    let app = TestApp::new().await;
+    let a = fixture(&app, "A").await;
+    let token = user(&app, "nobody@example.com", None).await;
+    let before = written(&app).await;
+    let let_through = walk(&app, As::Token(&token), &a, false).await;
+    assert!(
+        let_through.is_empty(),
+        "not refused:\n{}",
+        let_through.join("\n")
+    );
+    assert_eq!(
+        written(&app).await,
+        before,
+        "a refused request wrote something"
+    );
+
+    // What every user may do: create an organisation, of which they become the admin.
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/organisations/",
+            Some(json!({"name": "Mine"})),
+            As::Token(&token),
+            HERE,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let mine = id(&r.body);
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/organisations/{mine}/"),
+            Some(json!({"name": "Still mine"})),
+            As::Token(&token),
+            HERE,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = app
+        .call(
+            Method::GET,
+            "/api/v1/organisations/",
+            None,
+            As::Token(&token),
+            HERE,
+        )
+        .await;
+    assert_eq!(r.body["count"], 1, "{}", r.body);
+    assert_eq!(r.body["results"][0]["name"], "Still mine");
+}
+
+#[tokio::test]
+async fn a_user_member_without_grants_changes_nothing() {
+    let app = TestApp::new().await;
+    let a = fixture(&app, "A").await;
+    let token = user(&app, "user@example.com", Some((a.organisation, "USER"))).await;
+    let before = written(&app).await;
+    let let_through = walk(&app, As::Token(&token), &a, true).await;
+    assert!(
+        let_through.is_empty(),
+        "not refused:\n{}",
+        let_through.join("\n")
+    );
+    assert_eq!(
+        written(&app).await,
+        before,
+        "a refused request wrote something"
+    );
+
+    // A member may read its organisation, sees no project without VIEW_PROJECT, and the
+    // refusal names what is missing.
+    let get = |path: String| {
+        let token = token.clone();
+        let app = &app;
+        async move {
+            app.call(Method::GET, &path, None, As::Token(&token), HERE)
+                .await
+        }
+    };
+    let r = get(format!("/api/v1/organisations/{}/", a.organisation)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = get("/api/v1/projects/".into()).await;
+    assert_eq!(r.body["count"], 0, "{}", r.body);
+    let r = get(format!("/api/v1/projects/{}/", a.project)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.body["missing_permission"], "VIEW_PROJECT");
+    assert_eq!(r.body["reason"], "not_granted");
+    assert_eq!(r.body["scope"], json!({"type": "project", "id": a.project}));
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!(
+                "/api/v1/environments/{}/featurestates/{}/",
+                a.api_key, a.feature_state
+            ),
+            Some(json!({"enabled": false})),
+            As::Token(&token),
+            HERE,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.body["missing_permission"], "UPDATE_FEATURE_STATE");
+    assert_eq!(
+        r.body["detail"],
+        format!(
+            "this needs UPDATE_FEATURE_STATE in environment {}",
+            a.environment
+        )
+    );
+}
+
+#[tokio::test]
+async fn an_organisation_admin_sees_nothing_of_another_organisation() {
+    let app = TestApp::new().await;
+    let a = fixture(&app, "A").await;
+    let b = fixture(&app, "B").await;
+    let token = user(&app, "admin-a@example.com", Some((a.organisation, "ADMIN"))).await;
+    let before = written(&app).await;
+    let let_through = walk(&app, As::Token(&token), &b, false).await;
+    assert!(
+        let_through.is_empty(),
+        "not refused:\n{}",
+        let_through.join("\n")
+    );
+    assert_eq!(
+        written(&app).await,
+        before,
+        "a refused request wrote something"
+    );
+
+    // Lists show A's objects only.
+    for (path, count) in [
+        ("/api/v1/organisations/", 1),
+        ("/api/v1/projects/", 1),
+        ("/api/v1/environments/", 1),
+    ] {
+        let r = app
+            .call(Method::GET, path, None, As::Token(&token), HERE)
+            .await;
+        assert_eq!(r.body["count"], count, "{path}: {}", r.body);
+        assert_ne!(r.body["results"][0]["id"], json!(b.organisation));
+    }
+    let r = app
+        .call(Method::GET, "/api/v1/audit/", None, As::Token(&token), HERE)
+        .await;
+    let entries = r.body["results"].as_array().unwrap();
+    assert!(!entries.is_empty());
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["organisation_id"] == json!(a.organisation)),
+        "{}",
+        r.body
+    );
+}
+
+#[tokio::test]
+async fn organisation_admins_and_the_installation_key_may_read_everything() {
+    let app = TestApp::new().await;
+    let a = fixture(&app, "A").await;
+    let token = user(&app, "admin@example.com", Some((a.organisation, "ADMIN"))).await;
+    for (method, template) in admin_routes(&app) {
+        if method != Method::GET {
+            continue;
+        }
+        let path = fill(&template, &a);
+        for who in [As::Key(ADMIN_KEY), As::Token(&token)] {
+            let r = app.call(Method::GET, &path, None, who, HERE).await;
+            let superuser_only = template == "/api/v1/tasks/status";
+            // No worker runs here, so nothing is published yet.
+            let unpublished = template.ends_with("/evaluation") && r.body["error"] == "conflict";
+            match who {
+                As::Token(_) if superuser_only => {
+                    assert_eq!(r.status, StatusCode::FORBIDDEN, "GET {path}: {}", r.body)
+                }
+                _ => assert!(
+                    r.status.is_success() || unpublished,
+                    "GET {path} as {who:?}: {} {}",
+                    r.status,
+                    r.body
+                ),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn organisation_admins_change_their_organisation() {
+    let app = TestApp::new().await;
+    let a = fixture(&app, "A").await;
+    let token = user(&app, "admin@example.com", Some((a.organisation, "ADMIN"))).await;
+    let who = As::Token(&token);
+    let steps: Vec<(Method, String, Option<Value>)> = vec![
+        (
+            Method::PATCH,
+            format!("/api/v1/organisations/{}/", a.organisation),
+            Some(json!({"name": "A2"})),
+        ),
+        (
+            Method::POST,
+            "/api/v1/projects/".into(),
+            Some(json!({"name": "P2", "organisation": a.organisation})),
+        ),
+        (
+            Method::POST,
+            "/api/v1/environments/".into(),
+            Some(json!({"name": "staging", "project": a.project})),
+        ),
+        (
+            Method::PATCH,
+            format!(
+                "/api/v1/environments/{}/featurestates/{}/",
+                a.api_key, a.feature_state
+            ),
+            Some(json!({"enabled": false})),
+        ),
+        (
+            Method::PATCH,
+            format!(
+                "/api/v1/environments/{}/segment-overrides/{}/",
+                a.api_key, a.segment_override
+            ),
+            Some(json!({"enabled": false})),
+        ),
+        (
+            Method::POST,
+            "/api/v1/features/feature-segments/update-priorities/".into(),
+            Some(json!([{"id": a.segment_override, "priority": 0}])),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/environment-document/import/?project={}", a.project),
+            Some(a.document.clone()),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/tasks/{}/retry/", a.environment),
+            None,
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/projects/{}/features/{}/", a.project, a.feature),
+            None,
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/environments/{}/", a.api_key),
+            None,
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/projects/{}/", a.project),
+            None,
+        ),
+    ];
+    for (method, path, body) in steps {
+        let r = app.call(method.clone(), &path, body, who, HERE).await;
+        assert!(
+            r.status.is_success(),
+            "{method} {path}: {} {}",
+            r.status,
+            r.body
+        );
+    }
+    // Without a named target an import may create an organisation: superusers only.
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/environment-document/import/",
+            Some(a.document.clone()),
+            who,
+            HERE,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert_eq!(r.body["missing_permission"], "SUPERUSER");
+}
