@@ -88,9 +88,12 @@ test('a flag can be switched with the keyboard alone', async () => {
   await page.getByLabel('Search features').focus();
   for (let i = 0; i < 60 && !(await sw.evaluate((el) => el === document.activeElement)); i++) await page.keyboard.press('Tab');
   assert.ok(await sw.evaluate((el) => el === document.activeElement), 'the switch is reachable with Tab');
+  // The switch flips at once; the change is saved by a PATCH. Wait for that response rather
+  // than for the page to look idle, which can come before the request is even sent.
+  const saved = page.waitForResponse((r) => r.request().method() === 'PATCH' && r.url().includes('/featurestates/'));
   await page.keyboard.press('Space');
   await within(5000, async () => (await sw.getAttribute('aria-checked')) !== before);
-  await page.waitForLoadState('networkidle');
+  assert.ok((await saved).ok(), 'the change was saved');
   const state = (await server.api('GET', `/environments/${demo.dev.api_key}/featurestates/?feature=${demo.features.search_provider.id}`)).results[0];
   assert.equal(String(state.enabled), before === 'true' ? 'false' : 'true');
   await page.context().close();
