@@ -12,6 +12,7 @@ pub mod cors;
 pub mod error;
 pub mod follow;
 pub mod identity_cache;
+pub mod metrics;
 pub mod registry;
 mod routes;
 pub mod snapshot;

@@ -91,6 +91,12 @@ impl Registry {
             .subscribe()
     }
 
+    /// Open real-time subscriptions (SSE streams) over every environment.
+    pub fn subscribers(&self) -> usize {
+        let ch = self.channels.lock().expect("channels lock");
+        ch.values().map(|tx| tx.receiver_count()).sum()
+    }
+
     fn announce(&self, client_key: &str, updated_at: f64) {
         let mut ch = self.channels.lock().expect("channels lock");
         if let Some(tx) = ch.get(client_key) {

@@ -160,6 +160,20 @@ fn validate_schema_name(schema: &str) -> Result<(), StoreError> {
     }
 }
 
+/// The connection pool as metrics report it (`flagstone_store_pool_*`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections open.
+    pub size: u32,
+    /// Connections open and in use by a transaction.
+    pub in_use: u32,
+    /// The pool's ceiling.
+    pub max: u32,
+    /// Transactions that had to wait for a connection since the store was opened (every
+    /// connection was open and in use when they began).
+    pub waits: u64,
+}
+
 /// Hides the password of a database URL so it can be logged.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -201,6 +215,21 @@ impl Pool {
             Pool::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
         }
         Ok(())
+    }
+
+    /// Connections open, idle and allowed at most.
+    pub(crate) fn stats(&self) -> (u32, u32, u32) {
+        fn of<DB: sqlx::Database>(p: &sqlx::Pool<DB>) -> (u32, u32, u32) {
+            (
+                p.size(),
+                p.num_idle() as u32,
+                p.options().get_max_connections(),
+            )
+        }
+        match self {
+            Pool::Sqlite { pool, .. } => of(pool),
+            Pool::Postgres(pool) => of(pool),
+        }
     }
 
     pub(crate) fn backend(&self) -> Backend {

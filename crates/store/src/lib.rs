@@ -31,7 +31,7 @@ pub mod values;
 
 pub use change::{Actor, AuditEntry, Change, PublishSettings};
 pub use clock::{now_ms, Clock};
-pub use db::{Backend, ConnectOptions, Tx};
+pub use db::{Backend, ConnectOptions, PoolStats, Tx};
 pub use error::{Result, StoreError};
 pub use limits::{LimitName, Limits};
 
@@ -47,6 +47,8 @@ pub struct Store {
     changes: std::sync::Arc<tokio::sync::Notify>,
     /// What the queue schedules by (see [`Clock`]).
     clock: Clock,
+    /// Transactions that found every connection of a full pool in use (see [`PoolStats`]).
+    waits: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A page of results and the total count, for `{count, next, previous, results}` lists.
@@ -99,6 +101,7 @@ impl Store {
             publish: PublishSettings::default(),
             changes: Default::default(),
             clock: Clock::system(),
+            waits: Default::default(),
         })
     }
 
@@ -136,19 +139,42 @@ impl Store {
         self.pool.backend()
     }
 
+    /// The connection pool's size, use and waits.
+    pub fn pool_stats(&self) -> PoolStats {
+        let (size, idle, max) = self.pool.stats();
+        PoolStats {
+            size,
+            in_use: size.saturating_sub(idle),
+            max,
+            waits: self.waits.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    /// Counts a transaction about to begin on a pool whose every connection is busy.
+    pub(crate) fn note_wait(&self) {
+        let (size, idle, max) = self.pool.stats();
+        if idle == 0 && size >= max {
+            self.waits
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     /// A read-only transaction (a consistent snapshot on PostgreSQL).
     pub async fn read(&self) -> Result<Tx> {
+        self.note_wait();
         self.pool.begin(false).await
     }
 
     /// A write transaction without audit or publishing; for internal bookkeeping only.
     /// Admin changes use [`Store::change`].
     pub async fn write(&self) -> Result<Tx> {
+        self.note_wait();
         self.pool.begin(true).await
     }
 
     /// Begins an admin change made by `actor`.
     pub async fn change(&self, actor: &Actor) -> Result<Change> {
+        self.note_wait();
         Ok(Change::new(
             self.pool.begin(true).await?,
             actor.clone(),

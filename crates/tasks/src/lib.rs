@@ -1,5 +1,5 @@
 //! Flagstone's task processor: workers that claim publish jobs, build and publish environment
-//! documents, and keep every environment converged (docs/publishing.md).
+//! documents, and keep every environment converged (docs/design.md).
 //!
 //! The store keeps the queue's rows and builds documents (`flagstone_store::queue`,
 //! `flagstone_store::document`); this crate *decides*:
@@ -9,10 +9,12 @@
 //! - [`publish`]: one publish — build under a heartbeat, then settle the result;
 //! - [`Worker`]: N concurrent publishes, the reconciler, graceful shutdown; every publish is
 //!   announced in-process through [`Publications`] (PostgreSQL listeners also get a `NOTIFY`);
+//! - [`metrics`]: the names and recording of the processor's metrics;
 //! - [`breakpoints`] and `testing` (feature `testing`): stepping the pipeline in tests.
 
 pub mod breakpoints;
 mod config;
+pub mod metrics;
 pub mod policy;
 mod publications;
 pub mod publish;

@@ -181,6 +181,7 @@ pub async fn settle(
         BuildResult::Built(doc) => {
             return match steps::finish(store, lease, &doc, cfg).await {
                 Ok(f) if f.published => {
+                    crate::metrics::document_published(doc.bytes);
                     publications.announce(doc.environment_id, doc.revision);
                     PublishOutcome::Published {
                         revision: doc.revision,

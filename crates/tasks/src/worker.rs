@@ -107,6 +107,7 @@ impl Worker {
                             let started = Instant::now();
                             let outcome =
                                 publish_job(&store, &lease, &cfg, &publications, stop).await;
+                            crate::metrics::publish_ended(&outcome, started.elapsed());
                             log_outcome(&outcome, started.elapsed());
                             drop(permit);
                         }

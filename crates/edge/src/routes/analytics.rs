@@ -25,8 +25,10 @@ pub(crate) async fn post_analytics(
     let v: Value = serde_json::from_slice(&body).map_err(|_| not_object())?;
     let counts = v.as_object().ok_or_else(not_object)?;
     let environment = c.snap.environment_id.to_string();
+    metrics::counter!(crate::metrics::ANALYTICS_REPORTS_TOTAL).increment(1);
     for meta in c.snap.features.values() {
         if let Some(n) = counts.get(&meta.name).and_then(Value::as_u64) {
+            metrics::counter!(crate::metrics::ANALYTICS_EVALUATIONS_TOTAL).increment(n);
             metrics::counter!(
                 "flagstone_sdk_flag_evaluations_total",
                 "environment" => environment.clone(),

@@ -76,6 +76,7 @@ struct DueRow {
 /// deferred transaction that reads first can fail with SQLITE_BUSY when another process wrote
 /// in between; `BEGIN IMMEDIATE` waits for the lock instead.
 pub async fn begin(store: &Store) -> Result<Tx> {
+    store.note_wait();
     match &store.pool {
         crate::db::Pool::Sqlite { pool, write_lock } => {
             let guard = write_lock.clone().lock_owned().await;

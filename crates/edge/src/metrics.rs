@@ -1,0 +1,9 @@
+//! The names of what an edge counts beyond HTTP requests (docs/observability.md);
+//! `flagstone-observe` registers each at zero when a process starts.
+
+/// Gauge: open real-time (SSE) streams on this node.
+pub const SSE_SUBSCRIBERS: &str = "flagstone_sse_subscribers";
+/// Counter: analytics reports received from SDKs (`POST /api/v1/analytics/flags/`).
+pub const ANALYTICS_REPORTS_TOTAL: &str = "flagstone_analytics_reports_total";
+/// Counter: flag evaluations those reports counted, summed over features and environments.
+pub const ANALYTICS_EVALUATIONS_TOTAL: &str = "flagstone_analytics_evaluations_total";

@@ -1,0 +1,26 @@
+//! What the task processor counts: every publish's outcome and duration, and the size of every
+//! published document. The names are the public contract operators alert on
+//! (docs/observability.md); `flagstone-observe` registers each series at zero when a process
+//! starts, so they exist before the first publish.
+
+use std::time::Duration;
+
+use crate::publish::PublishOutcome;
+
+/// Counter `{outcome}`: publishes by how they ended ([`PublishOutcome::LABELS`]).
+pub const BUILDS_TOTAL: &str = "flagstone_publish_builds_total";
+/// Histogram: seconds from claim to settled, per publish.
+pub const BUILD_SECONDS: &str = "flagstone_publish_build_seconds";
+/// Histogram: uncompressed bytes of each published document.
+pub const DOCUMENT_BYTES: &str = "flagstone_document_bytes";
+
+/// Records one publish that ended with `outcome` after `took`.
+pub fn publish_ended(outcome: &PublishOutcome, took: Duration) {
+    metrics::counter!(BUILDS_TOTAL, "outcome" => outcome.label()).increment(1);
+    metrics::histogram!(BUILD_SECONDS).record(took.as_secs_f64());
+}
+
+/// Records the size of a document that was published.
+pub fn document_published(bytes: i64) {
+    metrics::histogram!(DOCUMENT_BYTES).record(bytes.max(0) as f64);
+}
