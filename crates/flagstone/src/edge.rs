@@ -1,7 +1,8 @@
 //! `flagstone edge`: an SDK API node alone. It serves Flagsmith's SDK endpoints from documents
 //! it holds in memory, follows publishes (PostgreSQL `LISTEN/NOTIFY` plus a periodic check),
 //! keeps its last good documents in a cache directory so a restart can serve while the store
-//! is unreachable, and reports how stale it is at `/health/readiness`. Any number can run.
+//! is unreachable, and reports how stale it is at `/health/readiness` (ready while it has
+//! documents to serve, even with the store unreachable). Any number can run.
 //! [`start`] is also what `flagstone serve` uses to run the edge in-process.
 
 use std::net::SocketAddr;
@@ -9,12 +10,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use axum::routing::get;
 use axum::Router;
 use flagstone_edge::identity_cache::IdentityCache;
 use flagstone_edge::{EdgeConfig, EdgeState, Follower, FollowerConfig, PublishFeed, Registry};
+use flagstone_observe::health::DocumentsLoaded;
+use flagstone_observe::probe::DocumentsProbe;
 use flagstone_store::{Backend, Store};
 
 use crate::db_args::DbArgs;
@@ -30,6 +30,8 @@ pub struct EdgeArgs {
     pub edge: EdgeOptions,
     #[command(flatten)]
     pub http: crate::transport::HttpOptions,
+    #[command(flatten)]
+    pub observe: crate::observability::ObserveOptions,
 }
 
 /// Edge options shared by `edge` and `serve`.
@@ -79,9 +81,10 @@ pub struct EdgeOptions {
     pub edge_cors_allowed_origins: flagstone_edge::cors::CorsOrigins,
 }
 
-/// A running edge: its SDK router, with `/health/readiness`.
+/// A running edge: its SDK router, and what its readiness looks at.
 pub struct Edge {
     pub router: Router,
+    pub documents: DocumentsProbe,
 }
 
 /// Loads the published documents and starts following. Call inside the runtime.
@@ -111,27 +114,18 @@ pub async fn start(store: Store, feed: PublishFeed, opts: &EdgeOptions) -> Edge 
     let state = EdgeState::new(store, registry.clone(), config);
     spawn_gauges(follower.clone(), registry.clone(), state.identities.clone());
     let health = follower.health.clone();
-    let readiness = move || {
-        let health = health.clone();
-        let registry = registry.clone();
-        async move {
-            let body = serde_json::json!({
-                "environments": registry.len(),
-                "store_reachable": health.store_reachable(),
-                "serving_from_cache": health.serving_from_cache(),
-                "staleness_seconds": health.staleness_seconds(),
-            });
-            let ready = health.store_reachable() || !registry.is_empty();
-            let status = if ready {
-                StatusCode::OK
-            } else {
-                StatusCode::SERVICE_UNAVAILABLE
-            };
-            (status, axum::Json(body)).into_response()
-        }
-    };
-    let router = flagstone_edge::router(state).route("/health/readiness", get(readiness));
-    Edge { router }
+    // `start` returns after the initial load (from the store or the cache), so documents are
+    // loaded from here on.
+    let documents: DocumentsProbe = Arc::new(move || DocumentsLoaded {
+        loaded: true,
+        environments: registry.len(),
+        serving_from_cache: health.serving_from_cache(),
+        staleness_seconds: health.staleness_seconds(),
+    });
+    Edge {
+        router: flagstone_edge::router(state),
+        documents,
+    }
 }
 
 /// Exports how many environments this edge serves, how stale it may be and what its identity
@@ -142,6 +136,8 @@ fn spawn_gauges(follower: Arc<Follower>, registry: Arc<Registry>, identities: Ar
         loop {
             tick.tick().await;
             metrics::gauge!("flagstone_edge_environments").set(registry.len() as f64);
+            metrics::gauge!(flagstone_edge::metrics::SSE_SUBSCRIBERS)
+                .set(registry.subscribers() as f64);
             if let Some(s) = follower.health.staleness_seconds() {
                 metrics::gauge!("flagstone_edge_staleness_seconds").set(s);
             }
@@ -166,7 +162,15 @@ pub async fn run(args: EdgeArgs) -> anyhow::Result<()> {
         Backend::Sqlite => PublishFeed::PollOnly,
     };
     let edge = start(store.clone(), feed, &args.edge).await;
-    let app = crate::serve::with_common_routes(edge.router);
+    let observed = crate::observability::observe(
+        flagstone_observe::Role::Edge,
+        &store,
+        &args.observe,
+        Some(edge.documents),
+        edge.router,
+    )
+    .await?;
+    let app = crate::serve::with_common_routes(observed.app);
     crate::serve::serve_http(args.bind, app, &args.http).await?;
     store.close().await;
     Ok(())

@@ -24,6 +24,14 @@ use clap::{Parser, Subcommand};
     about = "A Flagsmith-compatible feature-flag platform"
 )]
 struct Cli {
+    /// Log lines as `text` (coloured only on a terminal) or `json` (one object per line).
+    #[arg(
+        long,
+        global = true,
+        env = "FLAGSTONE_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: flagstone_observe::logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -61,6 +69,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    flagstone_observe::logging::init(cli.log_format);
     match cli.command {
         Command::Eval(args) => eval::run(args),
         Command::Import(args) => run_async(transfer::import(args)),
@@ -82,13 +91,6 @@ fn main() -> ExitCode {
 }
 
 fn run_async(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,54 +1,104 @@
-//! The process's metrics recorder: installed once, rendered in Prometheus text format at
-//! `/metrics` by every server role.
+//! How each role is observed: the `--metrics-*` and `--health-*` options, and [`observe`],
+//! which adds `/metrics`, `/health/*` and request metrics to a role's router and starts the
+//! gauge exporter. The logic lives in `flagstone-observe`; this module only wires it.
 
-use std::sync::OnceLock;
+use std::net::SocketAddr;
+use std::sync::Arc;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use axum::Router;
+use flagstone_observe::health::{ReadinessRule, Thresholds};
+use flagstone_observe::probe::DocumentsProbe;
+use flagstone_observe::{HealthEndpoints, HealthMonitor, MetricsAccess, Role};
+use flagstone_store::Store;
 
-/// The Prometheus handle, installing the global recorder on first use. `None` if another
-/// recorder was installed first (metrics are then not exported).
-pub fn prometheus() -> Option<PrometheusHandle> {
-    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
-            Ok(h) => Some(h),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot install the metrics recorder");
-                None
-            }
-        })
-        .clone()
+/// Metrics and health options shared by every role.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ObserveOptions {
+    /// Serve `/metrics` (and `/health/*`) on this address instead of the main listener. The
+    /// standalone worker has no other listener: without it, it exports nothing.
+    #[arg(long, env = "FLAGSTONE_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Require `Authorization: Bearer <token>` on `/metrics`.
+    #[arg(long, env = "FLAGSTONE_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+    /// `/health/status` is degraded past this many publish jobs pending or running.
+    #[arg(long, env = "FLAGSTONE_HEALTH_MAX_QUEUE_DEPTH", default_value_t = Thresholds::default().max_queue_depth)]
+    pub health_max_queue_depth: i64,
+    /// …past this age of the oldest pending publish request, in seconds.
+    #[arg(long, env = "FLAGSTONE_HEALTH_MAX_OLDEST_PENDING_SECS", default_value_t = Thresholds::default().max_oldest_pending_secs)]
+    pub health_max_oldest_pending_secs: i64,
+    /// …past this many parked publish jobs (0: any parked job degrades).
+    #[arg(long, env = "FLAGSTONE_HEALTH_MAX_PARKED", default_value_t = Thresholds::default().max_parked)]
+    pub health_max_parked: i64,
+    /// …when any environment has waited this long for its document, in seconds.
+    #[arg(long, env = "FLAGSTONE_HEALTH_MAX_STALENESS_SECS", default_value_t = Thresholds::default().max_staleness_secs)]
+    pub health_max_staleness_secs: i64,
 }
 
-/// Exports the publish queue's health every few seconds: depth by state, the oldest pending
-/// request's age, and how many environments serve a document behind their revision. These are
-/// the signals that would have shown the July 2023 incident in minutes instead of hours.
-pub fn spawn_queue_gauges(store: flagstone_store::Store) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
-        loop {
-            tick.tick().await;
-            let status = async {
-                let mut tx = store.read().await?;
-                flagstone_store::queue::status(&mut tx, store.clock().now_ms()).await
-            }
-            .await;
-            match status {
-                Ok(s) => {
-                    for (state, n) in [
-                        ("pending", s.pending),
-                        ("running", s.running),
-                        ("parked", s.parked),
-                    ] {
-                        metrics::gauge!("flagstone_publish_jobs", "state" => state).set(n as f64);
-                    }
-                    let age = s.oldest_pending_age_ms.unwrap_or(0) as f64 / 1000.0;
-                    metrics::gauge!("flagstone_publish_oldest_pending_seconds").set(age);
-                    metrics::gauge!("flagstone_stale_environments")
-                        .set(s.stale_environments as f64);
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot read the publish queue's status"),
-            }
+impl ObserveOptions {
+    fn thresholds(&self) -> Thresholds {
+        Thresholds {
+            max_queue_depth: self.health_max_queue_depth,
+            max_oldest_pending_secs: self.health_max_oldest_pending_secs,
+            max_parked: self.health_max_parked,
+            max_staleness_secs: self.health_max_staleness_secs,
         }
+    }
+
+    fn access(&self) -> MetricsAccess {
+        match self.metrics_token.as_deref() {
+            Some(t) if !t.is_empty() => MetricsAccess::bearer(t),
+            _ => MetricsAccess::open(),
+        }
+    }
+}
+
+/// A role's observability, started.
+pub struct Observed {
+    /// The role's router with `/health/*` and `/metrics` (unless on its own address); request
+    /// metrics are added by `serve::with_common_routes`.
+    pub app: Router,
+    /// Where alerts about health transitions can be subscribed (the webhooks' health alert).
+    #[allow(dead_code)]
+    pub monitor: Arc<HealthMonitor>,
+}
+
+/// Installs the metrics recorder for `role` (every series at zero), starts the gauge exporter
+/// and adds health and metrics routes to `app`. With `--metrics-addr`, `/metrics` and
+/// `/health/*` are (also) served on that address. `documents` is the role's edge, if any.
+pub async fn observe(
+    role: Role,
+    store: &Store,
+    opts: &ObserveOptions,
+    documents: Option<DocumentsProbe>,
+    app: Router,
+) -> anyhow::Result<Observed> {
+    let handle = flagstone_observe::install(role);
+    let monitor = HealthMonitor::new(opts.thresholds());
+    flagstone_observe::gauges::spawn_exporter(store.clone(), monitor.clone(), handle.clone());
+    let health = flagstone_observe::health_router(HealthEndpoints {
+        store: store.clone(),
+        monitor: monitor.clone(),
+        rule: match role {
+            Role::Edge => ReadinessRule::DocumentsSuffice,
+            Role::Serve | Role::Worker => ReadinessRule::StoreRequired,
+        },
+        documents,
     });
+    let metrics = flagstone_observe::metrics_router(handle, opts.access());
+    let app = match opts.metrics_addr {
+        Some(addr) => {
+            let side = flagstone_observe::http::with_request_metrics(metrics.merge(health.clone()));
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            tracing::info!(addr = %listener.local_addr()?, "metrics and health listening");
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, side).await {
+                    tracing::error!(error = %e, "the metrics listener stopped");
+                }
+            });
+            app.merge(health)
+        }
+        None => app.merge(health).merge(metrics),
+    };
+    Ok(Observed { app, monitor })
 }

@@ -32,6 +32,8 @@ pub struct ServeArgs {
     pub edge: crate::edge::EdgeOptions,
     #[command(flatten)]
     pub http: crate::transport::HttpOptions,
+    #[command(flatten)]
+    pub observe: crate::observability::ObserveOptions,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -58,10 +60,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let worker =
         crate::worker::spawn_in_process(store.clone(), &args.worker, publications, worker_stop);
     let edge = crate::edge::start(store.clone(), feed, &args.edge).await;
-    crate::observability::spawn_queue_gauges(store.clone());
     let admin = flagstone_api::router(args.auth.app_state(store.clone()));
+    let observed = crate::observability::observe(
+        flagstone_observe::Role::Serve,
+        &store,
+        &args.observe,
+        Some(edge.documents),
+        admin.merge(edge.router),
+    )
+    .await?;
     // The dashboard answers what no API route does (its pages are routed in the browser).
-    let app = flagstone_dashboard::mount(with_common_routes(admin.merge(edge.router)));
+    let app = with_common_routes(flagstone_dashboard::mount(observed.app));
     tracing::info!(backend = ?store.backend(), "admin API, task processor and SDK API in one process");
     serve_http(args.bind, app, &args.http).await?;
     let _ = stop_worker.send(true);
@@ -71,18 +80,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Adds what every Flagstone HTTP server has: liveness, Prometheus metrics, request tracing.
+/// Adds what every Flagstone HTTP server has: request metrics by route template and request
+/// tracing. Apply it to the complete router.
 pub fn with_common_routes(app: Router) -> Router {
-    let metrics = crate::observability::prometheus();
-    app.route("/health/liveness", axum::routing::get(|| async { "ok" }))
-        .route(
-            "/metrics",
-            axum::routing::get(move || {
-                let m = metrics.clone();
-                async move { m.map(|h| h.render()).unwrap_or_default() }
-            }),
-        )
-        .layer(TraceLayer::new_for_http())
+    flagstone_observe::http::with_request_metrics(app).layer(TraceLayer::new_for_http())
 }
 
 /// Serves `app` until SIGTERM/Ctrl-C, accepting Flagsmith's trailing-slash paths and ours, with

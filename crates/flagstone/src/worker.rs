@@ -54,11 +54,26 @@ pub struct WorkerArgs {
     pub db: DbArgs,
     #[command(flatten)]
     pub worker: WorkerOptions,
+    #[command(flatten)]
+    pub observe: crate::observability::ObserveOptions,
 }
 
-/// `flagstone worker`: processes publish jobs until SIGTERM or Ctrl-C.
+/// `flagstone worker`: processes publish jobs until SIGTERM or Ctrl-C. With `--metrics-addr`
+/// it serves `/metrics` and `/health/*` there.
 pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let store = args.db.open().await?;
+    if args.observe.metrics_addr.is_some() {
+        crate::observability::observe(
+            flagstone_observe::Role::Worker,
+            &store,
+            &args.observe,
+            None,
+            axum::Router::new(),
+        )
+        .await?;
+    } else {
+        tracing::info!("no --metrics-addr: this worker exports no metrics");
+    }
     let worker = Worker::new(store.clone(), args.worker.config(), Publications::new());
     worker.run(crate::serve::shutdown_signal()).await;
     store.close().await;

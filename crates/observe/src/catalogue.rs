@@ -1,0 +1,199 @@
+//! Every metric Flagstone exports, by name, with its description, and the recorder that renders
+//! them. [`install`] registers each series at zero so a fresh process's `/metrics` already
+//! lists it: an alert on an absent series never fires, which is how an incident stays silent.
+//! docs/observability.md is this list for operators.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use flagstone_store::queue::JobState;
+use flagstone_tasks::PublishOutcome;
+use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_util::MetricKindMask;
+
+pub use flagstone_edge::metrics::{
+    ANALYTICS_EVALUATIONS_TOTAL, ANALYTICS_REPORTS_TOTAL, SSE_SUBSCRIBERS,
+};
+pub use flagstone_tasks::metrics::{BUILDS_TOTAL, BUILD_SECONDS, DOCUMENT_BYTES};
+
+/// Gauge `{state}`: publish jobs by state (`pending`, `running`, `parked`).
+pub const QUEUE_DEPTH: &str = "flagstone_publish_queue_depth";
+/// Gauge: seconds the oldest pending publish request has waited.
+pub const OLDEST_PENDING_SECONDS: &str = "flagstone_publish_oldest_pending_seconds";
+/// Gauge: environments whose served document is behind their revision.
+pub const STALE_ENVIRONMENTS: &str = "flagstone_stale_environments";
+/// Gauge `{environment}`: revisions an environment's served document is behind.
+pub const REVISION_LAG: &str = "flagstone_environment_revision_lag";
+/// Gauge `{environment}`: seconds an environment has been waiting for its document.
+pub const STALENESS_SECONDS: &str = "flagstone_environment_staleness_seconds";
+/// Gauge: 1 while `/health/status` is degraded.
+pub const HEALTH_DEGRADED: &str = "flagstone_health_degraded";
+/// Counter `{route,method,status}`: HTTP requests answered.
+pub const HTTP_REQUESTS_TOTAL: &str = "flagstone_http_requests_total";
+/// Histogram `{route,method}`: seconds to answer (to the response head).
+pub const HTTP_REQUEST_SECONDS: &str = "flagstone_http_request_seconds";
+/// Gauges: the store's connection pool.
+pub const POOL_SIZE: &str = "flagstone_store_pool_connections";
+pub const POOL_IN_USE: &str = "flagstone_store_pool_in_use";
+pub const POOL_MAX: &str = "flagstone_store_pool_max";
+/// Counter: transactions that found every connection of a full pool in use.
+pub const POOL_WAITS_TOTAL: &str = "flagstone_store_pool_waits_total";
+
+/// How many environments get their own `{environment}` series; the rest are summed (revision
+/// lag) or maxed (staleness) into `environment="_other"`. Keeps cardinality bounded however many
+/// environments fall behind.
+pub const ENVIRONMENT_LABEL_CAP: usize = 20;
+/// The `environment` label of the aggregate beyond [`ENVIRONMENT_LABEL_CAP`].
+pub const OTHER_ENVIRONMENTS: &str = "_other";
+/// The `route` label of requests no route matched (never the raw path: it may hold a key).
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// Which process is starting: decides which series it registers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Admin API, worker and edge in one process.
+    Serve,
+    /// The SDK API alone.
+    Edge,
+    /// The task processor alone.
+    Worker,
+}
+
+impl Role {
+    fn runs_worker(self) -> bool {
+        matches!(self, Role::Serve | Role::Worker)
+    }
+    fn runs_edge(self) -> bool {
+        matches!(self, Role::Serve | Role::Edge)
+    }
+}
+
+const SECONDS_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+const BYTES_BUCKETS: &[f64] = &[
+    1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0, 67108864.0,
+];
+
+/// The process's Prometheus handle, installing the global recorder (with histogram buckets and
+/// every series of `role` at zero) on first use. `None` if another recorder was installed first.
+pub fn install(role: Role) -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    let handle = HANDLE
+        .get_or_init(|| {
+            // Gauges not refreshed for a minute are dropped: per-environment series of
+            // environments that caught up leave, keeping the label set bounded.
+            let built = PrometheusBuilder::new()
+                .idle_timeout(MetricKindMask::GAUGE, Some(Duration::from_secs(60)))
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Suffix("_bytes".into()), BYTES_BUCKETS)
+                })
+                .and_then(|b| b.install_recorder());
+            match built {
+                Ok(h) => {
+                    describe_all();
+                    Some(h)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot install the metrics recorder");
+                    None
+                }
+            }
+        })
+        .clone();
+    register_at_zero(role);
+    handle
+}
+
+fn describe_all() {
+    describe_gauge!(
+        QUEUE_DEPTH,
+        "Publish jobs by state (pending, running, parked)."
+    );
+    describe_gauge!(
+        OLDEST_PENDING_SECONDS,
+        Unit::Seconds,
+        "Age of the oldest pending publish request."
+    );
+    describe_gauge!(
+        STALE_ENVIRONMENTS,
+        "Environments whose served document is behind their revision."
+    );
+    describe_gauge!(
+        REVISION_LAG,
+        "Revisions an environment's served document is behind (worst environments; _other sums the rest)."
+    );
+    describe_gauge!(
+        STALENESS_SECONDS,
+        Unit::Seconds,
+        "How long an environment has waited for its document (worst environments; _other is the max of the rest)."
+    );
+    describe_gauge!(HEALTH_DEGRADED, "1 while /health/status is degraded.");
+    describe_counter!(BUILDS_TOTAL, "Publishes by how they ended.");
+    describe_histogram!(
+        BUILD_SECONDS,
+        Unit::Seconds,
+        "Time from claim to settled per publish."
+    );
+    describe_histogram!(
+        DOCUMENT_BYTES,
+        Unit::Bytes,
+        "Uncompressed size of published documents."
+    );
+    describe_counter!(
+        HTTP_REQUESTS_TOTAL,
+        "HTTP requests by route template, method and status."
+    );
+    describe_histogram!(
+        HTTP_REQUEST_SECONDS,
+        Unit::Seconds,
+        "Time to answer HTTP requests, by route template and method."
+    );
+    describe_gauge!(SSE_SUBSCRIBERS, "Open real-time (SSE) streams.");
+    describe_counter!(ANALYTICS_REPORTS_TOTAL, "SDK analytics reports received.");
+    describe_counter!(
+        ANALYTICS_EVALUATIONS_TOTAL,
+        "Flag evaluations counted by SDK analytics reports."
+    );
+    describe_gauge!(POOL_SIZE, "Store connections open.");
+    describe_gauge!(POOL_IN_USE, "Store connections in use.");
+    describe_gauge!(POOL_MAX, "The store pool's ceiling.");
+    describe_counter!(
+        POOL_WAITS_TOTAL,
+        "Transactions that found every connection of a full pool in use."
+    );
+}
+
+/// Touches every series `role` exports so each is rendered (at zero) before anything happens.
+fn register_at_zero(role: Role) {
+    for p in [POOL_SIZE, POOL_IN_USE, POOL_MAX] {
+        metrics::gauge!(p).set(0.0);
+    }
+    metrics::counter!(POOL_WAITS_TOTAL).absolute(0);
+    metrics::gauge!(HEALTH_DEGRADED).set(0.0);
+    // Every role can be asked for the queue's state (it reads the shared store).
+    for s in JobState::ALL {
+        metrics::gauge!(QUEUE_DEPTH, "state" => s.as_str()).set(0.0);
+    }
+    metrics::gauge!(OLDEST_PENDING_SECONDS).set(0.0);
+    metrics::gauge!(STALE_ENVIRONMENTS).set(0.0);
+    metrics::gauge!(REVISION_LAG, "environment" => OTHER_ENVIRONMENTS).set(0.0);
+    metrics::gauge!(STALENESS_SECONDS, "environment" => OTHER_ENVIRONMENTS).set(0.0);
+    if role.runs_worker() {
+        for o in PublishOutcome::LABELS {
+            metrics::counter!(BUILDS_TOTAL, "outcome" => *o).absolute(0);
+        }
+        let _ = metrics::histogram!(BUILD_SECONDS);
+        let _ = metrics::histogram!(DOCUMENT_BYTES);
+    }
+    if role.runs_edge() {
+        metrics::gauge!(SSE_SUBSCRIBERS).set(0.0);
+        metrics::counter!(ANALYTICS_REPORTS_TOTAL).absolute(0);
+        metrics::counter!(ANALYTICS_EVALUATIONS_TOTAL).absolute(0);
+    }
+    // The request series exist from the start with the route every role serves; others appear
+    // with their first request (their labels are not known before).
+    crate::http::register_route("GET", "/metrics");
+}

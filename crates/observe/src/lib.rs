@@ -1,0 +1,22 @@
+//! What an operator sees of Flagstone (docs/observability.md):
+//! - [`catalogue`]: every metric's name and description, the Prometheus recorder, and every
+//!   series registered at zero when a process starts;
+//! - [`http`]: request metrics by route template;
+//! - [`endpoint`]: `GET /metrics`, optionally behind a bearer token;
+//! - [`gauges`]: the periodic exporter of queue, per-environment and pool gauges;
+//! - [`health`]: the health decision as a pure function, readiness, transitions (the alert hook);
+//! - [`probe`]: gathering health inputs from the store and the `/health/*` endpoints;
+//! - [`logging`]: text or JSON logs.
+
+pub mod catalogue;
+pub mod endpoint;
+pub mod gauges;
+pub mod health;
+pub mod http;
+pub mod logging;
+pub mod probe;
+
+pub use catalogue::{install, Role};
+pub use endpoint::{metrics_router, MetricsAccess};
+pub use health::{HealthReport, HealthTransition, Status, Thresholds};
+pub use probe::{health_router, HealthEndpoints, HealthMonitor};
