@@ -9,7 +9,6 @@ use flagstone_store::keys::{ensure_admin_key, AdminKeySetup};
 use flagstone_store::Backend;
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::db_args::DbArgs;
 
@@ -80,10 +79,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Adds what every Flagstone HTTP server has: request metrics by route template and request
-/// tracing. Apply it to the complete router.
+/// Adds what every Flagstone HTTP server has: request metrics and tracing spans by route
+/// template. Apply it to the complete router.
 pub fn with_common_routes(app: Router) -> Router {
-    flagstone_observe::http::with_request_metrics(app).layer(TraceLayer::new_for_http())
+    flagstone_observe::http::with_request_tracing(flagstone_observe::http::with_request_metrics(
+        app,
+    ))
 }
 
 /// Serves `app` until SIGTERM/Ctrl-C, accepting Flagsmith's trailing-slash paths and ours, with

@@ -3,16 +3,14 @@
 //! happened; after a write and a publish the counters move; no label holds a raw path or key;
 //! `--metrics-token` protects `/metrics`.
 
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use flagstone_store::testing::test_store;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod common;
-use common::{child_url, Proc};
+use common::{child_url, free_port, http, Proc};
 
 const ADMIN_KEY: &str = "observability-admin-key-0123456789";
 const METRICS_TOKEN: &str = "scrape-token-for-tests";
@@ -49,14 +47,6 @@ const EDGE: &[&str] = &[
     "flagstone_analytics_evaluations_total",
 ];
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn spawn(args: &[String]) -> Proc {
     Proc(
         Command::new(env!("CARGO_BIN_EXE_flagstone"))
@@ -67,39 +57,6 @@ fn spawn(args: &[String]) -> Proc {
             .spawn()
             .expect("start flagstone"),
     )
-}
-
-/// A minimal HTTP/1.1 request; `None` if nothing listens yet.
-async fn http(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<&Value>,
-) -> Option<(u16, String)> {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    if !body.is_empty() {
-        req.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
-    }
-    req.push_str("\r\n");
-    req.push_str(&body);
-    s.write_all(req.as_bytes()).await.ok()?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.ok()?;
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, body.to_string()))
 }
 
 async fn wait_up(port: u16) {

@@ -1,7 +1,8 @@
 //! HTTP request metrics: a middleware counting every answered request by route *template*
 //! (axum's [`MatchedPath`], e.g. `/api/v1/environments/{api_key}/`), method and status, and
-//! timing it. Raw paths never become labels: they hold environment keys and identifiers, and
-//! would make the label set unbounded. A request no route matched is labelled
+//! timing it; and a tracing span per request with the same template. Raw paths never become
+//! labels or log fields: they hold environment keys and identifiers, and would make the label
+//! set unbounded. A request no route matched is labelled
 //! [`UNMATCHED_ROUTE`](crate::catalogue::UNMATCHED_ROUTE).
 
 use std::time::Instant;
@@ -61,4 +62,17 @@ pub async fn track(req: Request, next: Next) -> Response {
 /// `merge`), so each route's template is known to the middleware.
 pub fn with_request_metrics(app: Router) -> Router {
     app.layer(axum::middleware::from_fn(track))
+}
+
+/// `app` with a tracing span per request carrying its method and route template, never the raw
+/// path or query (they hold environment keys and identifiers). Apply it to the complete router.
+pub fn with_request_tracing(app: Router) -> Router {
+    app.layer(
+        tower_http::trace::TraceLayer::new_for_http().make_span_with(
+            |req: &axum::http::Request<axum::body::Body>| {
+                let route = route_label(req.extensions().get::<MatchedPath>());
+                tracing::debug_span!("request", method = %req.method(), route = %route)
+            },
+        ),
+    )
 }
