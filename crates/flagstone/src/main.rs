@@ -7,7 +7,9 @@ mod db_args;
 mod edge;
 mod eval;
 mod observability;
+mod operate;
 mod serve;
+mod table;
 mod transfer;
 mod transport;
 mod users;
@@ -54,11 +56,11 @@ enum Command {
     Worker(worker::WorkerArgs),
     /// Queue every environment whose published document is behind its revision.
     Reconcile(db_args::DbArgs),
-    /// Show the publish queue: depth, parked jobs, stale environments.
-    Status(worker::StatusArgs),
-    /// Retry or discard a parked publish job.
+    /// Show health and the publish queue: checks, parked jobs, stale environments.
+    Status(operate::StatusArgs),
+    /// List publish jobs, or retry or discard a parked one.
     #[command(subcommand)]
-    Tasks(worker::TasksCommand),
+    Tasks(operate::TasksCommand),
     /// Manage user accounts from the shell (e.g. the first organisation admin).
     #[command(subcommand)]
     Users(users::UsersCommand),
@@ -78,8 +80,8 @@ fn main() -> ExitCode {
         Command::Edge(args) => run_async(edge::run(args)),
         Command::Worker(args) => run_async(worker::run(args)),
         Command::Reconcile(db) => run_async(worker::reconcile(db)),
-        Command::Status(args) => run_async(worker::status(args)),
-        Command::Tasks(cmd) => run_async(worker::tasks(cmd)),
+        Command::Status(args) => run_async(operate::status(args)),
+        Command::Tasks(cmd) => run_async(operate::tasks(cmd)),
         Command::Users(cmd) => run_async(users::run(cmd)),
         Command::Bench(cmd) => run_async(bench::run(cmd)),
         Command::Migrate(db) => run_async(async move {

@@ -12,7 +12,7 @@ use flagstone_observe::{HealthEndpoints, HealthMonitor, MetricsAccess, Role};
 use flagstone_store::Store;
 
 /// Metrics and health options shared by every role.
-#[derive(clap::Args, Debug, Clone, Default)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct ObserveOptions {
     /// Serve `/metrics` (and `/health/*`) on this address instead of the main listener. The
     /// standalone worker has no other listener: without it, it exports nothing.
@@ -21,7 +21,14 @@ pub struct ObserveOptions {
     /// Require `Authorization: Bearer <token>` on `/metrics`.
     #[arg(long, env = "FLAGSTONE_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
-    /// `/health/status` is degraded past this many publish jobs pending or running.
+    #[command(flatten)]
+    pub health: HealthThresholdArgs,
+}
+
+/// When `/health/status` (and `flagstone status`) turns degraded.
+#[derive(clap::Args, Debug, Clone)]
+pub struct HealthThresholdArgs {
+    /// Degraded past this many publish jobs pending or running.
     #[arg(long, env = "FLAGSTONE_HEALTH_MAX_QUEUE_DEPTH", default_value_t = Thresholds::default().max_queue_depth)]
     pub health_max_queue_depth: i64,
     /// …past this age of the oldest pending publish request, in seconds.
@@ -30,19 +37,25 @@ pub struct ObserveOptions {
     /// …past this many parked publish jobs (0: any parked job degrades).
     #[arg(long, env = "FLAGSTONE_HEALTH_MAX_PARKED", default_value_t = Thresholds::default().max_parked)]
     pub health_max_parked: i64,
-    /// …when any environment has waited this long for its document, in seconds.
+    /// …when any environment has waited longer than this for its document, in seconds.
     #[arg(long, env = "FLAGSTONE_HEALTH_MAX_STALENESS_SECS", default_value_t = Thresholds::default().max_staleness_secs)]
     pub health_max_staleness_secs: i64,
 }
 
-impl ObserveOptions {
-    fn thresholds(&self) -> Thresholds {
+impl HealthThresholdArgs {
+    pub fn thresholds(&self) -> Thresholds {
         Thresholds {
             max_queue_depth: self.health_max_queue_depth,
             max_oldest_pending_secs: self.health_max_oldest_pending_secs,
             max_parked: self.health_max_parked,
             max_staleness_secs: self.health_max_staleness_secs,
         }
+    }
+}
+
+impl ObserveOptions {
+    fn thresholds(&self) -> Thresholds {
+        self.health.thresholds()
     }
 
     fn access(&self) -> MetricsAccess {

@@ -1,11 +1,11 @@
 //! The task processor's commands: `flagstone worker` (the processor alone; run any number
-//! against PostgreSQL), `flagstone reconcile`, `flagstone status` and `flagstone tasks
-//! retry|discard`. [`spawn_in_process`] is how `flagstone serve` runs the processor itself.
+//! against PostgreSQL) and `flagstone reconcile`. [`spawn_in_process`] is how `flagstone serve`
+//! runs the processor itself. Operators' views of the queue are in `operate`.
 
 use std::time::Duration;
 
 use flagstone_store::queue;
-use flagstone_store::{Actor, Store};
+use flagstone_store::Store;
 use flagstone_tasks::{Breakpoint, Breakpoints, Publications, Rules, Worker, WorkerConfig};
 
 use crate::db_args::DbArgs;
@@ -108,108 +108,5 @@ pub async fn reconcile(db: DbArgs) -> anyhow::Result<()> {
     let store = db.open().await?;
     let n = queue::reconcile(&store).await?;
     println!("queued {n} environment(s) whose published document was behind");
-    Ok(())
-}
-
-#[derive(clap::Args, Debug)]
-pub struct StatusArgs {
-    #[command(flatten)]
-    pub db: DbArgs,
-    /// Print JSON instead of text.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// `flagstone status`: queue depth, oldest request, parked jobs and stale environments.
-pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
-    let store = args.db.open().await?;
-    let mut tx = store.read().await?;
-    let s = queue::status(&mut tx, store.clock().now_ms()).await?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
-        return Ok(());
-    }
-    println!(
-        "publish queue: {} pending, {} running, {} parked; oldest pending request {}",
-        s.pending,
-        s.running,
-        s.parked,
-        s.oldest_pending_age_ms
-            .map(|ms| format!("{ms} ms old"))
-            .unwrap_or_else(|| "none".into())
-    );
-    if s.stale_environments == 0 {
-        println!("every environment is published at its current revision");
-    } else {
-        println!(
-            "environments behind their revision: {}",
-            s.stale_environments
-        );
-        for e in &s.stale {
-            let published = e
-                .published_revision
-                .map(|r| r.to_string())
-                .unwrap_or_else(|| "nothing".into());
-            let job = match (&e.job_state, &e.park_reason) {
-                (Some(state), Some(reason)) => format!("{state}: {reason}"),
-                (Some(state), None) => state.to_string(),
-                (None, _) => "no job (run `flagstone reconcile`)".into(),
-            };
-            println!(
-                "  environment {} {:?}: revision {}, published {published} [{job}]{}",
-                e.environment_id,
-                e.name,
-                e.revision,
-                e.last_error
-                    .as_deref()
-                    .map(|m| format!(" — {m}"))
-                    .unwrap_or_default()
-            );
-        }
-    }
-    Ok(())
-}
-
-#[derive(clap::Subcommand, Debug)]
-pub enum TasksCommand {
-    /// Make a parked job due now, with fresh attempts.
-    Retry {
-        /// The environment id (the job's id).
-        environment_id: i64,
-        #[command(flatten)]
-        db: DbArgs,
-    },
-    /// Drop a parked job; the environment keeps its last published document until it changes.
-    Discard {
-        environment_id: i64,
-        #[command(flatten)]
-        db: DbArgs,
-    },
-}
-
-/// `flagstone tasks retry|discard <environment id>`.
-pub async fn tasks(cmd: TasksCommand) -> anyhow::Result<()> {
-    let actor = Actor::system("flagstone tasks (CLI)");
-    match cmd {
-        TasksCommand::Retry { environment_id, db } => {
-            let store = db.open().await?;
-            let job = queue::retry(&store, &actor, environment_id).await?;
-            println!(
-                "environment {environment_id}: job {} (wanted revision {})",
-                job.state, job.wanted_revision
-            );
-        }
-        TasksCommand::Discard { environment_id, db } => {
-            let store = db.open().await?;
-            let job = queue::discard(&store, &actor, environment_id).await?;
-            println!(
-                "environment {environment_id}: job discarded at revision {}; it keeps serving revision {}",
-                job.wanted_revision,
-                job.published_revision
-                    .map(|r| r.to_string())
-                    .unwrap_or_else(|| "none".into())
-            );
-        }
-    }
     Ok(())
 }

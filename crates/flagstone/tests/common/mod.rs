@@ -9,6 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use flagstone_store::testing::TestStore;
 
 /// A child process, killed (SIGKILL) when dropped.
+#[allow(dead_code)]
 pub struct Proc(pub Child);
 
 impl Drop for Proc {
