@@ -31,6 +31,13 @@ struct Fixture {
     identity_override: i64,
     server_key: i64,
     document: Value,
+    /// A `USER` member of the organisation.
+    member: i64,
+    group: i64,
+    /// The prefix of a non-admin organisation API key.
+    key_prefix: String,
+    /// A grant per `{scope}/{path}` (`projects/user-permissions`, …).
+    grants: std::collections::BTreeMap<String, i64>,
 }
 
 fn id(v: &Value) -> i64 {
@@ -117,6 +124,51 @@ async fn fixture(app: &TestApp, name: &str) -> Fixture {
         .get(&format!("/api/v1/environments/{api_key}/document/"))
         .await;
     assert_eq!(s, StatusCode::OK, "{document}");
+    let member = app
+        .create_user(&format!("member-{}@example.com", name.to_lowercase()))
+        .await;
+    let mut ch = app.store().change(&Actor::system("test")).await.unwrap();
+    members::add(
+        &mut ch,
+        organisation,
+        member,
+        "member",
+        "USER",
+        flagstone_store::now_ms(),
+    )
+    .await
+    .unwrap();
+    ch.commit().await.unwrap();
+    let group = id(&created(
+        app,
+        &format!("/api/v1/organisations/{organisation}/groups/"),
+        json!({"name": "devs", "users": [member]}),
+    )
+    .await);
+    let key = created(
+        app,
+        &format!("/api/v1/organisations/{organisation}/master-api-keys/"),
+        json!({"name": "ci", "is_admin": false}),
+    )
+    .await;
+    let mut grants = std::collections::BTreeMap::new();
+    for (scope, at) in [
+        ("organisations", organisation.to_string()),
+        ("projects", project.to_string()),
+        ("environments", api_key.clone()),
+    ] {
+        for (path, holder) in [
+            ("user-permissions", json!({"user": member})),
+            ("user-group-permissions", json!({"group": group})),
+            (
+                "master-api-key-permissions",
+                json!({"master_api_key": id(&key)}),
+            ),
+        ] {
+            let g = created(app, &format!("/api/v1/{scope}/{at}/{path}/"), holder).await;
+            grants.insert(format!("{scope}/{path}"), id(&g));
+        }
+    }
     Fixture {
         organisation,
         project,
@@ -131,6 +183,10 @@ async fn fixture(app: &TestApp, name: &str) -> Fixture {
         identity_override,
         server_key,
         document,
+        member,
+        group,
+        key_prefix: key["prefix"].as_str().unwrap().to_string(),
+        grants,
     }
 }
 
@@ -177,6 +233,15 @@ fn fill(template: &str, f: &Fixture) -> String {
                 "traits" => "plan".to_string(),
                 "api-keys" => f.server_key.to_string(),
                 "tasks" => f.environment.to_string(),
+                "users" => f.member.to_string(),
+                "groups" => f.group.to_string(),
+                "master-api-keys" => f.key_prefix.clone(),
+                grants @ ("user-permissions"
+                | "user-group-permissions"
+                | "master-api-key-permissions") => {
+                    let scope = template.split('/').nth(3).unwrap_or_default();
+                    f.grants[&format!("{scope}/{grants}")].to_string()
+                }
                 _ => panic!(
                     "{template}: no fixture for parameter {seg} after /{previous}/; \
                      add one to `fill` in crates/api/tests/permissions.rs"
@@ -204,13 +269,29 @@ fn body(method: &Method, template: &str, f: &Fixture) -> Option<Value> {
             json!([{"id": f.segment_override, "priority": 0}])
         }
         "/api/v1/environment-document/import" => f.document.clone(),
+        "/api/v1/organisations/{id}/groups" | "/api/v1/organisations/{id}/master-api-keys" => {
+            json!({"name": "walk"})
+        }
+        "/api/v1/organisations/{id}/groups/{group_id}/add-users"
+        | "/api/v1/organisations/{id}/groups/{group_id}/remove-users" => {
+            json!({"user_ids": [f.member]})
+        }
+        "/api/v1/organisations/{id}/users/{user_id}/update-role" => json!({"role": "ADMIN"}),
         _ => json!({}),
     })
 }
 
-/// What nobody else may see or do: changes that are allowed to every user.
+/// What nobody else may see or do: changes that are allowed to every user, and the
+/// permission catalogues (the same for everyone, naming nothing of any organisation).
 fn everyones(method: &Method, template: &str) -> bool {
-    *method == Method::POST && template == "/api/v1/organisations"
+    let catalogue = matches!(
+        template,
+        "/api/v1/projects/permissions"
+            | "/api/v1/environments/permissions"
+            | "/api/v1/organisations/permissions"
+    );
+    (*method == Method::POST && template == "/api/v1/organisations")
+        || (*method == Method::GET && catalogue)
 }
 
 /// The import also reads its target from the query.

@@ -10,11 +10,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use flagstone_access::{secrets, Decision, Grants, Need};
 use flagstone_store::accounts::tokens::{self, TokenKind};
-use flagstone_store::accounts::{grants, users};
+use flagstone_store::accounts::{api_keys, grants, users};
 use flagstone_store::{keys, Actor, Result as StoreResult};
 
 use super::credentials::{
-    client_address, Credential, API_TOKEN_PREFIX, CSRF_HEADER, SESSION_PREFIX,
+    client_address, Credential, API_TOKEN_PREFIX, CSRF_HEADER, ORG_KEY_PREFIX, SESSION_PREFIX,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
@@ -28,6 +28,8 @@ pub enum Via {
     ApiToken { token_id: i64 },
     /// A browser session; `csrf_token` is what `X-CSRF-Token` must carry.
     Session { token_id: i64, csrf_token: String },
+    /// An organisation API key (`Authorization: Api-Key fsk_…`).
+    OrganisationKey { key_id: i64 },
 }
 
 /// Who is calling and what it may do. Cheap to clone.
@@ -120,6 +122,20 @@ pub async fn authenticate(s: &AppState, credential: &Credential) -> StoreResult<
         Credential::Session(t) => {
             user_token(&mut tx, TokenKind::Session, SESSION_PREFIX, t, now).await
         }
+        Credential::ApiKey(k) if k.starts_with(ORG_KEY_PREFIX) => {
+            let caller = organisation_key(&mut tx, k, now).await?;
+            drop(tx);
+            if let Some((c, last_used)) = &caller {
+                if api_keys::needs_touch(*last_used, now) {
+                    if let Via::OrganisationKey { key_id } = c.via() {
+                        let mut w = s.store.write().await?;
+                        api_keys::touch(&mut w, *key_id, now).await?;
+                        w.commit().await?;
+                    }
+                }
+            }
+            Ok(caller.map(|(c, _)| c))
+        }
         // Before user accounts existed, the installation key was accepted with either scheme.
         Credential::ApiKey(k) | Credential::Token(k) => {
             Ok(keys::find_admin_key(&mut tx, k).await?.map(|(id, name)| {
@@ -131,6 +147,32 @@ pub async fn authenticate(s: &AppState, credential: &Credential) -> StoreResult<
             }))
         }
     }
+}
+
+/// An organisation API key: the caller, and when the key was last used.
+async fn organisation_key(
+    tx: &mut flagstone_store::Tx,
+    presented: &str,
+    now: i64,
+) -> StoreResult<Option<(Caller, Option<i64>)>> {
+    let Some(lookup) = secrets::lookup_of(presented, ORG_KEY_PREFIX) else {
+        return Ok(None);
+    };
+    let Some(k) = api_keys::find(tx, lookup).await? else {
+        return Ok(None);
+    };
+    if !secrets::verify(presented, &k.secret_hash) || !k.usable(now) {
+        return Ok(None);
+    }
+    let grants = grants::of_key(tx, k.id, k.organisation_id, k.is_admin).await?;
+    Ok(Some((
+        Caller::new(
+            grants,
+            Actor::organisation_key(k.id, &k.name),
+            Via::OrganisationKey { key_id: k.id },
+        ),
+        k.last_used_at,
+    )))
 }
 
 async fn user_token(

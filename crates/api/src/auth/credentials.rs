@@ -14,6 +14,10 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Prefixes of the secrets Flagstone issues (they also make leaked secrets easy to scan for).
 pub const API_TOKEN_PREFIX: &str = "fst_";
 pub const SESSION_PREFIX: &str = "fss_";
+/// Organisation API keys (`Authorization: Api-Key fsk_…`).
+pub const ORG_KEY_PREFIX: &str = "fsk_";
+/// The secret of an invitation (the `hash` in its join link).
+pub const INVITE_PREFIX: &str = "fsi_";
 
 /// A presented credential. Never logged; its `Debug` hides the secret.
 #[derive(Clone, PartialEq, Eq)]

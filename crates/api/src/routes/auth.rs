@@ -178,7 +178,9 @@ async fn logout(State(s): State<AppState>, parts: Parts, caller: Caller) -> ApiR
     caller.require_user()?;
     let token_id = match caller.via() {
         Via::ApiToken { token_id } | Via::Session { token_id, .. } => *token_id,
-        Via::InstallationKey => return Err(ApiError::Unauthenticated),
+        Via::InstallationKey | Via::OrganisationKey { .. } => {
+            return Err(ApiError::Unauthenticated)
+        }
     };
     let mut tx = s.store.write().await?;
     tokens::revoke(&mut tx, token_id).await?;

@@ -11,6 +11,7 @@ mod environments;
 mod features;
 mod identities;
 mod organisations;
+mod people;
 mod projects;
 mod segments;
 mod tasks;
@@ -32,5 +33,6 @@ pub(crate) fn all(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     let r = identities::routes(r);
     let r = tasks::routes(r);
     let r = transfer::routes(r);
+    let r = people::routes(r);
     audit::routes(r)
 }
