@@ -13,6 +13,7 @@ pub mod error;
 pub mod follow;
 pub mod identity_cache;
 pub mod metrics;
+pub mod query;
 pub mod registry;
 mod routes;
 pub mod snapshot;

@@ -46,12 +46,13 @@ pub struct NewIdentity {
 
 pub(crate) const COLUMNS: &str = "id, identifier, environment_id, created_at";
 
-/// Checks an identifier is 1..=2000 characters. Not trimmed: SDKs address identities by the
-/// exact string.
+/// Checks an identifier is 1..=2000 characters that display as what they are
+/// ([`crate::text`]). Not trimmed: SDKs address identities by the exact string.
 pub fn validate_identifier(identifier: &str) -> Result<()> {
     if identifier.is_empty() {
         return Err(StoreError::invalid("identifier", "must not be empty"));
     }
+    crate::text::refuse_deceptive("identifier", identifier)?;
     if identifier.chars().count() > MAX_IDENTIFIER_CHARS {
         return Err(StoreError::invalid(
             "identifier",

@@ -25,6 +25,7 @@ pub mod scopes;
 pub mod segments;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod text;
 pub mod transfer;
 pub mod usage;
 pub mod values;

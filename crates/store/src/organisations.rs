@@ -10,12 +10,14 @@ use crate::{clock::now_ms, sql, AuditEntry, Change, Page, PageRequest, Result, S
 
 pub const MAX_NAME_CHARS: usize = 2_000;
 
-/// Trims a name and checks it is non-empty and of sane length.
+/// Trims a name and checks it is non-empty, of sane length and displays as what it is
+/// ([`crate::text`]).
 pub fn validate_name(field: &str, name: &str) -> Result<String> {
     let name = name.trim();
     if name.is_empty() {
         return Err(StoreError::invalid(field, "must not be blank"));
     }
+    crate::text::refuse_deceptive(field, name)?;
     if name.chars().count() > MAX_NAME_CHARS {
         return Err(StoreError::invalid(
             field,

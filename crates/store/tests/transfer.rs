@@ -355,6 +355,31 @@ async fn invalid_documents_are_refused_and_write_nothing() {
             },
             "identity_overrides[1].identifier",
         ),
+        // Text that can deceive (crate::text): the same rule as the admin and SDK APIs.
+        (
+            {
+                let mut d: Value = serde_json::from_str(MIGRATION).unwrap();
+                d["identity_overrides"][0]["identifier"] = json!("vip\u{202E}1");
+                d
+            },
+            "identity_overrides[0].identifier",
+        ),
+        (
+            {
+                let mut d: Value = serde_json::from_str(MIGRATION).unwrap();
+                d["feature_states"][0]["feature"]["name"] = json!("flag\u{7}");
+                d
+            },
+            "feature_states[0].feature.name",
+        ),
+        (
+            {
+                let mut d: Value = serde_json::from_str(MIGRATION).unwrap();
+                d["project"]["segments"][0]["name"] = json!("\u{2066}segment");
+                d
+            },
+            "project.segments[0].name",
+        ),
     ];
     for (body, field) in cases {
         let err = match transfer::parse_document(body.to_string().as_bytes()) {

@@ -1,19 +1,18 @@
 //! `GET /api/v1/flags/[?feature=NAME]`: environment defaults, serialized once per revision.
 
-use std::collections::HashMap;
-
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
 use super::{caller, json_headers};
 use crate::error::SdkError;
+use crate::query::StrictQuery;
 use crate::EdgeState;
 
 pub(crate) async fn get_flags(
     State(state): State<EdgeState>,
     headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    StrictQuery(q): StrictQuery,
 ) -> Result<Response, SdkError> {
     let c = caller(&state, &headers).await?;
     let body = c.snap.flags_body(c.server);

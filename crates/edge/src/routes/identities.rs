@@ -3,11 +3,10 @@
 //! default). Stored traits and overrides come from a per-edge cache in front of the store; the
 //! request's traits are merged over them, and persisted behind the request unless transient.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use flagstone_engine::IdentityContext;
@@ -20,13 +19,13 @@ use super::{caller, json_headers};
 use crate::auth::Caller;
 use crate::error::SdkError;
 use crate::identity_cache::StoredIdentity;
+use crate::query::StrictQuery;
 use crate::snapshot::write_flag_item;
 use crate::traits_writer::TraitWrite;
 use crate::EdgeState;
 
 /// Flagsmith's limit on trait strings at the SDK endpoint.
 const MAX_TRAIT_CHARS: usize = 2000;
-const MAX_IDENTIFIER_CHARS: usize = 2000;
 
 #[derive(Deserialize)]
 pub(crate) struct IdentifyBody {
@@ -50,7 +49,7 @@ struct TraitIn {
 pub(crate) async fn get_identity(
     State(state): State<EdgeState>,
     headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    StrictQuery(q): StrictQuery,
 ) -> Result<Response, SdkError> {
     let c = caller(&state, &headers).await?;
     let identifier = q
@@ -93,12 +92,8 @@ pub(crate) async fn post_identity(
 type IncomingTrait = (String, Option<Value>, bool);
 
 fn validate_trait(t: TraitIn) -> Result<IncomingTrait, SdkError> {
-    if t.trait_key.is_empty() || t.trait_key.chars().count() > 200 {
-        return Err(SdkError::Invalid {
-            field: "trait_key".into(),
-            message: "Trait keys must be 1 to 200 characters.".into(),
-        });
-    }
+    // The store's rule, so the edge never accepts a key the store would then refuse.
+    flagstone_store::identities::traits::validate_trait_key(&t.trait_key).map_err(refused)?;
     let value = match t.trait_value {
         Value::Null => None,
         Value::String(s) if s.chars().count() > MAX_TRAIT_CHARS => {
@@ -114,6 +109,17 @@ fn validate_trait(t: TraitIn) -> Result<IncomingTrait, SdkError> {
         other => Some(Value::String(other.to_string())),
     };
     Ok((t.trait_key, value, t.transient.unwrap_or(false)))
+}
+
+/// A store validation refusal as the SDK API reports it (`{field: [message]}`, 400).
+fn refused(e: flagstone_store::StoreError) -> SdkError {
+    match e {
+        flagstone_store::StoreError::Invalid { field, detail } => SdkError::Invalid {
+            field,
+            message: detail,
+        },
+        other => SdkError::BadRequest(other.to_string()),
+    }
 }
 
 fn transient_identifier(traits: &[IncomingTrait]) -> String {
@@ -146,14 +152,9 @@ async fn identify(
     incoming: Vec<IncomingTrait>,
     transient: bool,
 ) -> Result<Identified, SdkError> {
-    if identifier.chars().count() > MAX_IDENTIFIER_CHARS {
-        return Err(SdkError::Invalid {
-            field: "identifier".into(),
-            message: format!(
-                "Ensure this field has no more than {MAX_IDENTIFIER_CHARS} characters."
-            ),
-        });
-    }
+    // The store's rule (length, no control or bidi override characters), for transient
+    // identities too: what the edge answers for is what the store would keep.
+    flagstone_store::identities::validate_identifier(&identifier).map_err(refused)?;
     let snap = &c.snap;
     let stored = stored_identity(state, snap.environment_id, snap.revision, &identifier).await;
     let mut persisted_traits = stored.traits.clone();

@@ -197,6 +197,7 @@ pub(super) fn validate_tags(tags: &[String]) -> Result<String> {
                 format!("each tag must be 1 to {MAX_TAG_CHARS} characters"),
             ));
         }
+        crate::text::refuse_deceptive("tags", t)?;
         if out.contains(&t) {
             return Err(StoreError::invalid(
                 "tags",

@@ -105,7 +105,10 @@ fn validate_key(key: Option<&str>) -> Result<Option<String>> {
             "key",
             format!("must be 1 to {MAX_KEY_CHARS} characters"),
         )),
-        Some(k) => Ok(Some(k.to_string())),
+        Some(k) => {
+            crate::text::refuse_deceptive("key", k)?;
+            Ok(Some(k.to_string()))
+        }
     }
 }
 

@@ -61,11 +61,12 @@ impl TryFrom<TraitRow> for Trait {
     }
 }
 
-/// Checks a trait key is 1..=200 characters.
+/// Checks a trait key is 1..=200 characters that display as what they are ([`crate::text`]).
 pub fn validate_trait_key(key: &str) -> Result<()> {
     if key.is_empty() {
         return Err(StoreError::invalid("trait_key", "must not be empty"));
     }
+    crate::text::refuse_deceptive("trait_key", key)?;
     if key.chars().count() > MAX_TRAIT_KEY_CHARS {
         return Err(StoreError::invalid(
             "trait_key",
