@@ -9,9 +9,13 @@
 //! published by a fresh `flagstone worker`: build time and peak RSS. `--store-level` runs the
 //! earlier variant that writes the seed and the changes as store `Change`s with a separate
 //! worker process.
+//!
+//! `flagstone bench permissions` ([`permissions`]) measures what checking permissions costs an
+//! admin request.
 
 mod api;
 mod http;
+mod permissions;
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -25,6 +29,8 @@ use flagstone_store::{queue, ConnectOptions, Store};
 pub enum BenchCommand {
     /// Replay the incident: a huge environment and a burst of changes.
     Incident(IncidentArgs),
+    /// What checking permissions costs an admin request (installation key vs a user).
+    Permissions(permissions::PermissionsArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -177,7 +183,10 @@ async fn log_len(store: &Store, env: i64) -> anyhow::Result<Vec<queue::PublishLo
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
-    let BenchCommand::Incident(args) = cmd;
+    let args = match cmd {
+        BenchCommand::Incident(args) => args,
+        BenchCommand::Permissions(args) => return permissions::run(args).await,
+    };
     let target = open_target(args.database_url.as_deref()).await?;
     let store = target.store.clone();
     println!("backend: {:?}", store.backend());
