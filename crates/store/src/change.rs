@@ -107,6 +107,8 @@ pub struct Change {
     audit: Vec<(Option<i64>, AuditEntry)>,
     committed: Arc<Notify>,
     clock: Clock,
+    /// Feature configurations to version at commit (`crate::history`).
+    history: crate::history::Pending,
 }
 
 /// What a committed change did to revisions.
@@ -133,6 +135,7 @@ impl Change {
             audit: Vec::new(),
             committed,
             clock,
+            history: Default::default(),
         }
     }
 
@@ -152,6 +155,11 @@ impl Change {
     /// The change affects every environment of this project (a segment, a feature).
     pub fn touch_project(&mut self, project_id: i64) {
         self.projects.insert(project_id);
+    }
+
+    /// What the change versions (see `crate::history::track`).
+    pub(crate) fn history(&mut self) -> &mut crate::history::Pending {
+        &mut self.history
     }
 
     pub fn audit(&mut self, entry: AuditEntry) {
@@ -193,6 +201,14 @@ impl Change {
             request_publish(&mut self.tx, env, revision, now, self.publish).await?;
             committed.revisions.push((env, revision));
         }
+        crate::history::record(
+            &mut self.tx,
+            &self.actor,
+            &self.history,
+            &committed.revisions,
+            now,
+        )
+        .await?;
         for (organisation, e) in std::mem::take(&mut self.audit) {
             write_audit(&mut self.tx, &self.actor, organisation, &e, now).await?;
         }

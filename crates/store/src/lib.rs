@@ -15,6 +15,7 @@ pub mod document;
 pub mod environments;
 mod error;
 pub mod features;
+pub mod history;
 pub mod identities;
 pub mod keys;
 pub mod limits;

@@ -293,6 +293,19 @@ pub async fn update(
 /// Deletes a segment and, by cascade, its overrides in every environment.
 pub async fn delete(ch: &mut Change, project_id: i64, id: i64) -> Result<Segment> {
     let before = get(ch.tx(), project_id, id).await?;
+    // The features whose overrides go with the segment get a version.
+    let pairs: Vec<(i64, i64)> = sql!(ch.tx(), |c| {
+        sqlx::query_as(
+            "SELECT DISTINCT environment_id, feature_id FROM segment_overrides \
+             WHERE segment_id = $1",
+        )
+        .bind(id)
+        .fetch_all(c)
+        .await?
+    });
+    for (environment_id, feature_id) in pairs {
+        crate::history::track(ch, environment_id, feature_id).await?;
+    }
     let overrides: i64 = sql!(ch.tx(), |c| {
         let n: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM segment_overrides WHERE segment_id = $1")

@@ -4,6 +4,7 @@
 //! `DELETE_FEATURE` (Flagsmith's rules).
 
 mod states;
+mod versions;
 
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
@@ -29,7 +30,7 @@ pub(crate) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
         .routes(routes!(get_feature, update_feature, delete_feature))
         .routes(routes!(list_options, create_option))
         .routes(routes!(get_option, update_option, delete_option));
-    states::routes(r)
+    versions::routes(states::routes(r))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

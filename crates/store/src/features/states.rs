@@ -158,6 +158,7 @@ pub async fn update(
     patch: &FeatureStatePatch,
 ) -> Result<FeatureState> {
     let before = get(ch.tx(), env.id, id).await?;
+    crate::history::track(ch, env.id, before.feature).await?;
     if patch.feature.is_some_and(|f| f != before.feature) {
         return Err(StoreError::invalid(
             "feature",

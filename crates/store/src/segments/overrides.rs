@@ -209,6 +209,7 @@ pub async fn create(
     if let Some(p) = new.priority {
         check_priority(p)?;
     }
+    crate::history::track(ch, env.id, feature_id).await?;
     lock_environment(ch.tx(), env.id).await?;
     let limits = projects::limits(ch.tx(), env.project).await?;
     check_state(
@@ -362,6 +363,7 @@ pub async fn update(
 ) -> Result<SegmentOverride> {
     let env = environments::get_by_key(ch.tx(), api_key).await?;
     let before = get_by_id(ch.tx(), env.id, id).await?;
+    crate::history::track(ch, env.id, before.feature).await?;
     if let Some(p) = patch.priority {
         check_priority(p)?;
     }
@@ -424,6 +426,7 @@ async fn names(tx: &mut Tx, project_id: i64, o: &SegmentOverride) -> Result<(Str
 pub async fn delete(ch: &mut Change, api_key: &str, id: i64) -> Result<SegmentOverride> {
     let env = environments::get_by_key(ch.tx(), api_key).await?;
     let before = get_by_id(ch.tx(), env.id, id).await?;
+    crate::history::track(ch, env.id, before.feature).await?;
     let (feature, segment) = names(ch.tx(), env.project, &before).await?;
     sql!(ch.tx(), |c| {
         sqlx::query("DELETE FROM segment_overrides WHERE id = $1")

@@ -52,6 +52,10 @@ pub async fn reorder(ch: &mut Change, updates: &[PriorityUpdate]) -> Result<Vec<
         return Ok(Vec::new());
     };
     let env = environments::get(ch.tx(), first.environment).await?;
+    let groups: HashSet<(i64, i64)> = before.iter().map(|o| (o.environment, o.feature)).collect();
+    for &(environment_id, feature_id) in &groups {
+        crate::history::track(ch, environment_id, feature_id).await?;
+    }
     let now = now_ms();
     for u in updates {
         sql!(ch.tx(), |c| {
@@ -65,7 +69,6 @@ pub async fn reorder(ch: &mut Change, updates: &[PriorityUpdate]) -> Result<Vec<
         });
     }
     let ids: Vec<i64> = updates.iter().map(|u| u.id).collect();
-    let groups: HashSet<(i64, i64)> = before.iter().map(|o| (o.environment, o.feature)).collect();
     for &(environment_id, feature_id) in &groups {
         renumber(ch.tx(), environment_id, feature_id, &ids, None).await?;
         ch.touch_environment(environment_id);
