@@ -38,6 +38,8 @@ struct Fixture {
     key_prefix: String,
     /// A grant per `{scope}/{path}` (`projects/user-permissions`, …).
     grants: std::collections::BTreeMap<String, i64>,
+    /// The newest version of the feature's configuration in the environment.
+    version: i64,
 }
 
 fn id(v: &Value) -> i64 {
@@ -169,7 +171,14 @@ async fn fixture(app: &TestApp, name: &str) -> Fixture {
             grants.insert(format!("{scope}/{path}"), id(&g));
         }
     }
+    let (_, versions) = app
+        .get(&format!(
+            "/api/v1/environments/{api_key}/features/{feature}/versions/"
+        ))
+        .await;
+    let version = id(&versions["results"][0]);
     Fixture {
+        version,
         organisation,
         project,
         environment: id(&env),
@@ -233,6 +242,7 @@ fn fill(template: &str, f: &Fixture) -> String {
                 "traits" => "plan".to_string(),
                 "api-keys" => f.server_key.to_string(),
                 "tasks" => f.environment.to_string(),
+                "versions" => f.version.to_string(),
                 "users" => f.member.to_string(),
                 "groups" => f.group.to_string(),
                 "master-api-keys" => f.key_prefix.clone(),
