@@ -17,7 +17,7 @@
 use std::future::Future;
 use std::marker::PhantomData;
 
-use axum::extract::{FromRequestParts, RawPathParams};
+use axum::extract::{FromRequestParts, MatchedPath, RawPathParams};
 use axum::http::request::Parts;
 use flagstone_access::{EnvironmentRef, Need, ProjectRef};
 use flagstone_store::scopes;
@@ -30,6 +30,9 @@ use crate::AppState;
 pub trait Scope: Copy + Send + Sync + 'static {
     /// What the path parameter names, for a 400 when it is malformed.
     const PARAMETER: &'static str;
+    /// The collection the route must start with: the first parameter of
+    /// `/api/v1/{COLLECTION}/{…}/…` names the object.
+    const COLLECTION: &'static str;
     /// Finds the object (404 when there is none).
     fn resolve(s: &AppState, raw: &str) -> impl Future<Output = ApiResult<Self>> + Send;
 }
@@ -46,6 +49,7 @@ fn id(parameter: &str, raw: &str) -> ApiResult<i64> {
 
 impl Scope for OrganisationId {
     const PARAMETER: &'static str = "organisation id";
+    const COLLECTION: &'static str = "organisations";
     async fn resolve(s: &AppState, raw: &str) -> ApiResult<Self> {
         let id = id(Self::PARAMETER, raw)?;
         let mut tx = s.store.read().await?;
@@ -55,6 +59,7 @@ impl Scope for OrganisationId {
 
 impl Scope for ProjectRef {
     const PARAMETER: &'static str = "project id";
+    const COLLECTION: &'static str = "projects";
     async fn resolve(s: &AppState, raw: &str) -> ApiResult<Self> {
         let id = id(Self::PARAMETER, raw)?;
         let mut tx = s.store.read().await?;
@@ -64,6 +69,7 @@ impl Scope for ProjectRef {
 
 impl Scope for EnvironmentRef {
     const PARAMETER: &'static str = "environment key";
+    const COLLECTION: &'static str = "environments";
     async fn resolve(s: &AppState, raw: &str) -> ApiResult<Self> {
         let mut tx = s.store.read().await?;
         Ok(scopes::environment_by_key(&mut tx, raw).await?)
@@ -92,9 +98,19 @@ impl<R: Rule> FromRequestParts<AppState> for Permit<R> {
         let params = RawPathParams::from_request_parts(parts, s)
             .await
             .map_err(|e| ApiError::BadRequest(e.body_text()))?;
-        let Some((_, raw)) = params.iter().next() else {
-            // A rule on a route without path parameters: a programming error, refused.
-            tracing::error!(path = %parts.uri.path(), "Permit on a route without a path parameter");
+        let template = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str);
+        let (Some((_, raw)), true) = (
+            params.iter().next(),
+            template.is_some_and(names::<R::Scope>),
+        ) else {
+            // A rule on a route whose first parameter is not its scope's object (say a project
+            // rule under `/features/{id}/`) would check the wrong object: a programming error,
+            // refused rather than guessed.
+            tracing::error!(route = ?template, scope = R::Scope::COLLECTION,
+                "Permit on a route that does not start with its scope's object");
             return Err(ApiError::Forbidden(flagstone_access::Refusal {
                 need: Need::Superuser,
                 reason: flagstone_access::Reason::SuperuserOnly,
@@ -108,6 +124,16 @@ impl<R: Rule> FromRequestParts<AppState> for Permit<R> {
             _rule: PhantomData,
         })
     }
+}
+
+/// Whether a route template (`/api/v1/projects/{project}/features`) starts with the object of
+/// scope `S`: its collection, then a parameter.
+fn names<S: Scope>(template: &str) -> bool {
+    let mut segments = template
+        .strip_prefix("/api/v1/")
+        .unwrap_or_default()
+        .split('/');
+    segments.next() == Some(S::COLLECTION) && segments.next().is_some_and(|p| p.starts_with('{'))
 }
 
 /// The rules of the admin API's endpoints, by name. Environment rules resolve the client key in
@@ -193,4 +219,24 @@ pub async fn project(s: &AppState, id: i64) -> ApiResult<ProjectRef> {
 pub async fn environment(s: &AppState, id: i64) -> ApiResult<EnvironmentRef> {
     let mut tx = s.store.read().await?;
     Ok(scopes::environment(&mut tx, id).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rule_applies_only_where_the_route_starts_with_its_object() {
+        assert!(names::<ProjectRef>(
+            "/api/v1/projects/{project}/features/{feature}"
+        ));
+        assert!(names::<ProjectRef>("/api/v1/projects/{id}"));
+        assert!(!names::<ProjectRef>("/api/v1/projects"));
+        assert!(!names::<ProjectRef>("/api/v1/features/{id}/projects/{p}"));
+        assert!(!names::<ProjectRef>("/api/v1/environments/{api_key}"));
+        assert!(names::<EnvironmentRef>(
+            "/api/v1/environments/{api_key}/identities/{id}"
+        ));
+        assert!(names::<OrganisationId>("/api/v1/organisations/{id}"));
+    }
 }
