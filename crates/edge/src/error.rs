@@ -26,6 +26,13 @@ pub enum SdkError {
     NotFound(&'static str),
     #[error("the flag store is unreachable; try again")]
     Unavailable,
+    /// A project limit (the store's rule): the same body as the admin API's.
+    #[error("{detail}")]
+    LimitExceeded {
+        limit: flagstone_store::LimitName,
+        max: i64,
+        detail: String,
+    },
     /// A cap on open connections is reached; the message names it.
     #[error("{0}")]
     Busy(String),
@@ -38,11 +45,25 @@ impl IntoResponse for SdkError {
                 StatusCode::FORBIDDEN
             }
             SdkError::FeatureNotFound | SdkError::NotFound(_) => StatusCode::NOT_FOUND,
-            SdkError::BadRequest(_) | SdkError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            SdkError::BadRequest(_) | SdkError::Invalid { .. } | SdkError::LimitExceeded { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             SdkError::Unavailable | SdkError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         let body = match &self {
             SdkError::Invalid { field, message } => json!({ field.as_str(): [message] }),
+            SdkError::LimitExceeded { limit, max, detail } => {
+                let mut body = json!({
+                    "error": "limit_exceeded", "limit": limit, "max": max, "detail": detail,
+                });
+                // Flagsmith's own answer for a long trait value, which SDKs may show, as well.
+                if *limit == flagstone_store::LimitName::MaxTraitValueChars {
+                    body["trait_value"] = json!([format!(
+                        "Value string is too long. Must be less than {max} character"
+                    )]);
+                }
+                body
+            }
             other => json!({"detail": other.to_string()}),
         };
         (status, axum::Json(body)).into_response()

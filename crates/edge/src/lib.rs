@@ -13,6 +13,7 @@ pub mod error;
 pub mod follow;
 pub mod identity_cache;
 pub mod metrics;
+pub mod project_limits;
 pub mod query;
 pub mod registry;
 mod routes;
@@ -72,6 +73,7 @@ pub struct EdgeState {
     pub identities: Arc<identity_cache::IdentityCache>,
     pub traits: traits_writer::TraitWriter,
     pub sse: Arc<sse_slots::SseSlots>,
+    pub limits: Arc<project_limits::ProjectLimits>,
     pub config: EdgeConfig,
 }
 
@@ -87,6 +89,9 @@ impl EdgeState {
             )),
             server_keys: Arc::default(),
             sse: Arc::new(sse_slots::SseSlots::new(config.sse_caps)),
+            limits: Arc::new(project_limits::ProjectLimits::new(
+                config.identity_cache_ttl,
+            )),
             registry,
             store,
             config,

@@ -18,7 +18,7 @@ use crate::error::unique_as_conflict;
 use crate::{clock::now_ms, sql, AuditEntry, Change, Page, PageRequest, Result, StoreError, Tx};
 
 pub use overrides::{IdentityOverride, IdentityOverridePatch, NewIdentityOverride};
-pub use sdk::{load_identity, persist_sdk_traits};
+pub use sdk::{environment_limits, load_identity, persist_sdk_traits};
 pub use traits::{Trait, TraitInput};
 
 /// Characters of an identifier, at most.

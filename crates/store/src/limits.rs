@@ -19,6 +19,8 @@ pub enum LimitName {
     MaxConditionValueBytes,
     MaxInConditionValueBytes,
     MaxTraitValueChars,
+    MaxTraitsPerIdentity,
+    MaxTraitsPerRequest,
     MaxIdentityOverrides,
     MaxDocumentBytes,
 }
@@ -35,6 +37,8 @@ impl LimitName {
             LimitName::MaxConditionValueBytes => "max_condition_value_bytes",
             LimitName::MaxInConditionValueBytes => "max_in_condition_value_bytes",
             LimitName::MaxTraitValueChars => "max_trait_value_chars",
+            LimitName::MaxTraitsPerIdentity => "max_traits_per_identity",
+            LimitName::MaxTraitsPerRequest => "max_traits_per_request",
             LimitName::MaxIdentityOverrides => "max_identity_overrides",
             LimitName::MaxDocumentBytes => "max_document_bytes",
         }
@@ -70,6 +74,11 @@ pub struct Limits {
     pub max_in_condition_value_bytes: i64,
     /// Characters of a trait value.
     pub max_trait_value_chars: i64,
+    /// Traits one identity may hold. An identity already past a lowered limit may still change
+    /// or delete the traits it has, but not add more.
+    pub max_traits_per_identity: i64,
+    /// Traits one request may send (SDK `POST /identities/`, the admin API's trait writes).
+    pub max_traits_per_request: i64,
     /// Identity overrides per environment (they live outside the main document).
     pub max_identity_overrides: i64,
     /// Bytes of a built environment document; a build past it is parked.
@@ -88,6 +97,8 @@ impl Default for Limits {
             max_condition_value_bytes: 1_000,
             max_in_condition_value_bytes: 10_000,
             max_trait_value_chars: 2_000,
+            max_traits_per_identity: 1_000,
+            max_traits_per_request: 200,
             max_identity_overrides: 1_000_000,
             max_document_bytes: 32 * 1024 * 1024,
         }

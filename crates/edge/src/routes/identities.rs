@@ -24,9 +24,6 @@ use crate::snapshot::write_flag_item;
 use crate::traits_writer::TraitWrite;
 use crate::EdgeState;
 
-/// Flagsmith's limit on trait strings at the SDK endpoint.
-const MAX_TRAIT_CHARS: usize = 2000;
-
 #[derive(Deserialize)]
 pub(crate) struct IdentifyBody {
     #[serde(default)]
@@ -91,24 +88,45 @@ pub(crate) async fn post_identity(
 /// A validated incoming trait: key, value (`None` deletes), transient.
 type IncomingTrait = (String, Option<Value>, bool);
 
+/// An incoming trait as the store would write it. Its key and value are checked with the rest of
+/// the request's traits in [`identify`], by the store's rules.
 fn validate_trait(t: TraitIn) -> Result<IncomingTrait, SdkError> {
-    // The store's rule, so the edge never accepts a key the store would then refuse.
-    flagstone_store::identities::traits::validate_trait_key(&t.trait_key).map_err(refused)?;
     let value = match t.trait_value {
         Value::Null => None,
-        Value::String(s) if s.chars().count() > MAX_TRAIT_CHARS => {
-            return Err(SdkError::Invalid {
-                field: "trait_value".into(),
-                message: format!(
-                    "Value string is too long. Must be less than {MAX_TRAIT_CHARS} character"
-                ),
-            })
-        }
         v @ (Value::String(_) | Value::Number(_) | Value::Bool(_)) => Some(v),
         // Flagsmith stores any other JSON as its string form.
         other => Some(Value::String(other.to_string())),
     };
     Ok((t.trait_key, value, t.transient.unwrap_or(false)))
+}
+
+/// The store's rules for trait writes with the project's limits, checked before anything is
+/// answered or queued: what the edge accepts is what the store keeps (transient traits count
+/// towards the request, not towards the identity).
+async fn check_traits(
+    state: &EdgeState,
+    c: &Caller,
+    stored: &StoredIdentity,
+    incoming: &[IncomingTrait],
+    transient: bool,
+) -> Result<(), SdkError> {
+    use flagstone_store::identities::traits::{validate_batch, validate_identity_total};
+    let limits = state.limits.get(&state.store, c.snap.environment_id).await;
+    let all: Vec<(String, Option<Value>)> = incoming
+        .iter()
+        .map(|(k, v, _)| (k.clone(), v.clone()))
+        .collect();
+    validate_batch(&all, &limits).map_err(refused)?;
+    if !transient && c.snap.persist_trait_data {
+        let kept: Vec<(String, Option<Value>)> = incoming
+            .iter()
+            .filter(|(_, _, trait_transient)| !trait_transient)
+            .map(|(k, v, _)| (k.clone(), v.clone()))
+            .collect();
+        validate_identity_total(stored.traits.keys().map(String::as_str), &kept, &limits)
+            .map_err(refused)?;
+    }
+    Ok(())
 }
 
 /// A store validation refusal as the SDK API reports it (`{field: [message]}`, 400).
@@ -118,6 +136,9 @@ fn refused(e: flagstone_store::StoreError) -> SdkError {
             field,
             message: detail,
         },
+        flagstone_store::StoreError::LimitExceeded { limit, max, detail } => {
+            SdkError::LimitExceeded { limit, max, detail }
+        }
         other => SdkError::BadRequest(other.to_string()),
     }
 }
@@ -157,6 +178,9 @@ async fn identify(
     flagstone_store::identities::validate_identifier(&identifier).map_err(refused)?;
     let snap = &c.snap;
     let stored = stored_identity(state, snap.environment_id, snap.revision, &identifier).await;
+    if !incoming.is_empty() {
+        check_traits(state, c, &stored, &incoming, transient).await?;
+    }
     let mut persisted_traits = stored.traits.clone();
     let mut traits = stored.traits.clone();
     let mut writes = Vec::new();

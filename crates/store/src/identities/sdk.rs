@@ -27,9 +27,9 @@ pub async fn load_identity(
 
 /// Persists traits an SDK sent for `identifier`: creates the identity if it is missing, then
 /// upserts each `(key, Some(value))` and deletes each `(key, None)`, in order (a key listed twice:
-/// the last write wins). Everything is validated before anything is written, with the same rules
-/// as the admin API (key 1..=200 characters; value string, number or boolean; strings within
-/// `max_trait_value_chars`); on error nothing is written.
+/// the last write wins). Everything is validated before anything is written, with the rules the
+/// admin API and the edge use ([`traits::validate_batch`], [`traits::validate_identity_total`]);
+/// on error nothing is written.
 ///
 /// Runs in the caller's transaction, which the caller commits. Writes no audit entry and bumps
 /// no revision: traits are not in the environment document.
@@ -40,15 +40,18 @@ pub async fn persist_sdk_traits(
     traits: &[(String, Option<Value>)],
 ) -> Result<Identity> {
     validate_identifier(identifier)?;
-    let project_id: Option<i64> = sql!(tx, |c| {
-        sqlx::query_scalar("SELECT project_id FROM environments WHERE id = $1")
-            .bind(environment_id)
-            .fetch_optional(c)
-            .await?
-    });
-    let project_id = project_id.ok_or(StoreError::not_found("environment"))?;
-    let limits = crate::projects::limits(tx, project_id).await?;
-    traits::validate_all(traits, &limits)?;
+    let limits = environment_limits(tx, environment_id).await?;
+    traits::validate_batch(traits, &limits)?;
+    if let Some(existing) = find(tx, environment_id, identifier).await? {
+        let current = traits::all(tx, existing.id).await?;
+        traits::validate_identity_total(
+            current.iter().map(|t| t.trait_key.as_str()),
+            traits,
+            &limits,
+        )?;
+    } else {
+        traits::validate_identity_total([], traits, &limits)?;
+    }
 
     // Two edges may identify the same new identity at once: DO NOTHING lets the second one
     // find the first one's row instead of failing.
@@ -69,6 +72,18 @@ pub async fn persist_sdk_traits(
         .ok_or(StoreError::not_found("identity"))?;
     traits::apply(tx, identity.id, traits).await?;
     Ok(identity)
+}
+
+/// The limits of the project an environment belongs to (what the edge checks SDK traits with).
+pub async fn environment_limits(tx: &mut Tx, environment_id: i64) -> Result<crate::Limits> {
+    let project_id: Option<i64> = sql!(tx, |c| {
+        sqlx::query_scalar("SELECT project_id FROM environments WHERE id = $1")
+            .bind(environment_id)
+            .fetch_optional(c)
+            .await?
+    });
+    let project_id = project_id.ok_or(StoreError::not_found("environment"))?;
+    crate::projects::limits(tx, project_id).await
 }
 
 /// A page of the environment's identity overrides grouped by identity, for local-evaluation

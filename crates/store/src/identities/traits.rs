@@ -97,8 +97,18 @@ pub fn validate_trait_value(key: &str, v: &Value, limits: &Limits) -> Result<()>
     }
 }
 
-/// Validates a batch of trait writes; nothing is written when any of them is refused.
-pub(crate) fn validate_all(traits: &[(String, Option<Value>)], limits: &Limits) -> Result<()> {
+/// The one rule for a batch of trait writes, whichever path it comes from (the admin API, the
+/// SDK API at the edge, SDK traits persisted behind the request): at most
+/// `max_traits_per_request` of them, each key and value valid. `(key, None)` deletes. Nothing is
+/// written when any of them is refused.
+pub fn validate_batch(traits: &[(String, Option<Value>)], limits: &Limits) -> Result<()> {
+    let n = traits.len() as i64;
+    Limits::check(
+        LimitName::MaxTraitsPerRequest,
+        limits.max_traits_per_request,
+        n,
+        || format!("the request sends {n} traits"),
+    )?;
     for (key, value) in traits {
         validate_trait_key(key)?;
         if let Some(v) = value {
@@ -106,6 +116,34 @@ pub(crate) fn validate_all(traits: &[(String, Option<Value>)], limits: &Limits) 
         }
     }
     Ok(())
+}
+
+/// The one rule for how many traits an identity holds: after `writes` over the `current` keys,
+/// at most `max_traits_per_identity`. Only growth is refused, so an identity already past a
+/// lowered limit can still change or delete what it has.
+pub fn validate_identity_total<'a>(
+    current: impl IntoIterator<Item = &'a str>,
+    writes: &'a [(String, Option<Value>)],
+    limits: &Limits,
+) -> Result<()> {
+    let mut keys: HashSet<&str> = current.into_iter().collect();
+    let before = keys.len();
+    for (key, value) in writes {
+        match value {
+            Some(_) => keys.insert(key),
+            None => keys.remove(key.as_str()),
+        };
+    }
+    let after = keys.len() as i64;
+    if keys.len() <= before {
+        return Ok(());
+    }
+    Limits::check(
+        LimitName::MaxTraitsPerIdentity,
+        limits.max_traits_per_identity,
+        after,
+        || format!("the identity would hold {after} traits"),
+    )
 }
 
 const COLUMNS: &str = "trait_key, value, updated_at";
@@ -237,7 +275,13 @@ pub async fn set(
         })
         .collect();
     let limits = crate::projects::limits(ch.tx(), env.project).await?;
-    validate_all(&writes, &limits)?;
+    validate_batch(&writes, &limits)?;
+    let current = all(ch.tx(), identity.id).await?;
+    validate_identity_total(
+        current.iter().map(|t| t.trait_key.as_str()),
+        &writes,
+        &limits,
+    )?;
 
     let mut before = serde_json::Map::new();
     for (key, _) in &writes {
