@@ -155,6 +155,8 @@ fn spawn_gauges(follower: Arc<Follower>, registry: Arc<Registry>, identities: Ar
 }
 
 pub async fn run(args: EdgeArgs) -> anyhow::Result<()> {
+    // Record from the first moment (the initial load and first publishes included).
+    flagstone_observe::install(flagstone_observe::Role::Edge);
     let store = args.db.open().await?;
     let feed = match store.backend() {
         Backend::Postgres => PublishFeed::Postgres,

@@ -36,6 +36,8 @@ pub struct ServeArgs {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    // Record from the first moment (the initial load and first publishes included).
+    flagstone_observe::install(flagstone_observe::Role::Serve);
     let store = args.db.open().await?;
     match ensure_admin_key(&store, args.admin_key.as_deref()).await? {
         AdminKeySetup::Generated(key) => {

@@ -61,6 +61,10 @@ pub struct WorkerArgs {
 /// `flagstone worker`: processes publish jobs until SIGTERM or Ctrl-C. With `--metrics-addr`
 /// it serves `/metrics` and `/health/*` there.
 pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
+    if args.observe.metrics_addr.is_some() {
+        // Record from the first moment (publishes before the listener is up included).
+        flagstone_observe::install(flagstone_observe::Role::Worker);
+    }
     let store = args.db.open().await?;
     if args.observe.metrics_addr.is_some() {
         crate::observability::observe(

@@ -76,6 +76,13 @@ const BYTES_BUCKETS: &[f64] = &[
     1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0, 67108864.0,
 ];
 
+static INSTALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process's recorder is installed (metric handles taken before record nowhere).
+pub fn installed() -> bool {
+    INSTALLED.load(std::sync::atomic::Ordering::Acquire)
+}
+
 /// The process's Prometheus handle, installing the global recorder (with histogram buckets and
 /// every series of `role` at zero) on first use. `None` if another recorder was installed first.
 pub fn install(role: Role) -> Option<PrometheusHandle> {
@@ -93,6 +100,7 @@ pub fn install(role: Role) -> Option<PrometheusHandle> {
                 .and_then(|b| b.install_recorder());
             match built {
                 Ok(h) => {
+                    INSTALLED.store(true, std::sync::atomic::Ordering::Release);
                     describe_all();
                     Some(h)
                 }

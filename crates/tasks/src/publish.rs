@@ -99,22 +99,27 @@ fn spawn_heartbeat(
 ) -> tokio::task::JoinHandle<()> {
     let cfg = cfg.clone();
     let every = Duration::from_millis((cfg.rules.lease_ms / 3).max(10) as u64);
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(every).await;
-            match steps::heartbeat(&store, &lease, &cfg).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    lost.notify_one();
-                    return;
-                }
-                // Transient: try again next beat; the lease is still ours until it expires.
-                Err(e) => {
-                    tracing::warn!(error = %e, "heartbeat failed")
+    // The heartbeat logs inside the publish's span (environment, task), like the build.
+    let span = tracing::Span::current();
+    tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match steps::heartbeat(&store, &lease, &cfg).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        lost.notify_one();
+                        return;
+                    }
+                    // Transient: try again next beat; the lease is still ours until it expires.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "heartbeat failed")
+                    }
                 }
             }
-        }
-    })
+        },
+        span,
+    ))
 }
 
 /// Builds and publishes the environment of `lease`. Never returns an error: every ending is a
