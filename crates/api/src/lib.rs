@@ -28,6 +28,8 @@ pub struct AppState {
     pub store: Store,
     /// Authentication's configuration, clock, password hasher and failure limits.
     pub auth: Arc<auth::Auth>,
+    /// Which webhook URLs are accepted (SSRF rules; `--webhooks-allow-private`).
+    pub webhooks: routes::webhooks::WebhookPolicy,
 }
 
 impl AppState {
@@ -48,7 +50,14 @@ impl AppState {
         AppState {
             store,
             auth: Arc::new(auth::Auth::new(config, clock)),
+            webhooks: Default::default(),
         }
+    }
+
+    /// The same state accepting webhook URLs by `policy`.
+    pub fn with_webhook_policy(mut self, policy: flagstone_webhooks::AddressPolicy) -> AppState {
+        self.webhooks.addresses = policy;
+        self
     }
 }
 

@@ -13,6 +13,7 @@ mod table;
 mod transfer;
 mod transport;
 mod users;
+mod webhooks;
 mod worker;
 
 use std::process::ExitCode;

@@ -33,6 +33,8 @@ pub struct ServeArgs {
     pub http: crate::transport::HttpOptions,
     #[command(flatten)]
     pub observe: crate::observability::ObserveOptions,
+    #[command(flatten)]
+    pub webhooks: crate::webhooks::WebhookOptions,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -58,10 +60,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Backend::Sqlite => PublishFeed::InProcess(publications.subscribe()),
     };
     let (stop_worker, worker_stop) = tokio::sync::watch::channel(false);
-    let worker =
-        crate::worker::spawn_in_process(store.clone(), &args.worker, publications, worker_stop);
+    let worker = crate::worker::spawn_in_process(
+        store.clone(),
+        &args.worker,
+        publications,
+        worker_stop.clone(),
+    );
+    let deliverer = crate::webhooks::spawn(store.clone(), &args.webhooks, worker_stop);
     let edge = crate::edge::start(store.clone(), feed, &args.edge).await;
-    let admin = flagstone_api::router(args.auth.app_state(store.clone()));
+    let admin = flagstone_api::router(
+        args.auth
+            .app_state(store.clone())
+            .with_webhook_policy(args.webhooks.policy()),
+    );
     let observed = crate::observability::observe(
         flagstone_observe::Role::Serve,
         &store,
@@ -76,6 +87,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     serve_http(args.bind, app, &args.http).await?;
     let _ = stop_worker.send(true);
     let _ = worker.await;
+    let _ = deliverer.await;
     store.close().await;
     tracing::info!("flagstone stopped");
     Ok(())

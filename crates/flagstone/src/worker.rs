@@ -56,9 +56,11 @@ pub struct WorkerArgs {
     pub worker: WorkerOptions,
     #[command(flatten)]
     pub observe: crate::observability::ObserveOptions,
+    #[command(flatten)]
+    pub webhooks: crate::webhooks::WebhookOptions,
 }
 
-/// `flagstone worker`: processes publish jobs until SIGTERM or Ctrl-C. With `--metrics-addr`
+/// `flagstone worker`: processes publish jobs and delivers webhooks until SIGTERM or Ctrl-C. With `--metrics-addr`
 /// it serves `/metrics` and `/health/*` there.
 pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     if args.observe.metrics_addr.is_some() {
@@ -78,8 +80,12 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     } else {
         tracing::info!("no --metrics-addr: this worker exports no metrics");
     }
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let deliverer = crate::webhooks::spawn(store.clone(), &args.webhooks, stopped);
     let worker = Worker::new(store.clone(), args.worker.config(), Publications::new());
     worker.run(crate::serve::shutdown_signal()).await;
+    let _ = stop.send(true);
+    let _ = deliverer.await;
     store.close().await;
     Ok(())
 }

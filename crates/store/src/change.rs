@@ -109,6 +109,10 @@ pub struct Change {
     clock: Clock,
     /// Feature configurations to version at commit (`crate::history`).
     history: crate::history::Pending,
+    /// Flag events recorded before their rows were deleted (see `webhooks::events`).
+    captured: Vec<crate::webhooks::events::CapturedFlagEvent>,
+    /// Signalled when the change queued webhook deliveries.
+    webhook_events: Arc<Notify>,
 }
 
 /// What a committed change did to revisions.
@@ -125,6 +129,7 @@ impl Change {
         publish: PublishSettings,
         committed: Arc<Notify>,
         clock: Clock,
+        webhook_events: Arc<Notify>,
     ) -> Change {
         Change {
             tx,
@@ -136,7 +141,19 @@ impl Change {
             committed,
             clock,
             history: Default::default(),
+            captured: Vec::new(),
+            webhook_events,
         }
+    }
+
+    /// Now, on the store's clock.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Records a webhook flag event whose rows this change is about to delete.
+    pub(crate) fn capture_flag_event(&mut self, e: crate::webhooks::events::CapturedFlagEvent) {
+        self.captured.push(e);
     }
 
     pub fn tx(&mut self) -> &mut Tx {
@@ -209,12 +226,28 @@ impl Change {
             now,
         )
         .await?;
-        for (organisation, e) in std::mem::take(&mut self.audit) {
-            write_audit(&mut self.tx, &self.actor, organisation, &e, now).await?;
+        let audit = std::mem::take(&mut self.audit);
+        let mut written = Vec::with_capacity(audit.len());
+        for (organisation, e) in &audit {
+            let (id, organisation_id) =
+                write_audit(&mut self.tx, &self.actor, *organisation, e, now).await?;
+            written.push(crate::webhooks::events::Written {
+                id,
+                organisation_id,
+                entry: e,
+            });
         }
+        // Webhook events go in this same transaction: they exist if and only if the change does.
+        let captured = std::mem::take(&mut self.captured);
+        let queued =
+            crate::webhooks::events::on_commit(&mut self.tx, &self.actor, now, &written, captured)
+                .await?;
         self.tx.commit().await?;
         if !committed.revisions.is_empty() {
             self.committed.notify_one();
+        }
+        if queued > 0 {
+            self.webhook_events.notify_one();
         }
         Ok(committed)
     }
@@ -282,18 +315,19 @@ async fn write_audit(
     organisation: Option<i64>,
     e: &AuditEntry,
     now: i64,
-) -> Result<()> {
+) -> Result<(i64, Option<i64>)> {
     let before = e.before.as_ref().map(Value::to_string);
     let after = e.after.as_ref().map(Value::to_string);
     // The organisation decides who may read the entry (organisation admins); unless given, it
     // is the organisation of the entry's project.
-    sql!(tx, |c| {
-        sqlx::query(
+    let written: (i64, Option<i64>) = sql!(tx, |c| {
+        sqlx::query_as(
             "INSERT INTO audit_log (created_at, project_id, environment_id, actor, admin_key_id, \
                  action, resource_type, resource_id, log, before_state, after_state, \
                  organisation_id, user_id, api_key_id) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
-                 COALESCE($12, (SELECT organisation_id FROM projects WHERE id = $2)), $13, $14)",
+                 COALESCE($12, (SELECT organisation_id FROM projects WHERE id = $2)), $13, $14) \
+             RETURNING id, organisation_id",
         )
         .bind(now)
         .bind(e.project_id)
@@ -309,9 +343,8 @@ async fn write_audit(
         .bind(organisation)
         .bind(actor.user_id)
         .bind(actor.api_key_id)
-        .execute(c)
+        .fetch_one(c)
         .await?
-        .rows_affected()
     });
-    Ok(())
+    Ok(written)
 }

@@ -381,6 +381,7 @@ pub async fn update(
 /// Deletes a feature with its options, states and overrides (cascade).
 pub async fn delete(ch: &mut Change, project_id: i64, id: i64) -> Result<Feature> {
     let before = get(ch.tx(), project_id, id).await?;
+    crate::webhooks::events::capture_feature_deletion(ch, id).await?;
     sql!(ch.tx(), |c| {
         sqlx::query("DELETE FROM features WHERE id = $1")
             .bind(id)

@@ -30,6 +30,7 @@ pub mod text;
 pub mod transfer;
 pub mod usage;
 pub mod values;
+pub mod webhooks;
 
 pub use change::{Actor, AuditEntry, Change, PublishSettings};
 pub use clock::{now_ms, Clock};
@@ -51,6 +52,8 @@ pub struct Store {
     clock: Clock,
     /// Transactions that found every connection of a full pool in use (see [`PoolStats`]).
     waits: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Signalled after every committed change that queued webhook deliveries.
+    webhook_events: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// A page of results and the total count, for `{count, next, previous, results}` lists.
@@ -104,6 +107,7 @@ impl Store {
             changes: Default::default(),
             clock: Clock::system(),
             waits: Default::default(),
+            webhook_events: Default::default(),
         })
     }
 
@@ -131,6 +135,12 @@ impl Store {
     /// other processes see the queue).
     pub fn change_notifier(&self) -> std::sync::Arc<tokio::sync::Notify> {
         self.changes.clone()
+    }
+
+    /// Notified after each committed change that queued webhook deliveries (in this process
+    /// only; other processes poll the queue).
+    pub fn webhook_notifier(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.webhook_events.clone()
     }
 
     pub async fn migrate(&self) -> Result<()> {
@@ -183,6 +193,7 @@ impl Store {
             self.publish,
             self.changes.clone(),
             self.clock.clone(),
+            self.webhook_events.clone(),
         ))
     }
 

@@ -306,6 +306,7 @@ pub async fn delete(ch: &mut Change, project_id: i64, id: i64) -> Result<Segment
     for (environment_id, feature_id) in pairs {
         crate::history::track(ch, environment_id, feature_id).await?;
     }
+    crate::webhooks::events::capture_segment_deletion(ch, id).await?;
     let overrides: i64 = sql!(ch.tx(), |c| {
         let n: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM segment_overrides WHERE segment_id = $1")

@@ -10,11 +10,13 @@
 //! - [`Worker`]: N concurrent publishes, the reconciler, graceful shutdown; every publish is
 //!   announced in-process through [`Publications`] (PostgreSQL listeners also get a `NOTIFY`);
 //! - [`metrics`]: the names and recording of the processor's metrics;
+//! - [`deliveries`]: the webhook delivery queue, on the same [`policy`];
 //! - [`breakpoints`] and `testing` (feature `testing`): stepping the pipeline in tests.
 
 pub mod breakpoints;
 mod config;
 pub mod metrics;
+pub mod deliveries;
 pub mod policy;
 mod publications;
 pub mod publish;

@@ -16,6 +16,7 @@ mod projects;
 mod segments;
 mod tasks;
 mod transfer;
+pub mod webhooks;
 
 /// Routes that need no credential (sign-in and sign-up).
 pub(crate) fn public(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
@@ -34,5 +35,6 @@ pub(crate) fn all(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     let r = tasks::routes(r);
     let r = transfer::routes(r);
     let r = people::routes(r);
+    let r = webhooks::routes(r);
     audit::routes(r)
 }

@@ -20,6 +20,7 @@ pub use admin::{
     EnvironmentStaleness, PublishJob, PublishLogEntry, QueueStatus,
 };
 pub use notify::{listen, notify_published, parse_notification, PUBLISH_CHANNEL};
+pub(crate) use state::text_enum;
 pub use state::{BuildOutcome, ClaimDecision, Decision, JobState, ParkReason, UnknownValue};
 
 /// A claimed job: the right to build one environment until `lease_until`.

@@ -114,6 +114,11 @@ text_enum! {
         TooManyFailures = "too_many_failures",
         /// Claimants died `max_attempts` times: they crashed or stalled while working on it.
         WorkersDied = "workers_died",
+        /// A webhook receiver answered with a client error (4xx other than 408 and 429):
+        /// sending the same request again would be refused the same way.
+        ReceiverRefused = "receiver_refused",
+        /// A webhook's URL resolved to an address deliveries may not reach (SSRF rules).
+        AddressRefused = "address_refused",
     }
 }
 
@@ -130,6 +135,8 @@ text_enum! {
         Parked = "parked",
     }
 }
+
+pub(crate) use text_enum;
 
 #[cfg(test)]
 mod tests {
