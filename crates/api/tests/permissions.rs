@@ -40,6 +40,10 @@ struct Fixture {
     grants: std::collections::BTreeMap<String, i64>,
     /// The newest version of the feature's configuration in the environment.
     version: i64,
+    env_webhook: i64,
+    org_webhook: i64,
+    env_delivery: i64,
+    org_delivery: i64,
 }
 
 fn id(v: &Value) -> i64 {
@@ -177,8 +181,22 @@ async fn fixture(app: &TestApp, name: &str) -> Fixture {
         ))
         .await;
     let version = id(&versions["results"][0]);
+    // A public (documentation-range) address: the default policy refuses private ones.
+    let hook = json!({"url": "https://203.0.113.10/hook", "secret": "s"});
+    let env_hooks = format!("/api/v1/environments/{api_key}/webhooks/");
+    let env_webhook = id(&created(app, &env_hooks, hook.clone()).await);
+    let env_delivery =
+        id(&created(app, &format!("{env_hooks}{env_webhook}/test/"), json!({})).await);
+    let org_hooks = format!("/api/v1/organisations/{organisation}/webhooks/");
+    let org_webhook = id(&created(app, &org_hooks, hook).await);
+    let org_delivery =
+        id(&created(app, &format!("{org_hooks}{org_webhook}/test/"), json!({})).await);
     Fixture {
         version,
+        env_webhook,
+        org_webhook,
+        env_delivery,
+        org_delivery,
         organisation,
         project,
         environment: id(&env),
@@ -252,6 +270,14 @@ fn fill(template: &str, f: &Fixture) -> String {
                     let scope = template.split('/').nth(3).unwrap_or_default();
                     f.grants[&format!("{scope}/{grants}")].to_string()
                 }
+                "webhooks" if template.starts_with("/api/v1/organisations/") => {
+                    f.org_webhook.to_string()
+                }
+                "webhooks" => f.env_webhook.to_string(),
+                "deliveries" if template.starts_with("/api/v1/organisations/") => {
+                    f.org_delivery.to_string()
+                }
+                "deliveries" => f.env_delivery.to_string(),
                 _ => panic!(
                     "{template}: no fixture for parameter {seg} after /{previous}/; \
                      add one to `fill` in crates/api/tests/permissions.rs"

@@ -9,19 +9,17 @@
 
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
-use axum::Extension;
-use flagstone_access::{EnvironmentRef, Need};
 use flagstone_store::webhooks::{
     self, deliveries, Delivery, NewWebhook, Scope, Webhook, WebhookPatch,
 };
-use flagstone_store::{environments, organisations, Actor, StoreError};
+use flagstone_store::{Actor, StoreError};
 use flagstone_webhooks::address::Host;
 use flagstone_webhooks::event as ev;
 use flagstone_webhooks::{AddressPolicy, EventType, WebhookUrl};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::auth::caller::Caller;
+use crate::auth::permit::{rules, Permit};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::pagination::{paginate, PageParams, Paginated};
@@ -110,27 +108,6 @@ async fn check_address(policy: &WebhookPolicy, url: &str) -> ApiResult<()> {
         Host::Name(n) => n,
     };
     policy.addresses.check_all(&host, &ips).map_err(invalid)
-}
-
-/// The environment of `api_key`, once the caller is one of its administrators.
-async fn environment_scope(s: &AppState, caller: &Caller, api_key: &str) -> ApiResult<Scope> {
-    let mut tx = s.store.read().await?;
-    let env = environments::get_by_key(&mut tx, api_key).await?;
-    let organisation = webhooks::organisation_of_environment(&mut tx, env.id).await?;
-    caller.require(Need::EnvironmentAdmin(EnvironmentRef {
-        organisation,
-        project: env.project,
-        environment: env.id,
-    }))?;
-    Ok(Scope::Environment(env.id))
-}
-
-/// The organisation `id`, once the caller is one of its administrators.
-async fn organisation_scope(s: &AppState, caller: &Caller, id: i64) -> ApiResult<Scope> {
-    caller.require(Need::OrganisationAdmin(id))?;
-    let mut tx = s.store.read().await?;
-    organisations::get(&mut tx, id).await?;
-    Ok(Scope::Organisation(id))
 }
 
 async fn list(s: &AppState, scope: Scope) -> ApiResult<Json<Vec<WebhookOut>>> {
@@ -267,10 +244,10 @@ async fn test(
     params(("api_key" = String, Path)), responses((status = 200, body = Vec<WebhookOut>)))]
 async fn list_environment_webhooks(
     State(s): State<AppState>,
-    caller: Caller,
-    Path(api_key): Path<String>,
+    permit: Permit<rules::EnvironmentAdmin>,
+    Path(_api_key): Path<String>,
 ) -> ApiResult<Json<Vec<WebhookOut>>> {
-    let scope = environment_scope(&s, &caller, &api_key).await?;
+    let scope = Scope::Environment(permit.at.environment);
     list(&s, scope).await
 }
 
@@ -279,13 +256,12 @@ async fn list_environment_webhooks(
     responses((status = 201, body = WebhookOut)))]
 async fn create_environment_webhook(
     State(s): State<AppState>,
-    caller: Caller,
-    Extension(actor): Extension<Actor>,
-    Path(api_key): Path<String>,
+    permit: Permit<rules::EnvironmentAdmin>,
+    Path(_api_key): Path<String>,
     Json(new): Json<NewWebhook>,
 ) -> ApiResult<(StatusCode, Json<WebhookOut>)> {
-    let scope = environment_scope(&s, &caller, &api_key).await?;
-    create(&s, &actor, scope, new).await
+    let scope = Scope::Environment(permit.at.environment);
+    create(&s, permit.caller.actor(), scope, new).await
 }
 
 #[utoipa::path(patch, path = "/api/v1/environments/{api_key}/webhooks/{id}", tag = "webhooks",
@@ -293,25 +269,23 @@ async fn create_environment_webhook(
     responses((status = 200, body = WebhookOut)))]
 async fn update_environment_webhook(
     State(s): State<AppState>,
-    caller: Caller,
-    Extension(actor): Extension<Actor>,
-    Path((api_key, id)): Path<(String, i64)>,
+    permit: Permit<rules::EnvironmentAdmin>,
+    Path((_api_key, id)): Path<(String, i64)>,
     Json(patch): Json<WebhookPatch>,
 ) -> ApiResult<Json<WebhookOut>> {
-    let scope = environment_scope(&s, &caller, &api_key).await?;
-    update(&s, &actor, scope, id, patch).await
+    let scope = Scope::Environment(permit.at.environment);
+    update(&s, permit.caller.actor(), scope, id, patch).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/environments/{api_key}/webhooks/{id}", tag = "webhooks",
     params(("api_key" = String, Path), ("id" = i64, Path)), responses((status = 204)))]
 async fn delete_environment_webhook(
     State(s): State<AppState>,
-    caller: Caller,
-    Extension(actor): Extension<Actor>,
-    Path((api_key, id)): Path<(String, i64)>,
+    permit: Permit<rules::EnvironmentAdmin>,
+    Path((_api_key, id)): Path<(String, i64)>,
 ) -> ApiResult<StatusCode> {
-    let scope = environment_scope(&s, &caller, &api_key).await?;
-    delete(&s, &actor, scope, id).await
+    let scope = Scope::Environment(permit.at.environment);
+    delete(&s, permit.caller.actor(), scope, id).await
 }
 
 #[utoipa::path(get, path = "/api/v1/environments/{api_key}/webhooks/{id}/deliveries", tag = "webhooks",
@@ -319,12 +293,12 @@ async fn delete_environment_webhook(
     responses((status = 200, body = Paginated<Delivery>)))]
 async fn environment_deliveries(
     State(s): State<AppState>,
-    caller: Caller,
+    permit: Permit<rules::EnvironmentAdmin>,
     uri: Uri,
-    Path((api_key, id)): Path<(String, i64)>,
+    Path((_api_key, id)): Path<(String, i64)>,
     Query(p): Query<PageParams>,
 ) -> ApiResult<Json<Paginated<Delivery>>> {
-    let scope = environment_scope(&s, &caller, &api_key).await?;
+    let scope = Scope::Environment(permit.at.environment);
     list_deliveries(&s, scope, id, &uri, &p).await
 }
 
@@ -333,10 +307,10 @@ async fn environment_deliveries(
     responses((status = 202, body = Delivery)))]
 async fn redeliver_environment(
     State(s): State<AppState>,
-    caller: Caller,
-    Path((api_key, id, delivery)): Path<(String, i64, i64)>,
+    permit: Permit<rules::EnvironmentAdmin>,
+    Path((_api_key, id, delivery)): Path<(String, i64, i64)>,
 ) -> ApiResult<(StatusCode, Json<Delivery>)> {
-    let scope = environment_scope(&s, &caller, &api_key).await?;
+    let scope = Scope::Environment(permit.at.environment);
     redeliver(&s, scope, id, delivery).await
 }
 
@@ -345,13 +319,12 @@ async fn redeliver_environment(
     responses((status = 202, body = Delivery)))]
 async fn test_environment_webhook(
     State(s): State<AppState>,
-    caller: Caller,
-    Extension(actor): Extension<Actor>,
-    Path((api_key, id)): Path<(String, i64)>,
+    permit: Permit<rules::EnvironmentAdmin>,
+    Path((_api_key, id)): Path<(String, i64)>,
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<Delivery>)> {
-    let scope = environment_scope(&s, &caller, &api_key).await?;
-    test(&s, &actor, scope, id, test_event(&body)?).await
+    let scope = Scope::Environment(permit.at.environment);
+    test(&s, permit.caller.actor(), scope, id, test_event(&body)?).await
 }
 
 // --- organisation webhooks ---
@@ -360,10 +333,10 @@ async fn test_environment_webhook(
     params(("id" = i64, Path)), responses((status = 200, body = Vec<WebhookOut>)))]
 async fn list_organisation_webhooks(
     State(s): State<AppState>,
-    caller: Caller,
-    Path(org): Path<i64>,
+    permit: Permit<rules::OrganisationAdmin>,
+    Path(_org): Path<i64>,
 ) -> ApiResult<Json<Vec<WebhookOut>>> {
-    let scope = organisation_scope(&s, &caller, org).await?;
+    let scope = Scope::Organisation(permit.at.0);
     list(&s, scope).await
 }
 
@@ -372,13 +345,12 @@ async fn list_organisation_webhooks(
     responses((status = 201, body = WebhookOut)))]
 async fn create_organisation_webhook(
     State(s): State<AppState>,
-    caller: Caller,
-    Extension(actor): Extension<Actor>,
-    Path(org): Path<i64>,
+    permit: Permit<rules::OrganisationAdmin>,
+    Path(_org): Path<i64>,
     Json(new): Json<NewWebhook>,
 ) -> ApiResult<(StatusCode, Json<WebhookOut>)> {
-    let scope = organisation_scope(&s, &caller, org).await?;
-    create(&s, &actor, scope, new).await
+    let scope = Scope::Organisation(permit.at.0);
+    create(&s, permit.caller.actor(), scope, new).await
 }
 
 #[utoipa::path(patch, path = "/api/v1/organisations/{id}/webhooks/{webhook_id}", tag = "webhooks",
@@ -386,25 +358,23 @@ async fn create_organisation_webhook(
     responses((status = 200, body = WebhookOut)))]
 async fn update_organisation_webhook(
     State(s): State<AppState>,
-    caller: Caller,
-    Extension(actor): Extension<Actor>,
-    Path((org, id)): Path<(i64, i64)>,
+    permit: Permit<rules::OrganisationAdmin>,
+    Path((_org, id)): Path<(i64, i64)>,
     Json(patch): Json<WebhookPatch>,
 ) -> ApiResult<Json<WebhookOut>> {
-    let scope = organisation_scope(&s, &caller, org).await?;
-    update(&s, &actor, scope, id, patch).await
+    let scope = Scope::Organisation(permit.at.0);
+    update(&s, permit.caller.actor(), scope, id, patch).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/organisations/{id}/webhooks/{webhook_id}", tag = "webhooks",
     params(("id" = i64, Path), ("webhook_id" = i64, Path)), responses((status = 204)))]
 async fn delete_organisation_webhook(
     State(s): State<AppState>,
-    caller: Caller,
-    Extension(actor): Extension<Actor>,
-    Path((org, id)): Path<(i64, i64)>,
+    permit: Permit<rules::OrganisationAdmin>,
+    Path((_org, id)): Path<(i64, i64)>,
 ) -> ApiResult<StatusCode> {
-    let scope = organisation_scope(&s, &caller, org).await?;
-    delete(&s, &actor, scope, id).await
+    let scope = Scope::Organisation(permit.at.0);
+    delete(&s, permit.caller.actor(), scope, id).await
 }
 
 #[utoipa::path(get, path = "/api/v1/organisations/{id}/webhooks/{webhook_id}/deliveries", tag = "webhooks",
@@ -412,12 +382,12 @@ async fn delete_organisation_webhook(
     responses((status = 200, body = Paginated<Delivery>)))]
 async fn organisation_deliveries(
     State(s): State<AppState>,
-    caller: Caller,
+    permit: Permit<rules::OrganisationAdmin>,
     uri: Uri,
-    Path((org, id)): Path<(i64, i64)>,
+    Path((_org, id)): Path<(i64, i64)>,
     Query(p): Query<PageParams>,
 ) -> ApiResult<Json<Paginated<Delivery>>> {
-    let scope = organisation_scope(&s, &caller, org).await?;
+    let scope = Scope::Organisation(permit.at.0);
     list_deliveries(&s, scope, id, &uri, &p).await
 }
 
@@ -426,10 +396,10 @@ async fn organisation_deliveries(
     responses((status = 202, body = Delivery)))]
 async fn redeliver_organisation(
     State(s): State<AppState>,
-    caller: Caller,
-    Path((org, id, delivery)): Path<(i64, i64, i64)>,
+    permit: Permit<rules::OrganisationAdmin>,
+    Path((_org, id, delivery)): Path<(i64, i64, i64)>,
 ) -> ApiResult<(StatusCode, Json<Delivery>)> {
-    let scope = organisation_scope(&s, &caller, org).await?;
+    let scope = Scope::Organisation(permit.at.0);
     redeliver(&s, scope, id, delivery).await
 }
 
@@ -438,11 +408,10 @@ async fn redeliver_organisation(
     responses((status = 202, body = Delivery)))]
 async fn test_organisation_webhook(
     State(s): State<AppState>,
-    caller: Caller,
-    Extension(actor): Extension<Actor>,
-    Path((org, id)): Path<(i64, i64)>,
+    permit: Permit<rules::OrganisationAdmin>,
+    Path((_org, id)): Path<(i64, i64)>,
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<Delivery>)> {
-    let scope = organisation_scope(&s, &caller, org).await?;
-    test(&s, &actor, scope, id, test_event(&body)?).await
+    let scope = Scope::Organisation(permit.at.0);
+    test(&s, permit.caller.actor(), scope, id, test_event(&body)?).await
 }
