@@ -15,8 +15,8 @@
 
 pub mod breakpoints;
 mod config;
-pub mod metrics;
 pub mod deliveries;
+pub mod metrics;
 pub mod policy;
 mod publications;
 pub mod publish;
