@@ -16,6 +16,7 @@
 mod api;
 mod http;
 mod permissions;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -31,6 +32,8 @@ pub enum BenchCommand {
     Incident(IncidentArgs),
     /// What checking permissions costs an admin request (installation key vs a user).
     Permissions(permissions::PermissionsArgs),
+    /// What webhooks cost: admin write latency with and without webhooks, delivery rate.
+    Webhooks(webhooks::WebhooksArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -186,6 +189,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     let args = match cmd {
         BenchCommand::Incident(args) => args,
         BenchCommand::Permissions(args) => return permissions::run(args).await,
+        BenchCommand::Webhooks(args) => return webhooks::run(args).await,
     };
     let target = open_target(args.database_url.as_deref()).await?;
     let store = target.store.clone();

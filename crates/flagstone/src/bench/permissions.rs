@@ -67,7 +67,7 @@ async fn send(
     Ok((status, v))
 }
 
-async fn ok(
+pub(super) async fn ok(
     app: &Router,
     method: Method,
     path: &str,
@@ -81,17 +81,17 @@ async fn ok(
     Ok(v)
 }
 
-fn median(mut xs: Vec<Duration>) -> Duration {
+pub(super) fn median(mut xs: Vec<Duration>) -> Duration {
     xs.sort();
     xs[xs.len() / 2]
 }
 
-fn pct(mut xs: Vec<Duration>, p: f64) -> Duration {
+pub(super) fn pct(mut xs: Vec<Duration>, p: f64) -> Duration {
     xs.sort();
     xs[((xs.len() as f64 * p) as usize).min(xs.len() - 1)]
 }
 
-fn us(d: Duration) -> String {
+pub(super) fn us(d: Duration) -> String {
     format!("{:.1} µs", d.as_secs_f64() * 1e6)
 }
 
