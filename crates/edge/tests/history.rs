@@ -99,9 +99,10 @@ async fn written(app: &EdgeApp, key: &str, env: i64) -> (i64, i64, i64) {
         .await
         .unwrap()
         .count;
-    let (versions, _) = flagstone_store::history::stored_bytes(&mut tx, env)
+    let versions = flagstone_store::history::storage(&mut tx, env)
         .await
-        .unwrap();
+        .unwrap()
+        .versions;
     (e.revision, audit, versions)
 }
 

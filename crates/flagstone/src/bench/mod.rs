@@ -14,6 +14,7 @@
 //! admin request.
 
 mod api;
+mod history;
 mod http;
 mod permissions;
 mod webhooks;
@@ -34,6 +35,8 @@ pub enum BenchCommand {
     Permissions(permissions::PermissionsArgs),
     /// What webhooks cost: admin write latency with and without webhooks, delivery rate.
     Webhooks(webhooks::WebhooksArgs),
+    /// What versions of features' configurations cost (bytes per version, time per change).
+    History(history::HistoryArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -190,6 +193,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Incident(args) => args,
         BenchCommand::Permissions(args) => return permissions::run(args).await,
         BenchCommand::Webhooks(args) => return webhooks::run(args).await,
+        BenchCommand::History(args) => return history::run(args).await,
     };
     let target = open_target(args.database_url.as_deref()).await?;
     let store = target.store.clone();

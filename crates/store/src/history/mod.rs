@@ -358,10 +358,23 @@ pub async fn detail(
     })
 }
 
-/// Bytes stored for the configurations of an environment's versions: (versions, total bytes
-/// of `config`). For the storage benchmark.
-pub async fn stored_bytes(tx: &mut Tx, environment_id: i64) -> Result<(i64, i64)> {
-    let (n, bytes): (i64, Option<i64>) = sql!(tx, |c| {
+/// What an environment's versions take, for the storage benchmark.
+#[derive(Debug, Clone, Copy)]
+pub struct StorageFigures {
+    pub versions: i64,
+    /// Bytes of the stored (deflated) configurations.
+    pub config_bytes: i64,
+    /// The whole table with its index and per-row overhead, where the backend can tell
+    /// (PostgreSQL: `pg_total_relation_size`; SQLite: the `dbstat` table when compiled in).
+    /// Covers every environment's versions.
+    pub table_bytes: Option<i64>,
+    /// Versions in the table, all environments (what `table_bytes` covers).
+    pub table_versions: i64,
+}
+
+/// What the versions of `environment_id` (and the table) take.
+pub async fn storage(tx: &mut Tx, environment_id: i64) -> Result<StorageFigures> {
+    let (versions, config_bytes): (i64, Option<i64>) = sql!(tx, |c| {
         sqlx::query_as(
             "SELECT COUNT(*), CAST(SUM(LENGTH(config)) AS BIGINT) FROM feature_versions \
              WHERE environment_id = $1",
@@ -370,5 +383,30 @@ pub async fn stored_bytes(tx: &mut Tx, environment_id: i64) -> Result<(i64, i64)
         .fetch_one(c)
         .await?
     });
-    Ok((n, bytes.unwrap_or(0)))
+    let table_versions: i64 = sql!(tx, |c| {
+        sqlx::query_scalar("SELECT COUNT(*) FROM feature_versions")
+            .fetch_one(c)
+            .await?
+    });
+    let table_bytes: Option<i64> = match tx {
+        Tx::Postgres(t) => {
+            sqlx::query_scalar("SELECT pg_total_relation_size('feature_versions')")
+                .fetch_one(&mut **t)
+                .await?
+        }
+        Tx::Sqlite(t, _) => sqlx::query_scalar(
+            "SELECT CAST(SUM(pgsize) AS BIGINT) FROM dbstat \
+             WHERE name IN ('feature_versions', 'feature_versions_history')",
+        )
+        .fetch_one(&mut **t)
+        .await
+        .ok()
+        .flatten(),
+    };
+    Ok(StorageFigures {
+        versions,
+        config_bytes: config_bytes.unwrap_or(0),
+        table_bytes,
+        table_versions,
+    })
 }
