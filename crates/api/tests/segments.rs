@@ -713,6 +713,49 @@ async fn override_priorities_insert_move_and_reorder() {
 }
 
 #[tokio::test]
+async fn update_priorities_refuses_overrides_of_more_than_one_environment() {
+    let app = TestApp::new().await;
+    let (project, key) = app.project_with_env().await;
+    let (st, other) = app
+        .post(
+            "/api/v1/environments/",
+            json!({"name": "staging", "project": project}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{other}");
+    let other = other["api_key"].as_str().unwrap().to_string();
+    let f = feature(&app, project, "flag").await;
+    let s = segment(&app, project, "s").await;
+    let mut ids = Vec::new();
+    for k in [&key, &other] {
+        let (st, o) = app
+            .post(&create_override_path(k, f), json!({"segment": s}))
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{o}");
+        ids.push(o["id"].as_i64().unwrap());
+    }
+    let revisions = (app.revision(&key).await, app.revision(&other).await);
+    let audits = app.audit_count().await;
+    let (st, body) = app
+        .post(
+            "/api/v1/features/feature-segments/update-priorities/",
+            json!([{"id": ids[0], "priority": 0}, {"id": ids[1], "priority": 0}]),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["field"], "[1].id", "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("one environment"),
+        "{body}"
+    );
+    assert_eq!(
+        (app.revision(&key).await, app.revision(&other).await),
+        revisions
+    );
+    assert_eq!(app.audit_count().await, audits);
+}
+
+#[tokio::test]
 async fn routes_are_in_the_openapi_document() {
     let app = TestApp::new().await;
     let (s, doc) = app.get("/api/v1/openapi.json").await;

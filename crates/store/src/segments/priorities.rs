@@ -19,7 +19,7 @@ pub struct PriorityUpdate {
 }
 
 /// Sets the priorities of many overrides at once (Flagsmith's `update-priorities`): every id
-/// must exist; each affected feature's overrides are then renumbered densely, the listed ones
+/// must exist, all in one environment; each affected feature's overrides are then renumbered densely, the listed ones
 /// winning ties. One audit entry, "Segment overrides re-ordered".
 pub async fn reorder(ch: &mut Change, updates: &[PriorityUpdate]) -> Result<Vec<SegmentOverride>> {
     let mut seen = HashSet::new();
@@ -46,7 +46,23 @@ pub async fn reorder(ch: &mut Change, updates: &[PriorityUpdate]) -> Result<Vec<
         });
         let row = row
             .ok_or_else(|| StoreError::invalid(format!("[{i}].id"), "no such segment override"))?;
-        before.push(SegmentOverride::try_from(row)?);
+        let o = SegmentOverride::try_from(row)?;
+        // One environment per call (as Flagsmith's UI sends it): a call that mixed them would
+        // change several environments in one audited change, checked against one project.
+        if let Some(first) = before
+            .first()
+            .filter(|f: &&SegmentOverride| f.environment != o.environment)
+        {
+            return Err(StoreError::invalid(
+                format!("[{i}].id"),
+                format!(
+                    "belongs to environment {} while [0].id belongs to environment {}: \
+                     update-priorities re-orders the overrides of one environment per call",
+                    o.environment, first.environment
+                ),
+            ));
+        }
+        before.push(o);
     }
     let Some(first) = before.first() else {
         return Ok(Vec::new());
