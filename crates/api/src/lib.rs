@@ -8,6 +8,7 @@ pub mod auth;
 pub mod clock;
 pub mod error;
 pub mod extract;
+pub mod mail;
 pub mod pagination;
 mod routes;
 
@@ -30,6 +31,19 @@ pub struct AppState {
     pub auth: Arc<auth::Auth>,
     /// Which webhook URLs are accepted (SSRF rules; `--webhooks-allow-private`).
     pub webhooks: routes::webhooks::WebhookPolicy,
+    /// How invitations reach people: the public address of join links, and mail.
+    pub invitations: Arc<Invitations>,
+}
+
+/// How invitations reach people (`flagstone serve --public-url`, `--smtp-url`, `--smtp-from`).
+#[derive(Clone, Default)]
+pub struct Invitations {
+    /// Where people reach this server, e.g. `https://flags.example.com`: join links start with
+    /// it. Without it, a link shown in a response is built from the request's `Host`, and no
+    /// mail is sent (a mailed link must not depend on a header a client chose).
+    pub public_url: Option<String>,
+    /// Sends emailed invitations; without it their join links are in the response.
+    pub mailer: Option<Arc<dyn mail::Mailer>>,
 }
 
 impl AppState {
@@ -51,7 +65,14 @@ impl AppState {
             store,
             auth: Arc::new(auth::Auth::new(config, clock)),
             webhooks: Default::default(),
+            invitations: Arc::new(Invitations::default()),
         }
+    }
+
+    /// The same state with these invitation settings.
+    pub fn with_invitations(mut self, invitations: Invitations) -> AppState {
+        self.invitations = Arc::new(invitations);
+        self
     }
 
     /// The same state accepting webhook URLs by `policy`.

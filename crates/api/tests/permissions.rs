@@ -44,6 +44,8 @@ struct Fixture {
     org_webhook: i64,
     env_delivery: i64,
     org_delivery: i64,
+    invite_link: i64,
+    invite: i64,
 }
 
 fn id(v: &Value) -> i64 {
@@ -191,6 +193,19 @@ async fn fixture(app: &TestApp, name: &str) -> Fixture {
     let org_webhook = id(&created(app, &org_hooks, hook).await);
     let org_delivery =
         id(&created(app, &format!("{org_hooks}{org_webhook}/test/"), json!({})).await);
+    let invite_link = id(&created(
+        app,
+        &format!("/api/v1/organisations/{organisation}/invite-links/"),
+        json!({"role": "USER"}),
+    )
+    .await);
+    let invited = created(
+        app,
+        &format!("/api/v1/organisations/{organisation}/invite/"),
+        json!({"emails": [format!("invited-{}@example.com", name.to_lowercase())]}),
+    )
+    .await;
+    let invite = id(&invited[0]["invite"]);
     Fixture {
         version,
         env_webhook,
@@ -214,6 +229,8 @@ async fn fixture(app: &TestApp, name: &str) -> Fixture {
         group,
         key_prefix: key["prefix"].as_str().unwrap().to_string(),
         grants,
+        invite_link,
+        invite,
     }
 }
 
@@ -264,6 +281,10 @@ fn fill(template: &str, f: &Fixture) -> String {
                 "users" => f.member.to_string(),
                 "groups" => f.group.to_string(),
                 "master-api-keys" => f.key_prefix.clone(),
+                "invite-links" => f.invite_link.to_string(),
+                "invites" => f.invite.to_string(),
+                // Joining is everyone's (see `everyones`): never sent by the walk.
+                "join" | "link" => "fsi_walk".to_string(),
                 grants @ ("user-permissions"
                 | "user-group-permissions"
                 | "master-api-key-permissions") => {
@@ -317,8 +338,9 @@ fn body(method: &Method, template: &str, f: &Fixture) -> Option<Value> {
     })
 }
 
-/// What nobody else may see or do: changes that are allowed to every user, and the
-/// permission catalogues (the same for everyone, naming nothing of any organisation).
+/// What nobody else may see or do: changes that are allowed to every user (creating an
+/// organisation; joining one with an invitation one holds), and the permission catalogues
+/// (the same for everyone, naming nothing of any organisation).
 fn everyones(method: &Method, template: &str) -> bool {
     let catalogue = matches!(
         template,
@@ -326,7 +348,8 @@ fn everyones(method: &Method, template: &str) -> bool {
             | "/api/v1/environments/permissions"
             | "/api/v1/organisations/permissions"
     );
-    (*method == Method::POST && template == "/api/v1/organisations")
+    let join = template.starts_with("/api/v1/users/join/");
+    (*method == Method::POST && (template == "/api/v1/organisations" || join))
         || (*method == Method::GET && catalogue)
 }
 

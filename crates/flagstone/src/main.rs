@@ -6,6 +6,7 @@ mod bench;
 mod db_args;
 mod edge;
 mod eval;
+mod invite_args;
 mod observability;
 mod operate;
 mod serve;
@@ -42,7 +43,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run everything in one process: admin API, task processor and SDK API, on one port.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Run an SDK API node alone (follows the store's publishes; any number can run).
     Edge(edge::EdgeArgs),
     /// Apply pending database migrations and exit.
@@ -77,7 +78,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::run(args),
         Command::Import(args) => run_async(transfer::import(args)),
         Command::Export(args) => run_async(transfer::export(args)),
-        Command::Serve(args) => run_async(serve::run(args)),
+        Command::Serve(args) => run_async(serve::run(*args)),
         Command::Edge(args) => run_async(edge::run(args)),
         Command::Worker(args) => run_async(worker::run(args)),
         Command::Reconcile(db) => run_async(worker::reconcile(db)),

@@ -26,6 +26,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub auth: crate::auth_args::AuthArgs,
     #[command(flatten)]
+    pub invites: crate::invite_args::InviteArgs,
+    #[command(flatten)]
     pub worker: crate::worker::WorkerOptions,
     #[command(flatten)]
     pub edge: crate::edge::EdgeOptions,
@@ -38,6 +40,8 @@ pub struct ServeArgs {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    // Bad mail settings stop the start, before anything is opened.
+    let invitations = args.invites.invitations()?;
     // Record from the first moment (the initial load and first publishes included).
     flagstone_observe::install(flagstone_observe::Role::Serve);
     let store = args.db.open().await?;
@@ -71,7 +75,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let admin = flagstone_api::router(
         args.auth
             .app_state(store.clone())
-            .with_webhook_policy(args.webhooks.policy()),
+            .with_webhook_policy(args.webhooks.policy())
+            .with_invitations(invitations),
     );
     let observed = crate::observability::observe(
         flagstone_observe::Role::Serve,

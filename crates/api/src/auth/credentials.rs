@@ -79,7 +79,7 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Whether the request reached us over HTTPS (directly, or as a proxy says).
-fn over_https(parts: &Parts) -> bool {
+pub(crate) fn over_https(parts: &Parts) -> bool {
     parts.uri.scheme_str() == Some("https")
         || parts
             .headers

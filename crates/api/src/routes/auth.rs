@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::{header, request::Parts, StatusCode};
 use axum::response::{IntoResponse, Response};
 use flagstone_access::{password, secrets, Role};
+use flagstone_store::accounts::invites;
 use flagstone_store::accounts::members::{self, UserOrganisation};
 use flagstone_store::accounts::tokens::{self, TokenKind};
 use flagstone_store::accounts::users::{self, NewUser, ProfilePatch, User};
@@ -316,8 +317,11 @@ async fn sign_up(
             "Sign-up is by invitation: ask an organisation admin for an invite link.".into(),
         )
     };
-    let open = s.auth.config.allow_signup || req.invite_hash.is_some();
-    if !open {
+    let invite = match &req.invite_hash {
+        Some(h) => Some(super::people::invites::for_sign_up(&s, h, &email).await?),
+        None => None,
+    };
+    if !s.auth.config.allow_signup && invite.is_none() {
         let mut tx = s.store.read().await?;
         if users::count(&mut tx).await? > 0 {
             return Err(closed());
@@ -328,9 +332,7 @@ async fn sign_up(
     let actor = Actor::system(&email);
     let mut ch = s.store.change(&actor).await?;
     let bootstrap = users::claim_bootstrap(ch.tx(), now).await?;
-    if !bootstrap && !s.auth.config.allow_signup {
-        // Invites arrive with the organisation membership work; until then only open sign-up
-        // or the bootstrap admit a new account.
+    if !bootstrap && !s.auth.config.allow_signup && invite.is_none() {
         return Err(closed());
     }
     let user = users::create(
@@ -345,6 +347,14 @@ async fn sign_up(
         now,
     )
     .await?;
+    if let Some(invite) = &invite {
+        invites::accept(&mut ch, invite, user.id, &email, now).await?;
+        tracing::info!(
+            user = user.id,
+            organisation = invite.organisation_id,
+            "signed up with an invitation"
+        );
+    }
     if bootstrap {
         let name = req
             .organisation_name

@@ -11,7 +11,7 @@ mod environments;
 mod features;
 mod identities;
 mod organisations;
-mod people;
+pub(crate) mod people;
 mod projects;
 mod segments;
 mod tasks;

@@ -375,7 +375,8 @@ pub async fn find(tx: &mut Tx, lookup: &str) -> Result<Option<Found>> {
 
 /// Accepts an invite (already verified) for a user: the user joins the organisation with the
 /// invite's role (a member already keeps the role it has), and its default groups and the
-/// invite's groups. An emailed invite is used up. Returns whether the user newly joined.
+/// invite's groups. An emailed invite is used up: of two simultaneous acceptances, the second
+/// is refused. Returns whether the user newly joined.
 pub async fn accept(
     ch: &mut Change,
     invite: &Found,
@@ -384,23 +385,30 @@ pub async fn accept(
     now: i64,
 ) -> Result<bool> {
     let org = invite.organisation_id;
-    let joined = members::add(ch, org, user_id, email, invite.role.as_str(), now).await?;
-    groups::join_default_groups(ch.tx(), org, user_id).await?;
+    let mut group_ids = Vec::new();
     if invite.kind == InviteKind::Email {
-        let group_ids: Vec<i64> = sql!(ch.tx(), |c| {
+        group_ids = sql!(ch.tx(), |c| {
             sqlx::query_scalar("SELECT group_id FROM invite_groups WHERE invite_id = $1")
                 .bind(invite.id)
                 .fetch_all(c)
                 .await?
         });
-        groups::join_groups(ch.tx(), org, user_id, &group_ids).await?;
-        sql!(ch.tx(), |c| {
+        let used = sql!(ch.tx(), |c| {
             sqlx::query("DELETE FROM invites WHERE id = $1")
                 .bind(invite.id)
                 .execute(c)
                 .await?
                 .rows_affected()
         });
+        if used == 0 {
+            return Err(StoreError::invalid(
+                "invite_hash",
+                "this invitation has already been used",
+            ));
+        }
     }
+    let joined = members::add(ch, org, user_id, email, invite.role.as_str(), now).await?;
+    groups::join_default_groups(ch.tx(), org, user_id).await?;
+    groups::join_groups(ch.tx(), org, user_id, &group_ids).await?;
     Ok(joined)
 }

@@ -1,11 +1,12 @@
 //! The people side of the admin API (see `docs/people.md`): an organisation's members and
-//! roles ([`members`]), groups ([`groups`]), permission
+//! roles ([`members`]), invitations and joining ([`invites`]), groups ([`groups`]), permission
 //! grants and catalogues ([`grants`]), and organisation API keys ([`keys`]). Every handler here
 //! checks its own permission (organisation `ADMIN` for members, invites, groups and keys;
 //! project or environment admin for grants) before it reads or writes anything.
 
 mod grants;
 mod groups;
+pub(crate) mod invites;
 mod keys;
 mod members;
 
@@ -19,6 +20,7 @@ use crate::AppState;
 
 pub(crate) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     let r = members::routes(r);
+    let r = invites::routes(r);
     let r = groups::routes(r);
     let r = grants::routes(r);
     keys::routes(r)
