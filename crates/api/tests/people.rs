@@ -179,6 +179,27 @@ async fn organisation_keys_are_shown_once_used_and_refused_after_revocation() {
             .status,
         StatusCode::OK
     );
+    // Flagsmith's clients send `expiry_date` as an ISO-8601 date-time.
+    let later = soon + 3_600_000;
+    let r = call(
+        &app,
+        Method::POST,
+        &keys,
+        Some(json!({"name": "dated", "expiry_date": flagstone_store::clock::iso8601(later)})),
+        As::Token(&admin),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["expires_at"], later);
+    let r = call(
+        &app,
+        Method::POST,
+        &keys,
+        Some(json!({"name": "garbled", "expiry_date": "next tuesday"})),
+        As::Token(&admin),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
     app.clock.advance(61_000);
     assert_eq!(
         call(&app, Method::GET, &keys, None, As::Key(&brief))

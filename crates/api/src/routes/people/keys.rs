@@ -35,10 +35,36 @@ struct NewKey {
     /// only what is granted to it in projects and environments.
     #[serde(default = "yes")]
     is_admin: bool,
-    /// When the key stops working (Unix ms); absent or null: never. `expiry_date` is accepted
-    /// as another name for it.
-    #[serde(default, alias = "expiry_date")]
+    /// When the key stops working: Unix ms, or an ISO-8601 date-time as Flagsmith's clients send
+    /// it; absent or null: never. `expiry_date` (Flagsmith's name) is accepted for it.
+    #[serde(default, alias = "expiry_date", deserialize_with = "ms_or_iso8601")]
+    #[schema(value_type = Option<String>)]
     expires_at: Option<i64>,
+}
+
+/// Unix milliseconds or an RFC 3339 date-time (`2026-12-31T00:00:00Z`), as milliseconds.
+fn ms_or_iso8601<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::de::Error;
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum When {
+        Ms(i64),
+        Text(String),
+    }
+    match Option::<When>::deserialize(d)? {
+        None => Ok(None),
+        Some(When::Ms(ms)) => Ok(Some(ms)),
+        Some(When::Text(text)) => time::OffsetDateTime::parse(
+            &text,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .map(|t| Some((t.unix_timestamp_nanos() / 1_000_000) as i64))
+        .map_err(|_| {
+            D::Error::custom(format!(
+                "expires_at: {text:?} is neither Unix milliseconds nor an ISO-8601 date-time"
+            ))
+        }),
+    }
 }
 
 /// A new key: the row, and the key itself, shown only this once.
