@@ -17,6 +17,8 @@ const LIMITS = [
   ['max_condition_value_bytes', 'Bytes in a condition value'],
   ['max_in_condition_value_bytes', 'Bytes in an “is one of” list'],
   ['max_trait_value_chars', 'Characters in a trait value'],
+  ['max_traits_per_request', 'Traits in one SDK request'],
+  ['max_traits_per_identity', 'Traits stored per identity'],
   ['max_identity_overrides', 'Identity overrides per environment'],
   ['max_document_bytes', 'Bytes in an environment document'],
 ];
