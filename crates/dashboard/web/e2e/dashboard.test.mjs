@@ -197,7 +197,7 @@ test('a parked publish shows its error and can be retried', async () => {
   // the page was drawn: retry whatever else is parked through the API until nothing is.
   await within(10000, async () => {
     const parked = await server.api('GET', '/tasks/?state=parked');
-    for (const t of parked.results) await server.api('POST', `/tasks/${t.id}/retry/`);
+    for (const t of parked.results) await server.api('POST', `/tasks/${t.environment_id}/retry/`);
     return parked.count === 0;
   });
   await page.getByText(/None\. A publish that keeps failing/).waitFor({ timeout: 10000 });
