@@ -54,16 +54,15 @@ fn ms_or_iso8601<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, 
     match Option::<When>::deserialize(d)? {
         None => Ok(None),
         Some(When::Ms(ms)) => Ok(Some(ms)),
-        Some(When::Text(text)) => time::OffsetDateTime::parse(
-            &text,
-            &time::format_description::well_known::Rfc3339,
-        )
-        .map(|t| Some((t.unix_timestamp_nanos() / 1_000_000) as i64))
-        .map_err(|_| {
-            D::Error::custom(format!(
-                "expires_at: {text:?} is neither Unix milliseconds nor an ISO-8601 date-time"
-            ))
-        }),
+        Some(When::Text(text)) => {
+            use time::format_description::well_known::Rfc3339;
+            match time::OffsetDateTime::parse(&text, &Rfc3339) {
+                Ok(t) => Ok(Some((t.unix_timestamp_nanos() / 1_000_000) as i64)),
+                Err(_) => Err(D::Error::custom(format!(
+                    "expires_at: {text:?} is not Unix ms or an ISO-8601 date-time"
+                ))),
+            }
+        }
     }
 }
 
