@@ -16,8 +16,9 @@ pub struct WorkerOptions {
     /// Documents built at once by this process.
     #[arg(long, env = "FLAGSTONE_WORKER_CONCURRENCY", default_value_t = 2)]
     pub worker_concurrency: usize,
-    /// How long a claimed job stays leased without a heartbeat, in milliseconds. A worker that
-    /// dies loses its jobs to others after this long.
+    /// How long a claimed job stays leased without a heartbeat, in milliseconds: the backstop
+    /// for a worker that is alive but stalled. A worker that dies loses its jobs at once (its
+    /// claim session ends with it).
     #[arg(long, env = "FLAGSTONE_WORKER_LEASE_MS", default_value_t = 30_000)]
     pub worker_lease_ms: i64,
     /// Failed or crashed attempts before a job is parked.

@@ -1,6 +1,7 @@
 //! Real `flagstone worker` processes against one database: a worker killed with SIGKILL in the
-//! middle of a build loses nothing (another worker reclaims its lease and publishes), and two
-//! workers on PostgreSQL never build the same environment at once.
+//! middle of a build loses nothing (another worker reclaims its job at once — its claim session
+//! ended with it — and publishes, without waiting out the 30 s lease), and two workers on
+//! PostgreSQL never build the same environment at once.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -70,8 +71,8 @@ async fn a_worker_killed_mid_build_loses_nothing() {
             .unwrap();
     }
     // The first worker stops right after claiming, holding the lease (its heartbeat keeps it):
-    // it is mid-build when it gets killed.
-    let doomed = start_worker(&t, Some("claimed"), 1_000);
+    // it is mid-build when it gets killed. Its lease is the production one, 30 s.
+    let doomed = start_worker(&t, Some("claimed"), 30_000);
     let start = Instant::now();
     let owner = loop {
         let mut tx = t.store.read().await.unwrap();
@@ -91,9 +92,12 @@ async fn a_worker_killed_mid_build_loses_nothing() {
     drop(doomed); // SIGKILL, mid-build
     assert_eq!(revisions(&t.store, fx.environment_id).await.1, None);
 
-    // A second worker takes over once the dead one's lease expires.
-    let _rescuer = start_worker(&t, None, 1_000);
-    wait_converged(&t.store, fx.environment_id, Duration::from_secs(20)).await;
+    // A second worker takes over as soon as it is up: the dead one's claim session ended with
+    // its process, 30 s before its lease would have.
+    let rescue = Instant::now();
+    let _rescuer = start_worker(&t, None, 30_000);
+    wait_converged(&t.store, fx.environment_id, Duration::from_secs(10)).await;
+    eprintln!("rescued after {:?}", rescue.elapsed());
     let mut tx = t.store.read().await.unwrap();
     let log = queue::publish_log(&mut tx, Some(fx.environment_id), 100)
         .await
@@ -103,6 +107,7 @@ async fn a_worker_killed_mid_build_loses_nothing() {
         .find(|e| e.outcome == queue::BuildOutcome::Published)
         .unwrap();
     assert_ne!(published.worker, owner, "published by the rescuer");
+
     assert!(queue::get_job(&mut tx, fx.environment_id)
         .await
         .unwrap()

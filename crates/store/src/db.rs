@@ -30,6 +30,8 @@ pub(crate) enum Pool {
     Sqlite {
         pool: SqlitePool,
         write_lock: Arc<Mutex<()>>,
+        /// The database file (`None` in memory): claim sessions keep their lock files beside it.
+        path: Option<std::path::PathBuf>,
     },
     Postgres(PgPool),
 }
@@ -128,6 +130,8 @@ pub(crate) async fn connect(opts: &ConnectOptions) -> Result<Pool, StoreError> {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let path = (!in_memory).then(|| sq.get_filename().to_path_buf());
         let pool = SqlitePoolOptions::new()
             .max_connections(opts.max_connections.max(2))
             .acquire_timeout(Duration::from_secs(10))
@@ -136,6 +140,7 @@ pub(crate) async fn connect(opts: &ConnectOptions) -> Result<Pool, StoreError> {
         Ok(Pool::Sqlite {
             pool,
             write_lock: Arc::new(Mutex::new(())),
+            path,
         })
     } else {
         Err(StoreError::Config(format!(
@@ -191,7 +196,9 @@ pub fn redact_url(url: &str) -> String {
 impl Pool {
     pub(crate) async fn begin(&self, write: bool) -> Result<Tx, StoreError> {
         match self {
-            Pool::Sqlite { pool, write_lock } => {
+            Pool::Sqlite {
+                pool, write_lock, ..
+            } => {
                 if write {
                     let guard = write_lock.clone().lock_owned().await;
                     // IMMEDIATE takes the write lock up front: a deferred transaction that read

@@ -4,7 +4,8 @@
 
 use flagstone_store::document::fixture;
 use flagstone_store::queue::{
-    self, BuildOutcome, ClaimDecision, Claimant, Decision, DueJob, JobState, LogLine, ParkReason,
+    self, BuildOutcome, ClaimDecision, ClaimSession, Claimant, Decision, DueJob, JobState, Lapse,
+    LogLine, ParkReason,
 };
 use flagstone_store::testing::test_store;
 use flagstone_store::{sql, Clock, PageRequest, Store, StoreError};
@@ -55,8 +56,12 @@ async fn decisions_are_written_and_read_back_as_typed_values() {
     let env = fx.environment_id;
     let now = 1_000_100;
 
+    let session = ClaimSession::open(&store, "w1").await.unwrap();
     let mut tx = queue::begin(&store).await.unwrap();
-    let due = queue::next_due(&mut tx, now).await.unwrap().unwrap();
+    let due = queue::next_due(&store, &mut tx, now)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         due,
         DueJob {
@@ -71,18 +76,31 @@ async fn decisions_are_written_and_read_back_as_typed_values() {
         lease_until: now + 500,
         note: None,
     };
-    let lease = queue::take(&mut tx, &due, "w1", &take, now)
+    let lease = queue::take(&mut tx, &due, &session, &take, now)
         .await
         .unwrap()
         .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(job(&store, env).await.unwrap().state, JobState::Running);
 
-    // A lease that lapsed is reported with its owner.
+    // A lease that lapsed (its session still open: the worker stalled) is reported with its
+    // owner.
     let mut tx = queue::begin(&store).await.unwrap();
-    assert!(queue::next_due(&mut tx, now + 500).await.unwrap().is_none());
-    let lapsed = queue::next_due(&mut tx, now + 501).await.unwrap().unwrap();
-    assert_eq!(lapsed.claimant, Claimant::Lapsed { owner: "w1".into() });
+    assert!(queue::next_due(&store, &mut tx, now + 500)
+        .await
+        .unwrap()
+        .is_none());
+    let lapsed = queue::next_due(&store, &mut tx, now + 501)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        lapsed.claimant,
+        Claimant::Lapsed {
+            owner: "w1".into(),
+            cause: Lapse::LeaseExpired
+        }
+    );
     let owned = queue::owned(&mut tx, &lease).await.unwrap().unwrap();
     assert_eq!(owned.attempts, 0);
     let retry = Decision::Retry {
@@ -131,6 +149,87 @@ async fn decisions_are_written_and_read_back_as_typed_values() {
         .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(job_rows(&store).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_whose_session_ended_is_due_at_once_not_after_its_lease() {
+    let t = test_store().await;
+    let store = t.store.clone().with_clock(Clock::manual(1_000_000));
+    let fx = fixture::create(&store, SMALL).await.unwrap();
+    let now = 1_000_100;
+    let a = ClaimSession::open(&store, "w-a").await.unwrap();
+    let b = ClaimSession::open(&store, "w-b").await.unwrap();
+    assert_ne!(a.key(), b.key());
+
+    let mut tx = queue::begin(&store).await.unwrap();
+    let due = queue::next_due(&store, &mut tx, now)
+        .await
+        .unwrap()
+        .unwrap();
+    let take = ClaimDecision::Take {
+        attempts: 0,
+        lease_until: now + 30_000,
+        note: None,
+    };
+    let lease = queue::take(&mut tx, &due, &a, &take, now)
+        .await
+        .unwrap()
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(lease.session, a.key());
+    let j = job(&store, fx.environment_id).await.unwrap();
+    assert_eq!(j.state, JobState::Running);
+
+    // While A's session lives, nobody else may take the job (B asks in its own transaction).
+    let mut tx = queue::begin(&store).await.unwrap();
+    assert_eq!(
+        queue::next_due(&store, &mut tx, now + 10).await.unwrap(),
+        None
+    );
+    drop(tx);
+
+    // A's process dies: its session ends. The job is due at once, 29 s before its lease ends.
+    drop(a);
+    let start = std::time::Instant::now();
+    let due = loop {
+        let mut tx = queue::begin(&store).await.unwrap();
+        if let Some(due) = queue::next_due(&store, &mut tx, now + 20).await.unwrap() {
+            break due;
+        }
+        drop(tx);
+        // PostgreSQL releases the lock when it notices the connection closed: shortly after.
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "the ended session's claim never became due"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert_eq!(
+        due.claimant,
+        Claimant::Lapsed {
+            owner: "w-a".into(),
+            cause: Lapse::SessionEnded
+        }
+    );
+    let mut tx = queue::begin(&store).await.unwrap();
+    let due = queue::next_due(&store, &mut tx, now + 20)
+        .await
+        .unwrap()
+        .unwrap();
+    let lease_b = queue::take(&mut tx, &due, &b, &take, now + 20)
+        .await
+        .unwrap()
+        .unwrap();
+    // The dead claimant's lease no longer owns the job; B's does.
+    assert!(queue::owned(&mut tx, &lease).await.unwrap().is_none());
+    assert!(queue::owned(&mut tx, &lease_b).await.unwrap().is_some());
+    tx.commit().await.unwrap();
+    assert!(!queue::heartbeat(&store, &lease, now + 40_000, now + 30)
+        .await
+        .unwrap());
+    assert!(queue::heartbeat(&store, &lease_b, now + 40_000, now + 30)
+        .await
+        .unwrap());
 }
 
 #[tokio::test]

@@ -7,11 +7,12 @@
 //! backoff / park discipline (webhook deliveries, say) calls the same functions with its own
 //! [`Rules`]. Entry points: [`on_claim`], [`after_success`], [`after_failure`], [`on_shutdown`].
 //!
-//! How a dead claimant is *detected* (an expired lease today; a dropped database session
-//! tomorrow) is the store's business: it reports a [`Claimant::Lapsed`] and the rule here is the
-//! same — the lapsed attempt counts, and `max_attempts` lapses park the job.
+//! How a dead claimant is *detected* (its claim session ended, or — the backstop — its lease
+//! expired) is the store's business: it reports a [`Claimant::Lapsed`] with its [`Lapse`] and
+//! the rule here is the same either way — the lapsed attempt counts, and `max_attempts` lapses
+//! park the job.
 
-use flagstone_store::queue::{ClaimDecision, Claimant, Decision, DueJob, ParkReason};
+use flagstone_store::queue::{ClaimDecision, Claimant, Decision, DueJob, Lapse, ParkReason};
 
 /// The tunables of one queue. Defaults suit the publish queue in production; tests shorten them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,25 +101,30 @@ pub fn on_claim(rules: &Rules, due: &DueJob, now: i64) -> ClaimDecision {
             lease_until: lease_until(rules, now),
             note: None,
         },
-        Claimant::Lapsed { owner } => {
+        Claimant::Lapsed { owner, cause } => {
             let attempts = due.attempts + 1;
             if attempts >= rules.max_attempts {
                 ClaimDecision::Park {
                     reason: ParkReason::WorkersDied,
                     attempts,
                     message: format!(
-                        "the lease expired {attempts} times (last held by worker {owner}): \
+                        "claims lapsed {attempts} times (last held by worker {owner}): \
                          workers died or stalled while building this environment (crash, \
                          kill -9, out of memory)"
                     ),
                 }
             } else {
+                let how = match cause {
+                    Lapse::SessionEnded => {
+                        "its session ended mid-build (process died or lost \
+                                            its database connection)"
+                    }
+                    Lapse::LeaseExpired => "its lease expired mid-build (crashed or stalled)",
+                };
                 ClaimDecision::Take {
                     attempts,
                     lease_until: lease_until(rules, now),
-                    note: Some(format!(
-                        "worker {owner} lost its lease mid-build (crashed or stalled); reclaimed"
-                    )),
+                    note: Some(format!("worker {owner}: {how}; reclaimed")),
                 }
             }
         }
@@ -223,6 +229,7 @@ mod tests {
     fn lapsed() -> Claimant {
         Claimant::Lapsed {
             owner: "w-dead".into(),
+            cause: Lapse::LeaseExpired,
         }
     }
 
@@ -260,8 +267,19 @@ mod tests {
         assert_eq!((attempts, lease_until), (1, 6_000));
         assert_eq!(
             note.as_deref(),
-            Some("worker w-dead lost its lease mid-build (crashed or stalled); reclaimed")
+            Some("worker w-dead: its lease expired mid-build (crashed or stalled); reclaimed")
         );
+        // A claim whose session ended lapses the same way, and says so.
+        let dead = Claimant::Lapsed {
+            owner: "w-dead".into(),
+            cause: Lapse::SessionEnded,
+        };
+        let ClaimDecision::Take { attempts, note, .. } = on_claim(&rules(), &due(0, dead), 5_000)
+        else {
+            panic!("expected a claim");
+        };
+        assert_eq!(attempts, 1);
+        assert!(note.unwrap().contains("its session ended mid-build"));
     }
 
     #[test]

@@ -33,7 +33,8 @@ pub enum PublishOutcome {
     Parked { reason: ParkReason, error: String },
     /// The environment was deleted; its job was dropped.
     EnvironmentGone,
-    /// Another worker took the job over (this one stalled past its lease).
+    /// The claim no longer holds: another worker took the job over (this one stalled past its
+    /// lease), or this worker's claim session ended (its database connection dropped).
     LeaseLost,
     /// The worker is shutting down; the job was handed back.
     Released,
@@ -124,12 +125,15 @@ fn spawn_heartbeat(
 
 /// Builds and publishes the environment of `lease`. Never returns an error: every ending is a
 /// [`PublishOutcome`], and the queue row always ends up in a state another worker can act on.
+/// `session_lost` is the claim session's [`lost`](flagstone_store::queue::ClaimSession::lost):
+/// once it fires another worker may be reclaiming the job, so the build stops.
 pub async fn publish_job(
     store: &Store,
     lease: &Lease,
     cfg: &WorkerConfig,
     publications: &Publications,
     mut shutdown: watch::Receiver<bool>,
+    mut session_lost: watch::Receiver<bool>,
 ) -> PublishOutcome {
     let lost = Arc::new(Notify::new());
     let heartbeat = spawn_heartbeat(store.clone(), lease.clone(), cfg, lost.clone());
@@ -154,6 +158,8 @@ pub async fn publish_job(
     let result = tokio::select! {
         r = build => Some(r),
         _ = lost.notified() => None,
+        // A closed channel means the session was dropped: just as lost.
+        _ = async { let _ = session_lost.wait_for(|lost| *lost).await; } => None,
         _ = async { let _ = shutdown.wait_for(|stop| *stop).await; } => {
             heartbeat.abort();
             return match steps::hand_back(store, lease).await {

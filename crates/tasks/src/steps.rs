@@ -5,7 +5,9 @@
 //! what production runs.
 
 use flagstone_store::document::{self, BuiltDocument};
-use flagstone_store::queue::{self, BuildOutcome, ClaimDecision, Decision, Lease, LogLine};
+use flagstone_store::queue::{
+    self, BuildOutcome, ClaimDecision, ClaimSession, Decision, Lease, LogLine,
+};
 use flagstone_store::{Result, Store};
 
 use crate::policy::{self, Failed, Failure};
@@ -29,21 +31,27 @@ pub struct Finished {
     pub settled: Settled,
 }
 
-/// Claims the oldest due job for `owner`, or returns `None` when nothing is due. A job whose
-/// claimants keep dying is parked here (and logged) instead of being handed out again.
-pub async fn claim(store: &Store, owner: &str, cfg: &WorkerConfig) -> Result<Option<Lease>> {
+/// Claims the oldest due job under `session` (the claim holds while the session lives), or
+/// returns `None` when nothing is due. A job whose claimants keep dying is parked here (and
+/// logged) instead of being handed out again.
+pub async fn claim(
+    store: &Store,
+    session: &ClaimSession,
+    cfg: &WorkerConfig,
+) -> Result<Option<Lease>> {
+    let owner = session.owner();
     // Each loop either claims a job or parks one; the bound only guards against surprises.
     for _ in 0..16 {
         let now = store.clock().now_ms();
         let mut tx = queue::begin(store).await?;
-        let Some(due) = queue::next_due(&mut tx, now).await? else {
+        let Some(due) = queue::next_due(store, &mut tx, now).await? else {
             return Ok(None);
         };
         let decision = policy::on_claim(&cfg.rules, &due, now);
-        let lease = queue::take(&mut tx, &due, owner, &decision, now).await?;
+        let lease = queue::take(&mut tx, &due, session, &decision, now).await?;
         if let ClaimDecision::Park { message, .. } = &decision {
             let dead = match &due.claimant {
-                queue::Claimant::Lapsed { owner } => owner.as_str(),
+                queue::Claimant::Lapsed { owner, .. } => owner.as_str(),
                 queue::Claimant::Unclaimed => owner,
             };
             let line = LogLine {

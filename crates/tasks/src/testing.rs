@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 
 use flagstone_store::document::{self, BuildError};
-use flagstone_store::queue::{self, JobState, Lease};
+use flagstone_store::queue::{self, ClaimSession, JobState, Lease};
 use flagstone_store::{sql, Clock, Store, StoreError};
 
 use crate::breakpoints::Breakpoint;
@@ -32,8 +32,12 @@ pub enum Fault {
     Corrupt,
     /// The build runs past the worker's build timeout (transient).
     TimesOut,
-    /// The worker process dies here: it stops without settling, and its lease lapses.
+    /// The worker stalls here for good: it stops without settling but its claim session stays
+    /// open (the process hangs), so only the lease backstop frees the job.
     WorkerDies,
+    /// The worker's process is killed here: it stops without settling and its claim session
+    /// ends, so the job can be reclaimed at once.
+    WorkerKilled,
 }
 
 /// What one [`Pipeline::run`] did.
@@ -57,6 +61,8 @@ pub struct Pipeline {
     cfg: WorkerConfig,
     publications: Publications,
     faults: Mutex<HashMap<Breakpoint, Fault>>,
+    /// Each named worker's claim session, opened at its first claim.
+    sessions: tokio::sync::Mutex<HashMap<String, ClaimSession>>,
     start: i64,
 }
 
@@ -81,6 +87,7 @@ impl Pipeline {
             },
             publications: Publications::new(),
             faults: Mutex::default(),
+            sessions: Default::default(),
         }
     }
 
@@ -122,11 +129,24 @@ impl Pipeline {
         self.faults.lock().expect("faults").remove(&at)
     }
 
-    /// Claims the oldest due job for `worker` (the production claim step).
+    /// Claims the oldest due job for `worker` (the production claim step), under its claim
+    /// session (opened at its first claim).
     pub async fn claim(&self, worker: &str) -> Option<Lease> {
-        steps::claim(&self.store, worker, &self.cfg)
+        let mut sessions = self.sessions.lock().await;
+        if !sessions.contains_key(worker) {
+            let s = ClaimSession::open(&self.store, worker)
+                .await
+                .expect("claim session");
+            sessions.insert(worker.to_string(), s);
+        }
+        steps::claim(&self.store, &sessions[worker], &self.cfg)
             .await
             .expect("claim")
+    }
+
+    /// Ends `worker`'s claim session, as its process dying would.
+    pub async fn kill(&self, worker: &str) {
+        self.sessions.lock().await.remove(worker);
     }
 
     /// Builds the document of `lease`'s environment, or fails as injected at
@@ -134,7 +154,7 @@ impl Pipeline {
     pub async fn build(&self, lease: &Lease) -> BuildResult {
         let built = document::build(&self.store, lease.environment_id, &self.cfg.build).await;
         let fault = match self.take_fault(Breakpoint::Built) {
-            None | Some(Fault::WorkerDies) => {
+            None | Some(Fault::WorkerDies | Fault::WorkerKilled) => {
                 return match built {
                     Ok(doc) => BuildResult::Built(doc),
                     Err(e) => BuildResult::Failed(e),
@@ -155,7 +175,7 @@ impl Pipeline {
                 detail: "expected an array".into(),
             })),
             Fault::TimesOut => BuildResult::TimedOut(self.cfg.build_timeout),
-            Fault::WorkerDies => unreachable!("handled above"),
+            Fault::WorkerDies | Fault::WorkerKilled => unreachable!("handled above"),
         }
     }
 
@@ -169,20 +189,30 @@ impl Pipeline {
         let Some(lease) = self.claim(worker).await else {
             return Ran::NothingDue;
         };
-        if self.take_fault(Breakpoint::Claimed) == Some(Fault::WorkerDies) {
-            return Ran::Died(lease);
+        match self.take_fault(Breakpoint::Claimed) {
+            Some(Fault::WorkerDies) => return Ran::Died(lease),
+            Some(Fault::WorkerKilled) => {
+                self.kill(worker).await;
+                return Ran::Died(lease);
+            }
+            _ => {}
         }
         let dies_after_build = {
             let mut faults = self.faults.lock().expect("faults");
-            if faults.get(&Breakpoint::Built) == Some(&Fault::WorkerDies) {
-                faults.remove(&Breakpoint::Built);
-                true
-            } else {
-                false
+            match faults.get(&Breakpoint::Built) {
+                Some(f @ (Fault::WorkerDies | Fault::WorkerKilled)) => {
+                    let f = f.clone();
+                    faults.remove(&Breakpoint::Built);
+                    Some(f)
+                }
+                _ => None,
             }
         };
         let result = self.build(&lease).await;
-        if dies_after_build {
+        if let Some(f) = dies_after_build {
+            if f == Fault::WorkerKilled {
+                self.kill(worker).await;
+            }
             return Ran::Died(lease);
         }
         let outcome = self.settle(&lease, result).await;

@@ -71,9 +71,27 @@ impl Worker {
         let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
         let mut running: JoinSet<()> = JoinSet::new();
         let mut next_reconcile = Instant::now();
-        tracing::info!(owner = %cfg.owner, concurrency = cfg.concurrency, "worker started");
         tokio::pin!(shutdown);
+        // Claims are tied to this session: if the process dies, they are reclaimed at once.
+        let Some(mut session) = open_session(&self.store, &cfg, &mut shutdown).await else {
+            tracing::info!("worker stopped before its claim session opened");
+            return;
+        };
+        tracing::info!(
+            owner = %cfg.owner,
+            session = session.key(),
+            concurrency = cfg.concurrency,
+            "worker started"
+        );
         loop {
+            if session.is_lost() {
+                // Builds under the old session stop (they watch it); new claims need a new one.
+                match open_session(&self.store, &cfg, &mut shutdown).await {
+                    Some(s) => session = s,
+                    None => break,
+                }
+                tracing::info!(session = session.key(), "claim session reopened");
+            }
             while running.try_join_next().is_some() {}
             if Instant::now() >= next_reconcile {
                 match queue::reconcile(&self.store).await {
@@ -89,12 +107,13 @@ impl Worker {
                 p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
                 _ = &mut shutdown => break,
             };
-            let idle = match steps::claim(&self.store, &cfg.owner, &cfg).await {
+            let idle = match steps::claim(&self.store, &session, &cfg).await {
                 Ok(Some(lease)) => {
                     let store = self.store.clone();
                     let cfg = cfg.clone();
                     let publications = self.publications.clone();
                     let stop = stop_rx.clone();
+                    let session_lost = session.lost();
                     // The job's id is its environment's id: one job per environment.
                     let span = tracing::info_span!(
                         "publish",
@@ -105,8 +124,15 @@ impl Worker {
                     running.spawn(
                         async move {
                             let started = Instant::now();
-                            let outcome =
-                                publish_job(&store, &lease, &cfg, &publications, stop).await;
+                            let outcome = publish_job(
+                                &store,
+                                &lease,
+                                &cfg,
+                                &publications,
+                                stop,
+                                session_lost,
+                            )
+                            .await;
                             crate::metrics::publish_ended(&outcome, started.elapsed());
                             log_outcome(&outcome, started.elapsed());
                             drop(permit);
@@ -147,6 +173,26 @@ impl Worker {
                 }
             }
         }
+        drop(session);
         tracing::info!("worker stopped");
+    }
+}
+
+/// Opens a claim session, retrying while the database is unreachable; `None` if `shutdown`
+/// comes first.
+async fn open_session(
+    store: &Store,
+    cfg: &WorkerConfig,
+    shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> Option<queue::ClaimSession> {
+    loop {
+        match queue::ClaimSession::open(store, &cfg.owner).await {
+            Ok(s) => return Some(s),
+            Err(e) => tracing::warn!(error = %e, "cannot open a claim session; retrying"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(cfg.poll_interval.max(Duration::from_millis(500))) => {}
+            _ = shutdown.as_mut() => return None,
+        }
     }
 }

@@ -99,7 +99,7 @@ async fn changes_during_a_build_cause_exactly_one_follow_up() {
 }
 
 #[tokio::test]
-async fn a_worker_that_dies_mid_build_loses_its_lease_and_another_publishes() {
+async fn a_worker_that_stalls_mid_build_loses_its_lease_and_another_publishes() {
     let (_t, p, _fx) = setup().await;
     p.advance(50);
     p.inject(Breakpoint::Built, Fault::WorkerDies);
@@ -127,6 +127,56 @@ async fn a_worker_that_dies_mid_build_loses_its_lease_and_another_publishes() {
     let late = p.build(&dead).await;
     assert_eq!(p.settle(&dead, late).await, PublishOutcome::LeaseLost);
     assert_snapshot!("dies_3_published_by_the_rescuer", p.snapshot().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_build_is_replaced_at_once_not_after_its_lease() {
+    let (_t, p, _fx) = setup().await;
+    p.advance(50);
+    p.inject(Breakpoint::Built, Fault::WorkerKilled);
+    let Ran::Died(dead) = p.run("w-killed").await else {
+        panic!("the worker should have died");
+    };
+    // The clock stands still: the lease has 1 s to run, but the claim's session ended with its
+    // process. (PostgreSQL releases the session's lock once it sees the connection close,
+    // a moment later in real time.)
+    let start = std::time::Instant::now();
+    let lease = loop {
+        if let Some(lease) = p.claim("w-rescuer").await {
+            break lease;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "the killed worker's job was not reclaimed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert_eq!(
+        (lease.attempts, lease.reclaimed_from.as_deref()),
+        (1, Some("w-killed"))
+    );
+    assert!(lease.claimed_at < dead.lease_until);
+    let mut tx = p.store().read().await.unwrap();
+    let job = queue::get_job(&mut tx, lease.environment_id)
+        .await
+        .unwrap()
+        .unwrap();
+    drop(tx);
+    assert_eq!(
+        job.last_error.as_deref(),
+        Some(
+            "worker w-killed: its session ended mid-build (process died or lost its database \
+             connection); reclaimed"
+        )
+    );
+    let built = p.build(&lease).await;
+    assert!(matches!(
+        p.settle(&lease, built).await,
+        PublishOutcome::Published { .. }
+    ));
+    // Whatever the dead claim would still try is refused.
+    let late = p.build(&dead).await;
+    assert_eq!(p.settle(&dead, late).await, PublishOutcome::LeaseLost);
 }
 
 #[tokio::test]

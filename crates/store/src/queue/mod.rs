@@ -11,6 +11,7 @@
 
 mod admin;
 pub mod notify;
+pub mod session;
 mod state;
 
 use crate::{sql, Result, Store, Tx};
@@ -20,6 +21,7 @@ pub use admin::{
     EnvironmentStaleness, PublishJob, PublishLogEntry, QueueStatus,
 };
 pub use notify::{listen, notify_published, parse_notification, PUBLISH_CHANNEL};
+pub use session::ClaimSession;
 pub(crate) use state::text_enum;
 pub use state::{BuildOutcome, ClaimDecision, Decision, JobState, ParkReason, UnknownValue};
 
@@ -32,18 +34,31 @@ pub struct Lease {
     /// Earlier failed or crashed attempts.
     pub attempts: i64,
     pub owner: String,
+    /// The claim session the claim is tied to (see [`session`]).
+    pub session: i64,
     pub lease_until: i64,
     pub claimed_at: i64,
     /// The worker whose claim this one took over, if any.
     pub reclaimed_from: Option<String>,
 }
 
-/// Who held a due job before: nobody, or a claimant that stopped renewing its lease (it died
-/// or stalled; its attempt counts).
+/// Who held a due job before: nobody, or a claimant whose claim lapsed (it died or stalled;
+/// its attempt counts).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Claimant {
     Unclaimed,
-    Lapsed { owner: String },
+    Lapsed { owner: String, cause: Lapse },
+}
+
+/// How a claim was found lapsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lapse {
+    /// The claimant's session ended (its process died or its connection dropped): found at
+    /// once, without waiting for the lease.
+    SessionEnded,
+    /// The lease ran out without a heartbeat (the claimant stalled, or its claim predates
+    /// sessions): the backstop.
+    LeaseExpired,
 }
 
 /// A due job, locked for the claiming transaction.
@@ -71,6 +86,7 @@ struct DueRow {
     state: JobState,
     attempts: i64,
     lease_owner: Option<String>,
+    lease_until: Option<i64>,
 }
 
 /// A write transaction that holds the write lock from its first statement. On SQLite a
@@ -79,7 +95,9 @@ struct DueRow {
 pub async fn begin(store: &Store) -> Result<Tx> {
     store.note_wait();
     match &store.pool {
-        crate::db::Pool::Sqlite { pool, write_lock } => {
+        crate::db::Pool::Sqlite {
+            pool, write_lock, ..
+        } => {
             let guard = write_lock.clone().lock_owned().await;
             Ok(Tx::Sqlite(
                 pool.begin_with("BEGIN IMMEDIATE").await?,
@@ -98,13 +116,38 @@ fn lock_clause(tx: &Tx, skip_locked: bool) -> &'static str {
     }
 }
 
-/// The oldest due job — pending and due, or running under a lease that expired before `now` —
-/// locked for this transaction (other claimants skip it on PostgreSQL; SQLite has one writer).
-pub async fn next_due(tx: &mut Tx, now: i64) -> Result<Option<DueJob>> {
+/// The oldest due job — pending and due, or running under a claim that lapsed (its session
+/// ended, or its lease expired before `now`) — locked for this transaction (other claimants skip
+/// it on PostgreSQL; SQLite has one writer). `store` is the one `tx` belongs to.
+pub async fn next_due(store: &Store, tx: &mut Tx, now: i64) -> Result<Option<DueJob>> {
+    // Running claims whose session ended: a handful (one per build in progress), each asked.
+    let running: Vec<(i64, i64)> = sql!(tx, |c| {
+        sqlx::query_as(
+            "SELECT environment_id, lease_session FROM publish_jobs \
+             WHERE state = $1 AND lease_session IS NOT NULL AND lease_until >= $2",
+        )
+        .bind(JobState::Running)
+        .bind(now)
+        .fetch_all(c)
+        .await?
+    });
+    let mut ended = Vec::new();
+    for (_, key) in running {
+        if !session::claimant_alive(store, tx, key).await? {
+            ended.push(key.to_string());
+        }
+    }
+    // Integers only: formatted into the statement, not bound.
+    let ended_clause = if ended.is_empty() {
+        String::new()
+    } else {
+        format!(" OR lease_session IN ({})", ended.join(", "))
+    };
     let query = format!(
-        "SELECT environment_id, wanted_revision, state, attempts, lease_owner \
+        "SELECT environment_id, wanted_revision, state, attempts, lease_owner, lease_until \
          FROM publish_jobs \
-         WHERE (state = $2 AND run_after <= $1) OR (state = $3 AND lease_until < $1) \
+         WHERE (state = $2 AND run_after <= $1) \
+            OR (state = $3 AND (lease_until < $1{ended_clause})) \
          ORDER BY run_after LIMIT 1{}",
         lock_clause(tx, true)
     );
@@ -123,18 +166,23 @@ pub async fn next_due(tx: &mut Tx, now: i64) -> Result<Option<DueJob>> {
         claimant: match r.state {
             JobState::Running => Claimant::Lapsed {
                 owner: r.lease_owner.unwrap_or_else(|| "unknown".to_string()),
+                cause: if r.lease_until.is_some_and(|t| t < now) {
+                    Lapse::LeaseExpired
+                } else {
+                    Lapse::SessionEnded
+                },
             },
             _ => Claimant::Unclaimed,
         },
     }))
 }
 
-/// Writes a claim decision for `due`: the job runs under `owner`'s lease (returned), or is
-/// parked (`None`).
+/// Writes a claim decision for `due`: the job runs under a lease tied to `session` (returned),
+/// or is parked (`None`).
 pub async fn take(
     tx: &mut Tx,
     due: &DueJob,
-    owner: &str,
+    session: &ClaimSession,
     decision: &ClaimDecision,
     now: i64,
 ) -> Result<Option<Lease>> {
@@ -147,16 +195,18 @@ pub async fn take(
             sql!(tx, |c| {
                 sqlx::query(
                     "UPDATE publish_jobs SET state = $2, lease_owner = $3, lease_until = $4, \
-                         attempts = $5, last_error = COALESCE($6, last_error), updated_at = $7 \
+                         attempts = $5, last_error = COALESCE($6, last_error), updated_at = $7, \
+                         lease_session = $8 \
                      WHERE environment_id = $1",
                 )
                 .bind(due.environment_id)
                 .bind(JobState::Running)
-                .bind(owner)
+                .bind(session.owner())
                 .bind(lease_until)
                 .bind(attempts)
                 .bind(note.as_deref())
                 .bind(now)
+                .bind(session.key())
                 .execute(c)
                 .await?
                 .rows_affected()
@@ -165,11 +215,12 @@ pub async fn take(
                 environment_id: due.environment_id,
                 wanted_revision: due.wanted_revision,
                 attempts: *attempts,
-                owner: owner.to_string(),
+                owner: session.owner().to_string(),
+                session: session.key(),
                 lease_until: *lease_until,
                 claimed_at: now,
                 reclaimed_from: match &due.claimant {
-                    Claimant::Lapsed { owner } => Some(owner.clone()),
+                    Claimant::Lapsed { owner, .. } => Some(owner.clone()),
                     Claimant::Unclaimed => None,
                 },
             }))
@@ -195,7 +246,8 @@ pub async fn take(
 pub async fn owned(tx: &mut Tx, lease: &Lease) -> Result<Option<OwnedJob>> {
     let q = format!(
         "SELECT wanted_revision, attempts FROM publish_jobs \
-         WHERE environment_id = $1 AND state = $3 AND lease_owner = $2{}",
+         WHERE environment_id = $1 AND state = $3 AND lease_owner = $2 \
+             AND lease_session = $4{}",
         lock_clause(tx, false)
     );
     let row: Option<(i64, i64)> = sql!(tx, |c| {
@@ -203,6 +255,7 @@ pub async fn owned(tx: &mut Tx, lease: &Lease) -> Result<Option<OwnedJob>> {
             .bind(lease.environment_id)
             .bind(&lease.owner)
             .bind(JobState::Running)
+            .bind(lease.session)
             .fetch_optional(c)
             .await?
     });
@@ -226,7 +279,7 @@ pub async fn apply(tx: &mut Tx, environment_id: i64, decision: &Decision, now: i
         Decision::FollowUp { run_after } => sql!(tx, |c| {
             sqlx::query(
                 "UPDATE publish_jobs SET state = $2, run_after = $3, first_requested_at = $4, \
-                     attempts = 0, lease_owner = NULL, lease_until = NULL, last_error = NULL, \
+                     attempts = 0, lease_owner = NULL, lease_until = NULL, lease_session = NULL, last_error = NULL, \
                      park_reason = NULL, updated_at = $4 \
                  WHERE environment_id = $1",
             )
@@ -245,7 +298,7 @@ pub async fn apply(tx: &mut Tx, environment_id: i64, decision: &Decision, now: i
         } => sql!(tx, |c| {
             sqlx::query(
                 "UPDATE publish_jobs SET state = $2, attempts = $3, run_after = $4, \
-                     last_error = $5, lease_owner = NULL, lease_until = NULL, updated_at = $6 \
+                     last_error = $5, lease_owner = NULL, lease_until = NULL, lease_session = NULL, updated_at = $6 \
                  WHERE environment_id = $1",
             )
             .bind(environment_id)
@@ -265,7 +318,7 @@ pub async fn apply(tx: &mut Tx, environment_id: i64, decision: &Decision, now: i
         } => sql!(tx, |c| {
             sqlx::query(
                 "UPDATE publish_jobs SET state = $2, park_reason = $3, attempts = $4, \
-                     last_error = $5, lease_owner = NULL, lease_until = NULL, updated_at = $6 \
+                     last_error = $5, lease_owner = NULL, lease_until = NULL, lease_session = NULL, updated_at = $6 \
                  WHERE environment_id = $1",
             )
             .bind(environment_id)
@@ -281,7 +334,7 @@ pub async fn apply(tx: &mut Tx, environment_id: i64, decision: &Decision, now: i
         Decision::HandBack { run_after } => sql!(tx, |c| {
             sqlx::query(
                 "UPDATE publish_jobs SET state = $2, run_after = $3, lease_owner = NULL, \
-                     lease_until = NULL, updated_at = $4 \
+                     lease_until = NULL, lease_session = NULL, updated_at = $4 \
                  WHERE environment_id = $1",
             )
             .bind(environment_id)
@@ -303,13 +356,14 @@ pub async fn heartbeat(store: &Store, lease: &Lease, lease_until: i64, now: i64)
     let n = sql!(&mut tx, |c| {
         sqlx::query(
             "UPDATE publish_jobs SET lease_until = $3, updated_at = $4 \
-             WHERE environment_id = $1 AND state = $5 AND lease_owner = $2",
+             WHERE environment_id = $1 AND state = $5 AND lease_owner = $2 AND lease_session = $6",
         )
         .bind(lease.environment_id)
         .bind(&lease.owner)
         .bind(lease_until)
         .bind(now)
         .bind(JobState::Running)
+        .bind(lease.session)
         .execute(c)
         .await?
         .rows_affected()

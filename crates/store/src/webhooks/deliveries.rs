@@ -132,6 +132,8 @@ pub async fn next_due(tx: &mut Tx, now: i64) -> Result<Option<DueJob>> {
         claimant: match r.state {
             DeliveryState::Running => Claimant::Lapsed {
                 owner: r.lease_owner.unwrap_or_else(|| "unknown".into()),
+                // Deliveries are short and tie nothing to a session: only leases lapse.
+                cause: crate::queue::Lapse::LeaseExpired,
             },
             _ => Claimant::Unclaimed,
         },
@@ -191,7 +193,7 @@ pub async fn take(
                 owner: owner.to_string(),
                 lease_until: *lease_until,
                 reclaimed_from: match &due.claimant {
-                    Claimant::Lapsed { owner } => Some(owner.clone()),
+                    Claimant::Lapsed { owner, .. } => Some(owner.clone()),
                     Claimant::Unclaimed => None,
                 },
             }))
