@@ -190,7 +190,13 @@ async fn audit_filters_by_environment_author_and_dates() {
         .await;
     assert_eq!(nobody["count"], 0);
 
-    let newest = all["results"][0]["created_at"].as_i64().unwrap();
+    // `created_date` is ISO-8601 (as Flagsmith prints it); `since`/`until` take Unix ms.
+    let newest = time::OffsetDateTime::parse(
+        all["results"][0]["created_date"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let newest = (newest.unix_timestamp_nanos() / 1_000_000) as i64;
     let (_, later) = app
         .get(&format!("/api/v1/audit/?project={p}&since={}", newest + 1))
         .await;

@@ -458,6 +458,7 @@ async fn segment_override_crud_validation_and_limits() {
         keys,
         [
             "id",
+            "uuid",
             "feature",
             "segment",
             "environment",

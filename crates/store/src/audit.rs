@@ -10,6 +10,11 @@ use crate::{sql, Page, PageRequest, Result, Tx};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditRecord {
     pub id: i64,
+    #[serde(
+        rename = "created_date",
+        serialize_with = "crate::clock::iso::serialize"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: i64,
     pub project_id: Option<i64>,
     pub environment_id: Option<i64>,

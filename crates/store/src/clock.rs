@@ -61,6 +61,29 @@ pub fn iso8601(ms: i64) -> String {
     t.format(&fmt).unwrap_or_default()
 }
 
+/// Serde helpers that write a Unix-milliseconds field as an ISO-8601 string ([`iso8601`]), the
+/// way Flagsmith's admin API prints every timestamp. Rows keep milliseconds; only the API shape
+/// is a date string.
+pub mod iso {
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::iso8601(*ms))
+    }
+
+    /// The same for a timestamp that may be absent (`null`).
+    pub mod option {
+        use serde::Serializer;
+
+        pub fn serialize<S: Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+            match ms {
+                Some(ms) => s.serialize_str(&super::super::iso8601(*ms)),
+                None => s.serialize_none(),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

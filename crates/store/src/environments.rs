@@ -14,6 +14,8 @@ use crate::{
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Environment {
     pub id: i64,
+    /// Stable across renames; Flagsmith clients address the object by it (`get-by-uuid`).
+    pub uuid: String,
     #[sqlx(rename = "project_id")]
     pub project: i64,
     pub name: String,
@@ -27,7 +29,14 @@ pub struct Environment {
     pub use_identity_overrides_in_local_eval: bool,
     /// Bumped by every change that affects this environment's document.
     pub revision: i64,
+    #[serde(serialize_with = "crate::clock::iso::serialize")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: i64,
+    #[serde(
+        rename = "created_date",
+        serialize_with = "crate::clock::iso::serialize"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: i64,
 }
 
@@ -70,7 +79,8 @@ pub struct EnvironmentPatch {
     pub use_identity_overrides_in_local_eval: Option<bool>,
 }
 
-const COLUMNS: &str = "id, project_id, name, api_key, allow_client_traits, hide_disabled_flags, \
+const COLUMNS: &str =
+    "id, uuid, project_id, name, api_key, allow_client_traits, hide_disabled_flags, \
     hide_sensitive_data, use_identity_composite_key_for_hashing, \
     use_identity_overrides_in_local_eval, revision, updated_at, created_at";
 
@@ -108,8 +118,8 @@ pub async fn create(ch: &mut Change, new: &NewEnvironment) -> Result<Environment
         sqlx::query_as(&format!(
             "INSERT INTO environments (project_id, name, api_key, allow_client_traits, \
                  hide_disabled_flags, hide_sensitive_data, use_identity_composite_key_for_hashing, \
-                 use_identity_overrides_in_local_eval, revision, updated_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9) RETURNING {COLUMNS}"
+                 use_identity_overrides_in_local_eval, revision, updated_at, created_at, uuid) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9, $10) RETURNING {COLUMNS}"
         ))
         .bind(new.project)
         .bind(&name)
@@ -120,6 +130,7 @@ pub async fn create(ch: &mut Change, new: &NewEnvironment) -> Result<Environment
         .bind(new.use_identity_composite_key_for_hashing)
         .bind(new.use_identity_overrides_in_local_eval)
         .bind(now)
+        .bind(uuid::Uuid::new_v4().to_string())
         .fetch_one(c)
         .await
         .map_err(crate::error::unique_as_conflict(

@@ -115,8 +115,8 @@ pub async fn create(ch: &mut Change, project_id: i64, new: &NewFeature) -> Resul
     let row: FeatureRow = sql!(ch.tx(), |c| {
         sqlx::query_as(&format!(
             "INSERT INTO features (project_id, name, type, initial_value, default_enabled, \
-                 description, is_server_key_only, tags, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
+                 description, is_server_key_only, tags, created_at, uuid) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
         ))
         .bind(project_id)
         .bind(&name)
@@ -127,6 +127,7 @@ pub async fn create(ch: &mut Change, project_id: i64, new: &NewFeature) -> Resul
         .bind(new.is_server_key_only)
         .bind(&tags)
         .bind(now)
+        .bind(uuid::Uuid::new_v4().to_string())
         .fetch_one(c)
         .await
         .map_err(unique_as_conflict(

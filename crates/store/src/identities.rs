@@ -32,6 +32,11 @@ pub struct Identity {
     /// The environment's id.
     #[sqlx(rename = "environment_id")]
     pub environment: i64,
+    #[serde(
+        rename = "created_date",
+        serialize_with = "crate::clock::iso::serialize"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: i64,
 }
 

@@ -40,10 +40,17 @@ where
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Organisation {
     pub id: i64,
+    /// Stable across renames; Flagsmith clients address the object by it (`get-by-uuid`).
+    pub uuid: String,
     pub name: String,
     pub stop_serving_flags: bool,
     pub persist_trait_data: bool,
     pub feature_analytics: bool,
+    #[serde(
+        rename = "created_date",
+        serialize_with = "crate::clock::iso::serialize"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: i64,
 }
 
@@ -75,20 +82,22 @@ pub struct OrganisationPatch {
 }
 
 const COLUMNS: &str =
-    "id, name, stop_serving_flags, persist_trait_data, feature_analytics, created_at";
+    "id, uuid, name, stop_serving_flags, persist_trait_data, feature_analytics, created_at";
 
 pub async fn create(ch: &mut Change, new: &NewOrganisation) -> Result<Organisation> {
     let name = validate_name("name", &new.name)?;
     let org: Organisation = sql!(ch.tx(), |c| {
         sqlx::query_as(&format!(
             "INSERT INTO organisations (name, stop_serving_flags, persist_trait_data, \
-                 feature_analytics, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
+                 feature_analytics, created_at, uuid) VALUES ($1, $2, $3, $4, $5, $6) \
+             RETURNING {COLUMNS}"
         ))
         .bind(&name)
         .bind(new.stop_serving_flags)
         .bind(new.persist_trait_data)
         .bind(new.feature_analytics)
         .bind(now_ms())
+        .bind(uuid::Uuid::new_v4().to_string())
         .fetch_one(c)
         .await?
     });

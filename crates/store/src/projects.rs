@@ -14,18 +14,26 @@ use crate::{
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Project {
     pub id: i64,
+    /// Stable across renames; Flagsmith clients address the object by it (`get-by-uuid`).
+    pub uuid: String,
     pub organisation: i64,
     pub name: String,
     pub hide_disabled_flags: bool,
     pub enable_realtime_updates: bool,
     /// The effective limits (defaults plus this project's overrides).
     pub limits: Limits,
+    #[serde(
+        rename = "created_date",
+        serialize_with = "crate::clock::iso::serialize"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: i64,
 }
 
 #[derive(sqlx::FromRow)]
 struct ProjectRow {
     id: i64,
+    uuid: String,
     organisation_id: i64,
     name: String,
     hide_disabled_flags: bool,
@@ -39,6 +47,7 @@ impl TryFrom<ProjectRow> for Project {
     fn try_from(r: ProjectRow) -> Result<Project> {
         Ok(Project {
             id: r.id,
+            uuid: r.uuid,
             organisation: r.organisation_id,
             name: r.name,
             hide_disabled_flags: r.hide_disabled_flags,
@@ -77,7 +86,8 @@ pub struct ProjectPatch {
 }
 
 const COLUMNS: &str =
-    "id, organisation_id, name, hide_disabled_flags, enable_realtime_updates, limits, created_at";
+    "id, uuid, organisation_id, name, hide_disabled_flags, enable_realtime_updates, limits, \
+    created_at";
 
 /// Validates a limits patch and merges it into the stored overrides object.
 fn merge_limit_overrides(stored: &str, patch: &serde_json::Value) -> Result<String> {
@@ -105,8 +115,8 @@ pub async fn create(ch: &mut Change, new: &NewProject) -> Result<Project> {
     let row: ProjectRow = sql!(ch.tx(), |c| {
         sqlx::query_as(&format!(
             "INSERT INTO projects (organisation_id, name, hide_disabled_flags, \
-                 enable_realtime_updates, limits, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+                 enable_realtime_updates, limits, created_at, uuid) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
         ))
         .bind(new.organisation)
         .bind(&name)
@@ -114,6 +124,7 @@ pub async fn create(ch: &mut Change, new: &NewProject) -> Result<Project> {
         .bind(new.enable_realtime_updates)
         .bind(&limits)
         .bind(now_ms())
+        .bind(uuid::Uuid::new_v4().to_string())
         .fetch_one(c)
         .await?
     });

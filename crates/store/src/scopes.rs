@@ -55,6 +55,55 @@ pub async fn project(tx: &mut Tx, id: i64) -> Result<ProjectRef> {
     .ok_or(StoreError::not_found("project"))
 }
 
+/// An object Flagsmith's clients address by `uuid` (its `get-by-uuid` routes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByUuid {
+    Project,
+    Environment,
+    Feature,
+    Segment,
+}
+
+impl ByUuid {
+    fn table(self) -> &'static str {
+        match self {
+            ByUuid::Project => "projects",
+            ByUuid::Environment => "environments",
+            ByUuid::Feature => "features",
+            ByUuid::Segment => "segments",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            ByUuid::Project => "project",
+            ByUuid::Environment => "environment",
+            ByUuid::Feature => "feature",
+            ByUuid::Segment => "segment",
+        }
+    }
+}
+
+/// The id of the `kind` object whose uuid is `uuid`, and the id of its project (a project's
+/// own id for a project). Not found for an unknown or malformed uuid.
+pub async fn by_uuid(tx: &mut Tx, kind: ByUuid, uuid: &str) -> Result<(i64, i64)> {
+    let project = if kind == ByUuid::Project {
+        "id"
+    } else {
+        "project_id"
+    };
+    let table = kind.table();
+    let row: Option<(i64, i64)> = sql!(tx, |c| {
+        sqlx::query_as(&format!(
+            "SELECT id, {project} FROM {table} WHERE uuid = $1"
+        ))
+        .bind(uuid)
+        .fetch_optional(c)
+        .await?
+    });
+    row.ok_or(StoreError::not_found(kind.what()))
+}
+
 /// The organisation `id`, if it exists.
 pub async fn organisation(tx: &mut Tx, id: i64) -> Result<i64> {
     let row: Option<i64> = sql!(tx, |c| {

@@ -26,17 +26,24 @@ pub const MAX_DESCRIPTION_CHARS: usize = 20_000;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Segment {
     pub id: i64,
+    /// Stable across renames; Flagsmith clients address the object by it (`get-by-uuid`).
+    pub uuid: String,
     pub project: i64,
     pub name: String,
     pub description: Option<String>,
     pub rules: Vec<SegmentRule>,
+    #[serde(serialize_with = "crate::clock::iso::serialize")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: i64,
+    #[serde(serialize_with = "crate::clock::iso::serialize")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: i64,
 }
 
 #[derive(sqlx::FromRow)]
 struct SegmentRow {
     id: i64,
+    uuid: String,
     project_id: i64,
     name: String,
     description: Option<String>,
@@ -51,6 +58,7 @@ impl TryFrom<SegmentRow> for Segment {
         Ok(Segment {
             rules: decode_rules(&r.rules)?,
             id: r.id,
+            uuid: r.uuid,
             project: r.project_id,
             name: r.name,
             description: r.description,
@@ -101,7 +109,7 @@ pub struct SegmentPatch {
     pub rules: Option<Value>,
 }
 
-const COLUMNS: &str = "id, project_id, name, description, rules, created_at, updated_at";
+const COLUMNS: &str = "id, uuid, project_id, name, description, rules, created_at, updated_at";
 
 fn validate_description(d: Option<&str>) -> Result<Option<String>> {
     match d {
@@ -153,14 +161,15 @@ pub async fn create(ch: &mut Change, project_id: i64, new: &NewSegment) -> Resul
     let now = now_ms();
     let row: SegmentRow = sql!(ch.tx(), |c| {
         sqlx::query_as(&format!(
-            "INSERT INTO segments (project_id, name, description, rules, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $5) RETURNING {COLUMNS}"
+            "INSERT INTO segments (project_id, name, description, rules, created_at, updated_at, \
+                 uuid) VALUES ($1, $2, $3, $4, $5, $5, $6) RETURNING {COLUMNS}"
         ))
         .bind(project_id)
         .bind(&name)
         .bind(&description)
         .bind(encode_rules(&rules))
         .bind(now)
+        .bind(uuid::Uuid::new_v4().to_string())
         .fetch_one(c)
         .await
         .map_err(name_conflict())?

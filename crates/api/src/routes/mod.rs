@@ -16,6 +16,7 @@ mod projects;
 mod segments;
 mod tasks;
 mod transfer;
+mod uuids;
 pub mod webhooks;
 
 /// Routes that need no credential (sign-in and sign-up).
@@ -36,5 +37,6 @@ pub(crate) fn all(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     let r = transfer::routes(r);
     let r = people::routes(r);
     let r = webhooks::routes(r);
+    let r = uuids::routes(r);
     audit::routes(r)
 }

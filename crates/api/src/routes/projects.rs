@@ -1,12 +1,16 @@
 //! `/api/v1/projects/`: listed as far as the caller may view them (`VIEW_PROJECT`); created
 //! with the organisation's `CREATE_PROJECT`; changed and deleted by project admins.
+//!
+//! The list is a plain JSON array, as Flagsmith's `ProjectViewSet` returns it (no pagination;
+//! its clients index the answer as a list). Sending `page` or `page_size` asks for Flagstone's
+//! usual page object instead.
 
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use flagstone_access::{Need, OrganisationPermission, ProjectPermission, Visible};
 use flagstone_store::projects::{self, NewProject, Project, ProjectPatch};
 use flagstone_store::usage::{self, ProjectUsage};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::permit::{rules, Permit};
@@ -30,14 +34,28 @@ struct ProjectFilter {
     page_size: Option<i64>,
 }
 
+/// The projects list: every visible project (Flagsmith's shape), or one page when asked.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+enum ProjectList {
+    All(Vec<Project>),
+    Page(Paginated<Project>),
+}
+
+/// Projects of one listing without `page`/`page_size`, at most: an organisation holds far
+/// fewer; past it, a client pages.
+const MAX_UNPAGED: i64 = 1000;
+
 #[utoipa::path(get, path = "/api/v1/projects", tag = "projects", params(ProjectFilter),
-    responses((status = 200, body = Paginated<Project>)))]
+    responses((status = 200, body = ProjectList,
+        description = "A plain array, or a page object when `page` or `page_size` is sent")))]
 async fn list_projects(
     State(s): State<AppState>,
     caller: Caller,
     uri: Uri,
     Query(f): Query<ProjectFilter>,
-) -> ApiResult<Json<Paginated<Project>>> {
+) -> ApiResult<Json<ProjectList>> {
+    let paged = f.page.is_some() || f.page_size.is_some();
     let req = PageParams {
         page: f.page,
         page_size: f.page_size,
@@ -47,8 +65,17 @@ async fn list_projects(
         .grants()
         .visible(Visible::Projects(ProjectPermission::ViewProject));
     let mut tx = s.store.read().await?;
+    if !paged {
+        let req = PageParams {
+            page: Some(1),
+            page_size: Some(MAX_UNPAGED),
+        }
+        .request();
+        let all = projects::list_visible(&mut tx, f.organisation, &visible, req).await?;
+        return Ok(Json(ProjectList::All(all.results)));
+    }
     let page = projects::list_visible(&mut tx, f.organisation, &visible, req).await?;
-    Ok(Json(paginate(&uri, req, page)))
+    Ok(Json(ProjectList::Page(paginate(&uri, req, page))))
 }
 
 #[utoipa::path(post, path = "/api/v1/projects", tag = "projects", request_body = NewProject,

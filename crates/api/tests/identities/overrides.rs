@@ -30,7 +30,7 @@ async fn identity_overrides_crud_bumps_revision_and_audits() {
     assert_eq!(o["environment"], env_id);
     assert_eq!(o["enabled"], true);
     assert_eq!(o["feature_state_value"], "blue");
-    assert!(o["updated_at"].is_i64());
+    assert!(o["updated_at"].is_string());
     assert_eq!(marks(&app, &key).await, (rev + 1, audit + 1));
 
     // Defaults: disabled, null value.

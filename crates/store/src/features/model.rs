@@ -48,6 +48,8 @@ impl FeatureType {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Feature {
     pub id: i64,
+    /// Stable across renames; Flagsmith clients address the object by it (`get-by-uuid`).
+    pub uuid: String,
     pub project: i64,
     /// The name SDKs look flags up by; unique in the project (ignoring case).
     pub name: String,
@@ -64,12 +66,18 @@ pub struct Feature {
     /// Archived features are hidden from the dashboard's default list; they are still served.
     pub is_archived: bool,
     pub multivariate_options: Vec<MvOption>,
+    #[serde(
+        rename = "created_date",
+        serialize_with = "crate::clock::iso::serialize"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: i64,
 }
 
 #[derive(sqlx::FromRow)]
 pub(super) struct FeatureRow {
     pub(super) id: i64,
+    uuid: String,
     project_id: i64,
     name: String,
     #[sqlx(rename = "type")]
@@ -87,6 +95,7 @@ impl FeatureRow {
     pub(super) fn into_feature(self, multivariate_options: Vec<MvOption>) -> Result<Feature> {
         Ok(Feature {
             id: self.id,
+            uuid: self.uuid,
             project: self.project_id,
             name: self.name,
             feature_type: FeatureType::from_stored(&self.kind)?,
@@ -166,7 +175,7 @@ where
 }
 
 pub(super) const COLUMNS: &str =
-    "id, project_id, name, type, initial_value, default_enabled, description, \
+    "id, uuid, project_id, name, type, initial_value, default_enabled, description, \
     is_server_key_only, tags, is_archived, created_at";
 
 pub(super) fn validate_description(d: Option<&str>) -> Result<Option<String>> {

@@ -21,6 +21,8 @@ use crate::{
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FeatureState {
     pub id: i64,
+    /// Flagsmith's `featurestate_uuid`; clients address the state by it (`get-by-uuid`).
+    pub uuid: String,
     pub feature: i64,
     pub environment: i64,
     pub enabled: bool,
@@ -28,12 +30,15 @@ pub struct FeatureState {
     pub feature_state_value: Value,
     /// Allocations that differ from the options' defaults; an unlisted option gets its default.
     pub multivariate_feature_state_values: Vec<MvAllocation>,
+    #[serde(serialize_with = "crate::clock::iso::serialize")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: i64,
 }
 
 #[derive(sqlx::FromRow)]
 struct StateRow {
     id: i64,
+    uuid: String,
     feature_id: i64,
     environment_id: i64,
     enabled: bool,
@@ -47,6 +52,7 @@ impl TryFrom<StateRow> for FeatureState {
     fn try_from(r: StateRow) -> Result<FeatureState> {
         Ok(FeatureState {
             id: r.id,
+            uuid: r.uuid,
             feature: r.feature_id,
             environment: r.environment_id,
             enabled: r.enabled,
@@ -73,7 +79,8 @@ pub struct FeatureStatePatch {
     pub environment: Option<i64>,
 }
 
-const COLUMNS: &str = "id, feature_id, environment_id, enabled, value, mv_allocations, updated_at";
+const COLUMNS: &str =
+    "id, uuid, feature_id, environment_id, enabled, value, mv_allocations, updated_at";
 
 /// The state `id` of this environment; `NotFound` if it belongs to another one.
 pub async fn get(tx: &mut Tx, environment_id: i64, id: i64) -> Result<FeatureState> {

@@ -29,6 +29,8 @@ pub struct IdentityOverride {
     pub enabled: bool,
     /// A string, integer, float, boolean or null.
     pub feature_state_value: Value,
+    #[serde(serialize_with = "crate::clock::iso::serialize")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: i64,
     /// Stable id of this feature state (`featurestate_uuid` in the environment document).
     #[serde(skip)]

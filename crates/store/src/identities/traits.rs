@@ -26,6 +26,8 @@ pub struct Trait {
     pub trait_key: String,
     /// A string, integer, float or boolean, as it was sent.
     pub trait_value: Value,
+    #[serde(serialize_with = "crate::clock::iso::serialize")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: i64,
 }
 

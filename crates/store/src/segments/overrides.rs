@@ -19,6 +19,8 @@ use crate::{
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SegmentOverride {
     pub id: i64,
+    /// Flagsmith's `featurestate_uuid`; clients address the state by it (`get-by-uuid`).
+    pub uuid: String,
     pub feature: i64,
     pub segment: i64,
     pub environment: i64,
@@ -28,12 +30,15 @@ pub struct SegmentOverride {
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub feature_state_value: Value,
     pub multivariate_feature_state_values: Vec<MvAllocation>,
+    #[serde(serialize_with = "crate::clock::iso::serialize")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: i64,
 }
 
 #[derive(sqlx::FromRow)]
 pub(super) struct OverrideRow {
     id: i64,
+    uuid: String,
     feature_id: i64,
     segment_id: i64,
     environment_id: i64,
@@ -54,6 +59,7 @@ impl TryFrom<OverrideRow> for SegmentOverride {
             )?,
             multivariate_feature_state_values: values::decode_allocations(&r.mv_allocations)?,
             id: r.id,
+            uuid: r.uuid,
             feature: r.feature_id,
             segment: r.segment_id,
             environment: r.environment_id,
@@ -65,7 +71,7 @@ impl TryFrom<OverrideRow> for SegmentOverride {
 }
 
 pub(super) const COLUMNS: &str =
-    "id, feature_id, segment_id, environment_id, priority, enabled, value, \
+    "id, uuid, feature_id, segment_id, environment_id, priority, enabled, value, \
     mv_allocations, updated_at";
 
 #[derive(Debug, Clone, Deserialize)]

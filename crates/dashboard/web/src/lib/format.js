@@ -1,7 +1,13 @@
 // How values, times and sizes are written on screen.
 
-export function ago(ms) {
-  if (ms === null || ms === undefined) return '—';
+/** A time as the API gives it (ISO-8601 string, as Flagsmith's admin API does) or Unix ms. */
+function toMs(t) {
+  return typeof t === 'string' ? Date.parse(t) : t;
+}
+
+export function ago(t) {
+  if (t === null || t === undefined) return '—';
+  const ms = toMs(t);
   const s = Math.round((Date.now() - ms) / 1000);
   if (s < 5) return 'just now';
   if (s < 60) return `${s} s ago`;
@@ -10,9 +16,9 @@ export function ago(ms) {
   return new Date(ms).toLocaleDateString();
 }
 
-export function dateTime(ms) {
-  if (ms === null || ms === undefined) return '—';
-  return new Date(ms).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+export function dateTime(t) {
+  if (t === null || t === undefined) return '—';
+  return new Date(toMs(t)).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 }
 
 export function duration(ms) {

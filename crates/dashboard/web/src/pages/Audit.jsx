@@ -70,7 +70,7 @@ export function Audit({ params }) {
             <tbody>
               {list.data.results.map((r) => (
                 <tr key={r.id}>
-                  <td class="nowrap hide-phone">{dateTime(r.created_at)}</td>
+                  <td class="nowrap hide-phone">{dateTime(r.created_date)}</td>
                   <td>
                     <div>{r.log}</div>
                     <div class="muted small">
@@ -78,7 +78,7 @@ export function Audit({ params }) {
                       {r.environment_id && envName(r.environment_id) ? ` · ${envName(r.environment_id)}` : ''}
                       <span class="show-phone">
                         {' '}
-                        · {r.actor} · {dateTime(r.created_at)}
+                        · {r.actor} · {dateTime(r.created_date)}
                       </span>
                     </div>
                     {(r.before_state || r.after_state) && (

@@ -64,7 +64,7 @@ export function Identities({ params }) {
                       {i.identifier}
                     </Link>
                   </td>
-                  <td class="hide-phone">{ago(i.created_at)}</td>
+                  <td class="hide-phone">{ago(i.created_date)}</td>
                 </tr>
               ))}
             </tbody>

@@ -1,0 +1,17 @@
+//! Flagsmith compatibility suite: per endpoint, the requests Flagsmith's own clients send (its
+//! dashboard's services under `frontend/common/services`, the Terraform provider's Go API client
+//! `Flagsmith/flagsmith-go-api-client`, the Python admin client), replayed against Flagstone, with
+//! the answers checked against the fields Flagsmith's serializers (`api/*/serializers.py`) give.
+//! Runs on SQLite, and on PostgreSQL when `FLAGSTONE_TEST_DATABASE_URL` is set.
+//! docs/flagsmith-compat.md lists what is the same, what differs and what Flagstone adds.
+
+mod common;
+
+#[path = "flagsmith_compat/projects.rs"]
+mod projects;
+#[path = "flagsmith_compat/shapes.rs"]
+mod shapes;
+#[path = "flagsmith_compat/timestamps.rs"]
+mod timestamps;
+#[path = "flagsmith_compat/uuids.rs"]
+mod uuids;

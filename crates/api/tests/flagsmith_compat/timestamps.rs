@@ -1,0 +1,80 @@
+//! Timestamps are ISO-8601 strings under Flagsmith's names: `created_date` on organisations and
+//! features (`OrganisationSerializerFull`, `CreateFeatureSerializer`), `created_at`/`updated_at`
+//! on segments (`SegmentSerializer`) and feature states (`FeatureStateSerializerBasic`).
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+use super::shapes::{is_iso_datetime, World};
+use crate::common::TestApp;
+
+#[tokio::test]
+async fn every_timestamp_is_an_iso_8601_string_under_flagsmiths_name() {
+    let app = TestApp::new().await;
+    let w = World::new(&app).await;
+    let p = w.project_id();
+    let key = w.env_key();
+
+    is_iso_datetime("organisation", &w.org, "created_date");
+    let (_, orgs) = app.get("/api/v1/organisations/").await;
+    is_iso_datetime("listed organisation", &orgs["results"][0], "created_date");
+    is_iso_datetime("project", &w.project, "created_date");
+    is_iso_datetime("environment", &w.env, "created_date");
+    is_iso_datetime("environment", &w.env, "updated_at");
+
+    let (s, f) = app
+        .post(
+            &format!("/api/v1/projects/{p}/features/"),
+            json!({"name": "checkout", "project": p}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{f}");
+    is_iso_datetime("feature", &f, "created_date");
+    assert!(f.get("created_at").is_none(), "{f}");
+    let (_, listed) = app.get(&format!("/api/v1/projects/{p}/features/")).await;
+    is_iso_datetime("listed feature", &listed["results"][0], "created_date");
+
+    let (s, seg) = app
+        .post(
+            &format!("/api/v1/projects/{p}/segments/"),
+            json!({"name": "beta", "project": p, "rules": [{"type": "ALL", "rules": [
+                {"type": "ANY", "conditions": [{"operator": "EQUAL", "property": "plan", "value": "beta"}]}
+            ]}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{seg}");
+    is_iso_datetime("segment", &seg, "created_at");
+    is_iso_datetime("segment", &seg, "updated_at");
+
+    let (_, states) = app
+        .get(&format!(
+            "/api/v1/environments/{key}/featurestates/?feature={}",
+            f["id"]
+        ))
+        .await;
+    is_iso_datetime("feature state", &states["results"][0], "updated_at");
+
+    let (s, o) = app
+        .post(
+            &format!(
+                "/api/v1/environments/{key}/features/{}/create-segment-override/",
+                f["id"]
+            ),
+            json!({"segment": seg["id"], "enabled": true, "feature_state_value": "on"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{o}");
+    is_iso_datetime("segment override", &o, "updated_at");
+
+    let (s, i) = app
+        .post(
+            &format!("/api/v1/environments/{key}/identities/"),
+            json!({"identifier": "ada"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{i}");
+    is_iso_datetime("identity", &i, "created_date");
+
+    let (_, audit) = app.get(&format!("/api/v1/audit/?project={p}")).await;
+    is_iso_datetime("audit entry", &audit["results"][0], "created_date");
+}
