@@ -26,6 +26,19 @@ pub struct Caller {
     pub server: bool,
 }
 
+impl Caller {
+    /// Whether this caller is served a feature in this state: disabled flags are hidden when
+    /// the environment hides them, and server-key-only features from client keys (Flagsmith's
+    /// quirk kept: not when hide-disabled is on). Every per-identity answer applies this rule.
+    pub fn serves(&self, feature_id: i64, enabled: bool) -> bool {
+        let snap = &self.snap;
+        if snap.hide_disabled {
+            return enabled;
+        }
+        self.server || !snap.server_key_only.contains(&feature_id)
+    }
+}
+
 struct Cached {
     /// The environment's client key, or `None` for a key the store does not know.
     api_key: Option<String>,
@@ -95,6 +108,16 @@ pub async fn authenticate(
         .map(str::trim)
         .filter(|k| !k.is_empty())
         .ok_or(SdkError::MissingKey)?;
+    authenticate_key(key, registry, server_keys, store).await
+}
+
+/// Authenticates an environment key (client or server-side) however the caller sent it.
+pub async fn authenticate_key(
+    key: &str,
+    registry: &Registry,
+    server_keys: &ServerKeys,
+    store: &Store,
+) -> Result<Caller, SdkError> {
     let (snap, server) = if key.starts_with(SERVER_KEY_PREFIX) {
         let api_key = server_keys
             .resolve(store, key)

@@ -68,8 +68,8 @@ impl FromStr for CorsOrigins {
     }
 }
 
-/// Request headers browsers may send: Flagsmith's `CORS_ALLOW_HEADERS`.
-const ALLOW_HEADERS: [&str; 11] = [
+/// Request headers browsers may send: Flagsmith's `CORS_ALLOW_HEADERS`, and OFREP's `X-API-Key`.
+const ALLOW_HEADERS: [&str; 12] = [
     "accept",
     "authorization",
     "content-type",
@@ -81,6 +81,7 @@ const ALLOW_HEADERS: [&str; 11] = [
     "flagsmith-application-version",
     "flagsmith-sdk-user-agent",
     "if-none-match",
+    "x-api-key",
 ];
 
 /// Response headers scripts may read.

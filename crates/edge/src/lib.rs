@@ -5,7 +5,7 @@
 //! - [`registry`]: the snapshots served, swapped atomically per publish.
 //! - [`follow`]: loading and following published documents, with a local last-good cache.
 //! - [`routes`]: `/api/v1/flags/`, `/identities/`, `/environment-document/`, `/analytics/flags/`,
-//!   `/sse/environments/{key}/stream`.
+//!   `/sse/environments/{key}/stream`, and OpenFeature's OFREP (`/ofrep/v1/evaluate/flags[/{key}]`).
 
 pub mod auth;
 pub mod cors;

@@ -87,6 +87,10 @@ pub struct EnvSnapshot {
     /// Feature id -> metadata.
     pub features: HashMap<i64, FeatureMeta>,
     pub server_key_only: HashSet<i64>,
+    /// Features whose value can depend on who asks: with segment overrides or a multivariate
+    /// split (identity overrides are not in the stored document). OFREP answers these with
+    /// `TARGETING_KEY_MISSING` when no identity is given.
+    pub targeted: HashSet<i64>,
     /// `environment.hide_disabled_flags`, falling back to the project's.
     pub hide_disabled: bool,
     pub allow_client_traits: bool,
@@ -171,6 +175,13 @@ impl EnvSnapshot {
             .iter()
             .copied()
             .collect();
+        let targeted: HashSet<i64> = doc
+            .feature_states
+            .iter()
+            .filter(|fs| !fs.multivariate_feature_state_values.is_empty())
+            .chain(doc.project.segments.iter().flat_map(|s| &s.feature_states))
+            .map(|fs| fs.feature.id)
+            .collect();
         let features: HashMap<i64, FeatureMeta> = doc
             .feature_states
             .iter()
@@ -228,6 +239,7 @@ impl EnvSnapshot {
             compiled,
             features,
             server_key_only,
+            targeted,
             hide_disabled,
             allow_client_traits: doc.allow_client_traits,
             persist_trait_data: organisation.is_none_or(|o| o.persist_trait_data),

@@ -86,18 +86,23 @@ pub(crate) async fn post_identity(
 }
 
 /// A validated incoming trait: key, value (`None` deletes), transient.
-type IncomingTrait = (String, Option<Value>, bool);
+pub(crate) type IncomingTrait = (String, Option<Value>, bool);
 
 /// An incoming trait as the store would write it. Its key and value are checked with the rest of
 /// the request's traits in [`identify`], by the store's rules.
 fn validate_trait(t: TraitIn) -> Result<IncomingTrait, SdkError> {
-    let value = match t.trait_value {
+    let value = trait_value(t.trait_value);
+    Ok((t.trait_key, value, t.transient.unwrap_or(false)))
+}
+
+/// A trait value as sent by a client, as Flagsmith keeps it: `null` deletes the trait (`None`),
+/// scalars are kept as they are, any other JSON as its string form.
+pub(crate) fn trait_value(v: Value) -> Option<Value> {
+    match v {
         Value::Null => None,
         v @ (Value::String(_) | Value::Number(_) | Value::Bool(_)) => Some(v),
-        // Flagsmith stores any other JSON as its string form.
         other => Some(Value::String(other.to_string())),
-    };
-    Ok((t.trait_key, value, t.transient.unwrap_or(false)))
+    }
 }
 
 /// The store's rules for trait writes with the project's limits, checked before anything is
@@ -160,13 +165,15 @@ fn transient_identifier(traits: &[IncomingTrait]) -> String {
     hex::encode(h.finalize())
 }
 
-struct Identified {
-    identifier: String,
-    traits: IndexMap<String, Value>,
-    stored: Arc<StoredIdentity>,
+pub(crate) struct Identified {
+    pub(crate) identifier: String,
+    pub(crate) traits: IndexMap<String, Value>,
+    pub(crate) stored: Arc<StoredIdentity>,
 }
 
-async fn identify(
+/// An identity's stored data with the request's traits merged over it; the traits are checked
+/// by the store's rules and, unless `transient`, persisted behind the request.
+pub(crate) async fn identify(
     state: &EdgeState,
     c: &Caller,
     identifier: String,
@@ -255,10 +262,7 @@ fn write_flags(
             Some((_, enabled, value)) => (*enabled, value, None),
             None => (f.enabled, f.value, f.variant.as_result_variant()),
         };
-        if snap.hide_disabled && !enabled {
-            continue;
-        }
-        if !c.server && !snap.hide_disabled && snap.server_key_only.contains(&feature_id) {
+        if !c.serves(feature_id, enabled) {
             continue;
         }
         if written > 0 {

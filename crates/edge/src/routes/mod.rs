@@ -6,6 +6,7 @@ mod analytics;
 mod document;
 mod flags;
 mod identities;
+mod ofrep;
 mod realtime;
 
 use axum::http::{HeaderMap, HeaderValue};
@@ -26,6 +27,8 @@ pub(crate) fn router(state: EdgeState) -> Router {
         )
         .route("/api/v1/environment-document", get(document::get_document))
         .route("/api/v1/analytics/flags", post(analytics::post_analytics))
+        .route("/ofrep/v1/evaluate/flags", post(ofrep::evaluate_flags))
+        .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::evaluate_flag))
         .route(
             "/sse/environments/{client_key}/stream",
             get(realtime::stream),
