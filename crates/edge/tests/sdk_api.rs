@@ -221,10 +221,12 @@ async fn identities_get_segment_and_identity_overrides_in_flagsmith_precedence()
         )
         .await;
     assert_eq!(one.json()["feature_state_value"], "personal");
-    let missing = app
-        .sdk(Method::GET, "/api/v1/identities/", Some(&key), None, &[])
-        .await;
-    assert_eq!(missing.status, StatusCode::BAD_REQUEST);
+    // As Flagsmith: a missing or empty identifier is 200 with a `detail`, and creates nothing.
+    for path in ["/api/v1/identities/", "/api/v1/identities/?identifier="] {
+        let missing = app.sdk(Method::GET, path, Some(&key), None, &[]).await;
+        assert_eq!(missing.status, StatusCode::OK, "{path}");
+        assert_eq!(missing.json(), json!({"detail": "Missing identifier"}));
+    }
 }
 
 #[tokio::test]

@@ -49,10 +49,11 @@ pub(crate) async fn get_identity(
     StrictQuery(q): StrictQuery,
 ) -> Result<Response, SdkError> {
     let c = caller(&state, &headers).await?;
-    let identifier = q
-        .get("identifier")
-        .filter(|i| !i.is_empty())
-        .ok_or_else(|| SdkError::BadRequest("Missing identifier".into()))?;
+    let Some(identifier) = q.get("identifier").filter(|i| !i.is_empty()) else {
+        // Flagsmith answers a missing or empty identifier 200 with this body (its SDKs read
+        // `detail`), not 400.
+        return Ok(axum::Json(json!({"detail": "Missing identifier"})).into_response());
+    };
     let transient = q.get("transient").is_some_and(|t| t == "true" || t == "1");
     let resp = identify(&state, &c, identifier.clone(), Vec::new(), transient).await?;
     respond(&c, resp, q.get("feature").map(String::as_str))
