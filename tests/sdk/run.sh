@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs real, unchanged Flagsmith SDKs against `flagstone serve` (the release binary):
 # Python flagsmith 6.3.0, the OpenFeature Python provider, flagsmith-nodejs and the Rust
-# flagsmith crate 3.1.2. Installs the pinned dependencies when missing. Builds nothing of
+# flagsmith crate 3.1.2, and OpenFeature's OFREP providers (Python openfeature-provider-ofrep,
+# npm @openfeature/ofrep-provider and @openfeature/ofrep-web-provider). Installs the pinned
+# dependencies when missing. Builds nothing of
 # Flagstone: set FLAGSTONE_BIN or build target/release/flagstone first.
 # Ends with a line `N passed, N failed`; exits non-zero on any failure.
 #

@@ -51,7 +51,7 @@ def python_suite() -> tuple:
 
 def node_suite() -> tuple:
     code, out = run(
-        ["node", "--test", "--test-reporter=tap", "sdk.test.mjs"], HERE / "node", timeout=120
+        ["node", "--test", "--test-reporter=tap", "sdk.test.mjs", "ofrep.test.mjs"], HERE / "node", timeout=120
     )
     def count(name: str) -> int:
         m = re.search(rf"^# {name} (\d+)", out, re.M)

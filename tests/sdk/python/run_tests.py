@@ -5,7 +5,7 @@ setUpClass never ran) as failed."""
 import sys
 import unittest
 
-MODULES = ["test_flagsmith_sdk", "test_openfeature"]
+MODULES = ["test_flagsmith_sdk", "test_openfeature", "test_ofrep"]
 
 
 class CountingResult(unittest.TextTestResult):
