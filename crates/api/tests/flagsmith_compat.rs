@@ -9,9 +9,13 @@ mod common;
 
 #[path = "flagsmith_compat/projects.rs"]
 mod projects;
+#[path = "flagsmith_compat/segments.rs"]
+mod segments;
 #[path = "flagsmith_compat/shapes.rs"]
 mod shapes;
 #[path = "flagsmith_compat/timestamps.rs"]
 mod timestamps;
 #[path = "flagsmith_compat/uuids.rs"]
 mod uuids;
+#[path = "flagsmith_compat/values.rs"]
+mod values;

@@ -94,6 +94,39 @@ pub struct NewSegment {
     /// Accepted for Flagsmith compatibility; must be the project of the path when given.
     #[serde(default)]
     pub project: Option<i64>,
+    /// Read-only fields of `SegmentSerializer` that Flagsmith's clients send back after a GET
+    /// (`id`, `uuid`, `created_at`, `updated_at`, `version_of`, `membership_counts`,
+    /// `managed_by`): ignored, as Flagsmith ignores them.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub id: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub uuid: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub created_at: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub updated_at: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub version_of: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub membership_counts: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub managed_by: Option<serde::de::IgnoredAny>,
+    /// Flagsmith's feature-specific segments: only `null` is accepted (Flagstone's segments
+    /// belong to the project).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
+    pub feature: Option<Value>,
+    /// Flagsmith's segment metadata: only `null` or `[]` is accepted.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<Object>>))]
+    pub metadata: Option<Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -107,6 +140,42 @@ pub struct SegmentPatch {
     /// Replaces all rules when given.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<SegmentRule>>))]
     pub rules: Option<Value>,
+    /// Accepted for Flagsmith compatibility; must be the project of the path when given.
+    #[serde(default)]
+    pub project: Option<i64>,
+    /// Read-only fields of `SegmentSerializer` that Flagsmith's clients send back after a GET
+    /// (`id`, `uuid`, `created_at`, `updated_at`, `version_of`, `membership_counts`,
+    /// `managed_by`): ignored, as Flagsmith ignores them.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub id: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub uuid: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub created_at: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub updated_at: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub version_of: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub membership_counts: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub managed_by: Option<serde::de::IgnoredAny>,
+    /// Flagsmith's feature-specific segments: only `null` is accepted (Flagstone's segments
+    /// belong to the project).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
+    pub feature: Option<Value>,
+    /// Flagsmith's segment metadata: only `null` or `[]` is accepted.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<Object>>))]
+    pub metadata: Option<Value>,
 }
 
 const COLUMNS: &str = "id, uuid, project_id, name, description, rules, created_at, updated_at";
@@ -118,6 +187,25 @@ fn validate_description(d: Option<&str>) -> Result<Option<String>> {
             format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
         )),
         _ => Ok(d.map(str::to_string)),
+    }
+}
+
+/// Refuses what Flagsmith's segment bodies can carry but Flagstone's segments do not have: a
+/// segment tied to one feature, and segment metadata.
+fn check_unsupported(feature: Option<&Value>, metadata: Option<&Value>) -> Result<()> {
+    if feature.is_some_and(|f| !f.is_null()) {
+        return Err(StoreError::invalid(
+            "feature",
+            "feature-specific segments are not supported; leave `feature` out or null",
+        ));
+    }
+    match metadata {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Array(a)) if a.is_empty() => Ok(()),
+        Some(_) => Err(StoreError::invalid(
+            "metadata",
+            "segment metadata is not supported; leave `metadata` out, null or []",
+        )),
     }
 }
 
@@ -133,6 +221,7 @@ fn check_project_field(project_id: i64, given: Option<i64>) -> Result<()> {
 
 pub async fn create(ch: &mut Change, project_id: i64, new: &NewSegment) -> Result<Segment> {
     check_project_field(project_id, new.project)?;
+    check_unsupported(new.feature.as_ref(), new.metadata.as_ref())?;
     let limits: Limits = projects::limits(ch.tx(), project_id).await?;
     let name = validate_name("name", &new.name)?;
     let description = validate_description(new.description.as_deref())?;
@@ -241,10 +330,12 @@ pub async fn replace(
     new: &NewSegment,
 ) -> Result<Segment> {
     check_project_field(project_id, new.project)?;
+    check_unsupported(new.feature.as_ref(), new.metadata.as_ref())?;
     let patch = SegmentPatch {
         name: Some(new.name.clone()),
         description: Some(new.description.clone()),
         rules: Some(new.rules.clone()),
+        ..Default::default()
     };
     update(ch, project_id, id, &patch).await
 }
@@ -256,6 +347,8 @@ pub async fn update(
     id: i64,
     patch: &SegmentPatch,
 ) -> Result<Segment> {
+    check_project_field(project_id, patch.project)?;
+    check_unsupported(patch.feature.as_ref(), patch.metadata.as_ref())?;
     let before = get(ch.tx(), project_id, id).await?;
     let limits = projects::limits(ch.tx(), project_id).await?;
     let name = match &patch.name {

@@ -33,6 +33,54 @@ pub fn validate_flag_value(field: &str, v: &Value, limits: &Limits) -> Result<()
     }
 }
 
+/// Flagsmith's typed value object, which its clients (the Terraform provider, its admin
+/// endpoints) send as a feature-state value — `{"type": "unicode" | "int" | "bool",
+/// "string_value" | "integer_value" | "boolean_value": …}` — as the plain value it stands for.
+/// Any other value is returned as it is (validation refuses other objects).
+pub fn from_typed(v: Value) -> std::result::Result<Value, String> {
+    let Value::Object(o) = &v else {
+        return Ok(v);
+    };
+    let Some(kind) = o.get("type") else {
+        return Ok(v);
+    };
+    let (key, expected, fits): (&str, &str, fn(&Value) -> bool) = match kind.as_str() {
+        Some("unicode") => ("string_value", "a string", Value::is_string),
+        Some("int") => ("integer_value", "an integer", |x| x.is_i64() || x.is_u64()),
+        Some("bool") => ("boolean_value", "true or false", Value::is_boolean),
+        _ => {
+            return Err(format!(
+                "unknown value type {kind}; expected \"unicode\", \"int\" or \"bool\""
+            ))
+        }
+    };
+    match o.get(key) {
+        None | Some(Value::Null) => Ok(Value::Null),
+        Some(x) if fits(x) => Ok(x.clone()),
+        Some(_) => Err(format!("{key} must be {expected} for type {kind}")),
+    }
+}
+
+/// Deserializes a flag value, plain or as Flagsmith's typed object ([`from_typed`]).
+pub fn typed_value<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Value, D::Error> {
+    use serde::de::Error;
+    from_typed(Value::deserialize(d)?).map_err(D::Error::custom)
+}
+
+/// [`typed_value`] for a field that may be absent (`None`: no change).
+pub fn typed_value_present<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Value>, D::Error> {
+    typed_value(d).map(Some)
+}
+
+/// [`typed_value`] for a field that may be absent (`None`), null (`Some(None)`) or a value.
+pub fn typed_value_double<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Option<Value>>, D::Error> {
+    typed_value(d).map(|v| Some((!v.is_null()).then_some(v)))
+}
+
 /// Encodes a value for a nullable value column.
 pub fn encode_value(v: &Value) -> Option<String> {
     (!v.is_null()).then(|| v.to_string())

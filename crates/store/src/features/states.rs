@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use super::allocations::validate_feature_allocations;
-use super::{lock_feature, present};
+use super::lock_feature;
 use crate::values::{
     decode_allocations, decode_value, encode_allocations, encode_value, validate_flag_value,
     MvAllocation,
@@ -68,8 +68,9 @@ impl TryFrom<StateRow> for FeatureState {
 #[serde(deny_unknown_fields)]
 pub struct FeatureStatePatch {
     pub enabled: Option<bool>,
-    /// A string, number, boolean or null (clears the value).
-    #[serde(default, deserialize_with = "present")]
+    /// A string, number, boolean or null (clears the value), plain or as Flagsmith's
+    /// `{"type": "unicode"|"int"|"bool", "string_value"|"integer_value"|"boolean_value": …}`.
+    #[serde(default, deserialize_with = "crate::values::typed_value_present")]
     #[cfg_attr(feature = "openapi", schema(value_type = Value))]
     pub feature_state_value: Option<Value>,
     /// Replaces the state's allocations.

@@ -45,8 +45,9 @@ pub struct NewIdentityOverride {
     pub feature: i64,
     #[serde(default)]
     pub enabled: bool,
-    /// A string, integer, float, boolean or null (the default).
-    #[serde(default)]
+    /// A string, integer, float, boolean or null (the default), plain or as Flagsmith's
+    /// `{"type": …, "string_value": …}` object.
+    #[serde(default, deserialize_with = "crate::values::typed_value")]
     pub feature_state_value: Value,
 }
 
@@ -59,13 +60,8 @@ pub struct IdentityOverridePatch {
     pub feature: Option<i64>,
     pub enabled: Option<bool>,
     /// Absent: unchanged; `null`: the value becomes null.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::values::typed_value_present")]
     pub feature_state_value: Option<Value>,
-}
-
-/// Deserializes a present field, `null` included, as `Some` (absent stays `None` by default).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<Value>, D::Error> {
-    Value::deserialize(d).map(Some)
 }
 
 #[derive(sqlx::FromRow)]

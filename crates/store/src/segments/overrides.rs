@@ -8,7 +8,6 @@ use serde_json::Value;
 
 use super::priorities::renumber;
 pub use super::priorities::{reorder, PriorityUpdate};
-use crate::organisations::double_option;
 use crate::values::{self, MvAllocation};
 use crate::{
     clock::now_ms, environments, features, projects, sql, AuditEntry, Change, LimitName, Limits,
@@ -81,7 +80,8 @@ pub struct NewSegmentOverride {
     pub segment: i64,
     #[serde(default)]
     pub enabled: bool,
-    #[serde(default)]
+    /// A plain value, or Flagsmith's `{"type": …, "string_value": …}` object.
+    #[serde(default, deserialize_with = "crate::values::typed_value")]
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub feature_state_value: Value,
     /// Position among the feature's overrides in this environment; after the last when absent.
@@ -96,7 +96,7 @@ pub struct NewSegmentOverride {
 #[serde(deny_unknown_fields)]
 pub struct SegmentOverridePatch {
     pub enabled: Option<bool>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::values::typed_value_double")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub feature_state_value: Option<Option<Value>>,
     pub multivariate_feature_state_values: Option<Vec<MvAllocation>>,

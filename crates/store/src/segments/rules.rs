@@ -5,6 +5,11 @@
 //! Values are normalised the way Flagsmith stores them: a condition's `value` is always text
 //! (numbers and booleans pass through Python's `str()`), so the document builder and the engine
 //! see exactly what a Flagsmith SDK would.
+//!
+//! Flagsmith's clients send a segment back as they read it: rules and conditions with their
+//! `id`, a `delete` flag (`true` removes that rule or condition, as Flagsmith's nested
+//! serializers do) and a condition `description` (kept). Rules are replaced as a whole, so an
+//! `id` only has to be a number or null.
 
 use flagstone_engine::Operator;
 use serde::{Deserialize, Serialize};
@@ -81,6 +86,31 @@ pub struct SegmentRule {
     pub conditions: Vec<Condition>,
 }
 
+/// Whether a rule or condition sent back by a Flagsmith client is marked for removal
+/// (`"delete": true`); `id` and `delete` are checked for their types here.
+fn marked_deleted(field: &str, obj: &Map<String, Value>) -> Result<bool> {
+    match obj.get("id") {
+        None | Some(Value::Null) | Some(Value::Number(_)) => {}
+        Some(_) => {
+            return Err(StoreError::invalid(
+                format!("{field}.id"),
+                "must be a number",
+            ))
+        }
+    }
+    match obj.get("delete") {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(StoreError::invalid(
+            format!("{field}.delete"),
+            "must be true or false",
+        )),
+    }
+}
+
+/// Longest condition description accepted (Flagsmith's `max_length`).
+pub const MAX_CONDITION_DESCRIPTION_CHARS: usize = 1_000;
+
 /// One condition. `value` is text, as in Flagsmith (`null` only for `IS_SET`/`IS_NOT_SET`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -91,6 +121,9 @@ pub struct Condition {
     /// The trait key or JSONPath (`$.identity.identifier`); may be empty for `PERCENTAGE_SPLIT`.
     pub property: Option<String>,
     pub value: Option<String>,
+    /// What the condition is for, shown to people; not part of evaluation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// Validates the `rules` of a segment against the project's limits and normalises it.
@@ -123,15 +156,21 @@ impl Walk<'_> {
                 || format!("{field} nests rules {depth} deep"),
             )?;
         }
-        items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| self.rule(&format!("{field}[{i}]"), item, depth))
-            .collect()
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            if let Some(rule) = self.rule(&format!("{field}[{i}]"), item, depth)? {
+                out.push(rule);
+            }
+        }
+        Ok(out)
     }
 
-    fn rule(&mut self, field: &str, v: &Value, depth: i64) -> Result<SegmentRule> {
-        let obj = object(field, v, &["type", "rules", "conditions"])?;
+    /// A rule; `None` when the client marked it `delete`.
+    fn rule(&mut self, field: &str, v: &Value, depth: i64) -> Result<Option<SegmentRule>> {
+        let obj = object(field, v, &["type", "rules", "conditions", "id", "delete"])?;
+        if marked_deleted(field, obj)? {
+            return Ok(None);
+        }
         let rule_type = match obj.get("type") {
             Some(Value::String(s)) => RuleType::parse(s).ok_or_else(|| {
                 StoreError::invalid(
@@ -151,11 +190,15 @@ impl Walk<'_> {
         };
         let conditions = match obj.get("conditions") {
             None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(items)) => items
-                .iter()
-                .enumerate()
-                .map(|(i, c)| self.condition(&format!("{field}.conditions[{i}]"), c))
-                .collect::<Result<_>>()?,
+            Some(Value::Array(items)) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, c) in items.iter().enumerate() {
+                    if let Some(c) = self.condition(&format!("{field}.conditions[{i}]"), c)? {
+                        out.push(c);
+                    }
+                }
+                out
+            }
             Some(_) => {
                 return Err(StoreError::invalid(
                     format!("{field}.conditions"),
@@ -167,14 +210,30 @@ impl Walk<'_> {
             None => Vec::new(),
             Some(sub) => self.rule_list(&format!("{field}.rules"), sub, depth + 1)?,
         };
-        Ok(SegmentRule {
+        Ok(Some(SegmentRule {
             rule_type,
             rules,
             conditions,
-        })
+        }))
     }
 
-    fn condition(&mut self, field: &str, v: &Value) -> Result<Condition> {
+    /// A condition; `None` when the client marked it `delete`.
+    fn condition(&mut self, field: &str, v: &Value) -> Result<Option<Condition>> {
+        let obj = object(
+            field,
+            v,
+            &[
+                "operator",
+                "property",
+                "value",
+                "description",
+                "id",
+                "delete",
+            ],
+        )?;
+        if marked_deleted(field, obj)? {
+            return Ok(None);
+        }
         self.conditions += 1;
         let count = self.conditions;
         Limits::check(
@@ -183,7 +242,6 @@ impl Walk<'_> {
             count,
             || format!("the segment has more than {} conditions", count - 1),
         )?;
-        let obj = object(field, v, &["operator", "property", "value"])?;
         let op_field = format!("{field}.operator");
         let operator = match obj.get("operator") {
             Some(Value::String(s)) => match Operator::parse(s) {
@@ -201,11 +259,29 @@ impl Walk<'_> {
         let property =
             self.property(&format!("{field}.property"), &operator, obj.get("property"))?;
         let value = self.value(&format!("{field}.value"), &operator, obj.get("value"))?;
-        Ok(Condition {
+        let description = match obj.get("description") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.chars().count() > MAX_CONDITION_DESCRIPTION_CHARS => {
+                return Err(StoreError::invalid(
+                    format!("{field}.description"),
+                    format!("must be at most {MAX_CONDITION_DESCRIPTION_CHARS} characters"),
+                ))
+            }
+            Some(Value::String(s)) if s.is_empty() => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => {
+                return Err(StoreError::invalid(
+                    format!("{field}.description"),
+                    "must be a string",
+                ))
+            }
+        };
+        Ok(Some(Condition {
             operator,
             property,
             value,
-        })
+            description,
+        }))
     }
 
     fn property(&self, field: &str, op: &Operator, v: Option<&Value>) -> Result<Option<String>> {
