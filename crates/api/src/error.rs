@@ -1,5 +1,7 @@
 //! One error type for every admin handler, turned into a JSON response in one place. A client's
-//! mistake is always a 4xx that names the field or the limit; only the store failing is a 500.
+//! mistake is always a 4xx that names the field or the limit; a store that cannot take writes for
+//! now (disk full, database unreachable) is a 503 with its reason; only the store failing
+//! otherwise is a 500.
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
@@ -86,6 +88,21 @@ impl IntoResponse for ApiError {
                 StatusCode::BAD_REQUEST,
                 json!({"error": "limit_exceeded", "limit": limit, "max": max, "detail": detail}),
             ),
+            ApiError::Store(e) if e.unavailable().is_some() => {
+                let why = e.unavailable().expect("checked");
+                tracing::error!(error = %e, reason = why.as_str(), "store unavailable");
+                let body = json!({
+                    "error": "unavailable",
+                    "reason": why.as_str(),
+                    "detail": why.detail(),
+                });
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(axum::http::header::RETRY_AFTER, "5")],
+                    axum::Json(body),
+                )
+                    .into_response();
+            }
             ApiError::Store(e) => {
                 tracing::error!(error = %e, "store error");
                 (

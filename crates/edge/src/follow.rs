@@ -266,6 +266,8 @@ impl Follower {
             return 0;
         };
         let mut loaded = 0;
+        // The newest cached document tells since when, at least, nothing was confirmed.
+        let mut newest_ms = 0;
         for entry in entries.flatten() {
             let path = entry.path();
             if !path.to_string_lossy().ends_with(".meta.json") {
@@ -275,6 +277,13 @@ impl Follower {
                 Ok(snap) => {
                     if self.registry.install(snap) {
                         loaded += 1;
+                        let written = entry
+                            .metadata()
+                            .and_then(|m| m.modified())
+                            .ok()
+                            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                            .map_or(0, |d| d.as_millis() as i64);
+                        newest_ms = newest_ms.max(written);
                     }
                     release_free_memory();
                 }
@@ -285,6 +294,10 @@ impl Follower {
         }
         if loaded > 0 {
             self.health.from_cache.store(true, Ordering::Relaxed);
+            // Staleness counts from when the cache was last written, not from "never".
+            if self.health.last_sync_ms.load(Ordering::Relaxed) == 0 {
+                self.health.last_sync_ms.store(newest_ms, Ordering::Relaxed);
+            }
         }
         tracing::info!(
             loaded,

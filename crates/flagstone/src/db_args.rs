@@ -24,6 +24,35 @@ pub struct DbArgs {
 }
 
 impl DbArgs {
+    /// Opens the store; if it is a PostgreSQL store that cannot be reached now, one that
+    /// connects on first use instead (`flagstone edge` starts on its cached documents and picks
+    /// the database up when it returns). Nothing is migrated on that path.
+    pub async fn open_or_lazy(&self) -> anyhow::Result<Store> {
+        let postgres = self.database_url.starts_with("postgres");
+        // Not the pool's 10 s: an edge with documents to serve should not wait that long.
+        let opened =
+            match tokio::time::timeout(std::time::Duration::from_secs(3), self.open()).await {
+                Ok(opened) => opened,
+                Err(_) => Err(anyhow::anyhow!(
+                    "cannot open database {}: no connection within 3 s",
+                    flagstone_store::db::redact_url(&self.database_url)
+                )),
+            };
+        match opened {
+            Ok(store) => Ok(store),
+            Err(e) if postgres => {
+                tracing::warn!(
+                    error = %e,
+                    "the store is unreachable at start; serving the cached documents until it is back"
+                );
+                let mut opts = ConnectOptions::new(self.database_url.clone());
+                opts.max_connections = self.database_max_connections;
+                Ok(Store::connect_lazy(&opts)?)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Opens the store and runs pending migrations.
     pub async fn open(&self) -> anyhow::Result<Store> {
         let mut opts = ConnectOptions::new(self.database_url.clone());

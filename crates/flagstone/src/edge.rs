@@ -157,7 +157,7 @@ fn spawn_gauges(follower: Arc<Follower>, registry: Arc<Registry>, identities: Ar
 pub async fn run(args: EdgeArgs) -> anyhow::Result<()> {
     // Record from the first moment (the initial load and first publishes included).
     flagstone_observe::install(flagstone_observe::Role::Edge);
-    let store = args.db.open().await?;
+    let store = args.db.open_or_lazy().await?;
     let feed = match store.backend() {
         Backend::Postgres => PublishFeed::Postgres,
         // A separate edge on SQLite has no notification channel: the periodic check follows.

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+use sqlx::{Connection, PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::StoreError;
@@ -135,6 +135,10 @@ pub(crate) async fn connect(opts: &ConnectOptions) -> Result<Pool, StoreError> {
         let pool = SqlitePoolOptions::new()
             .max_connections(opts.max_connections.max(2))
             .acquire_timeout(Duration::from_secs(10))
+            // A COMMIT that failed (disk full) can leave the connection inside its transaction,
+            // and its rollback can fail the same way: such a connection is closed, not reused,
+            // or every later write on it fails ("begin at non-zero transaction depth").
+            .before_acquire(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
             .connect_with(sq)
             .await?;
         Ok(Pool::Sqlite {
@@ -148,6 +152,30 @@ pub(crate) async fn connect(opts: &ConnectOptions) -> Result<Pool, StoreError> {
             redact_url(url)
         )))
     }
+}
+
+/// A PostgreSQL pool that connects on first use instead of now: for a process that must start
+/// while the database is unreachable (an edge serving its cached documents) and pick it up
+/// when it comes back. No schema is created and nothing is migrated.
+pub(crate) fn connect_lazy(opts: &ConnectOptions) -> Result<Pool, StoreError> {
+    let url = opts.url.as_str();
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(StoreError::Config(
+            "only a PostgreSQL store can be opened before it is reachable".into(),
+        ));
+    }
+    let mut pg = PgConnectOptions::from_str(url)?;
+    if let Some(schema) = &opts.pg_schema {
+        validate_schema_name(schema)?;
+        pg = pg.options([("search_path", schema.as_str())]);
+    }
+    // Short: while the database is away, each attempt fails fast and callers fall back (the
+    // edge keeps serving what it holds).
+    let pool = PgPoolOptions::new()
+        .max_connections(opts.max_connections)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect_lazy_with(pg);
+    Ok(Pool::Postgres(pool))
 }
 
 fn validate_schema_name(schema: &str) -> Result<(), StoreError> {

@@ -35,7 +35,7 @@ pub mod webhooks;
 pub use change::{Actor, AuditEntry, Change, PublishSettings};
 pub use clock::{now_ms, Clock};
 pub use db::{Backend, ConnectOptions, PoolStats, Tx};
-pub use error::{Result, StoreError};
+pub use error::{Result, StoreError, Unavailable};
 pub use limits::{LimitName, Limits};
 
 use db::Pool;
@@ -103,6 +103,19 @@ impl Store {
     pub async fn connect(opts: &ConnectOptions) -> Result<Store> {
         Ok(Store {
             pool: db::connect(opts).await?,
+            publish: PublishSettings::default(),
+            changes: Default::default(),
+            clock: Clock::system(),
+            waits: Default::default(),
+            webhook_events: Default::default(),
+        })
+    }
+
+    /// Opens a PostgreSQL store that connects on first use (nothing is checked or migrated
+    /// now): what an edge uses to start while the database is unreachable.
+    pub fn connect_lazy(opts: &ConnectOptions) -> Result<Store> {
+        Ok(Store {
+            pool: db::connect_lazy(opts)?,
             publish: PublishSettings::default(),
             changes: Default::default(),
             clock: Clock::system(),
