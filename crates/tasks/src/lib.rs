@@ -11,6 +11,7 @@
 //!   announced in-process through [`Publications`] (PostgreSQL listeners also get a `NOTIFY`);
 //! - [`metrics`]: the names and recording of the processor's metrics;
 //! - [`deliveries`]: the webhook delivery queue, on the same [`policy`];
+//! - [`published`]: the `ENVIRONMENT_PUBLISHED` event of each publish and its diff;
 //! - [`breakpoints`] and `testing` (feature `testing`): stepping the pipeline in tests.
 
 pub mod breakpoints;
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod policy;
 mod publications;
 pub mod publish;
+pub mod published;
 pub mod steps;
 #[cfg(feature = "testing")]
 pub mod testing;

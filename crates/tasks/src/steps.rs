@@ -76,7 +76,8 @@ pub async fn claim(
 }
 
 /// Publishes `doc` and ends the job, in one transaction: the document is stored only if newer
-/// than the published one (listeners are notified on commit); the policy then finishes the job
+/// than the published one (listeners are notified on commit, and webhooks that opted in get
+/// its `ENVIRONMENT_PUBLISHED` event, queued in this transaction); the policy then finishes the job
 /// or, if its wanted revision moved past what is now published, schedules one follow-up.
 pub async fn finish(
     store: &Store,
@@ -86,9 +87,14 @@ pub async fn finish(
 ) -> Result<Finished> {
     let now = store.clock().now_ms();
     let mut tx = queue::begin(store).await?;
+    let announce = crate::published::prepare(&mut tx, doc).await?;
     let published = document::store_if_newer(&mut tx, doc).await?;
+    let mut announced = 0;
     if published {
         queue::notify_published(&mut tx, doc.environment_id, doc.revision).await?;
+        if let Some(prepared) = announce {
+            announced = crate::published::announce(&mut tx, prepared, doc, now).await?;
+        }
     }
     let line = LogLine {
         environment_id: doc.environment_id,
@@ -118,6 +124,9 @@ pub async fn finish(
         }
     };
     tx.commit().await?;
+    if announced > 0 {
+        store.webhook_notifier().notify_one();
+    }
     Ok(Finished { published, settled })
 }
 

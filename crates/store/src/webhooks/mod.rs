@@ -7,6 +7,7 @@
 //! Creating, changing and deleting a webhook is itself an audited change. The secret is kept as
 //! given — signing needs it — and never written to the audit log.
 
+pub mod announcements;
 pub mod deliveries;
 pub mod events;
 mod states;
