@@ -1,7 +1,8 @@
 //! Flagstone's own webhook events end to end, on whichever store the harness gives (SQLite, or
 //! PostgreSQL with FLAGSTONE_TEST_DATABASE_URL): `ENVIRONMENT_PUBLISHED` is queued in the
 //! transaction of each publish, for the webhooks that opted in, with the revision range and the
-//! diff of what changed for SDKs, and delivered signed to a real local receiver.
+//! diff of what changed for SDKs, and delivered signed to a real local receiver. Identity
+//! overrides send Flagsmith's `FLAG_UPDATED` / `FLAG_DELETED` with the identity named.
 
 mod common;
 #[path = "webhooks/receiver.rs"]
@@ -186,7 +187,24 @@ async fn each_publish_is_announced_with_its_revision_range_and_what_changed() {
         published_events(&plain).is_empty(),
         "a webhook that did not opt in gets Flagsmith's events only"
     );
-    assert!(!plain.got().is_empty(), "it got the FLAG_UPDATED");
+    // As Flagsmith does, the identity override is a FLAG_UPDATED naming the identity.
+    let flag_events: Vec<Value> = plain.got().iter().map(|g| g.json()).collect();
+    let alice = flag_events
+        .iter()
+        .find(|b| b["data"]["new_state"]["identity_identifier"] == "alice")
+        .expect("a FLAG_UPDATED for the identity override");
+    assert_eq!(alice["event_type"], "FLAG_UPDATED");
+    assert_eq!(alice["data"]["new_state"]["identity"], identity);
+    assert_eq!(alice["data"]["new_state"]["enabled"], false);
+    assert_eq!(alice["data"]["new_state"]["feature_state_value"], "off");
+    assert_eq!(alice["data"]["new_state"]["feature_segment"], Value::Null);
+    assert!(
+        flag_events
+            .iter()
+            .any(|b| b["data"]["new_state"]["identity"] == Value::Null
+                && b["data"]["new_state"]["feature_state_value"] == "on"),
+        "and the environment default's change without one"
+    );
 
     // The next publish: a new feature, the override removed; the range starts where the last
     // one ended and the identity counts are known on both sides.
@@ -206,6 +224,17 @@ async fn each_publish_is_announced_with_its_revision_range_and_what_changed() {
     assert!(s.is_success(), "{s}");
     publish(&p).await;
     deliver_all(&p).await;
+    let deleted = plain
+        .got()
+        .iter()
+        .map(|g| g.json())
+        .find(|b| b["event_type"] == "FLAG_DELETED")
+        .expect("deleting the identity override is a FLAG_DELETED");
+    assert_eq!(
+        deleted["data"]["previous_state"]["identity_identifier"],
+        "alice"
+    );
+    assert_eq!(deleted["data"]["new_state"], Value::Null);
     let events = published_events(&rx);
     assert_eq!(events.len(), 2);
     let data = &events[1]["data"];

@@ -71,7 +71,7 @@ pub struct Observed {
     /// The role's router with `/health/*` and `/metrics` (unless on its own address); request
     /// metrics are added by `serve::with_common_routes`.
     pub app: Router,
-    /// Where alerts about health transitions can be subscribed (the webhooks' health alert).
+    /// Where health transitions can be subscribed (the `QUEUE_HEALTH` alert already is).
     #[allow(dead_code)]
     pub monitor: Arc<HealthMonitor>,
 }
@@ -88,6 +88,11 @@ pub async fn observe(
 ) -> anyhow::Result<Observed> {
     let handle = flagstone_observe::install(role);
     let monitor = HealthMonitor::new(opts.thresholds());
+    // Roles that run the worker deliver the health alert (the store makes sure one transition
+    // is alerted once however many of them see it); subscribed before the first check.
+    if matches!(role, Role::Serve | Role::Worker) {
+        flagstone_observe::alerts::spawn(store.clone(), &monitor);
+    }
     flagstone_observe::gauges::spawn_exporter(store.clone(), monitor.clone(), handle.clone());
     let health = flagstone_observe::health_router(HealthEndpoints {
         store: store.clone(),

@@ -80,6 +80,10 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         .await?;
     } else {
         tracing::info!("no --metrics-addr: this worker exports no metrics");
+        // Health is still checked, so the QUEUE_HEALTH alert goes out from this worker too.
+        let monitor = flagstone_observe::HealthMonitor::new(args.observe.health.thresholds());
+        flagstone_observe::alerts::spawn(store.clone(), &monitor);
+        flagstone_observe::gauges::spawn_exporter(store.clone(), monitor, None);
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let deliverer = crate::webhooks::spawn(store.clone(), &args.webhooks, stopped);

@@ -21,6 +21,10 @@ const COMMON: &[&str] = &[
     "flagstone_publish_queue_depth{state=\"running\"}",
     "flagstone_publish_queue_depth{state=\"parked\"}",
     "flagstone_publish_oldest_pending_seconds",
+    "flagstone_webhook_queue_depth{state=\"pending\"}",
+    "flagstone_webhook_queue_depth{state=\"running\"}",
+    "flagstone_webhook_queue_depth{state=\"parked\"}",
+    "flagstone_webhook_oldest_pending_seconds",
     "flagstone_environment_revision_lag{environment=\"_other\"}",
     "flagstone_environment_staleness_seconds{environment=\"_other\"}",
     "flagstone_stale_environments",
@@ -39,6 +43,10 @@ const WORKER: &[&str] = &[
     "flagstone_publish_builds_total{outcome=\"retrying\"}",
     "flagstone_publish_build_seconds_bucket{",
     "flagstone_document_bytes_bucket{",
+    "flagstone_webhook_deliveries_total{outcome=\"delivered\"}",
+    "flagstone_webhook_deliveries_total{outcome=\"retrying\"}",
+    "flagstone_webhook_deliveries_total{outcome=\"parked\"}",
+    "flagstone_webhook_delivery_seconds_bucket{",
 ];
 /// Series of roles that serve the SDK API.
 const EDGE: &[&str] = &[

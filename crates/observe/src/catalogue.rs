@@ -15,12 +15,21 @@ use metrics_util::MetricKindMask;
 pub use flagstone_edge::metrics::{
     ANALYTICS_EVALUATIONS_TOTAL, ANALYTICS_REPORTS_TOTAL, SSE_SUBSCRIBERS,
 };
-pub use flagstone_tasks::metrics::{BUILDS_TOTAL, BUILD_SECONDS, DOCUMENT_BYTES};
+pub use flagstone_tasks::metrics::{
+    BUILDS_TOTAL, BUILD_SECONDS, DELIVERY_OUTCOMES, DOCUMENT_BYTES, WEBHOOK_DELIVERIES_TOTAL,
+    WEBHOOK_DELIVERY_SECONDS,
+};
 
 /// Gauge `{state}`: publish jobs by state (`pending`, `running`, `parked`).
 pub const QUEUE_DEPTH: &str = "flagstone_publish_queue_depth";
 /// Gauge: seconds the oldest pending publish request has waited.
 pub const OLDEST_PENDING_SECONDS: &str = "flagstone_publish_oldest_pending_seconds";
+/// Gauge `{state}`: webhook deliveries by state (`pending`, `running`, `parked`).
+pub const WEBHOOK_QUEUE_DEPTH: &str = "flagstone_webhook_queue_depth";
+/// Gauge: seconds the oldest pending webhook delivery has waited since its event was queued.
+pub const WEBHOOK_OLDEST_PENDING_SECONDS: &str = "flagstone_webhook_oldest_pending_seconds";
+/// The `state` labels of [`WEBHOOK_QUEUE_DEPTH`].
+pub const WEBHOOK_STATES: &[&str] = &["pending", "running", "parked"];
 /// Gauge: environments whose served document is behind their revision.
 pub const STALE_ENVIRONMENTS: &str = "flagstone_stale_environments";
 /// Gauge `{environment}`: revisions an environment's served document is behind.
@@ -139,6 +148,24 @@ fn describe_all() {
         "How long an environment has waited for its document (worst environments; _other is the max of the rest)."
     );
     describe_gauge!(HEALTH_DEGRADED, "1 while /health/status is degraded.");
+    describe_gauge!(
+        WEBHOOK_QUEUE_DEPTH,
+        "Webhook deliveries by state (pending, running, parked)."
+    );
+    describe_gauge!(
+        WEBHOOK_OLDEST_PENDING_SECONDS,
+        Unit::Seconds,
+        "Age of the oldest pending webhook delivery."
+    );
+    describe_counter!(
+        WEBHOOK_DELIVERIES_TOTAL,
+        "Webhook delivery attempts by how they ended."
+    );
+    describe_histogram!(
+        WEBHOOK_DELIVERY_SECONDS,
+        Unit::Seconds,
+        "Time per webhook delivery attempt."
+    );
     describe_counter!(BUILDS_TOTAL, "Publishes by how they ended.");
     describe_histogram!(
         BUILD_SECONDS,
@@ -186,6 +213,10 @@ fn register_at_zero(role: Role) {
         metrics::gauge!(QUEUE_DEPTH, "state" => s.as_str()).set(0.0);
     }
     metrics::gauge!(OLDEST_PENDING_SECONDS).set(0.0);
+    for s in WEBHOOK_STATES {
+        metrics::gauge!(WEBHOOK_QUEUE_DEPTH, "state" => *s).set(0.0);
+    }
+    metrics::gauge!(WEBHOOK_OLDEST_PENDING_SECONDS).set(0.0);
     metrics::gauge!(STALE_ENVIRONMENTS).set(0.0);
     metrics::gauge!(REVISION_LAG, "environment" => OTHER_ENVIRONMENTS).set(0.0);
     metrics::gauge!(STALENESS_SECONDS, "environment" => OTHER_ENVIRONMENTS).set(0.0);
@@ -195,6 +226,10 @@ fn register_at_zero(role: Role) {
         }
         let _ = metrics::histogram!(BUILD_SECONDS);
         let _ = metrics::histogram!(DOCUMENT_BYTES);
+        for o in DELIVERY_OUTCOMES {
+            metrics::counter!(WEBHOOK_DELIVERIES_TOTAL, "outcome" => *o).absolute(0);
+        }
+        let _ = metrics::histogram!(WEBHOOK_DELIVERY_SECONDS);
     }
     if role.runs_edge() {
         metrics::gauge!(SSE_SUBSCRIBERS).set(0.0);

@@ -1,17 +1,20 @@
 //! The periodic exporter every role runs: the queue's gauges (depth by state, oldest pending
-//! age, per-environment revision lag and staleness under a label cap), the store pool, and the
+//! age, per-environment revision lag and staleness under a label cap), the webhook queue's
+//! (depth by state, oldest pending age), the store pool, and the
 //! health status (which announces transitions). Also the recorder's upkeep.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use flagstone_store::queue::JobState;
+use flagstone_store::webhooks::deliveries::{self, QueueStatus};
 use flagstone_store::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::catalogue::{
     ENVIRONMENT_LABEL_CAP, OLDEST_PENDING_SECONDS, OTHER_ENVIRONMENTS, POOL_IN_USE, POOL_MAX,
     POOL_SIZE, POOL_WAITS_TOTAL, QUEUE_DEPTH, REVISION_LAG, STALENESS_SECONDS, STALE_ENVIRONMENTS,
+    WEBHOOK_OLDEST_PENDING_SECONDS, WEBHOOK_QUEUE_DEPTH,
 };
 use crate::health::{HealthInputs, Lagging};
 use crate::probe::{gather, HealthMonitor};
@@ -75,6 +78,24 @@ pub fn export_queue(inputs: &HealthInputs) {
     }
 }
 
+/// Sets the webhook queue's gauges from `s`.
+pub fn export_webhooks(s: &QueueStatus) {
+    for (state, n) in [
+        ("pending", s.pending),
+        ("running", s.running),
+        ("parked", s.parked),
+    ] {
+        metrics::gauge!(WEBHOOK_QUEUE_DEPTH, "state" => state).set(n as f64);
+    }
+    metrics::gauge!(WEBHOOK_OLDEST_PENDING_SECONDS)
+        .set(s.oldest_pending_age_ms.unwrap_or(0) as f64 / 1000.0);
+}
+
+async fn webhook_status(store: &Store) -> Result<QueueStatus, flagstone_store::StoreError> {
+    let mut tx = store.read().await?;
+    deliveries::queue_status(&mut tx, store.clock().now_ms()).await
+}
+
 /// Sets the store pool gauges.
 pub fn export_pool(store: &Store) {
     let p = store.pool_stats();
@@ -91,6 +112,7 @@ pub fn spawn_exporter(store: Store, monitor: Arc<HealthMonitor>, handle: Option<
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(EXPORT_INTERVAL);
         let mut last = HealthInputs::default();
+        let mut last_webhooks = QueueStatus::default();
         loop {
             tick.tick().await;
             if let Some(h) = &handle {
@@ -108,6 +130,11 @@ pub fn spawn_exporter(store: Store, monitor: Arc<HealthMonitor>, handle: Option<
                 }
             }
             export_queue(&last);
+            match webhook_status(&store).await {
+                Ok(s) => last_webhooks = s,
+                Err(e) => tracing::warn!(error = %e, "cannot read the webhook queue's status"),
+            }
+            export_webhooks(&last_webhooks);
         }
     });
 }

@@ -1,4 +1,5 @@
 //! What an operator sees of Flagstone (docs/observability.md):
+//! - [`alerts`]: health transitions delivered as `QUEUE_HEALTH` webhook events;
 //! - [`catalogue`]: every metric's name and description, the Prometheus recorder, and every
 //!   series registered at zero when a process starts;
 //! - [`http`]: request metrics by route template;
@@ -8,6 +9,7 @@
 //! - [`probe`]: gathering health inputs from the store and the `/health/*` endpoints;
 //! - [`logging`]: text or JSON logs.
 
+pub mod alerts;
 pub mod catalogue;
 pub mod endpoint;
 pub mod gauges;

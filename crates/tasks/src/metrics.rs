@@ -1,5 +1,5 @@
-//! What the task processor counts: every publish's outcome and duration, and the size of every
-//! published document. The names are the public contract operators alert on
+//! What the task processor counts: every publish's outcome and duration, the size of every
+//! published document, and every webhook delivery attempt. The names are the public contract operators alert on
 //! (docs/observability.md); `flagstone-observe` registers each series at zero when a process
 //! starts, so they exist before the first publish.
 
@@ -13,6 +13,20 @@ pub const BUILDS_TOTAL: &str = "flagstone_publish_builds_total";
 pub const BUILD_SECONDS: &str = "flagstone_publish_build_seconds";
 /// Histogram: uncompressed bytes of each published document.
 pub const DOCUMENT_BYTES: &str = "flagstone_document_bytes";
+
+/// Counter `{outcome}`: webhook delivery attempts by how they ended ([`DELIVERY_OUTCOMES`]).
+pub const WEBHOOK_DELIVERIES_TOTAL: &str = "flagstone_webhook_deliveries_total";
+/// Histogram: seconds per webhook delivery attempt (connect, send, answer).
+pub const WEBHOOK_DELIVERY_SECONDS: &str = "flagstone_webhook_delivery_seconds";
+/// Every `outcome` of [`WEBHOOK_DELIVERIES_TOTAL`], for metrics registered at zero.
+pub const DELIVERY_OUTCOMES: &[&str] = &["delivered", "retrying", "parked", "lease_lost"];
+
+/// Records one delivery attempt that took `took` and was settled as `outcome` (one of
+/// [`DELIVERY_OUTCOMES`]).
+pub fn delivery_attempted(outcome: &'static str, took: Duration) {
+    metrics::counter!(WEBHOOK_DELIVERIES_TOTAL, "outcome" => outcome).increment(1);
+    metrics::histogram!(WEBHOOK_DELIVERY_SECONDS).record(took.as_secs_f64());
+}
 
 /// Records one publish that ended with `outcome` after `took`.
 pub fn publish_ended(outcome: &PublishOutcome, took: Duration) {

@@ -20,14 +20,20 @@ pub async fn subscribed(tx: &mut Tx, target: Target, event_type: EventType) -> R
             environment,
             organisation,
         } => (Some(environment), Some(organisation), false),
-        Target::Organisation(o) => (None, Some(o), false),
+        Target::Organisation(o) | Target::Within(o) => (None, Some(o), false),
         Target::Subscribers => (None, None, true),
+    };
+    let within = match target {
+        Target::Within(o) => Some(o),
+        _ => None,
     };
     let pattern = format!("%\"{}\"%", event_type.as_str());
     let found: Option<i64> = sql!(tx, |c| {
         sqlx::query_scalar(
             "SELECT id FROM webhooks WHERE enabled = TRUE \
-               AND ($1 OR environment_id = $2 OR organisation_id = $3) \
+               AND ($1 OR environment_id = $2 OR organisation_id = $3 \
+                    OR environment_id IN (SELECT e.id FROM environments e \
+                        JOIN projects p ON p.id = e.project_id WHERE p.organisation_id = $6)) \
                AND ($4 = FALSE OR events LIKE $5) LIMIT 1",
         )
         .bind(all)
@@ -35,6 +41,7 @@ pub async fn subscribed(tx: &mut Tx, target: Target, event_type: EventType) -> R
         .bind(org)
         .bind(event_type.is_opt_in())
         .bind(&pattern)
+        .bind(within)
         .fetch_optional(c)
         .await?
     });
@@ -160,4 +167,21 @@ pub async fn record_health(tx: &mut Tx, status: &str, now: i64) -> Result<Option
         .await?;
     });
     Ok(Some(next))
+}
+
+/// The organisations with an enabled webhook (of the organisation or of one of its
+/// environments) that opted in to `event_type`.
+pub async fn subscribed_organisations(tx: &mut Tx, event_type: EventType) -> Result<Vec<i64>> {
+    let pattern = format!("%\"{}\"%", event_type.as_str());
+    Ok(sql!(tx, |c| {
+        sqlx::query_scalar(
+            "SELECT DISTINCT COALESCE(w.organisation_id, p.organisation_id) FROM webhooks w \
+             LEFT JOIN environments e ON e.id = w.environment_id \
+             LEFT JOIN projects p ON p.id = e.project_id \
+             WHERE w.enabled = TRUE AND w.events LIKE $1 ORDER BY 1",
+        )
+        .bind(&pattern)
+        .fetch_all(c)
+        .await?
+    }))
 }

@@ -467,3 +467,41 @@ pub async fn body(tx: &mut Tx, id: i64) -> Result<String> {
             .await?
     }))
 }
+
+/// The delivery queue at a glance, for the webhook queue's gauges.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueStatus {
+    pub pending: i64,
+    pub running: i64,
+    pub parked: i64,
+    /// How long the oldest pending delivery's event has been queued.
+    pub oldest_pending_age_ms: Option<i64>,
+}
+
+/// Deliveries pending, running and parked, and the age of the oldest pending one.
+pub async fn queue_status(tx: &mut Tx, now: i64) -> Result<QueueStatus> {
+    let rows: Vec<(DeliveryState, i64, Option<i64>)> = sql!(tx, |c| {
+        sqlx::query_as(
+            "SELECT state, COUNT(*), MIN(created_at) FROM webhook_deliveries \
+             WHERE state IN ($1, $2, $3) GROUP BY state",
+        )
+        .bind(DeliveryState::Pending)
+        .bind(DeliveryState::Running)
+        .bind(DeliveryState::Parked)
+        .fetch_all(c)
+        .await?
+    });
+    let mut s = QueueStatus::default();
+    for (state, n, oldest) in rows {
+        match state {
+            DeliveryState::Pending => {
+                s.pending = n;
+                s.oldest_pending_age_ms = oldest.map(|t| (now - t).max(0));
+            }
+            DeliveryState::Running => s.running = n,
+            DeliveryState::Parked => s.parked = n,
+            DeliveryState::Delivered => {}
+        }
+    }
+    Ok(s)
+}

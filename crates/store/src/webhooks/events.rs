@@ -11,6 +11,8 @@
 //! | `feature_state` updated | `FLAG_UPDATED`, previous and new state |
 //! | `segment_override` created / updated / reordered | `FLAG_UPDATED` per override |
 //! | `segment_override` deleted | `FLAG_DELETED`, the override as previous state |
+//! | `identity_override` created / updated | `FLAG_UPDATED` with `identity` / `identity_identifier` |
+//! | `identity_override` deleted | `FLAG_DELETED`, the override as previous state |
 //! | `feature` created | `FLAG_UPDATED` per environment (no previous state) |
 //! | `segment` updated (rules changed) | `FLAG_UPDATED` per override of the segment, each environment |
 //! | `feature` / `segment` deleted | `FLAG_DELETED` per state the deletion takes away ([`capture_feature_deletion`], [`capture_segment_deletion`] record them before the rows go) |
@@ -43,9 +45,11 @@ pub enum Target {
     Environment { environment: i64, organisation: i64 },
     /// The organisation's webhooks.
     Organisation(i64),
-    /// Every enabled webhook that opted in to the event type (installation-wide events such
-    /// as `QUEUE_HEALTH`).
+    /// Every enabled webhook that opted in to the event type (installation-wide events).
     Subscribers,
+    /// The organisation's webhooks and those of its environments (`QUEUE_HEALTH`, sent to
+    /// each organisation with only its own environments named).
+    Within(i64),
 }
 
 /// Whether any enabled webhook exists: when none does (the common case), a change pays one
@@ -76,8 +80,12 @@ pub async fn enqueue(
             environment,
             organisation,
         } => (Some(environment), Some(organisation), false),
-        Target::Organisation(o) => (None, Some(o), false),
+        Target::Organisation(o) | Target::Within(o) => (None, Some(o), false),
         Target::Subscribers => (None, None, true),
+    };
+    let within = match target {
+        Target::Within(o) => Some(o),
+        _ => None,
     };
     // Environment-only events never reach organisation webhooks unless Flagsmith sends them
     // there too (flag events do; AUDIT_LOG_CREATED is organisation-only anyway).
@@ -89,7 +97,9 @@ pub async fn enqueue(
                  attempts, run_after, created_at, updated_at) \
              SELECT id, $1, $2, $3, $4, 0, $5, $5, $5 FROM webhooks \
              WHERE enabled = TRUE \
-               AND ($8 OR environment_id = $6 OR organisation_id = $7) \
+               AND ($8 OR environment_id = $6 OR organisation_id = $7 \
+                    OR environment_id IN (SELECT e.id FROM environments e \
+                        JOIN projects p ON p.id = e.project_id WHERE p.organisation_id = $11)) \
                AND ($9 = FALSE OR events LIKE $10) \
              ON CONFLICT (webhook_id, event_id) DO NOTHING",
         )
@@ -103,6 +113,7 @@ pub async fn enqueue(
         .bind(all)
         .bind(opt_in)
         .bind(&pattern)
+        .bind(within)
         .execute(c)
         .await?
         .rows_affected()
@@ -214,7 +225,21 @@ async fn flag_events_of(
                 out.push(updated(previous, new));
             }
         }
-        ("segment_override", "deleted") => {
+        // Flagsmith sends FLAG_UPDATED for every saved feature state, identity overrides
+        // included (with `identity` and `identity_identifier` set).
+        ("identity_override", "created" | "updated") => {
+            if let Some(new) = match e.after.as_ref() {
+                Some(a) => lookup.state_of_json(tx, a).await?,
+                None => None,
+            } {
+                let previous = match e.before.as_ref() {
+                    Some(b) => lookup.state_of_json(tx, b).await?,
+                    None => None,
+                };
+                out.push(updated(previous, new));
+            }
+        }
+        ("segment_override" | "identity_override", "deleted") => {
             for before in as_list(e.before.as_ref()) {
                 if let Some(previous) = lookup.state_of_json(tx, &before).await? {
                     out.push(CapturedFlagEvent {

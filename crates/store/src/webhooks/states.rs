@@ -124,8 +124,9 @@ impl Lookup {
         Ok(&self.options[&feature])
     }
 
-    /// A state from the JSON of a `FeatureState` or `SegmentOverride` (as the audit log
-    /// records them): `None` when its feature or environment no longer exists.
+    /// A state from the JSON of a `FeatureState`, `SegmentOverride` or `IdentityOverride` (as
+    /// the audit log records them): `None` when its feature, environment or identity no longer
+    /// exists.
     pub async fn state_of_json(
         &mut self,
         tx: &mut Tx,
@@ -142,6 +143,23 @@ impl Lookup {
             self.environment(tx, env_id).await?,
         ) else {
             return Ok(None);
+        };
+        // An identity override carries its identity, named as Flagsmith does (id and
+        // identifier, both or neither).
+        let identity = match v.get("identity").and_then(Value::as_i64) {
+            None => None,
+            Some(id) => {
+                let identifier: Option<String> = sql!(&mut *tx, |c| {
+                    sqlx::query_scalar("SELECT identifier FROM identities WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(c)
+                        .await?
+                });
+                match identifier {
+                    Some(identifier) => Some((id, identifier)),
+                    None => return Ok(None),
+                }
+            }
         };
         let feature_segment = match v.get("segment").and_then(Value::as_i64) {
             None => None,
@@ -179,8 +197,8 @@ impl Lookup {
         Ok(Some(FeatureStateData {
             feature,
             environment,
-            identity: None,
-            identity_identifier: None,
+            identity: identity.as_ref().map(|(id, _)| *id),
+            identity_identifier: identity.map(|(_, identifier)| identifier),
             feature_segment,
             enabled: v.get("enabled").and_then(Value::as_bool).unwrap_or(false),
             feature_state_value: v.get("feature_state_value").cloned().unwrap_or(Value::Null),

@@ -94,6 +94,7 @@ pub async fn settle(
     let now = store.clock().now_ms();
     let mut tx = queue::begin(store).await?;
     let Some(attempts_before) = deliveries::owned(&mut tx, d.id, &d.owner).await? else {
+        crate::metrics::delivery_attempted("lease_lost", attempt.elapsed);
         return Ok(None);
     };
     let failed = |failure, error: &str| {
@@ -116,6 +117,12 @@ pub async fn settle(
     };
     deliveries::apply(&mut tx, d.id, &decision, &record, now).await?;
     tx.commit().await?;
+    let outcome = match &decision {
+        Decision::Park { .. } => "parked",
+        Decision::Retry { .. } => "retrying",
+        _ => "delivered",
+    };
+    crate::metrics::delivery_attempted(outcome, attempt.elapsed);
     Ok(Some(decision))
 }
 

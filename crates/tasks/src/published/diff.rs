@@ -168,8 +168,8 @@ pub fn diff(
         match before.defaults.get(id) {
             None => added.push(feature_ref(now)),
             Some(was) => {
-                let overrides =
-                    override_changes(&before, &after, *id, &mut truncated).filter(|l| !l.is_empty());
+                let overrides = override_changes(&before, &after, *id, &mut truncated)
+                    .filter(|l| !l.is_empty());
                 let identity = match identities_before {
                     Some(b) => {
                         let (x, y) = (
@@ -235,12 +235,7 @@ pub fn diff(
     let seg_rules = after
         .segments
         .iter()
-        .filter(|(id, (_, rules))| {
-            before
-                .segments
-                .get(id)
-                .is_some_and(|(_, was)| was != rules)
-        })
+        .filter(|(id, (_, rules))| before.segments.get(id).is_some_and(|(_, was)| was != rules))
         .map(|(id, (name, _))| Ref {
             id: *id,
             name: name.clone(),
@@ -257,7 +252,9 @@ pub fn diff(
             removed: Listed::of(seg_removed, MAX_ITEMS, &mut truncated),
             rules_changed: Listed::of(seg_rules, MAX_ITEMS, &mut truncated),
         },
-        settings_changed: previous.map(|p| settings_changed(p, new)).unwrap_or_default(),
+        settings_changed: previous
+            .map(|p| settings_changed(p, new))
+            .unwrap_or_default(),
         identity_overrides: IdentityTotals {
             before: identities_before.map(total),
             after: total(identities_after),
@@ -435,9 +432,18 @@ fn settings_changed(a: &EnvironmentDocument, b: &EnvironmentDocument) -> Vec<&'s
             out.push(name)
         }
     };
-    check("allow_client_traits", a.allow_client_traits != b.allow_client_traits);
-    check("hide_sensitive_data", a.hide_sensitive_data != b.hide_sensitive_data);
-    check("hide_disabled_flags", a.hide_disabled_flags != b.hide_disabled_flags);
+    check(
+        "allow_client_traits",
+        a.allow_client_traits != b.allow_client_traits,
+    );
+    check(
+        "hide_sensitive_data",
+        a.hide_sensitive_data != b.hide_sensitive_data,
+    );
+    check(
+        "hide_disabled_flags",
+        a.hide_disabled_flags != b.hide_disabled_flags,
+    );
     check(
         "use_identity_composite_key_for_hashing",
         a.use_identity_composite_key_for_hashing != b.use_identity_composite_key_for_hashing,

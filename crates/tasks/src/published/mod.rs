@@ -51,7 +51,12 @@ pub fn event_id(environment_id: i64, revision: i64) -> String {
 /// Queues the `ENVIRONMENT_PUBLISHED` event of `doc`, just stored, in the same transaction.
 /// Returns how many deliveries were queued. A document that cannot be read back (it should
 /// always can) is logged and not announced rather than failing the publish.
-pub async fn announce(tx: &mut Tx, prepared: Prepared, doc: &BuiltDocument, now: i64) -> Result<u64> {
+pub async fn announce(
+    tx: &mut Tx,
+    prepared: Prepared,
+    doc: &BuiltDocument,
+    now: i64,
+) -> Result<u64> {
     let Some(new) = parse(doc.json(), "new") else {
         return Ok(0);
     };
@@ -70,7 +75,13 @@ pub async fn announce(tx: &mut Tx, prepared: Prepared, doc: &BuiltDocument, now:
         before.as_ref(),
         &after,
     );
-    let data = event_data(&new, previous.as_ref().map(|(r, _)| *r), doc.revision, now, &changes);
+    let data = event_data(
+        &new,
+        previous.as_ref().map(|(r, _)| *r),
+        doc.revision,
+        now,
+        &changes,
+    );
     announcements::record_announced(tx, doc.environment_id, doc.revision, &after, now).await?;
     events::enqueue(
         tx,

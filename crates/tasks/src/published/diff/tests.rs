@@ -36,7 +36,12 @@ fn counts(pairs: &[(i64, i64)]) -> IdentityCounts {
 fn the_same_document_is_no_change() {
     let d = doc(
         vec![state(1, "a", true, json!("x"))],
-        vec![segment(7, "beta", "pro", vec![seg_override(1, "a", false, json!(1), 0)])],
+        vec![segment(
+            7,
+            "beta",
+            "pro",
+            vec![seg_override(1, "a", false, json!(1), 0)],
+        )],
     );
     let c = counts(&[(1, 2)]);
     let out = diff(Some(&d), &d, Some(&c), &c);
@@ -47,14 +52,23 @@ fn the_same_document_is_no_change() {
 #[test]
 fn the_first_publish_adds_everything_and_counts_are_unknown_before() {
     let d = doc(
-        vec![state(2, "b", true, json!(null)), state(1, "a", false, json!("x"))],
+        vec![
+            state(2, "b", true, json!(null)),
+            state(1, "a", false, json!("x")),
+        ],
         vec![segment(7, "beta", "pro", vec![])],
     );
     let out = diff(None, &d, None, &counts(&[(1, 3)]));
     let ids: Vec<i64> = out.features_added.items.iter().map(|r| r.id).collect();
     assert_eq!(ids, vec![1, 2], "sorted by id");
     assert_eq!(out.segments.added.count, 1);
-    assert_eq!(out.identity_overrides, IdentityTotals { before: None, after: 3 });
+    assert_eq!(
+        out.identity_overrides,
+        IdentityTotals {
+            before: None,
+            after: 3
+        }
+    );
     assert!(!out.is_empty());
 }
 
@@ -67,8 +81,18 @@ fn each_kind_of_feature_change_is_named_with_before_and_after() {
             state(3, "gone", true, json!(null)),
         ],
         vec![
-            segment(7, "beta", "pro", vec![seg_override(1, "a", true, json!("s"), 0)]),
-            segment(8, "old", "free", vec![seg_override(2, "b", true, json!(2), 1)]),
+            segment(
+                7,
+                "beta",
+                "pro",
+                vec![seg_override(1, "a", true, json!("s"), 0)],
+            ),
+            segment(
+                8,
+                "old",
+                "free",
+                vec![seg_override(2, "b", true, json!(2), 1)],
+            ),
         ],
     );
     let after = doc(
@@ -78,8 +102,18 @@ fn each_kind_of_feature_change_is_named_with_before_and_after() {
             state(4, "new", false, json!(null)),
         ],
         vec![
-            segment(7, "beta", "enterprise", vec![seg_override(1, "a", true, json!("t"), 0)]),
-            segment(9, "fresh", "free", vec![seg_override(2, "b", false, json!(2), 0)]),
+            segment(
+                7,
+                "beta",
+                "enterprise",
+                vec![seg_override(1, "a", true, json!("t"), 0)],
+            ),
+            segment(
+                9,
+                "fresh",
+                "free",
+                vec![seg_override(2, "b", false, json!(2), 0)],
+            ),
         ],
     );
     let out = diff(
@@ -88,18 +122,48 @@ fn each_kind_of_feature_change_is_named_with_before_and_after() {
         Some(&counts(&[(2, 1)])),
         &counts(&[(2, 4), (1, 1)]),
     );
-    assert_eq!(out.features_added.items, vec![Ref { id: 4, name: "new".into() }]);
-    assert_eq!(out.features_removed.items, vec![Ref { id: 3, name: "gone".into() }]);
+    assert_eq!(
+        out.features_added.items,
+        vec![Ref {
+            id: 4,
+            name: "new".into()
+        }]
+    );
+    assert_eq!(
+        out.features_removed.items,
+        vec![Ref {
+            id: 3,
+            name: "gone".into()
+        }]
+    );
     let changed = &out.features_changed.items;
     assert_eq!(changed.len(), 2, "{changed:?}");
     let a = &changed[0];
-    assert_eq!(a.enabled, Some(Changed { before: false, after: true }));
+    assert_eq!(
+        a.enabled,
+        Some(Changed {
+            before: false,
+            after: true
+        })
+    );
     assert_eq!(a.value, None, "value unchanged");
     let a_overrides = &a.segment_overrides.as_ref().unwrap().items;
     assert_eq!(a_overrides.len(), 1);
     assert_eq!(a_overrides[0].change, "changed");
-    assert_eq!(a_overrides[0].value, Some(Changed { before: json!("s"), after: json!("t") }));
-    assert_eq!(a.identity_overrides, Some(Changed { before: 0, after: 1 }));
+    assert_eq!(
+        a_overrides[0].value,
+        Some(Changed {
+            before: json!("s"),
+            after: json!("t")
+        })
+    );
+    assert_eq!(
+        a.identity_overrides,
+        Some(Changed {
+            before: 0,
+            after: 1
+        })
+    );
     let b = &changed[1];
     let b_overrides: Vec<(&str, i64)> = b
         .segment_overrides
@@ -110,11 +174,29 @@ fn each_kind_of_feature_change_is_named_with_before_and_after() {
         .map(|o| (o.change, o.segment.id))
         .collect();
     assert_eq!(b_overrides, vec![("removed", 8), ("added", 9)]);
-    assert_eq!(b.identity_overrides, Some(Changed { before: 1, after: 4 }));
+    assert_eq!(
+        b.identity_overrides,
+        Some(Changed {
+            before: 1,
+            after: 4
+        })
+    );
     assert_eq!(out.segments.added.items[0].id, 9);
     assert_eq!(out.segments.removed.items[0].id, 8);
-    assert_eq!(out.segments.rules_changed.items, vec![Ref { id: 7, name: "beta".into() }]);
-    assert_eq!(out.identity_overrides, IdentityTotals { before: Some(1), after: 5 });
+    assert_eq!(
+        out.segments.rules_changed.items,
+        vec![Ref {
+            id: 7,
+            name: "beta".into()
+        }]
+    );
+    assert_eq!(
+        out.identity_overrides,
+        IdentityTotals {
+            before: Some(1),
+            after: 5
+        }
+    );
 }
 
 #[test]
@@ -160,7 +242,10 @@ fn large_changes_are_bounded_and_say_so() {
     let b = doc(vec![state(1, "a", true, json!(format!("{long}!")))], vec![]);
     let out = diff(Some(&a), &b, None, &counts(&[]));
     let v = out.features_changed.items[0].value.as_ref().unwrap();
-    assert_eq!(v.after.as_str().unwrap().chars().count(), MAX_VALUE_CHARS + 1);
+    assert_eq!(
+        v.after.as_str().unwrap().chars().count(),
+        MAX_VALUE_CHARS + 1
+    );
     assert!(out.truncated);
     assert!(serde_json::to_string(&out).unwrap().len() < 2_000);
 }
