@@ -81,9 +81,10 @@ pub async fn queue_alert(store: &Store, t: &HealthTransition) -> Result<Option<i
     if !organisations.is_empty() {
         for c in t.report.reasons() {
             for l in &c.environments {
-                if !owner.contains_key(&l.environment_id) {
-                    let org = announcements::organisation_of(&mut tx, l.environment_id).await?;
-                    owner.insert(l.environment_id, org);
+                if let std::collections::btree_map::Entry::Vacant(slot) =
+                    owner.entry(l.environment_id)
+                {
+                    slot.insert(announcements::organisation_of(&mut tx, l.environment_id).await?);
                 }
             }
         }
