@@ -33,6 +33,9 @@ pub struct AppState {
     pub webhooks: routes::webhooks::WebhookPolicy,
     /// How invitations reach people: the public address of join links, and mail.
     pub invitations: Arc<Invitations>,
+    /// When features count as stale where a project does not say (`--stale-unused-days`,
+    /// `--stale-fixed-value-days`).
+    pub staleness: flagstone_store::evaluations::StaleSettings,
 }
 
 /// How invitations reach people (`flagstone serve --public-url`, `--smtp-url`, `--smtp-from`).
@@ -66,7 +69,17 @@ impl AppState {
             auth: Arc::new(auth::Auth::new(config, clock)),
             webhooks: Default::default(),
             invitations: Arc::new(Invitations::default()),
+            staleness: Default::default(),
         }
+    }
+
+    /// The same state with these installation defaults for stale features.
+    pub fn with_staleness(
+        mut self,
+        staleness: flagstone_store::evaluations::StaleSettings,
+    ) -> AppState {
+        self.staleness = staleness;
+        self
     }
 
     /// The same state with these invitation settings.

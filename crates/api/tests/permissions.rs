@@ -380,6 +380,8 @@ fn everyones(method: &Method, template: &str) -> bool {
 fn query(template: &str, f: &Fixture) -> String {
     if template == "/api/v1/environment-document/import" {
         format!("?project={}", f.project)
+    } else if template.ends_with("/evaluation-data") {
+        format!("?environment_id={}", f.environment)
     } else {
         String::new()
     }
@@ -663,7 +665,7 @@ async fn organisation_admins_and_the_installation_key_may_read_everything() {
         if method != Method::GET {
             continue;
         }
-        let path = fill(&template, &a);
+        let path = fill(&template, &a) + &query(&template, &a);
         for who in [As::Key(ADMIN_KEY), As::Token(&token)] {
             let r = app.call(Method::GET, &path, None, who, HERE).await;
             let superuser_only = template == "/api/v1/tasks/status";

@@ -20,6 +20,7 @@ mod routes;
 pub mod snapshot;
 pub mod sse_slots;
 pub mod traits_writer;
+pub mod usage;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +49,8 @@ pub struct EdgeConfig {
     pub sse_caps: sse_slots::SseCaps,
     /// Origins browsers may call the SDK API from.
     pub cors_origins: cors::CorsOrigins,
+    /// How often flag usage counted in memory is written to the store.
+    pub usage_flush_interval: Duration,
 }
 
 impl Default for EdgeConfig {
@@ -60,6 +63,7 @@ impl Default for EdgeConfig {
             sse_keep_alive: Duration::from_secs(15),
             sse_caps: sse_slots::SseCaps::default(),
             cors_origins: cors::CorsOrigins::Any,
+            usage_flush_interval: Duration::from_secs(10),
         }
     }
 }
@@ -74,13 +78,18 @@ pub struct EdgeState {
     pub traits: traits_writer::TraitWriter,
     pub sse: Arc<sse_slots::SseSlots>,
     pub limits: Arc<project_limits::ProjectLimits>,
+    /// Writes flag usage in batches ([`usage`]); `flush()` writes at once.
+    pub usage: Arc<usage::UsageFlusher>,
     pub config: EdgeConfig,
 }
 
 impl EdgeState {
     /// Must be called inside a Tokio runtime (it starts the trait writer).
     pub fn new(store: Store, registry: Arc<Registry>, config: EdgeConfig) -> EdgeState {
+        let usage = usage::UsageFlusher::new(store.clone(), registry.clone());
+        usage.spawn(config.usage_flush_interval);
         EdgeState {
+            usage,
             traits: traits_writer::TraitWriter::spawn(store.clone(), config.trait_queue_capacity),
             identities: Arc::new(identity_cache::IdentityCache::new(
                 config.identity_cache_capacity,

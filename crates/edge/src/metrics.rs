@@ -7,3 +7,10 @@ pub const SSE_SUBSCRIBERS: &str = "flagstone_sse_subscribers";
 pub const ANALYTICS_REPORTS_TOTAL: &str = "flagstone_analytics_reports_total";
 /// Counter: flag evaluations those reports counted, summed over features and environments.
 pub const ANALYTICS_EVALUATIONS_TOTAL: &str = "flagstone_analytics_evaluations_total";
+/// Counter `{outcome}`: flag-usage flushes to the store (`ok`, `failed`).
+pub const USAGE_FLUSHES_TOTAL: &str = "flagstone_usage_flushes_total";
+/// Gauge: `(environment, feature, hour)` usage rows waiting to be written (a failed flush
+/// keeps them, up to `usage::MAX_PENDING_ROWS`).
+pub const USAGE_PENDING_ROWS: &str = "flagstone_usage_pending_rows";
+/// Counter: evaluations dropped because the store stayed unreachable past the pending cap.
+pub const USAGE_DROPPED_TOTAL: &str = "flagstone_usage_evaluations_dropped_total";

@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::broadcast;
 
 use crate::snapshot::EnvSnapshot;
+use crate::usage::UsageBoard;
 
 type Map = HashMap<String, Arc<EnvSnapshot>>;
 
@@ -18,6 +19,8 @@ pub struct Registry {
     /// Client key of each environment id, to replace or remove by id.
     keys: Mutex<HashMap<i64, String>>,
     channels: Mutex<HashMap<String, broadcast::Sender<f64>>>,
+    /// The usage counters of every snapshot installed (drained by the usage flusher).
+    pub usage: UsageBoard,
 }
 
 impl Registry {
@@ -59,6 +62,7 @@ impl Registry {
             }
         }
         let snap = Arc::new(snap);
+        self.usage.register(snap.usage.clone());
         let mut next: Map = (**current).clone();
         if let Some(k) = &old_key {
             if *k != snap.api_key {

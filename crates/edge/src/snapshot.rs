@@ -4,11 +4,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
+use std::sync::Arc;
 
 use axum::http::HeaderValue;
 use bytes::{Buf, Bytes};
 use flagstone_engine::{CompiledEnvironment, EnvironmentDocument};
 use serde_json::{json, Value};
+
+use crate::usage::UsageCounters;
 
 /// Where the document's `"identity_overrides":[]` sits, so the document endpoint can stream the
 /// identity overrides (kept outside the stored document) into it.
@@ -116,6 +119,8 @@ pub struct EnvSnapshot {
     /// `GET /flags/` bodies.
     pub flags_client: Bytes,
     pub flags_server: Bytes,
+    /// What this revision served, for flag usage ([`crate::usage`]).
+    pub usage: Arc<UsageCounters>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -227,6 +232,16 @@ impl EnvSnapshot {
         }
         client.push(b']');
         server.push(b']');
+        let usage = Arc::new(UsageCounters::new(
+            environment_id,
+            &doc.feature_states
+                .iter()
+                .map(|fs| {
+                    let id = fs.feature.id;
+                    (id, hide_disabled || !server_key_only.contains(&id))
+                })
+                .collect::<Vec<_>>(),
+        ));
         let updated_at = parse_updated_at(doc.updated_at.as_deref());
         let secs = updated_at.max(0.0) as u64;
         let last_modified =
@@ -258,6 +273,7 @@ impl EnvSnapshot {
             // Shrunk to fit: `Bytes::from(Vec)` would keep the spare capacity for the revision.
             flags_client: Bytes::from(client.into_boxed_slice()),
             flags_server: Bytes::from(server.into_boxed_slice()),
+            usage,
         })
     }
 

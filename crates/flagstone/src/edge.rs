@@ -79,12 +79,23 @@ pub struct EdgeOptions {
     /// `scheme://host[:port]`. The admin API never answers cross-origin requests.
     #[arg(long, env = "FLAGSTONE_EDGE_CORS_ALLOWED_ORIGINS", default_value = "*")]
     pub edge_cors_allowed_origins: flagstone_edge::cors::CorsOrigins,
+    /// How often flag usage counted in memory is written to the store, in seconds (the
+    /// resolution of `last_evaluated_at`; counts not yet written are lost if the process dies).
+    #[arg(
+        long,
+        env = "FLAGSTONE_EDGE_USAGE_FLUSH_SECONDS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    pub edge_usage_flush_seconds: u64,
 }
 
-/// A running edge: its SDK router, and what its readiness looks at.
+/// A running edge: its SDK router, what its readiness looks at, and its usage flusher (to
+/// write the last counts at shutdown).
 pub struct Edge {
     pub router: Router,
     pub documents: DocumentsProbe,
+    pub usage: Arc<flagstone_edge::usage::UsageFlusher>,
 }
 
 /// Loads the published documents and starts following. Call inside the runtime.
@@ -109,6 +120,7 @@ pub async fn start(store: Store, feed: PublishFeed, opts: &EdgeOptions) -> Edge 
             per_server: opts.edge_sse_max_connections,
         },
         cors_origins: opts.edge_cors_allowed_origins.clone(),
+        usage_flush_interval: Duration::from_secs(opts.edge_usage_flush_seconds),
         ..EdgeConfig::default()
     };
     let state = EdgeState::new(store, registry.clone(), config);
@@ -123,6 +135,7 @@ pub async fn start(store: Store, feed: PublishFeed, opts: &EdgeOptions) -> Edge 
         staleness_seconds: health.staleness_seconds(),
     });
     Edge {
+        usage: state.usage.clone(),
         router: flagstone_edge::router(state),
         documents,
     }
@@ -174,6 +187,7 @@ pub async fn run(args: EdgeArgs) -> anyhow::Result<()> {
     .await?;
     let app = crate::serve::with_common_routes(observed.app);
     crate::serve::serve_http(args.bind, app, &args.http).await?;
+    edge.usage.flush().await;
     store.close().await;
     Ok(())
 }

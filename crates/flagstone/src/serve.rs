@@ -37,6 +37,24 @@ pub struct ServeArgs {
     pub observe: crate::observability::ObserveOptions,
     #[command(flatten)]
     pub webhooks: crate::webhooks::WebhookOptions,
+    /// Days a feature may be served to nobody before it is reported stale, where its project
+    /// does not say (`stale_flags_limit_days`).
+    #[arg(
+        long,
+        env = "FLAGSTONE_STALE_UNUSED_DAYS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(i64).range(1..=3650)
+    )]
+    pub stale_unused_days: i64,
+    /// Days a feature may serve one fixed value everywhere before it is reported stale, where
+    /// its project does not say (`stale_fixed_value_days`).
+    #[arg(
+        long,
+        env = "FLAGSTONE_STALE_FIXED_VALUE_DAYS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(i64).range(1..=3650)
+    )]
+    pub stale_fixed_value_days: i64,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -72,11 +90,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     let deliverer = crate::webhooks::spawn(store.clone(), &args.webhooks, worker_stop);
     let edge = crate::edge::start(store.clone(), feed, &args.edge).await;
+    let usage = edge.usage.clone();
     let admin = flagstone_api::router(
         args.auth
             .app_state(store.clone())
             .with_webhook_policy(args.webhooks.policy())
-            .with_invitations(invitations),
+            .with_invitations(invitations)
+            .with_staleness(flagstone_store::evaluations::StaleSettings {
+                unused_days: args.stale_unused_days,
+                fixed_value_days: args.stale_fixed_value_days,
+            }),
     );
     let observed = crate::observability::observe(
         flagstone_observe::Role::Serve,
@@ -90,6 +113,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let app = with_common_routes(flagstone_dashboard::mount(observed.app));
     tracing::info!(backend = ?store.backend(), "admin API, task processor and SDK API in one process");
     serve_http(args.bind, app, &args.http).await?;
+    // The counts made since the last flush.
+    usage.flush().await;
     let _ = stop_worker.send(true);
     let _ = worker.await;
     let _ = deliverer.await;

@@ -13,7 +13,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use metrics_util::MetricKindMask;
 
 pub use flagstone_edge::metrics::{
-    ANALYTICS_EVALUATIONS_TOTAL, ANALYTICS_REPORTS_TOTAL, SSE_SUBSCRIBERS,
+    ANALYTICS_EVALUATIONS_TOTAL, ANALYTICS_REPORTS_TOTAL, SSE_SUBSCRIBERS, USAGE_DROPPED_TOTAL,
+    USAGE_FLUSHES_TOTAL, USAGE_PENDING_ROWS,
 };
 pub use flagstone_tasks::metrics::{
     BUILDS_TOTAL, BUILD_SECONDS, DELIVERY_OUTCOMES, DOCUMENT_BYTES, WEBHOOK_DELIVERIES_TOTAL,
@@ -192,6 +193,18 @@ fn describe_all() {
         ANALYTICS_EVALUATIONS_TOTAL,
         "Flag evaluations counted by SDK analytics reports."
     );
+    describe_counter!(
+        USAGE_FLUSHES_TOTAL,
+        "Flag-usage batches written to the store, by outcome (ok, failed)."
+    );
+    describe_gauge!(
+        USAGE_PENDING_ROWS,
+        "Flag-usage rows waiting for the next flush (kept while the store is unreachable)."
+    );
+    describe_counter!(
+        USAGE_DROPPED_TOTAL,
+        "Flag evaluations dropped because the store stayed unreachable past the pending cap."
+    );
     describe_gauge!(POOL_SIZE, "Store connections open.");
     describe_gauge!(POOL_IN_USE, "Store connections in use.");
     describe_gauge!(POOL_MAX, "The store pool's ceiling.");
@@ -235,6 +248,11 @@ fn register_at_zero(role: Role) {
         metrics::gauge!(SSE_SUBSCRIBERS).set(0.0);
         metrics::counter!(ANALYTICS_REPORTS_TOTAL).absolute(0);
         metrics::counter!(ANALYTICS_EVALUATIONS_TOTAL).absolute(0);
+        for o in ["ok", "failed"] {
+            metrics::counter!(USAGE_FLUSHES_TOTAL, "outcome" => o).absolute(0);
+        }
+        metrics::gauge!(USAGE_PENDING_ROWS).set(0.0);
+        metrics::counter!(USAGE_DROPPED_TOTAL).absolute(0);
     }
     // The request series exist from the start with the route every role serves; others appear
     // with their first request (their labels are not known before).

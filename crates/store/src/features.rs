@@ -196,6 +196,31 @@ pub struct FeatureFilter {
     pub tags: Vec<String>,
     /// Only archived (`true`) or only live (`false`) features; both when absent.
     pub is_archived: Option<bool>,
+    /// Only, or all but, these feature ids (e.g. the stale ones).
+    pub ids: IdFilter,
+}
+
+/// A set of feature ids a list keeps or leaves out.
+#[derive(Debug, Clone, Default)]
+pub enum IdFilter {
+    #[default]
+    Any,
+    Only(Vec<i64>),
+    Except(Vec<i64>),
+}
+
+impl IdFilter {
+    /// The SQL condition (ids are integers read from the store, written inline).
+    fn condition(&self) -> Option<String> {
+        let list = |ids: &[i64]| ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        match self {
+            IdFilter::Any => None,
+            IdFilter::Only(ids) if ids.is_empty() => Some("1 = 0".into()),
+            IdFilter::Only(ids) => Some(format!("id IN ({})", list(ids))),
+            IdFilter::Except(ids) if ids.is_empty() => None,
+            IdFilter::Except(ids) => Some(format!("id NOT IN ({})", list(ids))),
+        }
+    }
 }
 
 /// Features of a project by id, filtered as `filter` says.
@@ -225,6 +250,10 @@ pub async fn list(
         .collect();
     for i in 0..tag_patterns.len() {
         condition.push_str(&format!(" AND tags LIKE ${} ESCAPE '\\'", i + 4));
+    }
+    if let Some(ids) = filter.ids.condition() {
+        condition.push_str(" AND ");
+        condition.push_str(&ids);
     }
     let n = tag_patterns.len() + 4;
     let count_sql = format!("SELECT COUNT(*) FROM features WHERE {condition}");

@@ -14,6 +14,7 @@ pub mod db;
 pub mod document;
 pub mod environments;
 mod error;
+pub mod evaluations;
 pub mod features;
 pub mod history;
 pub mod identities;

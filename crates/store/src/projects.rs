@@ -22,6 +22,12 @@ pub struct Project {
     pub enable_realtime_updates: bool,
     /// The effective limits (defaults plus this project's overrides).
     pub limits: Limits,
+    /// Days a feature may be served to nobody before it is stale; null: the installation's
+    /// default (`--stale-unused-days`, 30). See docs/flag-usage.md.
+    pub stale_flags_limit_days: Option<i64>,
+    /// Days a feature may serve one fixed value everywhere before it is stale; null: the
+    /// installation's default (`--stale-fixed-value-days`, 30).
+    pub stale_fixed_value_days: Option<i64>,
     #[serde(
         rename = "created_date",
         serialize_with = "crate::clock::iso::serialize"
@@ -39,6 +45,8 @@ struct ProjectRow {
     hide_disabled_flags: bool,
     enable_realtime_updates: bool,
     limits: String,
+    stale_flags_limit_days: Option<i64>,
+    stale_fixed_value_days: Option<i64>,
     created_at: i64,
 }
 
@@ -53,6 +61,8 @@ impl TryFrom<ProjectRow> for Project {
             hide_disabled_flags: r.hide_disabled_flags,
             enable_realtime_updates: r.enable_realtime_updates,
             limits: Limits::from_stored(&r.limits)?,
+            stale_flags_limit_days: r.stale_flags_limit_days,
+            stale_fixed_value_days: r.stale_fixed_value_days,
             created_at: r.created_at,
         })
     }
@@ -71,6 +81,10 @@ pub struct NewProject {
     /// Limits to override, e.g. `{"max_features": 100}`.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub limits: Option<serde_json::Value>,
+    #[serde(default)]
+    pub stale_flags_limit_days: Option<i64>,
+    #[serde(default)]
+    pub stale_fixed_value_days: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -83,11 +97,30 @@ pub struct ProjectPatch {
     /// Limits to override; merged into the current ones.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub limits: Option<serde_json::Value>,
+    /// `null` returns to the installation's default.
+    #[serde(default, deserialize_with = "crate::organisations::double_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
+    pub stale_flags_limit_days: Option<Option<i64>>,
+    /// `null` returns to the installation's default.
+    #[serde(default, deserialize_with = "crate::organisations::double_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
+    pub stale_fixed_value_days: Option<Option<i64>>,
+}
+
+/// Days of a staleness setting: 1 to 3650 (ten years).
+fn validate_stale_days(field: &str, days: Option<i64>) -> Result<Option<i64>> {
+    match days {
+        Some(d) if !(1..=3650).contains(&d) => Err(StoreError::invalid(
+            field,
+            "must be a number of days from 1 to 3650",
+        )),
+        other => Ok(other),
+    }
 }
 
 const COLUMNS: &str =
     "id, uuid, organisation_id, name, hide_disabled_flags, enable_realtime_updates, limits, \
-    created_at";
+    stale_flags_limit_days, stale_fixed_value_days, created_at";
 
 /// Validates a limits patch and merges it into the stored overrides object.
 fn merge_limit_overrides(stored: &str, patch: &serde_json::Value) -> Result<String> {
@@ -112,11 +145,14 @@ pub async fn create(ch: &mut Change, new: &NewProject) -> Result<Project> {
         Some(p) => merge_limit_overrides("{}", p)?,
         None => "{}".to_string(),
     };
+    let unused_days = validate_stale_days("stale_flags_limit_days", new.stale_flags_limit_days)?;
+    let fixed_days = validate_stale_days("stale_fixed_value_days", new.stale_fixed_value_days)?;
     let row: ProjectRow = sql!(ch.tx(), |c| {
         sqlx::query_as(&format!(
             "INSERT INTO projects (organisation_id, name, hide_disabled_flags, \
-                 enable_realtime_updates, limits, created_at, uuid) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
+                 enable_realtime_updates, limits, created_at, uuid, stale_flags_limit_days, \
+                 stale_fixed_value_days) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
         ))
         .bind(new.organisation)
         .bind(&name)
@@ -125,6 +161,8 @@ pub async fn create(ch: &mut Change, new: &NewProject) -> Result<Project> {
         .bind(&limits)
         .bind(now_ms())
         .bind(uuid::Uuid::new_v4().to_string())
+        .bind(unused_days)
+        .bind(fixed_days)
         .fetch_one(c)
         .await?
     });
@@ -218,16 +256,27 @@ pub async fn update(ch: &mut Change, id: i64, patch: &ProjectPatch) -> Result<Pr
         Some(n) => validate_name("name", n)?,
         None => before.name.clone(),
     };
+    let unused_days = match patch.stale_flags_limit_days {
+        Some(d) => validate_stale_days("stale_flags_limit_days", d)?,
+        None => before.stale_flags_limit_days,
+    };
+    let fixed_days = match patch.stale_fixed_value_days {
+        Some(d) => validate_stale_days("stale_fixed_value_days", d)?,
+        None => before.stale_fixed_value_days,
+    };
     let row: ProjectRow = sql!(ch.tx(), |c| {
         sqlx::query_as(&format!(
             "UPDATE projects SET name = $2, hide_disabled_flags = $3, enable_realtime_updates = $4, \
-                 limits = $5 WHERE id = $1 RETURNING {COLUMNS}"
+                 limits = $5, stale_flags_limit_days = $6, stale_fixed_value_days = $7 \
+             WHERE id = $1 RETURNING {COLUMNS}"
         ))
         .bind(id)
         .bind(&name)
         .bind(patch.hide_disabled_flags.unwrap_or(before.hide_disabled_flags))
         .bind(patch.enable_realtime_updates.unwrap_or(before.enable_realtime_updates))
         .bind(&limits)
+        .bind(unused_days)
+        .bind(fixed_days)
         .fetch_one(c)
         .await?
     });

@@ -422,6 +422,7 @@ async fn exceeding_a_limit_is_refused_and_writes_nothing() {
             hide_disabled_flags: None,
             enable_realtime_updates: None,
             limits: Some(json!({"max_segments": 4})),
+            ..Default::default()
         },
     )
     .await
@@ -448,6 +449,7 @@ async fn exceeding_a_limit_is_refused_and_writes_nothing() {
             hide_disabled_flags: None,
             enable_realtime_updates: None,
             limits: Some(json!({"max_segments": 100, "max_document_bytes": 2000})),
+            ..Default::default()
         },
     )
     .await
@@ -474,6 +476,7 @@ async fn exceeding_a_limit_is_refused_and_writes_nothing() {
             hide_disabled_flags: None,
             enable_realtime_updates: None,
             limits: Some(json!({"max_document_bytes": 1_000_000})),
+            ..Default::default()
         },
     )
     .await

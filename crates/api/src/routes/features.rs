@@ -4,14 +4,16 @@
 //! `DELETE_FEATURE` (Flagsmith's rules).
 
 mod states;
+mod usage;
 mod versions;
 
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use flagstone_access::{EnvironmentPermission, Need};
+use flagstone_store::evaluations::{self, StaleReason};
 use flagstone_store::features::{
-    self, options, Feature, FeaturePatch, FeatureState, MvOption, MvOptionPatch, NewFeature,
-    NewMvOption,
+    self, options, Feature, FeaturePatch, FeatureState, IdFilter, MvOption, MvOptionPatch,
+    NewFeature, NewMvOption,
 };
 use flagstone_store::{environments, StoreError};
 use serde::{Deserialize, Serialize};
@@ -30,7 +32,7 @@ pub(crate) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
         .routes(routes!(get_feature, update_feature, delete_feature))
         .routes(routes!(list_options, create_option))
         .routes(routes!(get_option, update_option, delete_option));
-    versions::routes(states::routes(r))
+    usage::routes(versions::routes(states::routes(r)))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -42,6 +44,10 @@ struct FeatureFilter {
     tags: Option<String>,
     /// `true`: only archived features; `false`: only live ones; absent: both.
     is_archived: Option<bool>,
+    /// `true`: only stale features (served to nobody, or one fixed value everywhere, for the
+    /// project's number of days: docs/flag-usage.md); `false`: only the others. Each listed
+    /// feature then says why it is stale (`stale`).
+    stale: Option<bool>,
     /// An environment id of the project: each feature then carries that environment's state as
     /// `environment_feature_state` (as Flagsmith's dashboard reads it).
     environment: Option<i64>,
@@ -56,6 +62,9 @@ struct FeatureListItem {
     feature: Feature,
     #[serde(skip_serializing_if = "Option::is_none")]
     environment_feature_state: Option<FeatureState>,
+    /// With `?stale=`: why the feature is stale, null if it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stale: Option<Option<StaleReason>>,
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{project}/features", tag = "features",
@@ -85,8 +94,24 @@ async fn list_features(
             .map(str::to_owned)
             .collect(),
         is_archived: f.is_archived,
+        ids: IdFilter::Any,
     };
+    let mut filter = filter;
     let mut tx = s.store.read().await?;
+    let stale = match f.stale {
+        Some(wanted) => {
+            let now = s.store.clock().now_ms();
+            let stale = evaluations::stale(&mut tx, project, s.staleness, now).await?;
+            let ids: Vec<i64> = stale.keys().copied().collect();
+            filter.ids = if wanted {
+                IdFilter::Only(ids)
+            } else {
+                IdFilter::Except(ids)
+            };
+            Some(stale)
+        }
+        None => None,
+    };
     let page = features::list(&mut tx, project, &filter, req).await?;
     let mut states = match (f.environment, page.results.first(), page.results.last()) {
         (Some(env_id), first, last) => {
@@ -120,6 +145,7 @@ async fn list_features(
             .into_iter()
             .map(|feature| FeatureListItem {
                 environment_feature_state: states.remove(&feature.id),
+                stale: stale.as_ref().map(|s| s.get(&feature.id).copied()),
                 feature,
             })
             .collect(),

@@ -1,5 +1,6 @@
 //! `POST /api/v1/analytics/flags/`: SDKs report how often each flag was evaluated
-//! (`{"feature_name": count}`); counted in `flagstone_sdk_flag_evaluations_total`. Unknown
+//! (`{"feature_name": count}`); counted in `flagstone_sdk_flag_evaluations_total` and in
+//! flag usage ([`crate::usage`]). Unknown
 //! feature names and non-integer counts are dropped, as Flagsmith does, which also keeps the
 //! metric's label set bounded by the environment's features.
 
@@ -26,8 +27,9 @@ pub(crate) async fn post_analytics(
     let counts = v.as_object().ok_or_else(not_object)?;
     let environment = c.snap.environment_id.to_string();
     metrics::counter!(crate::metrics::ANALYTICS_REPORTS_TOTAL).increment(1);
-    for meta in c.snap.features.values() {
+    for (&id, meta) in &c.snap.features {
         if let Some(n) = counts.get(&meta.name).and_then(Value::as_u64) {
+            c.snap.usage.reported(id, n);
             metrics::counter!(crate::metrics::ANALYTICS_EVALUATIONS_TOTAL).increment(n);
             metrics::counter!(
                 "flagstone_sdk_flag_evaluations_total",

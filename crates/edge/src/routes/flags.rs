@@ -1,4 +1,5 @@
 //! `GET /api/v1/flags/[?feature=NAME]`: environment defaults, serialized once per revision.
+//! Each answer counts as one evaluation of every flag it lists ([`crate::usage`]).
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -17,6 +18,7 @@ pub(crate) async fn get_flags(
     let c = caller(&state, &headers).await?;
     let body = c.snap.flags_body(c.server);
     let Some(name) = q.get("feature") else {
+        c.snap.usage.listed(c.server);
         return Ok((json_headers(&c.snap.updated_at_header), body).into_response());
     };
     // One flag: pick it out of the pre-serialized list (rare path; the list is small).
@@ -25,5 +27,8 @@ pub(crate) async fn get_flags(
         .into_iter()
         .find(|i| i["feature"]["name"].as_str() == Some(name.as_str()))
         .ok_or(SdkError::FeatureNotFound)?;
+    if let Some(id) = item["feature"]["id"].as_i64() {
+        c.snap.usage.served_one(id);
+    }
     Ok((json_headers(&c.snap.updated_at_header), axum::Json(item)).into_response())
 }

@@ -327,12 +327,14 @@ fn respond(c: &Caller, r: Identified, feature: Option<&str>) -> Result<Response,
         if write_flags(c, &ctx, overrides, Some(name), &mut out) == 0 {
             return Err(SdkError::FeatureNotFound);
         }
+        count_one(c, name);
         return Ok((headers, out).into_response());
     }
     out.extend_from_slice(b"{\"identifier\":");
     let _ = serde_json::to_writer(&mut out, &ctx.identifier);
     out.extend_from_slice(b",\"flags\":[");
     write_flags(c, &ctx, overrides, None, &mut out);
+    c.snap.usage.listed(c.server);
     out.extend_from_slice(b"],\"traits\":[");
     if !c.snap.hide_sensitive_data {
         for (i, (k, v)) in ctx.traits.iter().enumerate() {
@@ -344,4 +346,11 @@ fn respond(c: &Caller, r: Identified, feature: Option<&str>) -> Result<Response,
     }
     out.extend_from_slice(b"]}");
     Ok((headers, out).into_response())
+}
+
+/// Counts a one-flag answer for flag usage (rare path: the name is looked up).
+fn count_one(c: &Caller, name: &str) {
+    if let Some((&id, _)) = c.snap.features.iter().find(|(_, m)| m.name == name) {
+        c.snap.usage.served_one(id);
+    }
 }

@@ -39,7 +39,13 @@ impl Resp {
 
 impl EdgeApp {
     pub async fn new() -> EdgeApp {
-        let t = test_store().await;
+        Self::with_clock(flagstone_store::Clock::system()).await
+    }
+
+    /// An app whose store reads "now" from `clock` (a manual clock lets a test pass days).
+    pub async fn with_clock(clock: flagstone_store::Clock) -> EdgeApp {
+        let mut t = test_store().await;
+        t.store = t.store.clone().with_clock(clock);
         flagstone_store::keys::ensure_admin_key(&t.store, Some(ADMIN_KEY))
             .await
             .unwrap();
@@ -85,6 +91,22 @@ impl EdgeApp {
             headers,
             body,
         }
+    }
+
+    /// An admin request, whatever its answer.
+    pub async fn admin_raw(&self, method: Method, path: &str, body: Option<Value>) -> Resp {
+        let b = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Api-Key {ADMIN_KEY}"));
+        let req = match body {
+            Some(v) => b
+                .header("content-type", "application/json")
+                .body(Body::from(v.to_string()))
+                .unwrap(),
+            None => b.body(Body::empty()).unwrap(),
+        };
+        Self::send(self.admin(), req).await
     }
 
     /// An admin request; panics unless it succeeds.

@@ -33,6 +33,9 @@ pub struct FeatureState {
     #[serde(serialize_with = "crate::clock::iso::serialize")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: i64,
+    /// When an edge last served this feature in this environment or an SDK last reported
+    /// evaluating it (Unix ms, to within an edge's usage flush interval); null if never.
+    pub last_evaluated_at: Option<i64>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -45,6 +48,7 @@ struct StateRow {
     value: Option<String>,
     mv_allocations: String,
     updated_at: i64,
+    last_evaluated_at: Option<i64>,
 }
 
 impl TryFrom<StateRow> for FeatureState {
@@ -59,6 +63,7 @@ impl TryFrom<StateRow> for FeatureState {
             feature_state_value: decode_value("feature_states.value", r.value.as_deref())?,
             multivariate_feature_state_values: decode_allocations(&r.mv_allocations)?,
             updated_at: r.updated_at,
+            last_evaluated_at: r.last_evaluated_at,
         })
     }
 }
@@ -80,8 +85,13 @@ pub struct FeatureStatePatch {
     pub environment: Option<i64>,
 }
 
-const COLUMNS: &str =
-    "id, uuid, feature_id, environment_id, enabled, value, mv_allocations, updated_at";
+/// The state's columns, and when it was last evaluated (the hourly usage rows of its feature
+/// and environment, read through their primary key).
+const COLUMNS: &str = "id, uuid, feature_id, environment_id, enabled, value, mv_allocations, \
+     updated_at, \
+     (SELECT MAX(u.last_evaluated_at) FROM feature_evaluations u \
+      WHERE u.environment_id = feature_states.environment_id \
+      AND u.feature_id = feature_states.feature_id) AS last_evaluated_at";
 
 /// The state `id` of this environment; `NotFound` if it belongs to another one.
 pub async fn get(tx: &mut Tx, environment_id: i64, id: i64) -> Result<FeatureState> {
