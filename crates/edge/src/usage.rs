@@ -15,7 +15,7 @@
 //! counts made by requests still using a replaced snapshot are not lost.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,6 +27,19 @@ use crate::registry::Registry;
 
 /// `(environment, feature, hour)` rows a flusher keeps while the store is unreachable.
 pub const MAX_PENDING_ROWS: usize = 100_000;
+
+static COUNTING: AtomicBool = AtomicBool::new(true);
+
+/// Turns usage counting on or off for the whole process (on by default; `flagstone bench
+/// usage` compares both in one run).
+pub fn set_counting(on: bool) {
+    COUNTING.store(on, Ordering::Relaxed);
+}
+
+#[inline]
+fn counting() -> bool {
+    COUNTING.load(Ordering::Relaxed)
+}
 
 /// One snapshot's counters, indexed by the feature's position in its document.
 pub struct UsageCounters {
@@ -67,6 +80,9 @@ impl UsageCounters {
     /// A response listed every flag the caller's key sees.
     #[inline]
     pub fn listed(&self, server_key: bool) {
+        if !counting() {
+            return;
+        }
         let c = if server_key {
             &self.listed_server
         } else {
@@ -78,6 +94,9 @@ impl UsageCounters {
     /// A response served this one feature.
     #[inline]
     pub fn served_one(&self, feature_id: i64) {
+        if !counting() {
+            return;
+        }
         if let Some(&i) = self.index.get(&feature_id) {
             self.one[i as usize].fetch_add(1, Ordering::Relaxed);
         }
@@ -85,6 +104,9 @@ impl UsageCounters {
 
     /// An SDK reported `n` evaluations of this feature.
     pub fn reported(&self, feature_id: i64, n: u64) {
+        if !counting() {
+            return;
+        }
         if let Some(&i) = self.index.get(&feature_id) {
             self.reported[i as usize].fetch_add(n, Ordering::Relaxed);
         }

@@ -17,6 +17,7 @@ mod api;
 mod history;
 mod http;
 mod permissions;
+mod usage;
 mod webhooks;
 
 use std::net::SocketAddr;
@@ -37,6 +38,8 @@ pub enum BenchCommand {
     Webhooks(webhooks::WebhooksArgs),
     /// What versions of features' configurations cost (bytes per version, time per change).
     History(history::HistoryArgs),
+    /// What flag-usage counting costs an SDK request (counting on vs off, in-process).
+    Usage(usage::UsageArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -194,6 +197,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Permissions(args) => return permissions::run(args).await,
         BenchCommand::Webhooks(args) => return webhooks::run(args).await,
         BenchCommand::History(args) => return history::run(args).await,
+        BenchCommand::Usage(args) => return usage::run(args).await,
     };
     let target = open_target(args.database_url.as_deref()).await?;
     let store = target.store.clone();
