@@ -40,6 +40,7 @@ struct Fixture {
     grants: std::collections::BTreeMap<String, i64>,
     /// The newest version of the feature's configuration in the environment.
     version: i64,
+    scheduled_change: i64,
     env_webhook: i64,
     org_webhook: i64,
     env_delivery: i64,
@@ -185,6 +186,15 @@ async fn fixture(app: &TestApp, name: &str) -> Fixture {
         ))
         .await;
     let version = id(&versions["results"][0]);
+    let later = flagstone_store::clock::iso8601(flagstone_store::now_ms() + 3_600_000);
+    let (status, scheduled) = app
+        .patch(
+            &format!("/api/v1/environments/{api_key}/featurestates/{feature_state}/"),
+            json!({"enabled": true, "live_from": later}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{scheduled}");
+    let scheduled_change = id(&scheduled);
     // A public (documentation-range) address: the default policy refuses private ones.
     let hook = json!({"url": "https://203.0.113.10/hook", "secret": "s"});
     let env_hooks = format!("/api/v1/environments/{api_key}/webhooks/");
@@ -227,6 +237,7 @@ async fn fixture(app: &TestApp, name: &str) -> Fixture {
     Fixture {
         uuids,
         version,
+        scheduled_change,
         env_webhook,
         org_webhook,
         env_delivery,
@@ -297,6 +308,7 @@ fn fill(template: &str, f: &Fixture) -> String {
                 "api-keys" => f.server_key.to_string(),
                 "tasks" => f.environment.to_string(),
                 "versions" => f.version.to_string(),
+                "scheduled-changes" => f.scheduled_change.to_string(),
                 "users" => f.member.to_string(),
                 "groups" => f.group.to_string(),
                 "master-api-keys" => f.key_prefix.clone(),

@@ -88,7 +88,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         publications,
         worker_stop.clone(),
     );
-    let deliverer = crate::webhooks::spawn(store.clone(), &args.webhooks, worker_stop);
+    let deliverer = crate::webhooks::spawn(store.clone(), &args.webhooks, worker_stop.clone());
+    let scheduler = crate::worker::spawn_scheduler(store.clone(), worker_stop);
     let edge = crate::edge::start(store.clone(), feed, &args.edge).await;
     let usage = edge.usage.clone();
     let admin = flagstone_api::router(
@@ -118,6 +119,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _ = stop_worker.send(true);
     let _ = worker.await;
     let _ = deliverer.await;
+    let _ = scheduler.await;
     store.close().await;
     tracing::info!("flagstone stopped");
     Ok(())

@@ -61,7 +61,7 @@ pub struct WorkerArgs {
     pub webhooks: crate::webhooks::WebhookOptions,
 }
 
-/// `flagstone worker`: processes publish jobs and delivers webhooks until SIGTERM or Ctrl-C. With `--metrics-addr`
+/// `flagstone worker`: processes publish jobs, applies scheduled changes and delivers webhooks until SIGTERM or Ctrl-C. With `--metrics-addr`
 /// it serves `/metrics` and `/health/*` there.
 pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     if args.observe.metrics_addr.is_some() {
@@ -86,11 +86,13 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         flagstone_observe::gauges::spawn_exporter(store.clone(), monitor, None);
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let deliverer = crate::webhooks::spawn(store.clone(), &args.webhooks, stopped);
+    let deliverer = crate::webhooks::spawn(store.clone(), &args.webhooks, stopped.clone());
+    let scheduler = spawn_scheduler(store.clone(), stopped);
     let worker = Worker::new(store.clone(), args.worker.config(), Publications::new());
     worker.run(crate::serve::shutdown_signal()).await;
     let _ = stop.send(true);
     let _ = deliverer.await;
+    let _ = scheduler.await;
     store.close().await;
     Ok(())
 }
@@ -114,6 +116,17 @@ pub fn spawn_in_process(
         }
     });
     tokio::spawn(worker.run(async move {
+        let _ = stop.wait_for(|s| *s).await;
+    }))
+}
+
+/// Runs the scheduler (scheduled changes applied at their `live_from`) until `stop` is set.
+pub fn spawn_scheduler(
+    store: Store,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let scheduler = flagstone_tasks::schedule::Scheduler::new(store, Default::default());
+    tokio::spawn(scheduler.run(async move {
         let _ = stop.wait_for(|s| *s).await;
     }))
 }

@@ -47,6 +47,11 @@ const WORKER: &[&str] = &[
     "flagstone_webhook_deliveries_total{outcome=\"retrying\"}",
     "flagstone_webhook_deliveries_total{outcome=\"parked\"}",
     "flagstone_webhook_delivery_seconds_bucket{",
+    "flagstone_scheduled_changes_total{outcome=\"applied\"}",
+    "flagstone_scheduled_changes_total{outcome=\"parked\"}",
+    "flagstone_scheduled_change_delay_seconds_bucket{",
+    "flagstone_scheduled_changes_pending",
+    "flagstone_scheduled_changes_overdue_seconds",
 ];
 /// Series of roles that serve the SDK API.
 const EDGE: &[&str] = &[

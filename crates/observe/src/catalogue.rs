@@ -20,6 +20,10 @@ pub use flagstone_tasks::metrics::{
     BUILDS_TOTAL, BUILD_SECONDS, DELIVERY_OUTCOMES, DOCUMENT_BYTES, WEBHOOK_DELIVERIES_TOTAL,
     WEBHOOK_DELIVERY_SECONDS,
 };
+pub use flagstone_tasks::schedule::{
+    APPLIED_TOTAL as SCHEDULED_CHANGES_TOTAL, DELAY_SECONDS as SCHEDULED_CHANGE_DELAY_SECONDS,
+    OVERDUE_SECONDS as SCHEDULED_CHANGES_OVERDUE_SECONDS, PENDING as SCHEDULED_CHANGES_PENDING,
+};
 
 /// Gauge `{state}`: publish jobs by state (`pending`, `running`, `parked`).
 pub const QUEUE_DEPTH: &str = "flagstone_publish_queue_depth";
@@ -187,6 +191,23 @@ fn describe_all() {
         Unit::Seconds,
         "Time to answer HTTP requests, by route template and method."
     );
+    describe_counter!(
+        SCHEDULED_CHANGES_TOTAL,
+        "Attempts to apply a scheduled change, by outcome."
+    );
+    describe_histogram!(
+        SCHEDULED_CHANGE_DELAY_SECONDS,
+        Unit::Seconds,
+        "Seconds between a scheduled change's live_from and when it was applied."
+    );
+    describe_gauge!(
+        SCHEDULED_CHANGES_PENDING,
+        "Scheduled changes waiting to be applied."
+    );
+    describe_gauge!(
+        SCHEDULED_CHANGES_OVERDUE_SECONDS,
+        "Seconds the oldest due, unapplied scheduled change is past its live_from."
+    );
     describe_gauge!(SSE_SUBSCRIBERS, "Open real-time (SSE) streams.");
     describe_counter!(ANALYTICS_REPORTS_TOTAL, "SDK analytics reports received.");
     describe_counter!(
@@ -243,6 +264,12 @@ fn register_at_zero(role: Role) {
             metrics::counter!(WEBHOOK_DELIVERIES_TOTAL, "outcome" => *o).absolute(0);
         }
         let _ = metrics::histogram!(WEBHOOK_DELIVERY_SECONDS);
+        for o in flagstone_tasks::schedule::StepOutcome::LABELS {
+            metrics::counter!(SCHEDULED_CHANGES_TOTAL, "outcome" => *o).absolute(0);
+        }
+        let _ = metrics::histogram!(SCHEDULED_CHANGE_DELAY_SECONDS);
+        metrics::gauge!(SCHEDULED_CHANGES_PENDING).set(0.0);
+        metrics::gauge!(SCHEDULED_CHANGES_OVERDUE_SECONDS).set(0.0);
     }
     if role.runs_edge() {
         metrics::gauge!(SSE_SUBSCRIBERS).set(0.0);

@@ -23,6 +23,7 @@ pub mod limits;
 pub mod organisations;
 pub mod projects;
 pub mod queue;
+pub mod scheduled;
 pub mod scopes;
 pub mod segments;
 #[cfg(feature = "testing")]

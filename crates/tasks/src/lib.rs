@@ -12,6 +12,7 @@
 //! - [`metrics`]: the names and recording of the processor's metrics;
 //! - [`deliveries`]: the webhook delivery queue, on the same [`policy`];
 //! - [`published`]: the `ENVIRONMENT_PUBLISHED` event of each publish and its diff;
+//! - [`schedule`]: applying scheduled changes at their `live_from`, exactly once;
 //! - [`breakpoints`] and `testing` (feature `testing`): stepping the pipeline in tests.
 
 pub mod breakpoints;
@@ -22,6 +23,7 @@ pub mod policy;
 mod publications;
 pub mod publish;
 pub mod published;
+pub mod schedule;
 pub mod steps;
 #[cfg(feature = "testing")]
 pub mod testing;

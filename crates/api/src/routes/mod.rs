@@ -13,6 +13,7 @@ mod identities;
 mod organisations;
 pub(crate) mod people;
 mod projects;
+mod scheduled;
 mod segments;
 mod tasks;
 mod transfer;
@@ -38,5 +39,6 @@ pub(crate) fn all(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     let r = people::routes(r);
     let r = webhooks::routes(r);
     let r = uuids::routes(r);
+    let r = scheduled::routes(r);
     audit::routes(r)
 }

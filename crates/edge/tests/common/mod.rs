@@ -3,6 +3,8 @@
 //! pipeline's builder, and the edge follows them.
 #![allow(dead_code)]
 
+pub mod people;
+
 use std::sync::Arc;
 
 use axum::body::Body;

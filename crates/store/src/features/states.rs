@@ -83,6 +83,10 @@ pub struct FeatureStatePatch {
     /// Flagsmith clients repeat these in the body; they must match the addressed state.
     pub feature: Option<i64>,
     pub environment: Option<i64>,
+    /// An ISO-8601 date-time in the future: the update is scheduled to take effect then
+    /// instead of now (`docs/change-management.md`). Not part of the update itself.
+    #[serde(default)]
+    pub live_from: Option<String>,
 }
 
 /// The state's columns, and when it was last evaluated (the hourly usage rows of its feature

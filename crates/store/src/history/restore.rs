@@ -85,6 +85,7 @@ pub async fn restore(ch: &mut Change, env: &Environment, plan: &RestorePlan) -> 
             ),
             feature: None,
             environment: None,
+            live_from: None,
         };
         states::update(ch, env, state_id, &patch).await?;
     }

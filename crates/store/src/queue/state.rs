@@ -119,6 +119,9 @@ text_enum! {
         ReceiverRefused = "receiver_refused",
         /// A webhook's URL resolved to an address deliveries may not reach (SSRF rules).
         AddressRefused = "address_refused",
+        /// A scheduled change could not be applied at its time (its feature was deleted, a
+        /// value or allocation is no longer valid): applying it again would be refused too.
+        ChangeRefused = "change_refused",
     }
 }
 

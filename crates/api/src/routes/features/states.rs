@@ -2,9 +2,11 @@
 //! feature, read and changed in Flagsmith's shape.
 
 use axum::extract::State;
-use axum::http::Uri;
-use flagstone_store::environments;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use flagstone_store::features::{states, FeatureState, FeatureStatePatch};
+use flagstone_store::scheduled::{self, ScheduledChange, ScheduledFeatureState};
+use flagstone_store::{environments, StoreError};
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -61,18 +63,32 @@ async fn get_feature_state(
     Ok(Json(states::get(&mut tx, env.id, id).await?))
 }
 
+/// Changes the state now, or with `live_from` (a future ISO-8601 time) schedules the change
+/// for then: `202` with the scheduled change (`…/scheduled-changes/{id}/`).
 #[utoipa::path(patch, path = "/api/v1/environments/{api_key}/featurestates/{id}", tag = "features",
     params(("api_key" = String, Path), ("id" = i64, Path)), request_body = FeatureStatePatch,
-    responses((status = 200, body = FeatureState)))]
+    responses((status = 200, body = FeatureState),
+        (status = 202, body = ScheduledChange, description = "Scheduled for `live_from`")))]
 async fn update_feature_state(
     State(s): State<AppState>,
     permit: Permit<rules::UpdateFeatureState>,
     Path((api_key, id)): Path<(String, i64)>,
     Json(patch): Json<FeatureStatePatch>,
-) -> ApiResult<Json<FeatureState>> {
+) -> ApiResult<Response> {
     let mut ch = s.store.change(permit.caller.actor()).await?;
     let env = environments::get_by_key(ch.tx(), &api_key).await?;
+    if let Some(live_from) = &patch.live_from {
+        let at = scheduled::parse_live_from(live_from, s.store.clock().now_ms())?;
+        let state = states::get(ch.tx(), env.id, id).await?;
+        if patch.feature.is_some_and(|f| f != state.feature) {
+            return Err(StoreError::invalid("feature", "does not match the feature state").into());
+        }
+        let item = ScheduledFeatureState::from_patch(state.feature, &patch);
+        let change = scheduled::create(&mut ch, &env, &[item], at, None).await?;
+        ch.commit().await?;
+        return Ok((StatusCode::ACCEPTED, Json(change)).into_response());
+    }
     let state = states::update(&mut ch, &env, id, &patch).await?;
     ch.commit().await?;
-    Ok(Json(state))
+    Ok(Json(state).into_response())
 }
