@@ -1,11 +1,25 @@
 //! Persists traits sent by SDKs behind the request: handlers hand writes to a bounded queue and
-//! answer at once; one background task writes them through the store. When the queue is full
-//! the write is dropped and counted (`flagstone_edge_trait_writes_dropped_total`) rather than
-//! slowing or failing flag requests.
+//! answer; one background task drains the queue in batches, each batch written in one store
+//! transaction (one commit for up to [`MAX_BATCH`] identities instead of one per request), so
+//! the writer keeps up with a flood of new identities rather than dropping their traits.
+//!
+//! When the queue is full a request waits for room (`flagstone_edge_trait_queue_full_total`
+//! counts how often): that paces a flood to what the store can write, with memory bounded by
+//! the queue. The writer always makes progress (each batch commits or fails within the store's
+//! timeouts; in an outage writes fail fast and are counted), so the wait is bounded by the
+//! store, not by the flood. A write is dropped (`flagstone_edge_trait_writes_dropped_total`)
+//! only when the writer has stopped.
+//!
+//! A batch that fails as a whole (a store error, not a refused write) is retried one write per
+//! transaction, so one poisonous write costs only itself
+//! (`flagstone_edge_trait_writes_failed_total`).
 
-use flagstone_store::Store;
+use flagstone_store::{Store, StoreError};
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
+
+/// Writes persisted in one transaction, at most.
+pub const MAX_BATCH: usize = 256;
 
 pub struct TraitWrite {
     pub environment_id: i64,
@@ -14,41 +28,119 @@ pub struct TraitWrite {
     pub traits: Vec<(String, Option<Value>)>,
 }
 
+/// What the queue carries: writes, and markers answered once everything queued before them
+/// is written.
+enum Job {
+    Write(TraitWrite),
+    Flush(oneshot::Sender<()>),
+}
+
 #[derive(Clone)]
 pub struct TraitWriter {
-    tx: mpsc::Sender<TraitWrite>,
+    tx: mpsc::Sender<Job>,
 }
 
 impl TraitWriter {
     /// Starts the writer task; it ends when every `TraitWriter` is dropped and the queue drains.
     pub fn spawn(store: Store, capacity: usize) -> TraitWriter {
-        let (tx, mut rx) = mpsc::channel::<TraitWrite>(capacity.max(1));
+        let (tx, mut rx) = mpsc::channel::<Job>(capacity.max(1));
         tokio::spawn(async move {
-            while let Some(w) = rx.recv().await {
-                if let Err(e) = write(&store, &w).await {
-                    metrics::counter!("flagstone_edge_trait_writes_failed_total").increment(1);
-                    tracing::warn!(environment = w.environment_id, error = %e, "persisting SDK traits failed");
+            let mut jobs = Vec::with_capacity(MAX_BATCH);
+            let mut batch = Vec::with_capacity(MAX_BATCH);
+            while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+                for job in jobs.drain(..) {
+                    match job {
+                        Job::Write(w) => batch.push(w),
+                        Job::Flush(done) => {
+                            write_batch(&store, &batch).await;
+                            batch.clear();
+                            let _ = done.send(());
+                        }
+                    }
                 }
+                write_batch(&store, &batch).await;
+                batch.clear();
             }
         });
         TraitWriter { tx }
     }
 
-    pub fn submit(&self, w: TraitWrite) {
-        if self.tx.try_send(w).is_err() {
+    /// Queues a write; waits for room when the queue is full.
+    pub async fn submit(&self, w: TraitWrite) {
+        let job = match self.tx.try_send(Job::Write(w)) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(job)) => job,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                metrics::counter!("flagstone_edge_trait_writes_dropped_total").increment(1);
+                return;
+            }
+        };
+        metrics::counter!("flagstone_edge_trait_queue_full_total").increment(1);
+        if self.tx.send(job).await.is_err() {
             metrics::counter!("flagstone_edge_trait_writes_dropped_total").increment(1);
+        }
+    }
+
+    /// Waits until every write queued before this call has been written (or has failed).
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Job::Flush(done)).await.is_ok() {
+            let _ = wait.await;
         }
     }
 }
 
-async fn write(store: &Store, w: &TraitWrite) -> flagstone_store::Result<()> {
-    let mut tx = store.write().await?;
-    flagstone_store::identities::persist_sdk_traits(
-        &mut tx,
-        w.environment_id,
-        &w.identifier,
-        &w.traits,
-    )
-    .await?;
-    tx.commit().await
+/// Writes a batch in one transaction; if that fails, each write in its own.
+async fn write_batch(store: &Store, batch: &[TraitWrite]) {
+    if batch.is_empty() {
+        return;
+    }
+    let written = async {
+        let mut tx = store.write().await?;
+        for w in batch {
+            match persist(&mut tx, w).await {
+                Ok(()) => {}
+                // Refused before anything of it was written: the others still go in.
+                Err(e @ (StoreError::Invalid { .. } | StoreError::LimitExceeded { .. })) => {
+                    failed(w, &e)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        tx.commit().await
+    }
+    .await;
+    match written {
+        Ok(()) => {
+            metrics::counter!("flagstone_edge_trait_write_batches_total").increment(1);
+            metrics::counter!("flagstone_edge_trait_writes_total").increment(batch.len() as u64);
+        }
+        Err(e) if batch.len() == 1 => failed(&batch[0], &e),
+        Err(e) => {
+            tracing::warn!(writes = batch.len(), error = %e, "a batch of SDK trait writes failed; writing them one by one");
+            for w in batch {
+                let one = async {
+                    let mut tx = store.write().await?;
+                    persist(&mut tx, w).await?;
+                    tx.commit().await
+                }
+                .await;
+                match one {
+                    Ok(()) => metrics::counter!("flagstone_edge_trait_writes_total").increment(1),
+                    Err(e) => failed(w, &e),
+                }
+            }
+        }
+    }
+}
+
+async fn persist(tx: &mut flagstone_store::Tx, w: &TraitWrite) -> flagstone_store::Result<()> {
+    flagstone_store::identities::persist_sdk_traits(tx, w.environment_id, &w.identifier, &w.traits)
+        .await
+        .map(drop)
+}
+
+fn failed(w: &TraitWrite, e: &StoreError) {
+    metrics::counter!("flagstone_edge_trait_writes_failed_total").increment(1);
+    tracing::warn!(environment = w.environment_id, error = %e, "persisting SDK traits failed");
 }

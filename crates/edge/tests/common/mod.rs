@@ -41,11 +41,19 @@ impl Resp {
 
 impl EdgeApp {
     pub async fn new() -> EdgeApp {
-        Self::with_clock(flagstone_store::Clock::system()).await
+        Self::with_clock_and_config(flagstone_store::Clock::system(), EdgeConfig::default()).await
     }
 
     /// An app whose store reads "now" from `clock` (a manual clock lets a test pass days).
     pub async fn with_clock(clock: flagstone_store::Clock) -> EdgeApp {
+        Self::with_clock_and_config(clock, EdgeConfig::default()).await
+    }
+
+    pub async fn with_config(config: EdgeConfig) -> EdgeApp {
+        Self::with_clock_and_config(flagstone_store::Clock::system(), config).await
+    }
+
+    async fn with_clock_and_config(clock: flagstone_store::Clock, config: EdgeConfig) -> EdgeApp {
         let mut t = test_store().await;
         t.store = t.store.clone().with_clock(clock);
         flagstone_store::keys::ensure_admin_key(&t.store, Some(ADMIN_KEY))
@@ -63,7 +71,7 @@ impl EdgeApp {
             PublishFeed::PollOnly,
         )
         .await;
-        let state = EdgeState::new(t.store.clone(), registry, EdgeConfig::default());
+        let state = EdgeState::new(t.store.clone(), registry, config);
         EdgeApp {
             t,
             state,
