@@ -11,11 +11,14 @@
 //! worker process.
 //!
 //! `flagstone bench permissions` ([`permissions`]) measures what checking permissions costs an
-//! admin request.
+//! admin request; `flagstone bench identify` ([`identify`]) what an SDK identify costs next to
+//! a flags read.
 
 mod api;
 mod history;
 mod http;
+mod identify;
+mod loadgen;
 mod permissions;
 mod usage;
 mod webhooks;
@@ -40,6 +43,8 @@ pub enum BenchCommand {
     History(history::HistoryArgs),
     /// What flag-usage counting costs an SDK request (counting on vs off, in-process).
     Usage(usage::UsageArgs),
+    /// What an identify costs next to a flags read: req/s and server CPU per request.
+    Identify(identify::IdentifyArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -198,6 +203,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Webhooks(args) => return webhooks::run(args).await,
         BenchCommand::History(args) => return history::run(args).await,
         BenchCommand::Usage(args) => return usage::run(args).await,
+        BenchCommand::Identify(args) => return identify::run(args).await,
     };
     let target = open_target(args.database_url.as_deref()).await?;
     let store = target.store.clone();
