@@ -213,11 +213,14 @@ pub(crate) async fn identify(
         });
     let persist = !transient && snap.persist_trait_data && !unchanged;
     if persist {
-        state.traits.submit(TraitWrite {
-            environment_id: snap.environment_id,
-            identifier: identifier.clone(),
-            traits: writes,
-        });
+        state
+            .traits
+            .submit(TraitWrite {
+                environment_id: snap.environment_id,
+                identifier: identifier.clone(),
+                traits: writes,
+            })
+            .await;
         // This edge sees its own write at once; others within the cache TTL.
         state.identities.put(
             snap.environment_id,
