@@ -193,10 +193,14 @@ async fn a_claim_whose_session_ended_is_due_at_once_not_after_its_lease() {
     let start = std::time::Instant::now();
     let due = loop {
         let mut tx = queue::begin(&store).await.unwrap();
-        if let Some(due) = queue::next_due(&store, &mut tx, now + 20).await.unwrap() {
+        let found = queue::next_due(&store, &mut tx, now + 20).await.unwrap();
+        // Ended explicitly (it wrote nothing): a dropped transaction's ROLLBACK waits for its
+        // connection's next use, and until then it keeps the advisory lock the check took, so
+        // the claim below (on another pooled connection) would see the dead session as alive.
+        tx.commit().await.unwrap();
+        if let Some(due) = found {
             break due;
         }
-        drop(tx);
         // PostgreSQL releases the lock when it notices the connection closed: shortly after.
         assert!(
             start.elapsed() < std::time::Duration::from_secs(5),
