@@ -27,8 +27,11 @@ function freePort() {
   });
 }
 
-/** Starts `flagstone serve`; resolves when it answers. `stop()` ends it and removes its files. */
-export async function startServer() {
+/**
+ * Starts `flagstone serve`; resolves when it answers. `stop()` ends it and removes its files.
+ * `env` adds settings (e.g. `FLAGSTONE_WEBHOOKS_ALLOW_PRIVATE` for a receiver on 127.0.0.1).
+ */
+export async function startServer(env = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'flagstone-e2e-'));
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
@@ -43,6 +46,7 @@ export async function startServer() {
       FLAGSTONE_EDGE_POLL_MS: '200',
       // Parked builds log errors by design; E2E_SERVER_LOG=warn shows the server's log.
       RUST_LOG: process.env.E2E_SERVER_LOG || 'off',
+      ...env,
     },
     stdio: ['ignore', 'ignore', 'inherit'],
   });

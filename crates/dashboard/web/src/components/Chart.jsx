@@ -23,7 +23,8 @@ export function Chart({ title, series, data, unit, height = 180 }) {
       data,
       box.current,
     );
-    const resize = new ResizeObserver(() => plot.current?.setSize({ width: box.current.clientWidth, height }));
+    // The observer can fire once more after the chart left the page (box gone): skip that.
+    const resize = new ResizeObserver(() => box.current && plot.current?.setSize({ width: box.current.clientWidth, height }));
     resize.observe(box.current);
     return () => {
       resize.disconnect();

@@ -1,8 +1,9 @@
-// One feature in one environment: its state (switch, value, variation allocations), its
-// variations, its segment overrides in priority order, its settings, archive and delete.
+// One feature in one environment: its state (switch, value, variation allocations; saved now
+// or scheduled for later), its pending scheduled changes, its variations, its segment overrides
+// in priority order, its usage, its history with restore, its settings, archive and delete.
 import { useState } from 'preact/hooks';
-import { del, get, patch, post } from '../lib/api.js';
-import { showValue } from '../lib/format.js';
+import { all, del, get, patch, post } from '../lib/api.js';
+import { dateTime, showValue } from '../lib/format.js';
 import { Link, navigate } from '../lib/router.jsx';
 import { usePermissions, usePlace } from '../lib/session.jsx';
 import {
@@ -10,6 +11,9 @@ import {
 } from '../components/ui.jsx';
 import { ValueEditor, readValue, valueState } from '../components/ValueEditor.jsx';
 import { SegmentOverrides } from '../components/SegmentOverrides.jsx';
+import { HistoryCard } from '../components/History.jsx';
+import { UsageCard } from '../components/Usage.jsx';
+import { ScheduledTable } from './ScheduledChanges.jsx';
 
 export function FeatureEditor({ params }) {
   const place = usePlace();
@@ -21,6 +25,13 @@ export function FeatureEditor({ params }) {
     const states = await get(`/environments/${env.api_key}/featurestates/?feature=${params.feature}`);
     return { feature, state: states.results[0] };
   }, [params.feature, env.api_key]);
+  // Bumped by every change made here, so the parts showing state (history, overrides,
+  // schedule) read it again.
+  const [rev, setRev] = useState(0);
+  const changed = () => {
+    data.reload();
+    setRev((r) => r + 1);
+  };
   if (data.error) return <Alert error={data.error} />;
   if (!data.data) return <Loading />;
   const { feature, state } = data.data;
@@ -34,9 +45,25 @@ export function FeatureEditor({ params }) {
         subtitle={feature.description || (feature.type === 'MULTIVARIATE' ? 'Multivariate feature' : 'Feature')}
       />
       {feature.is_archived && <p class="notice">This feature is archived: hidden from the features list, still served to SDKs.</p>}
-      <StateCard feature={feature} state={state} env={env} canEdit={perms.can('UPDATE_FEATURE_STATE')} onSaved={data.reload} />
-      <Variations feature={feature} project={params.project} canEdit={perms.can('CREATE_FEATURE', 'project')} onSaved={data.reload} />
-      <SegmentOverrides feature={feature} env={env} project={params.project} canEdit={perms.can('MANAGE_SEGMENT_OVERRIDES') || perms.can('UPDATE_FEATURE_STATE')} />
+      <StateCard key={`s${rev}-${stateKey(state)}`} feature={feature} state={state} env={env} canEdit={perms.can('UPDATE_FEATURE_STATE')} onSaved={changed} />
+      <PendingChanges key={`p${rev}`} feature={feature} env={env} project={params.project} canCancel={perms.can('UPDATE_FEATURE_STATE')} />
+      <Variations feature={feature} project={params.project} canEdit={perms.can('CREATE_FEATURE', 'project')} onSaved={changed} />
+      <SegmentOverrides
+        key={`o${rev}`}
+        feature={feature}
+        env={env}
+        project={params.project}
+        canEdit={perms.can('MANAGE_SEGMENT_OVERRIDES') || perms.can('UPDATE_FEATURE_STATE')}
+      />
+      <UsageCard feature={feature} env={env} project={params.project} lastEvaluatedAt={state.last_evaluated_at} />
+      <HistoryCard
+        key={`h${rev}`}
+        feature={feature}
+        env={env}
+        project={params.project}
+        canRestore={perms.can('UPDATE_FEATURE_STATE') || perms.can('MANAGE_SEGMENT_OVERRIDES')}
+        onRestored={changed}
+      />
       <SettingsCard feature={feature} project={params.project} canEdit={perms.can('CREATE_FEATURE', 'project')} onSaved={data.reload} />
       <DangerZone
         feature={feature}
@@ -49,6 +76,9 @@ export function FeatureEditor({ params }) {
     </>
   );
 }
+
+/** Changes when the saved state does, so the form starts again from what was saved. */
+const stateKey = (s) => JSON.stringify([s.enabled, s.feature_state_value, s.multivariate_feature_state_values]);
 
 /** Allocation of each option in this state: the state's own, else the option's default. */
 function allocationsOf(feature, state) {
@@ -68,18 +98,22 @@ function StateCard({ feature, state, env, canEdit, onSaved }) {
   const [enabled, setEnabled] = useState(state.enabled);
   const [value, setValue] = useState(valueState(state.feature_state_value));
   const [alloc, setAlloc] = useState(allocationsOf(feature, state));
+  const [later, setLater] = useState(false);
+  const [when, setWhen] = useState('');
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
   const problem = feature.multivariate_options.length ? allocationProblem(alloc) : null;
+  const whenProblem = later ? scheduleProblem(when) : null;
   const total = Object.values(alloc).reduce((a, b) => a + (Number(b) || 0), 0);
   const save = async (e) => {
     e.preventDefault();
     const v = readValue(value);
-    if (v.error || problem) return;
+    if (v.error || problem || whenProblem) return;
     setBusy(true);
     setError(null);
     try {
       const body = { enabled, feature_state_value: v.value };
+      if (later) body.live_from = new Date(when).toISOString();
       if (feature.multivariate_options.length) {
         body.multivariate_feature_state_values = feature.multivariate_options.map((o) => ({
           multivariate_feature_option: o.id,
@@ -87,7 +121,7 @@ function StateCard({ feature, state, env, canEdit, onSaved }) {
         }));
       }
       await patch(`/environments/${env.api_key}/featurestates/${state.id}/`, body);
-      toast(`${feature.name} saved in ${env.name}`);
+      toast(later ? `Change of ${feature.name} in ${env.name} scheduled for ${dateTime(body.live_from)}` : `${feature.name} saved in ${env.name}`);
       onSaved();
     } catch (err) {
       setError(err);
@@ -98,7 +132,7 @@ function StateCard({ feature, state, env, canEdit, onSaved }) {
   return (
     <form class="card form" onSubmit={save}>
       <h2>In {env.name}</h2>
-      <Alert error={error && !error.fields.feature_state_value && !error.fields.multivariate_feature_state_values ? error : null} />
+      <Alert error={error && !error.fields.feature_state_value && !error.fields.multivariate_feature_state_values && !error.fields.live_from ? error : null} />
       <div class="row">
         <Switch label={feature.name} checked={enabled} onChange={setEnabled} disabled={!canEdit} />
         <span class="muted">{enabled ? 'Served as enabled' : 'Served as disabled'}</span>
@@ -129,13 +163,61 @@ function StateCard({ feature, state, env, canEdit, onSaved }) {
         </fieldset>
       )}
       {canEdit && (
+        <fieldset class="when">
+          <legend>Take effect</legend>
+          <div class="row">
+            <label class="radio">
+              <input type="radio" name="when" checked={!later} onChange={() => setLater(false)} /> Now
+            </label>
+            <label class="radio">
+              <input type="radio" name="when" checked={later} onChange={() => setLater(true)} /> Later, at a set time
+            </label>
+          </div>
+          {later && (
+            <TextField
+              label="Date and time"
+              type="datetime-local"
+              value={when}
+              onInput={setWhen}
+              error={whenProblem || error?.fields.live_from}
+              hint={`Your local time (${Intl.DateTimeFormat().resolvedOptions().timeZone}). Until then nothing changes; it is listed under Scheduled changes.`}
+              class="narrow"
+            />
+          )}
+        </fieldset>
+      )}
+      {canEdit && (
         <div class="form-actions">
-          <Button kind="primary" type="submit" busy={busy} disabled={busy || !!problem}>
-            Save {env.name} state
+          <Button kind="primary" type="submit" busy={busy} disabled={busy || !!problem || (later && !!whenProblem)}>
+            {later ? 'Schedule change' : `Save ${env.name} state`}
           </Button>
         </div>
       )}
     </form>
+  );
+}
+
+/** Why a chosen time cannot be scheduled, or null. */
+function scheduleProblem(when) {
+  if (!when) return 'Choose the date and time the change takes effect.';
+  const t = new Date(when).getTime();
+  if (!Number.isFinite(t)) return 'Enter a date and time.';
+  if (t <= Date.now()) return 'Choose a time in the future.';
+  return null;
+}
+
+/** This feature's changes waiting for their time in this environment. */
+function PendingChanges({ feature, env, project, canCancel }) {
+  const data = useLoad(() => all(`/environments/${env.api_key}/scheduled-changes/?state=pending`), [env.api_key, feature.id]);
+  const [tick, setTick] = useState(0);
+  if (!data.data) return data.error ? <Alert error={data.error} /> : null;
+  const mine = data.data.filter((c) => c.feature_states.some((s) => s.feature === feature.id));
+  if (mine.length === 0) return null;
+  return (
+    <section class="card" aria-labelledby="pending-title">
+      <h2 id="pending-title">Scheduled in {env.name}</h2>
+      <ScheduledTable key={tick} changes={mine} env={env} project={project} canCancel={canCancel} onCancelled={() => { setTick(tick + 1); data.reload(); }} />
+    </section>
   );
 }
 

@@ -2,7 +2,7 @@
 // on/off switch (its accessible name is the feature's name). Creating a feature is a dialog.
 import { useEffect, useState } from 'preact/hooks';
 import { get, patch, post, query } from '../lib/api.js';
-import { showValue } from '../lib/format.js';
+import { ago, dateTime, showValue } from '../lib/format.js';
 import { Link, navigate } from '../lib/router.jsx';
 import { usePermissions, usePlace } from '../lib/session.jsx';
 import {
@@ -29,11 +29,12 @@ export function Features({ params }) {
   const [search, setSearch] = useState('');
   const [tag, setTag] = useState('');
   const [archived, setArchived] = useState(false);
+  const [stale, setStale] = useState(false);
   const [page, setPage] = useState(1);
   const [creating, setCreating] = useState(false);
   const [editing, setEditing] = useState(null);
   const q = useDebounced(search, 200);
-  useEffect(() => setPage(1), [q, tag, archived, env?.id]);
+  useEffect(() => setPage(1), [q, tag, archived, stale, env?.id]);
 
   const tags = useLoad(() => get(`/projects/${params.project}/feature-tags/`), [params.project]);
   const list = useLoad(
@@ -44,11 +45,12 @@ export function Features({ params }) {
           search: q,
           tags: tag,
           is_archived: archived ? 'true' : 'false',
+          stale: stale ? 'true' : undefined,
           page,
           page_size: PAGE_SIZE,
         })}`,
       ),
-    [params.project, env?.id, q, tag, archived, page],
+    [params.project, env?.id, q, tag, archived, stale, page],
   );
   const canToggle = can('UPDATE_FEATURE_STATE');
 
@@ -93,6 +95,12 @@ export function Features({ params }) {
           options={[{ value: '', label: 'All tags' }, ...(tags.data || []).map((t) => ({ value: t, label: t }))]}
         />
         <Checkbox label="Show archived" checked={archived} onChange={setArchived} />
+        <Checkbox
+          label="Only stale"
+          checked={stale}
+          onChange={setStale}
+          hint="Unused or unchanged for weeks: candidates for removal from the code"
+        />
       </div>
       {!canToggle && (
         <p class="notice" id="no-toggle">
@@ -103,7 +111,9 @@ export function Features({ params }) {
       {list.loading && !list.data ? (
         <Loading label="Loading features…" />
       ) : list.data && list.data.count === 0 ? (
-        q || tag || archived ? (
+        stale && !q && !tag ? (
+          <Empty title="No stale features">Every feature was evaluated recently, or still changes. Nothing to clean up.</Empty>
+        ) : q || tag || archived || stale ? (
           <Empty title="No features match">Try another search, tag or filter.</Empty>
         ) : (
           <Empty
@@ -126,6 +136,9 @@ export function Features({ params }) {
                   <th scope="col">Feature</th>
                   <th scope="col" class="hide-phone">
                     Value
+                  </th>
+                  <th scope="col" class="hide-phone">
+                    Last evaluated
                   </th>
                   <th scope="col" class="col-switch">
                     Enabled
@@ -185,7 +198,13 @@ function FeatureRow({ f, env, params, canToggle, onToggle, onEdit }) {
             {t}
           </span>
         ))}
+        {f.stale && (
+          <span class="chip chip-warn" title={staleWhy(f.stale)}>
+            stale: {f.stale.reason === 'unused' ? 'unused' : 'fixed value'}
+          </span>
+        )}
         {f.description && <div class="muted small clamp">{f.description}</div>}
+        {f.stale && <div class="muted small">{staleWhy(f.stale)}</div>}
       </td>
       <td class="hide-phone">
         {value !== '' && <code class="value">{value}</code>}
@@ -195,6 +214,9 @@ function FeatureRow({ f, env, params, canToggle, onToggle, onEdit }) {
             Edit
           </button>
         )}
+      </td>
+      <td class="hide-phone small" title={state?.last_evaluated_at ? dateTime(state.last_evaluated_at) : undefined}>
+        {state?.last_evaluated_at ? ago(state.last_evaluated_at) : <span class="muted">never</span>}
       </td>
       <td class="col-switch">
         {state && (
@@ -209,6 +231,14 @@ function FeatureRow({ f, env, params, canToggle, onToggle, onEdit }) {
       </td>
     </tr>
   );
+}
+
+/** Why the API calls a feature stale, in words. */
+function staleWhy(s) {
+  if (s.reason === 'unused') {
+    return s.last_evaluated_at ? `No SDK asked for it since ${dateTime(s.last_evaluated_at)}.` : 'No SDK has ever asked for it.';
+  }
+  return `It has served the same value everywhere since ${dateTime(s.since)}: it can be replaced by a constant.`;
 }
 
 function CreateFeature({ project, onClose, onCreated }) {
