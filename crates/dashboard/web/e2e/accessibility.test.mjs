@@ -4,7 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { launchBrowser, startServer, within } from './harness.mjs';
-import { seedDemo } from './seed.mjs';
+import { seedChanges, seedDemo } from './seed.mjs';
 import { bootstrapAdmin, signedInPage } from './session.mjs';
 
 let server;
@@ -12,10 +12,11 @@ let browser;
 let demo;
 
 before(async () => {
-  server = await startServer();
+  server = await startServer({ FLAGSTONE_WEBHOOKS_ALLOW_PRIVATE: 'true' });
   browser = await launchBrowser();
   await bootstrapAdmin(server);
   demo = await seedDemo(server.api);
+  demo.extras = await seedChanges(server.api, demo);
 });
 
 after(async () => {
@@ -55,9 +56,19 @@ test('every page: visible labels on every control, a name on every button', asyn
     `/projects/${p}/audit`,
     `/projects/${p}/pipeline`,
     `/projects/${p}/settings`,
+    `${env}/scheduled-changes`,
+    `${env}/webhooks`,
+    `${env}/webhooks/${demo.extras.webhook.id}`,
+    `/organisations/${demo.org.id}/webhooks`,
+    `/organisations/${demo.org.id}/members`,
+    `/organisations/${demo.org.id}/invites`,
+    `/organisations/${demo.org.id}/groups`,
+    `/organisations/${demo.org.id}/api-keys`,
     '/projects',
     '/account',
   ];
+  // Pages added with history, schedules, webhooks and usage must also fit a phone's width.
+  const fitPhone = pages.filter((x) => /scheduled|webhooks|organisations|features\//.test(x));
   for (const viewport of [{ width: 1280, height: 900 }, { width: 390, height: 844 }]) {
     const page = await signedInPage(browser, server, viewport);
     for (const path of pages) {
@@ -65,6 +76,10 @@ test('every page: visible labels on every control, a name on every button', asyn
       await page.locator('h1').first().waitFor();
       await page.waitForLoadState('networkidle');
       assert.deepEqual(await page.evaluate(problems), [], `${path} at ${viewport.width}px`);
+      if (viewport.width < 500 && fitPhone.includes(path)) {
+        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        assert.ok(overflow <= 0, `${path} is ${overflow}px wider than a phone`);
+      }
     }
     await page.context().close();
   }
@@ -96,5 +111,50 @@ test('a flag can be switched with the keyboard alone', async () => {
   assert.ok((await saved).ok(), 'the change was saved');
   const state = (await server.api('GET', `/environments/${demo.dev.api_key}/featurestates/?feature=${demo.features.search_provider.id}`)).results[0];
   assert.equal(String(state.enabled), before === 'true' ? 'false' : 'true');
+  await page.context().close();
+});
+
+test('the dialogs of history, scheduling and webhooks: labelled controls, named buttons', async () => {
+  const p = demo.project.id;
+  const env = `/projects/${p}/environments/${demo.prod.api_key}`;
+  const page = await signedInPage(browser, server);
+  const check = async (what) => assert.deepEqual(await page.evaluate(problems), [], what);
+  await page.goto(`${server.base}${env}/features/${demo.features.search_provider.id}`);
+  const history = page.getByRole('region', { name: 'History in Production' });
+  await history.getByRole('button', { name: /^Changes in version/ }).first().click();
+  await page.getByRole('dialog').getByRole('heading', { name: /What changed|The configuration after it/ }).first().waitFor();
+  await check('version dialog');
+  await page.keyboard.press('Escape');
+  await page.getByRole('dialog').waitFor({ state: 'detached' });
+  await history.getByRole('button', { name: /^Restore version/ }).first().click();
+  await page.getByRole('dialog').getByRole('button', { name: /^Restore version/ }).waitFor();
+  await check('restore dialog');
+  await page.keyboard.press('Escape');
+  await page.getByLabel('Later, at a set time').check();
+  await page.getByLabel('Date and time').waitFor();
+  await check('scheduling a change');
+
+  await page.goto(`${server.base}${env}/webhooks`);
+  await page.getByRole('button', { name: 'Add webhook' }).click();
+  await page.getByRole('dialog').getByLabel('Address (URL)').waitFor();
+  await check('add webhook dialog');
+  await page.context().close();
+});
+
+test('a scheduled change can be cancelled with the keyboard alone', async () => {
+  const page = await signedInPage(browser, server);
+  await page.goto(`${server.base}/projects/${demo.project.id}/environments/${demo.prod.api_key}/scheduled-changes`);
+  const cancel = page.getByRole('button', { name: /^Cancel the change of dark_mode/ });
+  await cancel.waitFor();
+  await page.getByLabel('Show').focus();
+  for (let i = 0; i < 20 && !(await cancel.evaluate((el) => el === document.activeElement)); i++) await page.keyboard.press('Tab');
+  assert.ok(await cancel.evaluate((el) => el === document.activeElement), 'the Cancel button is reachable with Tab');
+  await page.keyboard.press('Enter');
+  const confirm = page.getByRole('dialog', { name: 'Cancel this scheduled change?' }).getByRole('button', { name: 'Cancel the change' });
+  await confirm.focus();
+  await page.keyboard.press('Enter');
+  await page.getByText('Nothing is scheduled').waitFor();
+  const [change] = (await server.api('GET', `/environments/${demo.prod.api_key}/scheduled-changes/`)).results;
+  assert.equal(change.state, 'cancelled');
   await page.context().close();
 });

@@ -46,3 +46,23 @@ export async function seedDemo(call, organisationName = 'Acme') {
   }
   return { org, project, dev, prod, features: made, segments: { beta, eu }, identities: { ada } };
 }
+
+/**
+ * History, a scheduled change and a webhook on top of `seedDemo` (tests and screenshots of the
+ * pages for changes over time). The webhook's receiver does not exist, so its log shows retries;
+ * the server must allow private webhook addresses (FLAGSTONE_WEBHOOKS_ALLOW_PRIVATE).
+ */
+export async function seedChanges(call, demo) {
+  const key = demo.prod.api_key;
+  const stateOf = async (feature) => (await call('GET', `/environments/${key}/featurestates/?feature=${feature.id}`)).results[0];
+  const search = await stateOf(demo.features.search_provider);
+  await call('PATCH', `/environments/${key}/featurestates/${search.id}/`, { feature_state_value: 'algolia' });
+  await call('PATCH', `/environments/${key}/featurestates/${search.id}/`, { feature_state_value: 'typesense', enabled: true });
+  const dark = await stateOf(demo.features.dark_mode);
+  const monday = new Date(Date.now() + 3 * 86_400_000);
+  monday.setUTCHours(9, 0, 0, 0);
+  const scheduled = await call('PATCH', `/environments/${key}/featurestates/${dark.id}/`, { enabled: true, live_from: monday.toISOString() });
+  const webhook = await call('POST', `/environments/${key}/webhooks/`, { url: 'http://127.0.0.1:9/flagstone-hook', secret: 'a-long-random-secret-for-signing' });
+  await call('POST', `/environments/${key}/webhooks/${webhook.id}/test/`, { event_type: 'FLAG_UPDATED' });
+  return { scheduled, webhook };
+}

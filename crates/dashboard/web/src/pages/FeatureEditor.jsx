@@ -269,7 +269,9 @@ function Variations({ feature, project, canEdit, onSaved }) {
           <thead>
             <tr>
               <th scope="col">Value</th>
-              <th scope="col">Key</th>
+              <th scope="col" class="hide-phone">
+                Key
+              </th>
               <th scope="col">Default %</th>
               <th scope="col">
                 <span class="visually-hidden">Actions</span>
@@ -282,7 +284,7 @@ function Variations({ feature, project, canEdit, onSaved }) {
                 <td>
                   <code class="value">{showValue(o.value)}</code>
                 </td>
-                <td>{o.key || <span class="muted">—</span>}</td>
+                <td class="hide-phone">{o.key || <span class="muted">—</span>}</td>
                 <td>{o.default_percentage_allocation}%</td>
                 <td class="actions">
                   {canEdit && (
