@@ -66,3 +66,35 @@ export async function seedChanges(call, demo) {
   await call('POST', `/environments/${key}/webhooks/${webhook.id}/test/`, { event_type: 'FLAG_UPDATED' });
   return { scheduled, webhook };
 }
+
+/**
+ * People for the organisation pages: Grace (user, in the "Release managers" group, allowed to
+ * change Development), Linus (administrator), and an invitation waiting for Margaret. Accounts
+ * are made the way a person makes them: an invitation, then sign-up with its link's secret.
+ */
+export async function seedPeople(base, call, demo) {
+  const group = await call('POST', `/organisations/${demo.org.id}/groups/`, { name: 'Release managers' });
+  const made = {};
+  for (const [email, first, last, role] of [
+    ['grace@acme.example', 'Grace', 'Hopper', 'USER'],
+    ['linus@acme.example', 'Linus', 'Torvalds', 'ADMIN'],
+  ]) {
+    const [sent] = await call('POST', `/organisations/${demo.org.id}/invite/`, { invites: [{ email, role, permission_groups: [] }] });
+    const hash = decodeURIComponent(sent.join_url.split('/invite/')[1]);
+    const r = await fetch(`${base}/api/v1/auth/users/`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ email, password: 'a long enough password', first_name: first, last_name: last, invite_hash: hash }),
+    });
+    if (r.status !== 201) throw new Error(`sign-up of ${email}: ${r.status} ${await r.text()}`);
+    made[first.toLowerCase()] = await r.json();
+  }
+  const users = await call('GET', `/organisations/${demo.org.id}/users/`);
+  const grace = (Array.isArray(users) ? users : users.results).find((u) => u.email === 'grace@acme.example');
+  await call('POST', `/organisations/${demo.org.id}/groups/${group.id}/add-users/`, { user_ids: [grace.id] });
+  await call('POST', `/projects/${demo.project.id}/user-group-permissions/`, { group: group.id, permissions: ['VIEW_PROJECT'], admin: false });
+  await call('POST', `/environments/${demo.dev.api_key}/user-group-permissions/`, { group: group.id, permissions: ['VIEW_ENVIRONMENT', 'UPDATE_FEATURE_STATE'], admin: false });
+  await call('POST', `/environments/${demo.prod.api_key}/user-group-permissions/`, { group: group.id, permissions: ['VIEW_ENVIRONMENT'], admin: false });
+  await call('POST', `/organisations/${demo.org.id}/invite/`, { invites: [{ email: 'margaret@acme.example', role: 'USER', permission_groups: [group.id] }] });
+  return { group, grace };
+}

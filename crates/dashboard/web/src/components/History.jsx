@@ -3,7 +3,7 @@
 // (after a confirmation) applies its configuration as a new change.
 import { useState } from 'preact/hooks';
 import { all, get, post, query } from '../lib/api.js';
-import { dateTime, showValue } from '../lib/format.js';
+import { dateTime, showValue, who } from '../lib/format.js';
 import { Alert, Button, Dialog, Loading, Pager, toast, useLoad } from './ui.jsx';
 
 const PAGE_SIZE = 10;
@@ -34,7 +34,7 @@ function shown(field, v) {
 
 function authorOf(v) {
   if (v.kind === 'baseline') return 'Flagstone (state found before a change)';
-  return v.author || 'unknown';
+  return who(v.author);
 }
 
 /** One line per difference: "Value: "a" → "b"". */

@@ -70,3 +70,11 @@ export const VALUE_KINDS = [
   { value: 'boolean', label: 'True / false' },
   { value: 'none', label: 'No value' },
 ];
+
+/** Who made a change, as the API names them (audit, history, schedules), in words. */
+export function who(author) {
+  if (!author) return 'unknown';
+  if (author.startsWith('admin-key:')) return `the installation's admin key (${author.slice(10)})`;
+  if (author.startsWith('api-key:')) return `API key “${author.slice(8)}”`;
+  return author;
+}

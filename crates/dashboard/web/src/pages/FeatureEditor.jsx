@@ -181,7 +181,7 @@ function StateCard({ feature, state, env, canEdit, onSaved }) {
               onInput={setWhen}
               error={whenProblem || error?.fields.live_from}
               hint={`Your local time (${Intl.DateTimeFormat().resolvedOptions().timeZone}). Until then nothing changes; it is listed under Scheduled changes.`}
-              class="narrow"
+              class="when-at"
             />
           )}
         </fieldset>

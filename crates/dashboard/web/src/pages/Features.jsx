@@ -95,12 +95,7 @@ export function Features({ params }) {
           options={[{ value: '', label: 'All tags' }, ...(tags.data || []).map((t) => ({ value: t, label: t }))]}
         />
         <Checkbox label="Show archived" checked={archived} onChange={setArchived} />
-        <Checkbox
-          label="Only stale"
-          checked={stale}
-          onChange={setStale}
-          hint="Unused or unchanged for weeks: candidates for removal from the code"
-        />
+        <Checkbox label="Only stale (unused or unchanged for weeks)" checked={stale} onChange={setStale} />
       </div>
       {!canToggle && (
         <p class="notice" id="no-toggle">

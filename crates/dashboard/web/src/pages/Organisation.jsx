@@ -69,16 +69,17 @@ export function Members({ params }) {
               <tr key={m.id}>
                 <td>
                   <strong>{personName(m)}</strong>
-                  <div class="muted small">{m.email}</div>
+                  <div class="muted small break">{m.email}</div>
                 </td>
                 <td>
                   <SelectField
-                    label={`Role of ${m.email}`}
+                    label={`Role of ${personName(m)}`}
                     class="inline-label"
                     value={m.role}
                     onChange={(r) => change(m, r)}
                     options={ROLES}
                     disabled={m.id === user?.id}
+                    hint={m.id === user?.id ? 'Yours: another administrator can change it.' : undefined}
                   />
                 </td>
                 <td class="hide-phone">{m.last_login_at ? ago(m.last_login_at) : 'never'}</td>

@@ -3,7 +3,7 @@
 // cancelled. Changes are scheduled from a feature's page ("Take effect: later").
 import { useState } from 'preact/hooks';
 import { del, get, query } from '../lib/api.js';
-import { dateTime, duration, showValue } from '../lib/format.js';
+import { dateTime, duration, showValue, who } from '../lib/format.js';
 import { Link } from '../lib/router.jsx';
 import { usePermissions, usePlace } from '../lib/session.jsx';
 import { Alert, Button, Dialog, Empty, Loading, PageHeader, Pager, SelectField, toast, useLoad } from '../components/ui.jsx';
@@ -19,7 +19,7 @@ const STATES = [
 ];
 const STATE_CHIP = {
   pending: ['chip-info', 'waiting'],
-  applied: ['', 'applied'],
+  applied: ['chip-ok', 'applied'],
   parked: ['chip-bad', 'refused'],
   cancelled: ['chip-muted', 'cancelled'],
 };
@@ -114,7 +114,9 @@ export function ScheduledTable({ changes, names, env, project, canCancel, onCanc
             <th scope="col" class="hide-phone">
               Scheduled by
             </th>
-            <th scope="col">State</th>
+            <th scope="col" class="hide-phone">
+              State
+            </th>
             <th scope="col">
               <span class="visually-hidden">Actions</span>
             </th>
@@ -141,13 +143,18 @@ export function ScheduledTable({ changes, names, env, project, canCancel, onCanc
                     )}
                   </td>
                 )}
-                <td>{c.feature_states.map(describeUpdate).join('; ')}</td>
-                <td class="hide-phone">{c.author || '—'}</td>
                 <td>
+                  {c.feature_states.map(describeUpdate).join('; ')}
+                  <span class="show-phone-block">
+                    <span class={`chip ${chip}`}>{word}</span>
+                  </span>
+                </td>
+                <td class="hide-phone">{c.author ? who(c.author) : '—'}</td>
+                <td class="hide-phone">
                   <span class={`chip ${chip}`}>{word}</span>
                   {c.state === 'applied' && c.delay_ms !== null && <div class="muted small">{duration(c.delay_ms)} after its time</div>}
                   {c.state === 'parked' && c.last_error && <div class="field-error small">{c.last_error}</div>}
-                  {c.state === 'cancelled' && c.cancelled_by && <div class="muted small">by {c.cancelled_by}</div>}
+                  {c.state === 'cancelled' && c.cancelled_by && <div class="muted small">by {who(c.cancelled_by)}</div>}
                 </td>
                 <td class="actions">
                   {canCancel && c.state === 'pending' && (

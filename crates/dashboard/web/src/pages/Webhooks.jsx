@@ -279,9 +279,19 @@ const PAGE_SIZE = 25;
 const DELIVERY_CHIP = {
   pending: ['chip-info', 'waiting'],
   running: ['chip-info', 'sending'],
-  delivered: ['', 'delivered'],
+  delivered: ['chip-ok', 'delivered'],
   parked: ['chip-bad', 'gave up'],
 };
+
+/** What each event type means, for the delivery log. */
+const EVENT_WORDS = {
+  FLAG_UPDATED: 'A flag changed',
+  FLAG_DELETED: 'A flag or override was deleted',
+  AUDIT_LOG_CREATED: 'An audit log entry',
+  ENVIRONMENT_PUBLISHED: 'Published to SDKs',
+  QUEUE_HEALTH: 'Pipeline health changed',
+};
+const eventWords = (d) => (d.event_id.startsWith('test-') ? 'Test event' : EVENT_WORDS[d.event_type] || d.event_type);
 
 /** One webhook's delivery log, newest first, refreshed every few seconds. */
 export function WebhookDeliveries({ params }) {
@@ -358,8 +368,10 @@ export function WebhookDeliveries({ params }) {
                   <tr key={d.id}>
                     <td title={dateTime(d.created_at)}>{ago(d.created_at)}</td>
                     <td>
-                      {d.event_type}
-                      <div class="muted small break">{d.event_id}</div>
+                      {eventWords(d)}
+                      <div class="muted small break hide-phone">
+                        {d.event_type} · {d.event_id}
+                      </div>
                     </td>
                     <td>
                       <span class={`chip ${chip}`}>{word}</span>
