@@ -128,7 +128,7 @@ test('schedule a change from the feature page, see it listed, cancel it: nothing
   assert.equal(cancelled.state, 'cancelled');
   assert.equal(cancelled.cancelled_by, 'ada@acme.example');
   await page.getByLabel('Show').selectOption('cancelled');
-  await page.getByRole('row').filter({ hasText: 'gift_cards' }).getByText('cancelled').first().waitFor();
+  await page.getByRole('row').filter({ hasText: 'gift_cards' }).locator('.chip:visible', { hasText: 'cancelled' }).waitFor();
   assert.equal((await stateOf(demo.prod, feature)).enabled, before.enabled);
   await page.context().close();
 });
@@ -186,8 +186,23 @@ test('webhooks: add one (secret shown once), send a test event, see it delivered
     await within(10000, async () => received.length > count);
     assert.equal(received.at(-1).headers['x-flagstone-event-id'], eventId);
 
-    // Pause it, then delete it.
+    // Edit it: opt in to publish events; the secret, left empty, stays what it was.
     await page.getByRole('link', { name: /Webhooks of Development/ }).click();
+    await page.getByRole('button', { name: `Edit the webhook ${url}` }).click();
+    const edit = page.getByRole('dialog', { name: 'Edit webhook' });
+    assert.equal(await edit.getByLabel('New signing secret').inputValue(), '');
+    await edit.getByLabel(/Each publish to SDKs/).check();
+    await edit.getByRole('button', { name: 'Save webhook' }).click();
+    await page.getByText('+ environment published').waitFor();
+    const [edited] = await server.api('GET', `/environments/${demo.dev.api_key}/webhooks/`);
+    assert.deepEqual(edited.events, ['ENVIRONMENT_PUBLISHED']);
+    assert.equal(edited.secret, '********');
+    const before = received.length;
+    await server.api('POST', `/environments/${demo.dev.api_key}/webhooks/${hook.id}/test/`, {});
+    await within(10000, async () => received.length > before);
+    assert.equal(received.at(-1).headers['x-flagsmith-signature'], createHmac('sha256', secret).update(received.at(-1).body).digest('hex'));
+
+    // Pause it, then delete it.
     const sw = page.getByRole('switch', { name: `Send to ${url}` });
     await sw.click();
     await within(3000, async () => (await server.api('GET', `/environments/${demo.dev.api_key}/webhooks/`))[0].enabled === false);
