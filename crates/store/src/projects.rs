@@ -318,6 +318,15 @@ pub async fn update(
 /// Deletes a project and everything in it (cascade), including its environments' publish jobs.
 pub async fn delete(ch: &mut Change, id: i64) -> Result<()> {
     let before = get(ch.tx(), id).await?;
+    let environments: Vec<i64> = sql!(ch.tx(), |c| {
+        sqlx::query_scalar("SELECT id FROM environments WHERE project_id = $1")
+            .bind(id)
+            .fetch_all(c)
+            .await?
+    });
+    for env in environments {
+        ch.delete_environment(env);
+    }
     sql!(ch.tx(), |c| {
         sqlx::query(
             "DELETE FROM publish_jobs WHERE environment_id IN \
