@@ -225,6 +225,45 @@ async fn max_features_limit_is_enforced_at_write_time() {
 }
 
 #[tokio::test]
+async fn lowering_a_limit_below_what_is_used_is_refused_unless_forced() {
+    let app = TestApp::new().await;
+    let (project, key) = app.project_with_env().await;
+    for name in ["one", "two", "three"] {
+        create_feature(&app, project, json!({"name": name})).await;
+    }
+    let url = format!("/api/v1/projects/{project}/");
+    let (rev, audit) = (app.revision(&key).await, app.audit_count().await);
+    let (s, b) = app
+        .patch(&url, json!({"limits": {"max_features": 2}}))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert_eq!(b["field"], "limits.max_features");
+    let detail = b["detail"].as_str().unwrap();
+    assert!(detail.contains("3 features"), "{detail}");
+    assert!(detail.contains("force=true"), "{detail}");
+    assert_nothing_written(&app, &key, rev, audit).await;
+    let (_, p) = app.get(&url).await;
+    assert_eq!(p["limits"]["max_features"], 5000);
+
+    // Exactly what is used is fine; other settings of a project already over a limit too.
+    let (s, b) = app
+        .patch(&url, json!({"limits": {"max_features": 3}}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, b) = app
+        .patch(&format!("{url}?force=true"), json!({"limits": {"max_features": 1}}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["limits"]["max_features"], 1);
+    let (s, b) = app.patch(&url, json!({"name": "renamed"})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, b) = app
+        .post(&features_url(project), json!({"name": "four"}))
+        .await;
+    assert_eq!((s, b["limit"].as_str()), (StatusCode::BAD_REQUEST, Some("max_features")));
+}
+
+#[tokio::test]
 async fn feature_value_size_is_limited() {
     let app = TestApp::new().await;
     let (project, key) = app.project_with_env().await;

@@ -7,6 +7,9 @@
 //!   periodic check of `(environment, revision)` pairs catches anything missed, so a lost
 //!   notification delays a change by one interval, never forever.
 //! - After each swap the document is written to the cache directory (atomically).
+//! - A deleted environment is dropped at once: in this process before the deleting change's
+//!   commit returns (`Store::on_environment_deleted`), in others on its `deleted` notification;
+//!   the periodic check drops any whose notification was lost.
 //!
 //! [`EdgeHealth`] says when the store was last reached, which is how stale this edge may be.
 
@@ -18,6 +21,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use flagstone_store::document::StoredDocument;
+use flagstone_store::queue::Notice;
 use flagstone_store::{now_ms, Store};
 use tokio::sync::{broadcast, mpsc};
 
@@ -96,11 +100,19 @@ impl Follower {
             config,
             health: Arc::default(),
         });
+        // Registered before the first load, so a deletion committed meanwhile is not missed
+        // (the load would drop it anyway: it is no longer published).
+        let weak = Arc::downgrade(&f);
+        f.store.on_environment_deleted(move |env| {
+            if let Some(f) = weak.upgrade() {
+                f.forget(env);
+            }
+        });
         if let Err(e) = f.sync_all().await {
             tracing::warn!(error = %e, "store unreachable at start; serving the last good documents from the cache directory");
             f.load_cache_dir();
         }
-        let (notify_tx, notify_rx) = mpsc::channel::<(i64, i64)>(1024);
+        let (notify_tx, notify_rx) = mpsc::channel::<Notice>(1024);
         match feed {
             PublishFeed::Postgres => {
                 tokio::spawn(listen_postgres(f.store.clone(), notify_tx));
@@ -109,7 +121,11 @@ impl Follower {
                 tokio::spawn(async move {
                     loop {
                         match rx.recv().await {
-                            Ok(n) => {
+                            Ok((environment_id, revision)) => {
+                                let n = Notice::Published {
+                                    environment_id,
+                                    revision,
+                                };
                                 if notify_tx.send(n).await.is_err() {
                                     return;
                                 }
@@ -127,20 +143,21 @@ impl Follower {
         f
     }
 
-    async fn run(self: Arc<Self>, mut notifications: mpsc::Receiver<(i64, i64)>) {
+    async fn run(self: Arc<Self>, mut notifications: mpsc::Receiver<Notice>) {
         let mut tick = tokio::time::interval(self.config.poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut feed_open = true;
         loop {
             tokio::select! {
                 n = notifications.recv(), if feed_open => match n {
-                    Some((env, revision)) => {
+                    Some(Notice::Published { environment_id: env, revision }) => {
                         if self.registry.revision_of(env).is_none_or(|held| held < revision) {
                             if let Err(e) = self.load_one(env).await {
                                 tracing::warn!(environment = env, error = %e, "loading a published document failed; the periodic check will retry");
                             }
                         }
                     }
+                    Some(Notice::Deleted { environment_id }) => self.deleted(environment_id).await,
                     None => feed_open = false,
                 },
                 _ = tick.tick() => {
@@ -173,8 +190,7 @@ impl Follower {
         }
         for (env, _) in self.registry.revisions() {
             if !live.contains(&env) {
-                self.registry.remove(env);
-                self.remove_cached(env);
+                self.forget(env);
             }
         }
         self.health.last_sync_ms.store(now_ms(), Ordering::Relaxed);
@@ -247,6 +263,34 @@ impl Follower {
         if let Err(e) = result {
             tracing::warn!(dir = %dir.display(), error = %e, "cannot write the last-good document cache");
         }
+    }
+
+    /// A deletion heard from another process. The channel is shared by every schema of the
+    /// database (other installations, parallel tests), so the store confirms the environment
+    /// is gone before it stops being served.
+    async fn deleted(&self, env: i64) {
+        let gone = async {
+            let mut tx = self.store.read().await?;
+            match flagstone_store::environments::get(&mut tx, env).await {
+                Ok(_) => Ok(false),
+                Err(flagstone_store::StoreError::NotFound { .. }) => Ok(true),
+                Err(e) => Err(e),
+            }
+        }
+        .await;
+        match gone {
+            Ok(true) => self.forget(env),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(environment = env, error = %e, "cannot confirm a deletion; the periodic check will")
+            }
+        }
+    }
+
+    /// Stops serving an environment that no longer exists, and forgets its last good copy.
+    fn forget(&self, env: i64) {
+        self.registry.remove(env);
+        self.remove_cached(env);
     }
 
     fn remove_cached(&self, env: i64) {
@@ -374,16 +418,16 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Forwards PostgreSQL publish notifications; reconnects after a lost connection.
-async fn listen_postgres(store: Store, out: mpsc::Sender<(i64, i64)>) {
+async fn listen_postgres(store: Store, out: mpsc::Sender<Notice>) {
     loop {
         match flagstone_store::queue::notify::listen(&store).await {
             Ok(Some(mut listener)) => loop {
                 match listener.recv().await {
                     Ok(n) => {
-                        if let Some(pair) =
+                        if let Some(notice) =
                             flagstone_store::queue::notify::parse_notification(n.payload())
                         {
-                            if out.send(pair).await.is_err() {
+                            if out.send(notice).await.is_err() {
                                 return;
                             }
                         }

@@ -77,13 +77,15 @@ impl Registry {
         true
     }
 
-    /// Forgets an environment that no longer exists.
+    /// Forgets an environment that no longer exists. Its real-time subscribers' channel is
+    /// dropped, which ends their streams with an explicit error event.
     pub fn remove(&self, environment_id: i64) {
         let mut keys = self.keys.lock().expect("registry lock");
         if let Some(k) = keys.remove(&environment_id) {
             let mut next: Map = (**self.by_key.load()).clone();
             next.remove(&k);
             self.by_key.store(Arc::new(next));
+            self.channels.lock().expect("channels lock").remove(&k);
         }
     }
 

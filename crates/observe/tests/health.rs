@@ -193,3 +193,62 @@ async fn readiness_is_false_while_the_store_is_unreachable() {
     let (code, _) = get(&app, "/health/liveness").await;
     assert_eq!(code, 200, "the process itself is alive");
 }
+
+#[tokio::test]
+async fn a_document_budget_forced_below_a_document_parks_it_and_status_names_it() {
+    use flagstone_store::projects::{self, LimitLowering, ProjectPatch};
+    let t = test_store().await;
+    let p = Pipeline::starting_at(&t.store, now_ms());
+    let big = fixture::create(p.store(), SMALL).await.unwrap();
+    let monitor = HealthMonitor::new(Thresholds::default());
+    let app = health_router(HealthEndpoints {
+        store: p.store().clone(),
+        monitor: monitor.clone(),
+        documents: None,
+        rule: ReadinessRule::StoreRequired,
+    });
+    p.advance(1_000);
+    let ran = p.drain("w1", 10).await;
+    assert!(ran.iter().all(published), "{ran:?}");
+
+    // Lowering the budget below the published document is refused, naming the environment,
+    // and writes nothing.
+    let patch = ProjectPatch {
+        limits: Some(serde_json::json!({"max_document_bytes": 200})),
+        ..Default::default()
+    };
+    let actor = Actor::system("operator");
+    let mut ch = p.store().change(&actor).await.unwrap();
+    let err = projects::update(&mut ch, big.project_id, &patch, LimitLowering::Refuse)
+        .await
+        .unwrap_err()
+        .to_string();
+    drop(ch);
+    assert!(err.contains("limits.max_document_bytes"), "{err}");
+    assert!(err.contains("stop publishing"), "{err}");
+    assert_eq!(p.drain("w1", 10).await.len(), 0, "nothing was queued");
+
+    // Forced, it is applied: the next build is parked and `/health/status` names it.
+    let mut ch = p.store().change(&actor).await.unwrap();
+    projects::update(&mut ch, big.project_id, &patch, LimitLowering::Force)
+        .await
+        .unwrap();
+    ch.commit().await.unwrap();
+    p.advance(1_000);
+    p.drain("w1", 10).await;
+    let (code, body) = get(&app, "/health/status").await;
+    assert_eq!(
+        (code, body["status"].as_str()),
+        (200, Some("degraded")),
+        "{body}"
+    );
+    let parked = body["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "parked_tasks")
+        .unwrap();
+    assert_eq!(parked["status"], "degraded", "{body}");
+    assert_eq!(parked["environments"][0]["environment_id"], big.environment_id);
+    assert_eq!(parked["environments"][0]["park_reason"], "document_too_large");
+}

@@ -113,6 +113,31 @@ pub struct Change {
     captured: Vec<crate::webhooks::events::CapturedFlagEvent>,
     /// Signalled when the change queued webhook deliveries.
     webhook_events: Arc<Notify>,
+    /// Environments this change deletes, announced when it commits.
+    deleted: Vec<i64>,
+    deletions: Arc<DeletionListeners>,
+}
+
+type DeletionListener = Arc<dyn Fn(i64) + Send + Sync>;
+
+/// Who is told, in this process, that an environment was deleted (edges serving its keys).
+#[derive(Default)]
+pub(crate) struct DeletionListeners(std::sync::RwLock<Vec<DeletionListener>>);
+
+impl DeletionListeners {
+    pub(crate) fn add(&self, listener: impl Fn(i64) + Send + Sync + 'static) {
+        self.0
+            .write()
+            .expect("deletion listeners lock")
+            .push(Arc::new(listener));
+    }
+
+    fn announce(&self, environment_id: i64) {
+        let listeners = self.0.read().expect("deletion listeners lock").clone();
+        for l in listeners {
+            l(environment_id);
+        }
+    }
 }
 
 /// What a committed change did to revisions.
@@ -130,6 +155,7 @@ impl Change {
         committed: Arc<Notify>,
         clock: Clock,
         webhook_events: Arc<Notify>,
+        deletions: Arc<DeletionListeners>,
     ) -> Change {
         Change {
             tx,
@@ -143,6 +169,8 @@ impl Change {
             history: Default::default(),
             captured: Vec::new(),
             webhook_events,
+            deleted: Vec::new(),
+            deletions,
         }
     }
 
@@ -167,6 +195,12 @@ impl Change {
     /// The change affects what this environment's document contains.
     pub fn touch_environment(&mut self, environment_id: i64) {
         self.environments.insert(environment_id);
+    }
+
+    /// The change deletes this environment: when it commits, edges stop serving its keys (in
+    /// this process before `commit` returns; elsewhere by notification).
+    pub(crate) fn delete_environment(&mut self, environment_id: i64) {
+        self.deleted.push(environment_id);
     }
 
     /// The change affects every environment of this project (a segment, a feature).
@@ -242,7 +276,13 @@ impl Change {
         let queued =
             crate::webhooks::events::on_commit(&mut self.tx, &self.actor, now, &written, captured)
                 .await?;
+        for &env in &self.deleted {
+            crate::queue::notify_deleted(&mut self.tx, env).await?;
+        }
         self.tx.commit().await?;
+        for &env in &self.deleted {
+            self.deletions.announce(env);
+        }
         if !committed.revisions.is_empty() {
             self.committed.notify_one();
         }

@@ -321,6 +321,7 @@ pub async fn delete(ch: &mut Change, api_key: &str) -> Result<Environment> {
             .await?
             .rows_affected()
     });
+    ch.delete_environment(before.id);
     ch.audit(AuditEntry {
         project_id: Some(before.project),
         environment_id: Some(before.id),

@@ -56,6 +56,9 @@ pub struct Store {
     waits: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Signalled after every committed change that queued webhook deliveries.
     webhook_events: std::sync::Arc<tokio::sync::Notify>,
+    /// Called with each environment a committed change deleted (see
+    /// [`Store::on_environment_deleted`]).
+    deletions: std::sync::Arc<change::DeletionListeners>,
 }
 
 /// A page of results and the total count, for `{count, next, previous, results}` lists.
@@ -110,6 +113,7 @@ impl Store {
             clock: Clock::system(),
             waits: Default::default(),
             webhook_events: Default::default(),
+            deletions: Default::default(),
         })
     }
 
@@ -123,6 +127,7 @@ impl Store {
             clock: Clock::system(),
             waits: Default::default(),
             webhook_events: Default::default(),
+            deletions: Default::default(),
         })
     }
 
@@ -156,6 +161,14 @@ impl Store {
     /// only; other processes poll the queue).
     pub fn webhook_notifier(&self) -> std::sync::Arc<tokio::sync::Notify> {
         self.webhook_events.clone()
+    }
+
+    /// Runs `listener` with the id of every environment a change deletes, after the deletion
+    /// commits and before that change's `commit` returns: an edge in this process stops
+    /// serving the environment's keys before the deleting request is answered. (Edges in other
+    /// processes hear it by notification: see [`queue::notify`].)
+    pub fn on_environment_deleted(&self, listener: impl Fn(i64) + Send + Sync + 'static) {
+        self.deletions.add(listener);
     }
 
     pub async fn migrate(&self) -> Result<()> {
@@ -209,6 +222,7 @@ impl Store {
             self.changes.clone(),
             self.clock.clone(),
             self.webhook_events.clone(),
+            self.deletions.clone(),
         ))
     }
 

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::organisations::validate_name;
 use crate::scopes::{visible_sql, Placed};
+pub use crate::usage::LimitLowering;
 use crate::{
     clock::now_ms, sql, AuditEntry, Change, Limits, Page, PageRequest, Result, StoreError, Tx,
 };
@@ -240,7 +241,14 @@ pub async fn list_visible(
 }
 
 /// Updates a project; its settings are in every environment document, so all are republished.
-pub async fn update(ch: &mut Change, id: i64, patch: &ProjectPatch) -> Result<Project> {
+/// Lowering a limit below what the project already uses is refused unless `lowering` is
+/// [`LimitLowering::Force`] (see [`crate::usage::ProjectUsage::lowered_below_use`]).
+pub async fn update(
+    ch: &mut Change,
+    id: i64,
+    patch: &ProjectPatch,
+    lowering: LimitLowering,
+) -> Result<Project> {
     let before = get(ch.tx(), id).await?;
     let stored: String = sql!(ch.tx(), |c| {
         sqlx::query_scalar("SELECT limits FROM projects WHERE id = $1")
@@ -252,6 +260,18 @@ pub async fn update(ch: &mut Change, id: i64, patch: &ProjectPatch) -> Result<Pr
         Some(p) => merge_limit_overrides(&stored, p)?,
         None => stored,
     };
+    let new_limits = Limits::from_stored(&limits)?;
+    if lowering == LimitLowering::Refuse && new_limits != before.limits {
+        let usage = crate::usage::project(ch.tx(), id).await?;
+        let below = usage.lowered_below_use(&before.limits, &new_limits);
+        if let Some(first) = below.first() {
+            let detail: Vec<String> = below.iter().map(|b| b.describe()).collect();
+            return Err(StoreError::invalid(
+                format!("limits.{}", first.limit),
+                detail.join("; "),
+            ));
+        }
+    }
     let name = match &patch.name {
         Some(n) => validate_name("name", n)?,
         None => before.name.clone(),
@@ -298,6 +318,15 @@ pub async fn update(ch: &mut Change, id: i64, patch: &ProjectPatch) -> Result<Pr
 /// Deletes a project and everything in it (cascade), including its environments' publish jobs.
 pub async fn delete(ch: &mut Change, id: i64) -> Result<()> {
     let before = get(ch.tx(), id).await?;
+    let environments: Vec<i64> = sql!(ch.tx(), |c| {
+        sqlx::query_scalar("SELECT id FROM environments WHERE project_id = $1")
+            .bind(id)
+            .fetch_all(c)
+            .await?
+    });
+    for env in environments {
+        ch.delete_environment(env);
+    }
     sql!(ch.tx(), |c| {
         sqlx::query(
             "DELETE FROM publish_jobs WHERE environment_id IN \

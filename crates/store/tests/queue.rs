@@ -300,5 +300,11 @@ async fn publishing_notifies_listeners_on_postgres() {
         .expect("a notification")
         .unwrap();
     assert_eq!(n.channel(), queue::PUBLISH_CHANNEL);
-    assert_eq!(queue::parse_notification(n.payload()), Some((12, 345)));
+    assert_eq!(
+        queue::parse_notification(n.payload()),
+        Some(queue::Notice::Published {
+            environment_id: 12,
+            revision: 345
+        })
+    );
 }

@@ -6,6 +6,7 @@ use flagstone_engine::{
     document_to_context, CompiledEnvironment, EnvironmentDocument, EvaluationResult,
     IdentityContext,
 };
+use flagstone_store::projects::LimitLowering;
 use flagstone_store::document::fixture::{self, Shape};
 use flagstone_store::projects::{self, ProjectPatch};
 use flagstone_store::testing::test_store;
@@ -424,6 +425,7 @@ async fn exceeding_a_limit_is_refused_and_writes_nothing() {
             limits: Some(json!({"max_segments": 4})),
             ..Default::default()
         },
+        LimitLowering::Force,
     )
     .await
     .unwrap();
@@ -451,6 +453,7 @@ async fn exceeding_a_limit_is_refused_and_writes_nothing() {
             limits: Some(json!({"max_segments": 100, "max_document_bytes": 2000})),
             ..Default::default()
         },
+        LimitLowering::Force,
     )
     .await
     .unwrap();
@@ -478,6 +481,7 @@ async fn exceeding_a_limit_is_refused_and_writes_nothing() {
             limits: Some(json!({"max_document_bytes": 1_000_000})),
             ..Default::default()
         },
+        LimitLowering::Force,
     )
     .await
     .unwrap();

@@ -8,7 +8,7 @@
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use flagstone_access::{Need, OrganisationPermission, ProjectPermission, Visible};
-use flagstone_store::projects::{self, NewProject, Project, ProjectPatch};
+use flagstone_store::projects::{self, LimitLowering, NewProject, Project, ProjectPatch};
 use flagstone_store::usage::{self, ProjectUsage};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -105,15 +105,31 @@ async fn get_project(
     Ok(Json(projects::get(&mut tx, p.at.project).await?))
 }
 
+#[derive(Deserialize, utoipa::IntoParams)]
+struct UpdateOptions {
+    /// Lower a limit even below what the project already uses (Flagstone addition). Without
+    /// it such a change is a 400 naming each limit and the environments over it.
+    #[serde(default)]
+    force: bool,
+}
+
 #[utoipa::path(patch, path = "/api/v1/projects/{id}", tag = "projects",
-    params(("id" = i64, Path)), request_body = ProjectPatch, responses((status = 200, body = Project)))]
+    params(("id" = i64, Path), UpdateOptions), request_body = ProjectPatch,
+    responses((status = 200, body = Project),
+        (status = 400, description = "Invalid, or a limit lowered below what is used (without `force`)")))]
 async fn update_project(
     State(s): State<AppState>,
     p: Permit<rules::ProjectAdmin>,
+    Query(o): Query<UpdateOptions>,
     Json(patch): Json<ProjectPatch>,
 ) -> ApiResult<Json<Project>> {
+    let lowering = if o.force {
+        LimitLowering::Force
+    } else {
+        LimitLowering::Refuse
+    };
     let mut ch = s.store.change(p.caller.actor()).await?;
-    let project = projects::update(&mut ch, p.at.project, &patch).await?;
+    let project = projects::update(&mut ch, p.at.project, &patch, lowering).await?;
     ch.commit().await?;
     Ok(Json(project))
 }

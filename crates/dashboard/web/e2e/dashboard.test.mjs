@@ -183,7 +183,7 @@ test('build a segment with nested rules, override a feature for it, reorder two 
 test('a parked publish shows its error and can be retried', async () => {
   const page = await signedInPage(browser, server);
   // A document budget the Development document cannot fit: its next build is parked.
-  await server.api('PATCH', `/projects/${demo.project.id}/`, { limits: { max_document_bytes: 200 } });
+  await server.api('PATCH', `/projects/${demo.project.id}/?force=true`, { limits: { max_document_bytes: 200 } });
   const st = (await server.api('GET', `/environments/${demo.dev.api_key}/featurestates/?feature=${demo.features.dark_mode.id}`)).results[0];
   await server.api('PATCH', `/environments/${demo.dev.api_key}/featurestates/${st.id}/`, { enabled: true });
   await page.goto(`${server.base}/projects/${demo.project.id}/pipeline`);

@@ -71,7 +71,7 @@ try {
     for (const [name, path] of pages) {
       if (name === 'pipeline') {
         // Show a parked publish: a document budget Development cannot fit, then a change.
-        await server.api('PATCH', `/projects/${p}/`, { limits: { max_document_bytes: 300 } });
+        await server.api('PATCH', `/projects/${p}/?force=true`, { limits: { max_document_bytes: 300 } });
         await server.api('PATCH', `/environments/${demo.dev.api_key}/`, { name: 'Development' });
         await new Promise((r) => setTimeout(r, 800));
       }

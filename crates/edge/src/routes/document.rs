@@ -67,8 +67,16 @@ pub(crate) async fn get_document(
         .read()
         .await
         .map_err(|_| SdkError::Unavailable)?;
-    let (send, recv) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     let environment_id = snap.environment_id;
+    // Decided in the same read as the overrides, before the status line: an environment
+    // deleted since this edge last heard is a 403 (its key is gone), not a 200 whose body
+    // ends early or lists nothing.
+    match flagstone_store::environments::get(&mut tx, environment_id).await {
+        Ok(_) => {}
+        Err(flagstone_store::StoreError::NotFound { .. }) => return Err(SdkError::UnknownKey),
+        Err(_) => return Err(SdkError::Unavailable),
+    }
+    let (send, recv) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     // The document is decompressed as it is sent (the compression layer gzips the whole
     // response again for clients that accept it).
     let mut doc = Gunzip::new(snap.document_gz.clone());

@@ -3,6 +3,8 @@
 //! SDKs re-fetch when it is newer than what they hold. The current value is sent on connect, so
 //! a client that reconnects after missing events catches up at once. Keep-alives hold idle
 //! connections open through proxies. Open subscriptions are capped ([`crate::sse_slots`]).
+//! When the environment is deleted the stream ends with `event: error` and
+//! `{"detail": "Not found."}` (what a new subscription would get as a 404), never silently.
 
 use std::convert::Infallible;
 
@@ -32,12 +34,22 @@ pub(crate) async fn stream(
         .filter_map(|r| async move { r.ok() });
     let events = stream::once(async move { snap.updated_at })
         .chain(updates)
-        .map(move |updated_at| {
+        .map(|updated_at| {
+            Event::default()
+                .event("environment_updated")
+                .data(serde_json::json!({ "updated_at": updated_at }).to_string())
+        })
+        // The channel closes only when the environment is removed (deleted): say so, rather
+        // than end a 200 stream without a reason.
+        .chain(stream::once(async {
+            Event::default()
+                .event("error")
+                .data(serde_json::json!({ "detail": "Not found." }).to_string())
+        }))
+        .map(move |event| {
             // The stream owns the slot: it is freed when the client goes away.
             let _slot = &slot;
-            Ok(Event::default()
-                .event("environment_updated")
-                .data(serde_json::json!({ "updated_at": updated_at }).to_string()))
+            Ok(event)
         });
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(state.config.sse_keep_alive)))
 }

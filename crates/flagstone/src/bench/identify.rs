@@ -12,6 +12,9 @@
 //! by the requests answered, so it does not depend on what the generator costs on the same
 //! cores.
 //!
+//! Beside them, OFREP bulk evaluation (`POST /ofrep/v1/evaluate/flags`) of the same 10,000
+//! identities with the same traits as evaluation context.
+//!
 //! Last, a flood of new identities (each request a new identifier): how many requests were
 //! answered, and how long after the flood the store held every one of them (trait writes are
 //! batched behind the requests, never dropped).
@@ -60,6 +63,18 @@ const SMALL: Shape = Shape {
     segments: 0,
     overrides: 0,
 };
+
+/// An OFREP bulk-evaluation body: the same identity and traits as [`body`], as an evaluation
+/// context (`targetingKey` and the traits as context fields, which OFREP treats as transient).
+fn ofrep_body(identifier: &str) -> String {
+    let traits: Vec<String> = (0..5)
+        .map(|c| format!(r#""trait_{c}":"value-5-{c}""#))
+        .collect();
+    format!(
+        r#"{{"context":{{"targetingKey":"{identifier}",{}}}}}"#,
+        traits.join(",")
+    )
+}
 
 /// An identify body: `identifier` with 5 traits matching incident segment 5.
 fn body(identifier: &str) -> String {
@@ -120,6 +135,7 @@ pub async fn run(args: IdentifyArgs) -> anyhow::Result<()> {
             .collect()
     };
     let path = "/api/v1/identities/";
+    const OFREP_BULK: &str = "/ofrep/v1/evaluate/flags";
     let mut loads: Vec<Load> = Vec::new();
     for (env, key) in [("small", &small.api_key), ("incident", &incident.api_key)] {
         let flags = loads.len();
@@ -146,6 +162,17 @@ pub async fn run(args: IdentifyArgs) -> anyhow::Result<()> {
             Some(flags),
             Requests::post(path, key, many(env)),
         );
+        // OFREP bulk evaluation of the same identities and traits: the same compiled document
+        // and engine, no trait persistence, a different answer shape.
+        add(
+            format!("ofrep-bulk-{env}-{}", args.identities),
+            Some(flags),
+            Requests::post(
+                OFREP_BULK,
+                key,
+                (0..args.identities).map(|i| ofrep_body(&format!("bench-{tag}-{env}-{i}"))),
+            ),
+        );
     }
     if !args.only.is_empty() {
         loads.retain(|l| args.only.contains(&l.name));
@@ -153,7 +180,7 @@ pub async fn run(args: IdentifyArgs) -> anyhow::Result<()> {
 
     // Every identity once, so each exists with its traits stored before the timed rounds.
     let warm = Instant::now();
-    for load in loads.iter().filter(|l| !l.name.starts_with("flags")) {
+    for load in loads.iter().filter(|l| l.name.starts_with("identify")) {
         let once = Arc::new(Requests {
             raw: load.requests.raw.clone(),
             once: true,

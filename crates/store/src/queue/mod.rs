@@ -20,7 +20,9 @@ pub use admin::{
     discard, get_job, jobs, jobs_visible, publish_log, reconcile, retry, status,
     EnvironmentStaleness, PublishJob, PublishLogEntry, QueueStatus,
 };
-pub use notify::{listen, notify_published, parse_notification, PUBLISH_CHANNEL};
+pub use notify::{
+    listen, notify_deleted, notify_published, parse_notification, Notice, PUBLISH_CHANNEL,
+};
 pub use session::ClaimSession;
 pub(crate) use state::text_enum;
 pub use state::{BuildOutcome, ClaimDecision, Decision, JobState, ParkReason, UnknownValue};
