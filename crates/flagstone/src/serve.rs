@@ -106,6 +106,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         flagstone_observe::Role::Serve,
         &store,
         &args.observe,
+        &args.http,
         Some(edge.documents),
         admin.merge(edge.router),
     )

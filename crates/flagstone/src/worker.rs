@@ -57,6 +57,9 @@ pub struct WorkerArgs {
     pub worker: WorkerOptions,
     #[command(flatten)]
     pub observe: crate::observability::ObserveOptions,
+    // The transport limits of the `--metrics-addr` listener.
+    #[command(flatten)]
+    pub http: crate::transport::HttpOptions,
     #[command(flatten)]
     pub webhooks: crate::webhooks::WebhookOptions,
 }
@@ -74,6 +77,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
             flagstone_observe::Role::Worker,
             &store,
             &args.observe,
+            &args.http,
             None,
             axum::Router::new(),
         )

@@ -1,4 +1,5 @@
-//! The HTTP listener every server role uses (`serve`, `edge`): hyper's connection builder driven
+//! The HTTP listener every server role uses (`serve`, `edge`, and the `--metrics-addr` listener of
+//! every role, the standalone `worker`'s included): hyper's connection builder driven
 //! directly, so that a client which opens connections and never finishes a request cannot hold
 //! them forever and exhaust the process's file descriptors.
 //!
@@ -36,7 +37,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tower::Service;
 
-/// Transport limits shared by `serve` and `edge`.
+/// Transport limits shared by `serve`, `edge` and `worker` (its `--metrics-addr` listener).
 #[derive(clap::Args, Debug, Clone)]
 pub struct HttpOptions {
     /// How long a new connection may take to send its first complete request head (request line
