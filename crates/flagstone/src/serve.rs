@@ -92,7 +92,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let scheduler = crate::worker::spawn_scheduler(store.clone(), worker_stop);
     let edge = crate::edge::start(store.clone(), feed, &args.edge).await;
     let usage = edge.usage.clone();
-    let admin = flagstone_api::router(
+    let admin = flagstone_api::router_with_openapi(
         args.auth
             .app_state(store.clone())
             .with_webhook_policy(args.webhooks.policy())
@@ -101,6 +101,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 unused_days: args.stale_unused_days,
                 fixed_value_days: args.stale_fixed_value_days,
             }),
+        flagstone_observe::health_api::openapi(),
     );
     let observed = crate::observability::observe(
         flagstone_observe::Role::Serve,

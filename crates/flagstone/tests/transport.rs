@@ -276,5 +276,9 @@ async fn the_metrics_listener_has_the_header_timeout_and_the_connection_cap() {
         .await
         .expect("served once a connection closed");
     assert_eq!(r.status, 200);
-    assert!(r.body.contains("flagstone_publish_queue_depth"), "{}", r.body);
+    assert!(
+        r.body.contains("flagstone_publish_queue_depth"),
+        "{}",
+        r.body
+    );
 }
