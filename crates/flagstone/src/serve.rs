@@ -89,6 +89,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         worker_stop.clone(),
     );
     let deliverer = crate::webhooks::spawn(store.clone(), &args.webhooks, worker_stop.clone());
+    let pruner =
+        crate::worker::spawn_usage_pruner(store.clone(), &args.worker, worker_stop.clone());
     let scheduler = crate::worker::spawn_scheduler(store.clone(), worker_stop);
     let edge = crate::edge::start(store.clone(), feed, &args.edge).await;
     let usage = edge.usage.clone();
@@ -122,6 +124,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _ = worker.await;
     let _ = deliverer.await;
     let _ = scheduler.await;
+    let _ = pruner.await;
     store.close().await;
     tracing::info!("flagstone stopped");
     Ok(())

@@ -52,6 +52,7 @@ const WORKER: &[&str] = &[
     "flagstone_scheduled_change_delay_seconds_bucket{",
     "flagstone_scheduled_changes_pending",
     "flagstone_scheduled_changes_overdue_seconds",
+    "flagstone_usage_rows_pruned_total",
 ];
 /// Series of roles that serve the SDK API.
 const EDGE: &[&str] = &[
