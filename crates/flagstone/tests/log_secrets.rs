@@ -257,6 +257,51 @@ async fn a_full_scenario_logs_no_secret() {
         None,
     )
     .await;
+    // A scheduled change, applied by one of the task processors a moment later.
+    let states = call(
+        port,
+        "GET",
+        &format!("/api/v1/environments/{key}/featurestates/"),
+        &admin,
+        Value::Null,
+    )
+    .await;
+    let state_id = states["results"][0]["id"]
+        .as_i64()
+        .expect("a feature state");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    call(
+        port,
+        "PATCH",
+        &format!("/api/v1/environments/{key}/featurestates/{state_id}/"),
+        &admin,
+        json!({"enabled": false,
+               "live_from": flagstone_store::clock::iso8601(now_ms + 1_000)}),
+    )
+    .await;
+    let start = Instant::now();
+    loop {
+        let applied = call(
+            port,
+            "GET",
+            &format!("/api/v1/environments/{key}/scheduled-changes/?state=applied"),
+            &admin,
+            Value::Null,
+        )
+        .await;
+        if applied["count"].as_i64() == Some(1) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the scheduled change was never applied"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // The edge serves the same environment (following the publish) and takes a trait too.
     let start = Instant::now();
     loop {
@@ -301,6 +346,7 @@ async fn a_full_scenario_logs_no_secret() {
         "the SMTP settings from the file were not used:\n{logs}"
     );
     let mut publish_lines = 0;
+    let mut scheduled_lines = 0;
     for line in logs.lines().filter(|l| !l.trim().is_empty()) {
         // stdout also prints nothing secret but is not JSON: only stderr lines are checked.
         if let Ok(v) = serde_json::from_str::<Value>(line) {
@@ -308,6 +354,11 @@ async fn a_full_scenario_logs_no_secret() {
                 assert!(v["span"]["environment"].is_number(), "{line}");
                 assert!(v["span"]["task"].is_number(), "{line}");
                 publish_lines += 1;
+            }
+            if v["span"]["name"] == "scheduled_change" {
+                assert!(v["span"]["environment"].is_number(), "{line}");
+                assert!(v["span"]["task"].is_number(), "{line}");
+                scheduled_lines += 1;
             }
         }
         assert!(
@@ -318,6 +369,10 @@ async fn a_full_scenario_logs_no_secret() {
     assert!(
         publish_lines > 0,
         "no publish was logged in its span:\n{logs}"
+    );
+    assert!(
+        scheduled_lines > 0,
+        "no scheduled change was logged in its span:\n{logs}"
     );
     let json_lines = logs
         .lines()
