@@ -218,8 +218,6 @@ fn setting(
                 arg.get_long().unwrap_or(key),
             ));
         }
-    } else if value != "true" && value != "false" {
-        unreachable!("a flag's value is a TOML boolean");
     }
     Ok(Setting {
         key: key.to_string(),
