@@ -118,7 +118,14 @@ pub async fn observe(
             // It serves until the process exits (the main listener's shutdown ends the process),
             // so health stays answerable while the role drains.
             tokio::spawn(async move {
-                crate::transport::serve(listener, side, &http, std::future::pending()).await;
+                crate::transport::serve(
+                    listener,
+                    crate::transport::Listener::Metrics,
+                    side,
+                    &http,
+                    std::future::pending(),
+                )
+                .await;
             });
             app.merge(health)
         }

@@ -150,7 +150,14 @@ pub async fn serve_http(
     // The bound address, not the requested one: with port 0 this is how to find the port.
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "flagstone listening on {addr}");
-    crate::transport::serve(listener, app, http, shutdown_signal()).await;
+    crate::transport::serve(
+        listener,
+        crate::transport::Listener::Main,
+        app,
+        http,
+        shutdown_signal(),
+    )
+    .await;
     Ok(())
 }
 

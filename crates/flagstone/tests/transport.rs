@@ -281,4 +281,11 @@ async fn the_metrics_listener_has_the_header_timeout_and_the_connection_cap() {
         "{}",
         r.body
     );
+    // Counted as this listener's episodes (each listener has its own cap).
+    assert!(
+        r.body
+            .contains("flagstone_http_connection_cap_reached_total{listener=\"metrics\"} "),
+        "{}",
+        r.body
+    );
 }
