@@ -152,7 +152,14 @@ pub fn admin_api(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
 
 /// The admin API plus its unauthenticated OpenAPI document.
 pub fn router(state: AppState) -> Router {
-    let (api, openapi) = admin_api(state);
+    router_with_openapi(state, utoipa::openapi::OpenApi::default())
+}
+
+/// The admin API plus its OpenAPI document, which also describes `more`: the routes the same
+/// server adds beside the admin API (the binary's `/health/*`), so one document covers them.
+pub fn router_with_openapi(state: AppState, more: utoipa::openapi::OpenApi) -> Router {
+    let (api, mut openapi) = admin_api(state);
+    openapi.merge(more);
     let doc = serde_json::to_value(&openapi).unwrap_or_default();
     Router::new()
         .route(

@@ -142,8 +142,11 @@ async fn usage_counts_exactly_under_concurrent_load() {
     assert_eq!(beta[0]["served"], 2 * n);
     assert_eq!(beta[0]["reported"], 2 * n);
 
-    let last = state_of(&app, &key, a).await["last_evaluated_at"].as_i64();
-    assert!(last.is_some_and(|t| t > 0), "last_evaluated_at is set");
+    let last = state_of(&app, &key, a).await["last_evaluated_at"].clone();
+    assert!(
+        last.as_str().is_some_and(is_iso),
+        "last_evaluated_at is set, as ISO 8601 like every timestamp: {last}"
+    );
 }
 
 #[tokio::test]
@@ -301,6 +304,14 @@ async fn never_evaluated_and_fixed_value_features_are_stale() {
         .find(|f| f["name"] == "unused")
         .unwrap();
     assert_eq!(unused["stale"]["last_evaluated_at"], Value::Null);
+    let constant = stale["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "constant")
+        .unwrap();
+    let since = &constant["stale"]["since"];
+    assert!(since.as_str().is_some_and(is_iso), "{since}");
     let live = app
         .admin_req(
             Method::GET,
@@ -344,4 +355,15 @@ async fn never_evaluated_and_fixed_value_features_are_stale() {
         stale_names(&again),
         [("unused".to_string(), "unused".to_string())]
     );
+}
+
+/// `2026-11-30T09:16:06.123000Z`: the API's timestamp format (docs/flagsmith-compat.md).
+fn is_iso(s: &str) -> bool {
+    let b = s.as_bytes();
+    s.len() == 27
+        && b[4] == b'-'
+        && b[10] == b'T'
+        && b[19] == b'.'
+        && s.ends_with('Z')
+        && s[..4].parse::<u32>().is_ok_and(|y| y >= 1970)
 }

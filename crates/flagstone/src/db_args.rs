@@ -8,6 +8,8 @@ pub struct DbArgs {
     #[arg(
         long,
         env = "FLAGSTONE_DATABASE_URL",
+        // It may hold a password: `--help` must not show the variable's value.
+        hide_env_values = true,
         default_value = "sqlite://flagstone.db"
     )]
     pub database_url: String,

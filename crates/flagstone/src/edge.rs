@@ -181,6 +181,7 @@ pub async fn run(args: EdgeArgs) -> anyhow::Result<()> {
         flagstone_observe::Role::Edge,
         &store,
         &args.observe,
+        &args.http,
         Some(edge.documents),
         edge.router,
     )

@@ -35,6 +35,11 @@ impl InviteArgs {
                 anyhow::bail!("--public-url must start with https:// or http://, not {url:?}");
             }
         }
+        // clap checks `requires` on flags and variables only, not on defaults (where the
+        // configuration file's values go): checked again here.
+        if self.smtp_url.is_some() && (self.smtp_from.is_none() || self.public_url.is_none()) {
+            anyhow::bail!("--smtp-url (smtp_url) needs --smtp-from and --public-url too");
+        }
         let mailer = match (&self.smtp_url, &self.smtp_from) {
             (Some(url), Some(from)) => {
                 let m = SmtpMailer::new(url, from).map_err(anyhow::Error::msg)?;

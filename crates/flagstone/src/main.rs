@@ -3,6 +3,7 @@
 
 mod auth_args;
 mod bench;
+mod config;
 mod db_args;
 mod edge;
 mod eval;
@@ -17,9 +18,11 @@ mod users;
 mod webhooks;
 mod worker;
 
+use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -36,6 +39,11 @@ struct Cli {
         default_value = "text"
     )]
     log_format: flagstone_observe::logging::LogFormat,
+    /// Read options from this TOML file: keys are the options' names in snake case
+    /// (`database_url = "…"`), a `[serve]`, `[edge]` or `[worker]` table applies to that command
+    /// only. Flags and `FLAGSTONE_*` variables win over the file (docs/configuration.md).
+    #[arg(long, global = true, env = "FLAGSTONE_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -69,12 +77,78 @@ enum Command {
     /// Measure the publishing pipeline (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// The configuration reference (docs/configuration.md).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the reference table of every option (flag, variable, TOML key, default, meaning),
+    /// generated from the definitions, or replace it in a copy of docs/configuration.md.
+    Reference {
+        /// Replace the generated part of this file (between its markers) instead of printing.
+        #[arg(long, value_name = "FILE")]
+        update: Option<PathBuf>,
+    },
+}
+
+/// `flagstone config reference`.
+fn config_command(cmd: ConfigCommand) -> ExitCode {
+    let ConfigCommand::Reference { update } = cmd;
+    let generated = config::reference(&Cli::command());
+    let Some(path) = update else {
+        print!("{generated}");
+        return ExitCode::SUCCESS;
+    };
+    let result = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+        .and_then(|doc| {
+            config::splice(&doc, &generated).ok_or_else(|| {
+                format!(
+                    "{} has no generated part (the line {:?} … {:?})",
+                    path.display(),
+                    config::BEGIN,
+                    config::END
+                )
+            })
+        })
+        .and_then(|doc| {
+            std::fs::write(&path, doc).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let mut cmd = Cli::command();
+    // The file becomes the options' defaults before parsing (flag > variable > file > default).
+    let file = config::config_path(&args);
+    if let Some(path) = &file {
+        cmd = match config::apply_file(cmd, path) {
+            Ok(cmd) => cmd,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
+    }
+    let cli = match Cli::from_arg_matches(&cmd.get_matches_from(args)) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     flagstone_observe::logging::init(cli.log_format);
+    if let Some(path) = &cli.config {
+        tracing::info!(path = %path.display(), "options read from the configuration file");
+    }
     match cli.command {
+        Command::Config(cmd) => config_command(cmd),
         Command::Eval(args) => eval::run(args),
         Command::Import(args) => run_async(transfer::import(args)),
         Command::Export(args) => run_async(transfer::export(args)),

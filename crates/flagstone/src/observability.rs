@@ -78,11 +78,14 @@ pub struct Observed {
 
 /// Installs the metrics recorder for `role` (every series at zero), starts the gauge exporter
 /// and adds health and metrics routes to `app`. With `--metrics-addr`, `/metrics` and
-/// `/health/*` are (also) served on that address. `documents` is the role's edge, if any.
+/// `/health/*` are (also) served on that address, behind the same transport limits as the main
+/// listener (`http`: header and idle timeouts, connection cap): a scraper's port is no softer a
+/// target than the public one. `documents` is the role's edge, if any.
 pub async fn observe(
     role: Role,
     store: &Store,
     opts: &ObserveOptions,
+    http: &crate::transport::HttpOptions,
     documents: Option<DocumentsProbe>,
     app: Router,
 ) -> anyhow::Result<Observed> {
@@ -108,11 +111,21 @@ pub async fn observe(
         Some(addr) => {
             let side = flagstone_observe::http::with_request_metrics(metrics.merge(health.clone()));
             let listener = tokio::net::TcpListener::bind(addr).await?;
-            tracing::info!(addr = %listener.local_addr()?, "metrics and health listening");
+            // The bound address: with port 0 this is how to find the port.
+            let addr = listener.local_addr()?;
+            tracing::info!(%addr, "metrics and health listening on {addr}");
+            let http = http.clone();
+            // It serves until the process exits (the main listener's shutdown ends the process),
+            // so health stays answerable while the role drains.
             tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, side).await {
-                    tracing::error!(error = %e, "the metrics listener stopped");
-                }
+                crate::transport::serve(
+                    listener,
+                    crate::transport::Listener::Metrics,
+                    side,
+                    &http,
+                    std::future::pending(),
+                )
+                .await;
             });
             app.merge(health)
         }

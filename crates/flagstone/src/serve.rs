@@ -89,10 +89,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         worker_stop.clone(),
     );
     let deliverer = crate::webhooks::spawn(store.clone(), &args.webhooks, worker_stop.clone());
+    let pruner =
+        crate::worker::spawn_usage_pruner(store.clone(), &args.worker, worker_stop.clone());
     let scheduler = crate::worker::spawn_scheduler(store.clone(), worker_stop);
     let edge = crate::edge::start(store.clone(), feed, &args.edge).await;
     let usage = edge.usage.clone();
-    let admin = flagstone_api::router(
+    let admin = flagstone_api::router_with_openapi(
         args.auth
             .app_state(store.clone())
             .with_webhook_policy(args.webhooks.policy())
@@ -101,11 +103,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 unused_days: args.stale_unused_days,
                 fixed_value_days: args.stale_fixed_value_days,
             }),
+        flagstone_observe::health_api::openapi(),
     );
     let observed = crate::observability::observe(
         flagstone_observe::Role::Serve,
         &store,
         &args.observe,
+        &args.http,
         Some(edge.documents),
         admin.merge(edge.router),
     )
@@ -120,6 +124,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _ = worker.await;
     let _ = deliverer.await;
     let _ = scheduler.await;
+    let _ = pruner.await;
     store.close().await;
     tracing::info!("flagstone stopped");
     Ok(())
@@ -145,7 +150,14 @@ pub async fn serve_http(
     // The bound address, not the requested one: with port 0 this is how to find the port.
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "flagstone listening on {addr}");
-    crate::transport::serve(listener, app, http, shutdown_signal()).await;
+    crate::transport::serve(
+        listener,
+        crate::transport::Listener::Main,
+        app,
+        http,
+        shutdown_signal(),
+    )
+    .await;
     Ok(())
 }
 

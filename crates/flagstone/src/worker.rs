@@ -1,4 +1,5 @@
-//! The task processor's commands: `flagstone worker` (the processor alone; run any number
+//! The task processor's commands: `flagstone worker` (the processor alone, with webhook
+//! delivery, scheduled changes and flag-usage retention; run any number
 //! against PostgreSQL) and `flagstone reconcile`. [`spawn_in_process`] is how `flagstone serve`
 //! runs the processor itself. Operators' views of the queue are in `operate`.
 
@@ -6,6 +7,7 @@ use std::time::Duration;
 
 use flagstone_store::queue;
 use flagstone_store::Store;
+use flagstone_tasks::retention::{RetentionConfig, UsagePruner};
 use flagstone_tasks::{Breakpoint, Breakpoints, Publications, Rules, Worker, WorkerConfig};
 
 use crate::db_args::DbArgs;
@@ -27,6 +29,16 @@ pub struct WorkerOptions {
     /// Seconds between reconciler runs.
     #[arg(long, env = "FLAGSTONE_WORKER_RECONCILE_SECS", default_value_t = 30)]
     pub worker_reconcile_secs: u64,
+    /// Days of hourly flag-usage rows kept; older ones are deleted by the task processor in
+    /// batches (each feature's latest row stays, so `last_evaluated_at` and staleness survive).
+    /// `evaluation-data` cannot look further back than this.
+    #[arg(
+        long,
+        env = "FLAGSTONE_USAGE_RETENTION_DAYS",
+        default_value_t = 90,
+        value_parser = clap::value_parser!(i64).range(1..=3650)
+    )]
+    pub usage_retention_days: i64,
     /// Test hook: stop every publish at this breakpoint (`claimed`, `built`) and never go on,
     /// so a test can kill the process there. Never use it in production.
     #[arg(long, hide = true)]
@@ -57,6 +69,9 @@ pub struct WorkerArgs {
     pub worker: WorkerOptions,
     #[command(flatten)]
     pub observe: crate::observability::ObserveOptions,
+    // The transport limits of the `--metrics-addr` listener.
+    #[command(flatten)]
+    pub http: crate::transport::HttpOptions,
     #[command(flatten)]
     pub webhooks: crate::webhooks::WebhookOptions,
 }
@@ -74,6 +89,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
             flagstone_observe::Role::Worker,
             &store,
             &args.observe,
+            &args.http,
             None,
             axum::Router::new(),
         )
@@ -87,12 +103,14 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let deliverer = crate::webhooks::spawn(store.clone(), &args.webhooks, stopped.clone());
+    let pruner = spawn_usage_pruner(store.clone(), &args.worker, stopped.clone());
     let scheduler = spawn_scheduler(store.clone(), stopped);
     let worker = Worker::new(store.clone(), args.worker.config(), Publications::new());
     worker.run(crate::serve::shutdown_signal()).await;
     let _ = stop.send(true);
     let _ = deliverer.await;
     let _ = scheduler.await;
+    let _ = pruner.await;
     store.close().await;
     Ok(())
 }
@@ -127,6 +145,24 @@ pub fn spawn_scheduler(
 ) -> tokio::task::JoinHandle<()> {
     let scheduler = flagstone_tasks::schedule::Scheduler::new(store, Default::default());
     tokio::spawn(scheduler.run(async move {
+        let _ = stop.wait_for(|s| *s).await;
+    }))
+}
+
+/// Runs flag-usage retention (`flagstone_tasks::retention`) until `stop` is set.
+pub fn spawn_usage_pruner(
+    store: Store,
+    opts: &WorkerOptions,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let pruner = UsagePruner::new(
+        store,
+        RetentionConfig {
+            retention_days: opts.usage_retention_days,
+            ..RetentionConfig::default()
+        },
+    );
+    tokio::spawn(pruner.run(async move {
         let _ = stop.wait_for(|s| *s).await;
     }))
 }

@@ -1,11 +1,15 @@
-//! A full scenario against a real `flagstone serve` logging JSON at debug level: sign-up and
-//! login with a password, the admin key, an environment key in headers and paths, an identity
-//! with a trait, a publish. Every line is JSON without ANSI codes, publishes are logged inside a
-//! span naming their environment and task, and no key, token, password or trait value appears
-//! anywhere in the output.
+//! A full scenario against real processes of every role logging JSON at debug level: a
+//! `flagstone serve`, a standalone `worker` and an `edge` on one database, their secrets given
+//! every way an operator can (flags, a `--config` file, a database URL with a password on
+//! PostgreSQL, an SMTP URL with a password, a metrics token): sign-up and login with a
+//! password, the admin key, an environment key in headers and paths, an identity with a trait
+//! (on serve and on the edge), metrics scraped with the token, a publish. Every line is JSON
+//! without ANSI codes, publishes are logged inside a span naming their environment and task, and
+//! no key, token, password or trait value appears anywhere in any process's output.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use flagstone_store::testing::test_store;
@@ -17,6 +21,63 @@ use common::{child_url, free_port, http, Proc};
 const ADMIN_KEY: &str = "log-secrets-admin-key-ADMINKEY42";
 const PASSWORD: &str = "correct-horse-PASSWORD-staple-42";
 const TRAIT_VALUE: &str = "trait-value-TRAITSECRET-99";
+const EDGE_TRAIT_VALUE: &str = "edge-trait-EDGETRAITSECRET-77";
+const METRICS_TOKEN: &str = "metrics-token-METRICSSECRET-5";
+const SMTP_PASSWORD: &str = "SMTPPASSWORDSECRET";
+const DB_PASSWORD: &str = "DBPASSWORDSECRET";
+
+/// A `flagstone` process logging JSON at debug level, its output read as it comes (so the
+/// pipes never fill) and returned by the handle once it ends.
+fn spawn_logged(args: &[String]) -> (Proc, JoinHandle<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flagstone"))
+        .arg("--log-format")
+        .arg("json")
+        .args(args)
+        .env(
+            "RUST_LOG",
+            "debug,sqlx=debug,hyper=info,h2=info,tokio=info,runtime=info",
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start flagstone");
+    let mut stderr = child.stderr.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let out = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stdout.read_to_string(&mut s);
+            s
+        });
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s + &out.join().unwrap()
+    });
+    (Proc(child), reader)
+}
+
+async fn wait_up(port: u16, what: &str) {
+    let start = Instant::now();
+    while http(port, "GET", "/health/liveness", &[], None)
+        .await
+        .is_none()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{what} did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The URL with a password in it: on PostgreSQL (which the test cluster accepts without
+/// checking it); a SQLite URL has no password.
+fn with_password(url: &str) -> String {
+    match url.strip_prefix("postgres://postgres@") {
+        Some(rest) => format!("postgres://postgres:{DB_PASSWORD}@{rest}"),
+        None => url.to_string(),
+    }
+}
 
 async fn call(port: u16, method: &str, path: &str, auth: &[(&str, &str)], body: Value) -> Value {
     let (status, text) = http(port, method, path, auth, Some(&body))
@@ -29,52 +90,64 @@ async fn call(port: u16, method: &str, path: &str, auth: &[(&str, &str)], body: 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_scenario_logs_no_secret() {
     let t = test_store().await;
-    let cache = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_flagstone"))
-        .args(["--log-format", "json", "serve", "--database-url"])
-        .arg(child_url(&t))
-        .args([
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--admin-key",
-            ADMIN_KEY,
-        ])
-        .arg("--edge-cache-dir")
-        .arg(cache.path())
-        .env(
-            "RUST_LOG",
-            "debug,sqlx=debug,hyper=info,h2=info,tokio=info,runtime=info",
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start flagstone");
-    let mut stderr = child.stderr.take().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let proc = Proc(child);
-    // Read the output as it comes, so the pipe never fills.
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let out_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let start = Instant::now();
-    while http(port, "GET", "/health/liveness", &[], None)
-        .await
-        .is_none()
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "serve did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = with_password(&child_url(&t));
+    let (port, edge_port, worker_port) = (free_port(), free_port(), free_port());
+    // The secrets of the metrics listener and of mail come from a configuration file.
+    let config = dir.path().join("flagstone.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "metrics_token = \"{METRICS_TOKEN}\"\n\
+             [serve]\n\
+             public_url = \"http://127.0.0.1:{port}\"\n\
+             smtp_url = \"smtp://mailer:{SMTP_PASSWORD}@127.0.0.1:1\"\n\
+             smtp_from = \"Flags <flags@example.com>\"\n"
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap().to_string();
+    let cache = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    let (proc, serve_log) = spawn_logged(&s(&[
+        "serve",
+        "--config",
+        &config,
+        "--database-url",
+        &url,
+        "--bind",
+        &format!("127.0.0.1:{port}"),
+        "--admin-key",
+        ADMIN_KEY,
+        "--edge-cache-dir",
+        &cache("serve-cache"),
+    ]));
+    wait_up(port, "serve").await;
+    // The other roles start once serve has migrated the database.
+    let (edge, edge_log) = spawn_logged(&s(&[
+        "edge",
+        "--config",
+        &config,
+        "--database-url",
+        &url,
+        "--bind",
+        &format!("127.0.0.1:{edge_port}"),
+        "--edge-cache-dir",
+        &cache("edge-cache"),
+        "--edge-poll-ms",
+        "100",
+    ]));
+    let (worker, worker_log) = spawn_logged(&s(&[
+        "worker",
+        "--config",
+        &config,
+        "--database-url",
+        &url,
+        "--metrics-addr",
+        &format!("127.0.0.1:{worker_port}"),
+    ]));
+    wait_up(edge_port, "edge").await;
+    wait_up(worker_port, "worker").await;
 
     let admin = format!("Api-Key {ADMIN_KEY}");
     let admin = [("Authorization", admin.as_str())];
@@ -184,10 +257,96 @@ async fn a_full_scenario_logs_no_secret() {
         None,
     )
     .await;
-    drop(proc);
-    let logs = err_reader.join().unwrap() + &out_reader.join().unwrap();
+    // A scheduled change, applied by one of the task processors a moment later.
+    let states = call(
+        port,
+        "GET",
+        &format!("/api/v1/environments/{key}/featurestates/"),
+        &admin,
+        Value::Null,
+    )
+    .await;
+    let state_id = states["results"][0]["id"]
+        .as_i64()
+        .expect("a feature state");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    call(
+        port,
+        "PATCH",
+        &format!("/api/v1/environments/{key}/featurestates/{state_id}/"),
+        &admin,
+        json!({"enabled": false,
+               "live_from": flagstone_store::clock::iso8601(now_ms + 1_000)}),
+    )
+    .await;
+    let start = Instant::now();
+    loop {
+        let applied = call(
+            port,
+            "GET",
+            &format!("/api/v1/environments/{key}/scheduled-changes/?state=applied"),
+            &admin,
+            Value::Null,
+        )
+        .await;
+        if applied["count"].as_i64() == Some(1) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the scheduled change was never applied"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
+    // The edge serves the same environment (following the publish) and takes a trait too.
+    let start = Instant::now();
+    loop {
+        if let Some((200, body)) = http(edge_port, "GET", "/api/v1/flags/", &sdk, None).await {
+            if body.contains("checkout") {
+                break;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the edge never served it"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    call(
+        edge_port,
+        "POST",
+        "/api/v1/identities/",
+        &sdk,
+        json!({"identifier": "user-2", "traits": [{"trait_key": "plan", "trait_value": EDGE_TRAIT_VALUE}]}),
+    )
+    .await;
+    // Metrics scraped with the token from the file, on every role; a wrong token refused.
+    let bearer = format!("Bearer {METRICS_TOKEN}");
+    for p in [port, edge_port, worker_port] {
+        let (status, _) = http(p, "GET", "/metrics", &[("Authorization", &bearer)], None)
+            .await
+            .unwrap();
+        assert_eq!(status, 200);
+        let wrong = [("Authorization", "Bearer METRICSSECRET-guess")];
+        let (status, _) = http(p, "GET", "/metrics", &wrong, None).await.unwrap();
+        assert_eq!(status, 401);
+    }
+    drop(proc);
+    drop(edge);
+    drop(worker);
+    let logs = serve_log.join().unwrap() + &edge_log.join().unwrap() + &worker_log.join().unwrap();
+
+    // The file's SMTP settings were read (the line names the server, not the password).
+    assert!(
+        logs.contains("invitations are mailed"),
+        "the SMTP settings from the file were not used:\n{logs}"
+    );
     let mut publish_lines = 0;
+    let mut scheduled_lines = 0;
     for line in logs.lines().filter(|l| !l.trim().is_empty()) {
         // stdout also prints nothing secret but is not JSON: only stderr lines are checked.
         if let Ok(v) = serde_json::from_str::<Value>(line) {
@@ -195,6 +354,11 @@ async fn a_full_scenario_logs_no_secret() {
                 assert!(v["span"]["environment"].is_number(), "{line}");
                 assert!(v["span"]["task"].is_number(), "{line}");
                 publish_lines += 1;
+            }
+            if v["span"]["name"] == "scheduled_change" {
+                assert!(v["span"]["environment"].is_number(), "{line}");
+                assert!(v["span"]["task"].is_number(), "{line}");
+                scheduled_lines += 1;
             }
         }
         assert!(
@@ -206,6 +370,10 @@ async fn a_full_scenario_logs_no_secret() {
         publish_lines > 0,
         "no publish was logged in its span:\n{logs}"
     );
+    assert!(
+        scheduled_lines > 0,
+        "no scheduled change was logged in its span:\n{logs}"
+    );
     let json_lines = logs
         .lines()
         .filter(|l| serde_json::from_str::<Value>(l).is_ok())
@@ -215,6 +383,11 @@ async fn a_full_scenario_logs_no_secret() {
         ("the admin key", ADMIN_KEY),
         ("a password", PASSWORD),
         ("a trait value", TRAIT_VALUE),
+        ("a trait value sent to the edge", EDGE_TRAIT_VALUE),
+        ("the metrics token", METRICS_TOKEN),
+        ("a guessed metrics token", "METRICSSECRET-guess"),
+        ("the SMTP password", SMTP_PASSWORD),
+        ("the database password", DB_PASSWORD),
         ("an environment key", key.as_str()),
         ("an API token", token.as_str()),
         ("a sign-up token", signup_token.as_str()),

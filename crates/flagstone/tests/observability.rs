@@ -52,6 +52,7 @@ const WORKER: &[&str] = &[
     "flagstone_scheduled_change_delay_seconds_bucket{",
     "flagstone_scheduled_changes_pending",
     "flagstone_scheduled_changes_overdue_seconds",
+    "flagstone_usage_rows_pruned_total",
 ];
 /// Series of roles that serve the SDK API.
 const EDGE: &[&str] = &[
@@ -174,6 +175,43 @@ async fn every_role_exports_every_series_from_the_start_and_counts_a_publish() {
     assert_lists("worker", &fresh_worker, WORKER);
     for text in [&fresh_serve, &fresh_worker] {
         assert_eq!(value(text, "flagstone_publish_builds_total{"), 0.0);
+    }
+
+    // serve's OpenAPI document describes the health endpoints every role answers.
+    let (status, doc) = http(serve_port, "GET", "/api/v1/openapi.json", &[], None)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let doc: Value = serde_json::from_str(&doc).unwrap();
+    for path in ["/health/liveness", "/health/readiness", "/health/status"] {
+        assert!(
+            doc["paths"][path]["get"].is_object(),
+            "{path} not in the document"
+        );
+    }
+    for port in [serve_port, edge_port, worker_port] {
+        let (status, body) = http(port, "GET", "/health/status", &[], None)
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{body}");
+        let report: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(report["status"], "ok", "{body}");
+        assert!(report["checks"].is_array(), "{body}");
+        let (status, body) = http(port, "GET", "/health/readiness", &[], None)
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{body}");
+        let ready: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            (&ready["ready"], &ready["store_reachable"]),
+            (&json!(true), &json!(true))
+        );
+        // Only roles with an SDK API report documents.
+        assert_eq!(
+            ready["documents_loaded"].is_boolean(),
+            port != worker_port,
+            "{body}"
+        );
     }
 
     // Without the token, no metrics.

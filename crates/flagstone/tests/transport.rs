@@ -1,6 +1,7 @@
 //! Connections that never finish, over real sockets against a real `flagstone serve` bound to
 //! port 0: header-read, idle and body timeouts, the connection cap (and its log line), the SSE
-//! caps, SSE's exemption from the idle timeout, and graceful shutdown with streams open.
+//! caps, SSE's exemption from the idle timeout, and graceful shutdown with streams open. The
+//! `--metrics-addr` listener (here the standalone worker's) has the same header timeout and cap.
 
 use std::time::{Duration, Instant};
 
@@ -237,4 +238,54 @@ async fn graceful_shutdown_finishes_with_idle_connections_and_open_streams() {
         assert!(start.elapsed() < Duration::from_secs(10), "still running");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_listener_has_the_header_timeout_and_the_connection_cap() {
+    let t = test_store().await;
+    let server = Server::start_worker_metrics(
+        &child_url(&t),
+        &[
+            "--http-header-timeout-ms",
+            "300",
+            "--http-idle-timeout-ms",
+            "60000",
+            "--http-max-connections",
+            "2",
+        ],
+    );
+    let metrics = "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n";
+    // A scraper that sends nothing is disconnected by the header timeout.
+    let mut silent = server.connect().await;
+    assert!(closed_within(&mut silent, Duration::from_secs(5)).await);
+    // Two connections held open fill the cap: a third waits, unserved, until one closes.
+    let mut first = server.connect().await;
+    assert_eq!(request(&mut first, metrics).await.status, 200);
+    let mut second = server.connect().await;
+    assert_eq!(request(&mut second, LIVENESS).await.status, 200);
+    let mut third = server.connect().await;
+    third.write_all(metrics.as_bytes()).await.unwrap();
+    server.wait_for_log("connection cap reached").await;
+    assert!(
+        silent_for(&mut third, Duration::from_millis(300)).await,
+        "a connection past the cap is not served"
+    );
+    first.shutdown().await.unwrap();
+    drop(first);
+    let r = tokio::time::timeout(Duration::from_secs(5), read_response(&mut third, false))
+        .await
+        .expect("served once a connection closed");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body.contains("flagstone_publish_queue_depth"),
+        "{}",
+        r.body
+    );
+    // Counted as this listener's episodes (each listener has its own cap).
+    assert!(
+        r.body
+            .contains("flagstone_http_connection_cap_reached_total{listener=\"metrics\"} "),
+        "{}",
+        r.body
+    );
 }

@@ -20,6 +20,7 @@ pub use flagstone_tasks::metrics::{
     BUILDS_TOTAL, BUILD_SECONDS, DELIVERY_OUTCOMES, DOCUMENT_BYTES, WEBHOOK_DELIVERIES_TOTAL,
     WEBHOOK_DELIVERY_SECONDS,
 };
+pub use flagstone_tasks::retention::PRUNED_TOTAL as USAGE_ROWS_PRUNED_TOTAL;
 pub use flagstone_tasks::schedule::{
     APPLIED_TOTAL as SCHEDULED_CHANGES_TOTAL, DELAY_SECONDS as SCHEDULED_CHANGE_DELAY_SECONDS,
     OVERDUE_SECONDS as SCHEDULED_CHANGES_OVERDUE_SECONDS, PENDING as SCHEDULED_CHANGES_PENDING,
@@ -226,6 +227,10 @@ fn describe_all() {
         USAGE_DROPPED_TOTAL,
         "Flag evaluations dropped because the store stayed unreachable past the pending cap."
     );
+    describe_counter!(
+        USAGE_ROWS_PRUNED_TOTAL,
+        "Hourly flag-usage rows deleted past the retention (--usage-retention-days)."
+    );
     describe_gauge!(POOL_SIZE, "Store connections open.");
     describe_gauge!(POOL_IN_USE, "Store connections in use.");
     describe_gauge!(POOL_MAX, "The store pool's ceiling.");
@@ -270,6 +275,7 @@ fn register_at_zero(role: Role) {
         let _ = metrics::histogram!(SCHEDULED_CHANGE_DELAY_SECONDS);
         metrics::gauge!(SCHEDULED_CHANGES_PENDING).set(0.0);
         metrics::gauge!(SCHEDULED_CHANGES_OVERDUE_SECONDS).set(0.0);
+        metrics::counter!(USAGE_ROWS_PRUNED_TOTAL).absolute(0);
     }
     if role.runs_edge() {
         metrics::gauge!(SSE_SUBSCRIBERS).set(0.0);

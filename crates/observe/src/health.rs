@@ -8,7 +8,7 @@ use flagstone_store::queue::{JobState, ParkReason, PublishJob, QueueStatus};
 use serde::Serialize;
 
 /// Overall health.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Ok,
@@ -40,7 +40,7 @@ impl Default for Thresholds {
 }
 
 /// The checks `/health/status` makes, in order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckName {
     /// The store answered (only reported when it did not: the other checks need it).
@@ -52,13 +52,17 @@ pub enum CheckName {
 }
 
 /// An environment behind its revision, as health sees it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Lagging {
     pub environment_id: i64,
     pub name: Option<String>,
     /// The publish job's id (one job per environment: the environment's id), if it has one.
     pub task_id: Option<i64>,
+    /// The publish job's state (`pending`, `running`, `parked`).
+    #[schema(value_type = Option<String>)]
     pub job_state: Option<JobState>,
+    /// Why the job was parked, if it is.
+    #[schema(value_type = Option<String>)]
     pub park_reason: Option<ParkReason>,
     /// Revisions the served document is behind.
     pub revision_lag: i64,
@@ -128,7 +132,7 @@ impl HealthInputs {
 }
 
 /// One check of the report.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Check {
     pub name: CheckName,
     pub status: Status,
@@ -141,7 +145,7 @@ pub struct Check {
 }
 
 /// What `/health/status` answers.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct HealthReport {
     pub status: Status,
     pub checks: Vec<Check>,

@@ -6,7 +6,8 @@
 //! - [`endpoint`]: `GET /metrics`, optionally behind a bearer token;
 //! - [`gauges`]: the periodic exporter of queue, per-environment and pool gauges;
 //! - [`health`]: the health decision as a pure function, readiness, transitions (the alert hook);
-//! - [`probe`]: gathering health inputs from the store and the `/health/*` endpoints;
+//! - [`probe`]: gathering health inputs from the store;
+//! - [`health_api`]: the `/health/*` endpoints and their OpenAPI description;
 //! - [`logging`]: text or JSON logs.
 
 pub mod alerts;
@@ -14,6 +15,7 @@ pub mod catalogue;
 pub mod endpoint;
 pub mod gauges;
 pub mod health;
+pub mod health_api;
 pub mod http;
 pub mod logging;
 pub mod probe;
@@ -21,4 +23,5 @@ pub mod probe;
 pub use catalogue::{install, Role};
 pub use endpoint::{metrics_router, MetricsAccess};
 pub use health::{HealthReport, HealthTransition, Status, Thresholds};
-pub use probe::{health_router, HealthEndpoints, HealthMonitor};
+pub use health_api::health_router;
+pub use probe::{HealthEndpoints, HealthMonitor};

@@ -1,14 +1,10 @@
 //! The I/O behind health: gather [`HealthInputs`] from the store, probe the store, remember the
-//! last status to announce transitions ([`HealthMonitor`]), and serve `/health/liveness`,
-//! `/health/readiness` and `/health/status` ([`health_router`]).
+//! last status to announce transitions ([`HealthMonitor`]), and what the `/health/*` endpoints
+//! look at ([`HealthEndpoints`]; the endpoints themselves are in [`crate::health_api`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use flagstone_store::queue::{self, JobState};
 use flagstone_store::{PageRequest, Store, StoreError};
 use tokio::sync::broadcast;
@@ -127,62 +123,4 @@ impl HealthEndpoints {
             documents: self.documents.as_ref().map(|d| d()),
         }
     }
-}
-
-/// `/health/liveness` (the process answers), `/health/readiness` (200 when ready, else 503,
-/// with what it looked at) and `/health/status` (the health report; 503 only when the store
-/// cannot be read).
-pub fn health_router(h: HealthEndpoints) -> Router {
-    let ready = h.clone();
-    let status = h;
-    Router::new()
-        .route("/health/liveness", get(|| async { "ok" }))
-        .route(
-            "/health/readiness",
-            get(move || {
-                let h = ready.clone();
-                async move { readiness_response(&h).await }
-            }),
-        )
-        .route(
-            "/health/status",
-            get(move || {
-                let h = status.clone();
-                async move {
-                    let report = h.monitor.check(&h.store).await;
-                    let code = if report
-                        .checks
-                        .iter()
-                        .any(|c| c.name == crate::health::CheckName::StoreReachable)
-                    {
-                        StatusCode::SERVICE_UNAVAILABLE
-                    } else {
-                        StatusCode::OK
-                    };
-                    (code, Json(report)).into_response()
-                }
-            }),
-        )
-}
-
-async fn readiness_response(h: &HealthEndpoints) -> Response {
-    let r = h.readiness().await;
-    let ready = r.ready(h.rule);
-    let mut body = serde_json::json!({
-        "ready": ready,
-        "store_reachable": r.store_reachable,
-    });
-    if let Some(d) = &r.documents {
-        // The edge's fields as they were before this endpoint was shared by every role.
-        body["documents_loaded"] = d.loaded.into();
-        body["environments"] = d.environments.into();
-        body["serving_from_cache"] = d.serving_from_cache.into();
-        body["staleness_seconds"] = serde_json::json!(d.staleness_seconds);
-    }
-    let code = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (code, Json(body)).into_response()
 }

@@ -1,6 +1,7 @@
 //! Flag usage: how often each feature was evaluated, per environment and hour, and which
 //! features are stale. Edges count evaluations in memory and hand this module one batch per
-//! flush ([`record`]); nothing here is on a request's path. Reads: the daily series of
+//! flush ([`record`]); nothing here is on a request's path. Rows past the retention are deleted
+//! in bounded batches by the task processor ([`prune`]). Reads: the daily series of
 //! `GET …/features/{id}/evaluation-data/` ([`daily`]), each state's `last_evaluated_at` (read
 //! with the state, see `features::states`) and the stale features of a project ([`stale`]).
 
@@ -70,6 +71,30 @@ pub async fn record(tx: &mut Tx, batch: &[UsageDelta]) -> Result<u64> {
         });
     }
     Ok(written)
+}
+
+/// Deletes at most `limit` hourly rows older than `before_ms` (Unix ms) in the caller's
+/// transaction, oldest first, and returns how many it deleted; the caller repeats it in
+/// separate transactions until fewer than `limit` come back, so no one transaction holds many
+/// row locks or grows the write-ahead log. The latest row of each (environment, feature) is
+/// kept however old it is: it carries `last_evaluated_at`, and without it a feature last
+/// served before the cutoff would look never evaluated (and stale for that reason).
+pub async fn prune(tx: &mut Tx, before_ms: i64, limit: i64) -> Result<u64> {
+    Ok(sql!(tx, |c| {
+        sqlx::query(
+            "DELETE FROM feature_evaluations WHERE (environment_id, feature_id, hour) IN ( \
+                 SELECT o.environment_id, o.feature_id, o.hour FROM feature_evaluations o \
+                 WHERE o.hour < $1 AND EXISTS (SELECT 1 FROM feature_evaluations n \
+                     WHERE n.environment_id = o.environment_id \
+                     AND n.feature_id = o.feature_id AND n.hour > o.hour) \
+                 ORDER BY o.hour LIMIT $2)",
+        )
+        .bind(hour_of(before_ms))
+        .bind(limit.max(1))
+        .execute(c)
+        .await?
+        .rows_affected()
+    }))
 }
 
 /// One day of a feature's evaluations in one environment (Flagsmith's `{day, count, labels}`,

@@ -13,6 +13,7 @@
 //! - [`deliveries`]: the webhook delivery queue, on the same [`policy`];
 //! - [`published`]: the `ENVIRONMENT_PUBLISHED` event of each publish and its diff;
 //! - [`schedule`]: applying scheduled changes at their `live_from`, exactly once;
+//! - [`retention`]: deleting flag-usage rows past their retention, in bounded batches;
 //! - [`breakpoints`] and `testing` (feature `testing`): stepping the pipeline in tests.
 
 pub mod breakpoints;
@@ -23,6 +24,7 @@ pub mod policy;
 mod publications;
 pub mod publish;
 pub mod published;
+pub mod retention;
 pub mod schedule;
 pub mod steps;
 #[cfg(feature = "testing")]

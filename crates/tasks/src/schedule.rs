@@ -125,6 +125,18 @@ pub async fn step(store: &Store, cfg: &ScheduleConfig) -> Result<Option<StepOutc
     let Some(due) = queue::next_due(store, now).await? else {
         return Ok(None);
     };
+    // Every line of this application names its environment and task (the scheduled change).
+    let span = tracing::info_span!(
+        "scheduled_change",
+        environment = due.environment_id,
+        task = due.id,
+        attempt = due.attempts + 1,
+    );
+    tracing::Instrument::instrument(settle_one(store, cfg, due), span).await
+}
+
+/// Applies `due` and records the outcome (failures settled with the queue's policy).
+async fn settle_one(store: &Store, cfg: &ScheduleConfig, due: Due) -> Result<Option<StepOutcome>> {
     let outcome = match queue::apply(store, &due).await {
         Ok(Applied::Applied { revision, at }) => StepOutcome::Applied {
             id: due.id,

@@ -1,4 +1,5 @@
-//! The HTTP listener every server role uses (`serve`, `edge`): hyper's connection builder driven
+//! The HTTP listener every server role uses (`serve`, `edge`, and the `--metrics-addr` listener of
+//! every role, the standalone `worker`'s included): hyper's connection builder driven
 //! directly, so that a client which opens connections and never finishes a request cannot hold
 //! them forever and exhaust the process's file descriptors.
 //!
@@ -36,7 +37,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tower::Service;
 
-/// Transport limits shared by `serve` and `edge`.
+/// Transport limits shared by `serve`, `edge` and `worker` (its `--metrics-addr` listener).
 #[derive(clap::Args, Debug, Clone)]
 pub struct HttpOptions {
     /// How long a new connection may take to send its first complete request head (request line
@@ -81,10 +82,29 @@ impl HttpOptions {
     }
 }
 
+/// Which listener of the process: the label of its connection metrics (each has its own cap).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listener {
+    /// The role's `--bind` address.
+    Main,
+    /// The `--metrics-addr` address.
+    Metrics,
+}
+
+impl Listener {
+    pub fn label(self) -> &'static str {
+        match self {
+            Listener::Main => "main",
+            Listener::Metrics => "metrics",
+        }
+    }
+}
+
 /// Serves `app` on `listener` until `shutdown` resolves, then drains (see the module docs).
 /// Handlers can read the peer address as `ConnectInfo<SocketAddr>`.
 pub async fn serve<S>(
     listener: TcpListener,
+    which: Listener,
     app: S,
     opts: &HttpOptions,
     shutdown: impl Future<Output = ()>,
@@ -104,10 +124,12 @@ pub async fn serve<S>(
             Err(_) => {
                 tracing::warn!(
                     max_connections = max,
+                    listener = which.label(),
                     "connection cap reached: {max} connections open; new connections wait in \
                      the listen backlog until one closes (--http-max-connections)"
                 );
-                metrics::counter!("flagstone_http_connection_cap_reached_total").increment(1);
+                metrics::counter!("flagstone_http_connection_cap_reached_total", "listener" => which.label())
+                    .increment(1);
                 tokio::select! {
                     permit = slots.clone().acquire_owned() => match permit {
                         Ok(permit) => {
@@ -136,7 +158,7 @@ pub async fn serve<S>(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        metrics::gauge!("flagstone_http_connections_open")
+        metrics::gauge!("flagstone_http_connections_open", "listener" => which.label())
             .set((max - slots.available_permits()) as f64);
         let conn = Connection {
             stream,

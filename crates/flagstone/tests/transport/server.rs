@@ -1,4 +1,4 @@
-//! A `flagstone serve` child bound to port 0, its log lines collected, and raw-socket clients:
+//! A `flagstone serve` child bound to port 0 (or a `worker`'s metrics listener), its log lines collected, and raw-socket clients:
 //! these tests are about what a client that misbehaves at the byte level does to the server.
 
 use std::io::{BufRead, BufReader};
@@ -22,6 +22,7 @@ impl Server {
     /// Starts `flagstone serve` on `database_url` with `extra` options; returns once it listens.
     pub fn start(database_url: &str, extra: &[&str]) -> Server {
         let cache = tempfile::tempdir().unwrap();
+        let cache_dir = cache.path().to_str().unwrap().to_string();
         let mut args = vec![
             "serve",
             "--bind",
@@ -31,11 +32,35 @@ impl Server {
             "--admin-key",
             "transport-test-admin-key",
             "--edge-cache-dir",
-            cache.path().to_str().unwrap(),
+            &cache_dir,
         ];
         args.extend_from_slice(extra);
+        Server::spawn(&args, "flagstone listening on", cache)
+    }
+
+    /// Starts a standalone `flagstone worker` on `database_url` with `extra` options and its
+    /// metrics listener on a free port; `port` is that listener's. Returns once it listens.
+    #[allow(dead_code)]
+    pub fn start_worker_metrics(database_url: &str, extra: &[&str]) -> Server {
+        let mut args = vec![
+            "worker",
+            "--database-url",
+            database_url,
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ];
+        args.extend_from_slice(extra);
+        Server::spawn(
+            &args,
+            "metrics and health listening on",
+            tempfile::tempdir().unwrap(),
+        )
+    }
+
+    /// Runs `flagstone args…`; `port` is the one in the first log line containing `listening`.
+    fn spawn(args: &[&str], listening: &'static str, cache: tempfile::TempDir) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_flagstone"))
-            .args(&args)
+            .args(args)
             .env("RUST_LOG", "info,sqlx=warn")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -48,7 +73,7 @@ impl Server {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("[server] {line}");
-                if line.contains("listening on") {
+                if line.contains(listening) {
                     let _ = port_tx.send(port_in(&line));
                 }
                 sink.lock().unwrap().push(line);

@@ -51,9 +51,17 @@ pub struct StaleRule {
 pub enum StaleReason {
     /// Served to nobody for the project's `stale_flags_limit_days`; `last_evaluated_at` is
     /// null if it never was.
-    Unused { last_evaluated_at: Option<i64> },
+    Unused {
+        #[serde(serialize_with = "crate::clock::iso::option::serialize")]
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+        last_evaluated_at: Option<i64>,
+    },
     /// The same value everywhere, unchanged since `since`, for `stale_fixed_value_days`.
-    FixedValue { since: i64 },
+    FixedValue {
+        #[serde(serialize_with = "crate::clock::iso::serialize")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+        since: i64,
+    },
 }
 
 /// What the decision looks at, for one feature.

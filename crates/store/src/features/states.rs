@@ -34,7 +34,10 @@ pub struct FeatureState {
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: i64,
     /// When an edge last served this feature in this environment or an SDK last reported
-    /// evaluating it (Unix ms, to within an edge's usage flush interval); null if never.
+    /// evaluating it (to within an edge's usage flush interval); null if never. ISO 8601 like
+    /// every timestamp of the API.
+    #[serde(serialize_with = "crate::clock::iso::option::serialize")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub last_evaluated_at: Option<i64>,
 }
 

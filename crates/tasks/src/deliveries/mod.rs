@@ -183,7 +183,15 @@ impl Deliverer {
                     let cfg = cfg.clone();
                     let sender = self.sender.clone();
                     let wake = self.wake.clone();
-                    running.spawn(async move {
+                    // Every line of this attempt names its task (the delivery) and webhook.
+                    let span = tracing::info_span!(
+                        "webhook_delivery",
+                        task = d.id,
+                        webhook = d.webhook_id,
+                        event = %d.event_type,
+                        attempt = d.attempts + 1,
+                    );
+                    running.spawn(tracing::Instrument::instrument(async move {
                         let attempt = sender.send(&d, store.clock().now_ms() / 1000).await;
                         match settle(&store, &cfg, &d, &attempt).await {
                             Ok(decision) => log_attempt(&d, &attempt, decision.as_ref()),
@@ -193,7 +201,7 @@ impl Deliverer {
                         drop(permit);
                         // The next delivery of this webhook may be due now.
                         wake.notify_one();
-                    });
+                    }, span));
                     continue;
                 }
                 Ok(None) => {
