@@ -92,9 +92,15 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
     let mut admin = Client::new(addr, ADMIN_KEY);
     let write_path = format!("/api/v1/environments/{key}/featurestates/{state}/");
     let first = admin
-        .json("PATCH", &write_path, Some(&json!({"feature_state_value": "0"})))
+        .json(
+            "PATCH",
+            &write_path,
+            Some(&json!({"feature_state_value": "0"})),
+        )
         .await?;
-    let feature = first["feature"].as_i64().context("no feature in the state")?;
+    let feature = first["feature"]
+        .as_i64()
+        .context("no feature in the state")?;
     wait_value(addr, &key, feature, "0", Duration::from_secs(60)).await?;
     println!(
         "backend: {:?}; flagstone serve (pid {pid}) on {addr}; {} s: {} reads/s on {} connections, {} writes/s, {} SSE subscribers",
@@ -131,8 +137,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
         )));
     }
     for _ in 0..args.subscribers {
-        let request =
-            format!("GET /sse/environments/{key}/stream HTTP/1.1\r\nHost: soak\r\n\r\n");
+        let request = format!("GET /sse/environments/{key}/stream HTTP/1.1\r\nHost: soak\r\n\r\n");
         tasks.push(tokio::spawn(subscriber(
             addr,
             request,
@@ -189,7 +194,14 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
 
     let last = counters.last_acked.load(Ordering::Relaxed);
     let stopped = Instant::now();
-    wait_value(addr, &key, feature, &last.to_string(), Duration::from_secs(30)).await?;
+    wait_value(
+        addr,
+        &key,
+        feature,
+        &last.to_string(),
+        Duration::from_secs(30),
+    )
+    .await?;
     let steady: Vec<&Sample> = samples
         .iter()
         .filter(|s| s.at >= args.warm_up_seconds)
