@@ -251,7 +251,10 @@ async fn lowering_a_limit_below_what_is_used_is_refused_unless_forced() {
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     let (s, b) = app
-        .patch(&format!("{url}?force=true"), json!({"limits": {"max_features": 1}}))
+        .patch(
+            &format!("{url}?force=true"),
+            json!({"limits": {"max_features": 1}}),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["limits"]["max_features"], 1);
@@ -260,7 +263,10 @@ async fn lowering_a_limit_below_what_is_used_is_refused_unless_forced() {
     let (s, b) = app
         .post(&features_url(project), json!({"name": "four"}))
         .await;
-    assert_eq!((s, b["limit"].as_str()), (StatusCode::BAD_REQUEST, Some("max_features")));
+    assert_eq!(
+        (s, b["limit"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("max_features"))
+    );
 }
 
 #[tokio::test]

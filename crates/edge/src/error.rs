@@ -36,6 +36,9 @@ pub enum SdkError {
     /// A cap on open connections is reached; the message names it.
     #[error("{0}")]
     Busy(String),
+    /// This edge created its allowance of new identities in the environment for now.
+    #[error("Too many new identities in this environment: at most {max} per minute are created (max_new_identities_per_minute); retry in {retry_after_secs} s")]
+    TooManyNewIdentities { max: u32, retry_after_secs: u64 },
 }
 
 impl IntoResponse for SdkError {
@@ -49,6 +52,7 @@ impl IntoResponse for SdkError {
                 StatusCode::BAD_REQUEST
             }
             SdkError::Unavailable | SdkError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            SdkError::TooManyNewIdentities { .. } => StatusCode::TOO_MANY_REQUESTS,
         };
         let body = match &self {
             SdkError::Invalid { field, message } => json!({ field.as_str(): [message] }),
@@ -64,8 +68,24 @@ impl IntoResponse for SdkError {
                 }
                 body
             }
+            SdkError::TooManyNewIdentities { max, .. } => json!({
+                "detail": self.to_string(),
+                "error": "limit_exceeded",
+                "limit": "max_new_identities_per_minute",
+                "max": max,
+            }),
             other => json!({"detail": other.to_string()}),
         };
+        if let SdkError::TooManyNewIdentities {
+            retry_after_secs, ..
+        } = self
+        {
+            let retry = [(
+                axum::http::header::RETRY_AFTER,
+                retry_after_secs.to_string(),
+            )];
+            return (status, retry, axum::Json(body)).into_response();
+        }
         (status, axum::Json(body)).into_response()
     }
 }

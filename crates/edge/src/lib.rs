@@ -13,6 +13,7 @@ pub mod error;
 pub mod follow;
 pub mod identity_cache;
 pub mod metrics;
+pub mod new_identities;
 pub mod project_limits;
 pub mod query;
 pub mod registry;
@@ -51,6 +52,8 @@ pub struct EdgeConfig {
     pub cors_origins: cors::CorsOrigins,
     /// How often flag usage counted in memory is written to the store.
     pub usage_flush_interval: Duration,
+    /// New identities this edge creates per environment and minute (0: no bound).
+    pub max_new_identities_per_minute: u32,
 }
 
 impl Default for EdgeConfig {
@@ -64,6 +67,7 @@ impl Default for EdgeConfig {
             sse_caps: sse_slots::SseCaps::default(),
             cors_origins: cors::CorsOrigins::Any,
             usage_flush_interval: Duration::from_secs(10),
+            max_new_identities_per_minute: 60_000,
         }
     }
 }
@@ -80,6 +84,8 @@ pub struct EdgeState {
     pub limits: Arc<project_limits::ProjectLimits>,
     /// Writes flag usage in batches ([`usage`]); `flush()` writes at once.
     pub usage: Arc<usage::UsageFlusher>,
+    /// Bounds the identities created per environment and minute ([`new_identities`]).
+    pub new_identities: Arc<new_identities::NewIdentityLimiter>,
     pub config: EdgeConfig,
 }
 
@@ -90,6 +96,9 @@ impl EdgeState {
         usage.spawn(config.usage_flush_interval);
         EdgeState {
             usage,
+            new_identities: Arc::new(new_identities::NewIdentityLimiter::new(
+                config.max_new_identities_per_minute,
+            )),
             traits: traits_writer::TraitWriter::spawn(store.clone(), config.trait_queue_capacity),
             identities: Arc::new(identity_cache::IdentityCache::new(
                 config.identity_cache_capacity,

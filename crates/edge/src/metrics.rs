@@ -1,6 +1,10 @@
 //! The names of what an edge counts beyond HTTP requests (docs/observability.md);
 //! `flagstone-observe` registers each at zero when a process starts.
 
+/// Counter: identify requests refused because the environment created its allowance of new
+/// identities on this edge for now (`max_new_identities_per_minute`).
+pub const NEW_IDENTITIES_REFUSED_TOTAL: &str = "flagstone_edge_new_identities_refused_total";
+
 /// Gauge: open real-time (SSE) streams on this node.
 pub const SSE_SUBSCRIBERS: &str = "flagstone_sse_subscribers";
 /// Counter: analytics reports received from SDKs (`POST /api/v1/analytics/flags/`).

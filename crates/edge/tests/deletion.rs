@@ -24,7 +24,8 @@ const DOCUMENT: &str = "/api/v1/environment-document/";
 async fn a_deleted_environment_stops_serving_before_its_deletion_is_answered() {
     let app = EdgeApp::new().await;
     let (project, key, server) = app.setup().await;
-    app.feature(project, &key, "banner", true, json!("on")).await;
+    app.feature(project, &key, "banner", true, json!("on"))
+        .await;
     app.publish().await;
     let flags = app.sdk(Method::GET, FLAGS, Some(&key), None, &[]).await;
     assert_eq!(flags.status, StatusCode::OK);
@@ -45,12 +46,26 @@ async fn a_deleted_environment_stops_serving_before_its_deletion_is_answered() {
 
     // The deletion is answered only after this edge dropped the environment: the very next
     // requests are refused, with either key.
-    app.admin_req(Method::DELETE, &format!("/api/v1/environments/{key}/"), None)
-        .await;
+    app.admin_req(
+        Method::DELETE,
+        &format!("/api/v1/environments/{key}/"),
+        None,
+    )
+    .await;
     let flags = app.sdk(Method::GET, FLAGS, Some(&key), None, &[]).await;
-    assert_eq!(flags.status, StatusCode::FORBIDDEN, "client key after deletion");
-    let doc = app.sdk(Method::GET, DOCUMENT, Some(&server), None, &[]).await;
-    assert_eq!(doc.status, StatusCode::FORBIDDEN, "server key after deletion");
+    assert_eq!(
+        flags.status,
+        StatusCode::FORBIDDEN,
+        "client key after deletion"
+    );
+    let doc = app
+        .sdk(Method::GET, DOCUMENT, Some(&server), None, &[])
+        .await;
+    assert_eq!(
+        doc.status,
+        StatusCode::FORBIDDEN,
+        "server key after deletion"
+    );
     let identify = app
         .sdk(
             Method::POST,
@@ -77,7 +92,8 @@ async fn a_deleted_environment_stops_serving_before_its_deletion_is_answered() {
     let text = String::from_utf8_lossy(&body);
     assert!(text.contains("event: environment_updated"), "{text}");
     assert!(
-        text.trim_end().ends_with(r#"data: {"detail":"Not found."}"#),
+        text.trim_end()
+            .ends_with(r#"data: {"detail":"Not found."}"#),
         "{text}"
     );
     assert!(text.contains("event: error"), "{text}");
@@ -87,7 +103,9 @@ async fn a_deleted_environment_stops_serving_before_its_deletion_is_answered() {
 async fn a_deletion_this_edge_has_not_heard_of_is_a_clean_refusal_not_a_short_200() {
     let app = EdgeApp::new().await;
     let (project, key, server) = app.setup().await;
-    let f = app.feature(project, &key, "banner", true, json!("on")).await;
+    let f = app
+        .feature(project, &key, "banner", true, json!("on"))
+        .await;
     let i = app
         .post(
             &format!("/api/v1/environments/{key}/identities/"),
@@ -103,7 +121,9 @@ async fn a_deletion_this_edge_has_not_heard_of_is_a_clean_refusal_not_a_short_20
     )
     .await;
     app.publish().await;
-    let doc = app.sdk(Method::GET, DOCUMENT, Some(&server), None, &[]).await;
+    let doc = app
+        .sdk(Method::GET, DOCUMENT, Some(&server), None, &[])
+        .await;
     assert_eq!(doc.status, StatusCode::OK);
 
     // Another process (its own store handle, its own listeners) deletes the environment.
@@ -117,7 +137,9 @@ async fn a_deletion_this_edge_has_not_heard_of_is_a_clean_refusal_not_a_short_20
     // This edge still holds the document, but the identity overrides it would splice in are
     // read in a transaction that no longer sees the environment: refused before the status
     // line, never a 200 with an empty or truncated list.
-    let doc = app.sdk(Method::GET, DOCUMENT, Some(&server), None, &[]).await;
+    let doc = app
+        .sdk(Method::GET, DOCUMENT, Some(&server), None, &[])
+        .await;
     assert_eq!(
         doc.status,
         StatusCode::FORBIDDEN,

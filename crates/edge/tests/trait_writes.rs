@@ -10,6 +10,7 @@ use axum::http::{Method, Request, StatusCode};
 use common::EdgeApp;
 use flagstone_edge::traits_writer::TraitWrite;
 use flagstone_edge::EdgeConfig;
+use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::{Layer, ServiceExt};
 use tower_http::normalize_path::NormalizePathLayer;
@@ -193,4 +194,65 @@ async fn changed_traits_replace_the_stored_ones_and_unchanged_ones_are_answered_
     );
     app.state.traits.flush().await;
     assert_eq!(stored(&app, env, "ada").await, Some(json!({"plan": "pro"})));
+}
+
+#[tokio::test]
+async fn new_identities_per_environment_and_minute_are_bounded_with_a_429_naming_the_limit() {
+    let app = EdgeApp::with_config(EdgeConfig {
+        max_new_identities_per_minute: 3,
+        ..EdgeConfig::default()
+    })
+    .await;
+    let (_, key, _) = app.setup().await;
+    app.publish().await;
+    let env = environment_id(&app, &key).await;
+    let post = |body: Value| {
+        let req = identify(&key, body);
+        let router = NormalizePathLayer::trim_trailing_slash()
+            .layer(flagstone_edge::router(app.state.clone()));
+        async move { router.oneshot(req).await.unwrap() }
+    };
+    for i in 0..3 {
+        let r = post(json!({"identifier": format!("new-{i}")})).await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let refused = post(json!({"identifier": "new-3", "traits": [
+        {"trait_key": "plan", "trait_value": "pro"}]}))
+    .await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=20).contains(&retry),
+        "a token frees up every 20 s: {retry}"
+    );
+    let body: Value =
+        serde_json::from_slice(&refused.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["limit"], "max_new_identities_per_minute");
+    assert_eq!(body["max"], 3);
+    assert!(
+        body["detail"].as_str().unwrap().contains("per minute"),
+        "{body}"
+    );
+
+    // Known identities, their trait changes and transient identities are not new identities.
+    let known = post(json!({"identifier": "new-0", "traits": [
+        {"trait_key": "plan", "trait_value": "pro"}]}))
+    .await;
+    assert_eq!(known.status(), StatusCode::OK);
+    let transient = post(json!({"identifier": "passing-by", "transient": true})).await;
+    assert_eq!(transient.status(), StatusCode::OK);
+
+    // The refused identity was not written; the others were.
+    app.state.traits.flush().await;
+    assert_eq!(count(&app, env, "new-").await, 3);
+    assert_eq!(stored(&app, env, "new-3").await, None);
+    assert_eq!(
+        stored(&app, env, "new-0").await,
+        Some(json!({"plan": "pro"}))
+    );
+    assert_eq!(stored(&app, env, "passing-by").await, None);
 }

@@ -88,6 +88,14 @@ pub struct EdgeOptions {
         value_parser = clap::value_parser!(u64).range(1..=3600)
     )]
     pub edge_usage_flush_seconds: u64,
+    /// New identities one edge creates per environment and minute, at most (a burst of this
+    /// many, then this rate); past it identify answers 429 naming the limit. 0: no bound.
+    #[arg(
+        long,
+        env = "FLAGSTONE_EDGE_MAX_NEW_IDENTITIES_PER_MINUTE",
+        default_value_t = 60_000
+    )]
+    pub edge_max_new_identities_per_minute: u32,
 }
 
 /// A running edge: its SDK router, what its readiness looks at, and its usage flusher (to
@@ -121,6 +129,7 @@ pub async fn start(store: Store, feed: PublishFeed, opts: &EdgeOptions) -> Edge 
         },
         cors_origins: opts.edge_cors_allowed_origins.clone(),
         usage_flush_interval: Duration::from_secs(opts.edge_usage_flush_seconds),
+        max_new_identities_per_minute: opts.edge_max_new_identities_per_minute,
         ..EdgeConfig::default()
     };
     let state = EdgeState::new(store, registry.clone(), config);

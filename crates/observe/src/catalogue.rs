@@ -13,8 +13,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use metrics_util::MetricKindMask;
 
 pub use flagstone_edge::metrics::{
-    ANALYTICS_EVALUATIONS_TOTAL, ANALYTICS_REPORTS_TOTAL, SSE_SUBSCRIBERS, USAGE_DROPPED_TOTAL,
-    USAGE_FLUSHES_TOTAL, USAGE_PENDING_ROWS,
+    ANALYTICS_EVALUATIONS_TOTAL, ANALYTICS_REPORTS_TOTAL, NEW_IDENTITIES_REFUSED_TOTAL,
+    SSE_SUBSCRIBERS, USAGE_DROPPED_TOTAL, USAGE_FLUSHES_TOTAL, USAGE_PENDING_ROWS,
 };
 pub use flagstone_tasks::metrics::{
     BUILDS_TOTAL, BUILD_SECONDS, DELIVERY_OUTCOMES, DOCUMENT_BYTES, WEBHOOK_DELIVERIES_TOTAL,
@@ -231,6 +231,10 @@ fn describe_all() {
         USAGE_ROWS_PRUNED_TOTAL,
         "Hourly flag-usage rows deleted past the retention (--usage-retention-days)."
     );
+    describe_counter!(
+        NEW_IDENTITIES_REFUSED_TOTAL,
+        "Identify requests refused (429) because their environment created its allowance of new identities on this edge (max_new_identities_per_minute)."
+    );
     describe_gauge!(POOL_SIZE, "Store connections open.");
     describe_gauge!(POOL_IN_USE, "Store connections in use.");
     describe_gauge!(POOL_MAX, "The store pool's ceiling.");
@@ -286,6 +290,7 @@ fn register_at_zero(role: Role) {
         }
         metrics::gauge!(USAGE_PENDING_ROWS).set(0.0);
         metrics::counter!(USAGE_DROPPED_TOTAL).absolute(0);
+        metrics::counter!(NEW_IDENTITIES_REFUSED_TOTAL).absolute(0);
     }
     // The request series exist from the start with the route every role serves; others appear
     // with their first request (their labels are not known before).

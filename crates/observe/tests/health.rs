@@ -249,6 +249,12 @@ async fn a_document_budget_forced_below_a_document_parks_it_and_status_names_it(
         .find(|c| c["name"] == "parked_tasks")
         .unwrap();
     assert_eq!(parked["status"], "degraded", "{body}");
-    assert_eq!(parked["environments"][0]["environment_id"], big.environment_id);
-    assert_eq!(parked["environments"][0]["park_reason"], "document_too_large");
+    assert_eq!(
+        parked["environments"][0]["environment_id"],
+        big.environment_id
+    );
+    assert_eq!(
+        parked["environments"][0]["park_reason"],
+        "document_too_large"
+    );
 }

@@ -1,9 +1,9 @@
 //! The one-transaction rule: a change always comes with its audit entry, revision bump and
 //! publish request — and a change that is dropped leaves none of them.
 
-use flagstone_store::projects::LimitLowering;
 use flagstone_store::environments::{self, NewEnvironment};
 use flagstone_store::organisations::{self, NewOrganisation};
+use flagstone_store::projects::LimitLowering;
 use flagstone_store::projects::{self, NewProject, ProjectPatch};
 use flagstone_store::testing::test_store;
 use flagstone_store::{audit, sql, Actor, PageRequest, Store};
@@ -65,7 +65,9 @@ async fn a_change_comes_with_audit_revision_and_publish_request() {
     let mut ch = t.store.change(&Actor::system("test")).await.unwrap();
     let patch: ProjectPatch =
         serde_json::from_value(serde_json::json!({"hide_disabled_flags": true})).unwrap();
-    projects::update(&mut ch, project, &patch, LimitLowering::Refuse).await.unwrap();
+    projects::update(&mut ch, project, &patch, LimitLowering::Refuse)
+        .await
+        .unwrap();
     let committed = ch.commit().await.unwrap();
 
     let mut tx = t.store.read().await.unwrap();
@@ -98,7 +100,9 @@ async fn a_dropped_change_writes_nothing() {
     let mut ch = t.store.change(&Actor::system("test")).await.unwrap();
     let patch: ProjectPatch =
         serde_json::from_value(serde_json::json!({"name": "renamed"})).unwrap();
-    projects::update(&mut ch, project, &patch, LimitLowering::Refuse).await.unwrap();
+    projects::update(&mut ch, project, &patch, LimitLowering::Refuse)
+        .await
+        .unwrap();
     drop(ch); // the process "dies" before commit
 
     let mut tx = t.store.read().await.unwrap();
@@ -129,13 +133,17 @@ async fn limits_patch_is_validated_and_merged() {
     let mut ch = t.store.change(&Actor::system("test")).await.unwrap();
     let bad: ProjectPatch =
         serde_json::from_value(serde_json::json!({"limits": {"max_bogus": 1}})).unwrap();
-    let err = projects::update(&mut ch, project, &bad, LimitLowering::Refuse).await.unwrap_err();
+    let err = projects::update(&mut ch, project, &bad, LimitLowering::Refuse)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("limits.max_bogus"), "{err}");
     drop(ch);
     let mut ch = t.store.change(&Actor::system("test")).await.unwrap();
     let ok: ProjectPatch =
         serde_json::from_value(serde_json::json!({"limits": {"max_features": 3}})).unwrap();
-    let p = projects::update(&mut ch, project, &ok, LimitLowering::Refuse).await.unwrap();
+    let p = projects::update(&mut ch, project, &ok, LimitLowering::Refuse)
+        .await
+        .unwrap();
     ch.commit().await.unwrap();
     assert_eq!(p.limits.max_features, 3);
     assert_eq!(

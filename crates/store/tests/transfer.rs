@@ -6,8 +6,8 @@ use flagstone_engine::{
     document_to_context, CompiledEnvironment, EnvironmentDocument, EvaluationResult,
     IdentityContext,
 };
-use flagstone_store::projects::LimitLowering;
 use flagstone_store::document::fixture::{self, Shape};
+use flagstone_store::projects::LimitLowering;
 use flagstone_store::projects::{self, ProjectPatch};
 use flagstone_store::testing::test_store;
 use flagstone_store::transfer::{self, ImportOptions, ImportReport};

@@ -19,6 +19,7 @@ use super::{caller, json_headers};
 use crate::auth::Caller;
 use crate::error::SdkError;
 use crate::identity_cache::StoredIdentity;
+use crate::new_identities::Admission;
 use crate::query::StrictQuery;
 use crate::snapshot::write_flag_item;
 use crate::traits_writer::TraitWrite;
@@ -212,6 +213,19 @@ pub(crate) async fn identify(
             None => !stored.traits.contains_key(k),
         });
     let persist = !transient && snap.persist_trait_data && !unchanged;
+    if persist && !stored.exists {
+        // A new identity: bounded per environment and minute, decided before anything is
+        // written or answered.
+        if let Admission::Refused { retry_after_secs } =
+            state.new_identities.admit(snap.environment_id)
+        {
+            metrics::counter!(crate::metrics::NEW_IDENTITIES_REFUSED_TOTAL).increment(1);
+            return Err(SdkError::TooManyNewIdentities {
+                max: state.new_identities.per_minute(),
+                retry_after_secs,
+            });
+        }
+    }
     if persist {
         state
             .traits

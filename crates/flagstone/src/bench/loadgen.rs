@@ -208,7 +208,10 @@ pub async fn fetch(addr: SocketAddr, request: &[u8]) -> anyhow::Result<(u16, Vec
 /// Reads one response (status line, headers with `Content-Length`, body) into `buf`; returns
 /// its status and where the body starts. Closed loop: the server sends nothing unasked, so
 /// `buf` holds exactly one response.
-async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> anyhow::Result<(u16, usize)> {
+pub(super) async fn read_response(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+) -> anyhow::Result<(u16, usize)> {
     buf.clear();
     let head_end = loop {
         if let Some(p) = find(buf, b"\r\n\r\n") {

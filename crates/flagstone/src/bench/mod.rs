@@ -12,7 +12,8 @@
 //!
 //! `flagstone bench permissions` ([`permissions`]) measures what checking permissions costs an
 //! admin request; `flagstone bench identify` ([`identify`]) what an SDK identify costs next to
-//! a flags read.
+//! a flags read; `flagstone bench soak` ([`soak`]) runs steady traffic for minutes and samples
+//! the server's RSS, open descriptors and errors.
 
 mod api;
 mod history;
@@ -20,6 +21,7 @@ mod http;
 mod identify;
 mod loadgen;
 mod permissions;
+mod soak;
 mod usage;
 mod webhooks;
 
@@ -45,6 +47,8 @@ pub enum BenchCommand {
     Usage(usage::UsageArgs),
     /// What an identify costs next to a flags read: req/s and server CPU per request.
     Identify(identify::IdentifyArgs),
+    /// Minutes of steady SDK reads, admin writes and SSE subscribers: RSS, fds and errors.
+    Soak(soak::SoakArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -204,6 +208,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::History(args) => return history::run(args).await,
         BenchCommand::Usage(args) => return usage::run(args).await,
         BenchCommand::Identify(args) => return identify::run(args).await,
+        BenchCommand::Soak(args) => return soak::run(args).await,
     };
     let target = open_target(args.database_url.as_deref()).await?;
     let store = target.store.clone();

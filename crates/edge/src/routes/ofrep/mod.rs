@@ -62,7 +62,11 @@ impl From<SdkError> for Refused {
                     details: e.to_string(),
                 }
             }
-            SdkError::Unavailable | SdkError::Busy(_) => Refused::General(e.to_string()),
+            // OFREP evaluates transiently and never creates an identity, so the new-identity
+            // bound cannot refuse it; mapped for completeness.
+            SdkError::Unavailable | SdkError::Busy(_) | SdkError::TooManyNewIdentities { .. } => {
+                Refused::General(e.to_string())
+            }
         }
     }
 }
