@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod audit;
 mod change;
+pub mod change_requests;
 pub mod clock;
 pub mod db;
 pub mod document;

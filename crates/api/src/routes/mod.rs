@@ -7,6 +7,7 @@ use crate::AppState;
 
 mod audit;
 mod auth;
+pub(crate) mod change_requests;
 mod environments;
 mod features;
 mod identities;
@@ -40,5 +41,6 @@ pub(crate) fn all(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     let r = webhooks::routes(r);
     let r = uuids::routes(r);
     let r = scheduled::routes(r);
+    let r = change_requests::routes(r);
     audit::routes(r)
 }
