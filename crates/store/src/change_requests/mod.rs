@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::iso8601;
 use crate::environments::Environment;
-use crate::scheduled::{self, ScheduledChange, ScheduledFeatureState};
+use crate::scheduled::{self, ScheduledFeatureState};
 use crate::values::{decode_allocations, decode_value};
 use crate::{sql, Actor, AuditEntry, Change, Page, PageRequest, Result, StoreError, Tx};
 use decide::{Conflict, FieldChange, Refusal, StateSnapshot, Status};
@@ -462,24 +462,17 @@ pub enum CommitRefused {
     Stale(Vec<Conflict>),
 }
 
-/// What a commit did.
-#[derive(Debug)]
-pub enum Committed {
-    /// Applied now.
-    Applied(ChangeRequest),
-    /// Scheduled for its `live_from`.
-    Scheduled(ChangeRequest, ScheduledChange),
-}
-
 /// Commits `id` as `ch`'s actor: applies it now (each update through the ordinary feature-state
 /// write path) or schedules it for its `live_from`. `author_or_approver`: whether the caller
-/// may commit it, if approved. `Ok(Err(_))`: refused; drop `ch` and nothing is written.
+/// may commit it, if approved. The request as committed (`scheduled_change` names the
+/// scheduled change a future `live_from` made). `Ok(Err(_))`: refused; drop `ch` and nothing
+/// is written.
 pub async fn commit(
     ch: &mut Change,
     env: &Environment,
     id: i64,
     author_or_approver: bool,
-) -> Result<std::result::Result<Committed, CommitRefused>> {
+) -> Result<std::result::Result<ChangeRequest, CommitRefused>> {
     let r = row(ch.tx(), id).await?;
     let now = ch.now_ms();
     let approvals = approvals(ch.tx(), id).await?.len() as i64;
@@ -559,10 +552,7 @@ pub async fn commit(
         before: None,
         after: serde_json::to_value(&after).ok(),
     });
-    Ok(Ok(match scheduled {
-        Some(s) => Committed::Scheduled(after, s),
-        None => Committed::Applied(after),
-    }))
+    Ok(Ok(after))
 }
 
 /// Closes an open request without committing it (Flagsmith's delete). `Ok(Err(_))`: refused.

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use flagstone_access::{EnvironmentPermission as E, Need};
 use flagstone_store::change_requests::{
-    self, actor_key, decide::Refusal, ChangeRequest, CommitRefused, Committed, NewChangeRequest,
+    self, actor_key, decide::Refusal, ChangeRequest, CommitRefused, NewChangeRequest,
 };
 use flagstone_store::environments::{self, Environment};
 use flagstone_store::{Change, Tx};
@@ -170,10 +170,7 @@ async fn commit_change_request(
         }
     };
     ch.commit().await?;
-    let shown = match done {
-        Committed::Applied(c) | Committed::Scheduled(c, _) => c,
-    };
-    Ok(Json(shown))
+    Ok(Json(done))
 }
 
 #[utoipa::path(delete, path = "/api/v1/change-requests/{id}", tag = "change requests",
