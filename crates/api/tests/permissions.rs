@@ -302,7 +302,7 @@ fn fill(template: &str, f: &Fixture) -> String {
             let value = match previous {
                 "organisations" => f.organisation.to_string(),
                 "projects" => f.project.to_string(),
-                "environments" => f.api_key.clone(),
+                "environments" | "compare" => f.api_key.clone(),
                 "features" => f.feature.to_string(),
                 "mv-options" => f.option.to_string(),
                 "featurestates" if template.contains("/identities/") => {

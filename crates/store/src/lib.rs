@@ -23,6 +23,7 @@ pub mod keys;
 pub mod limits;
 pub mod organisations;
 pub mod projects;
+pub mod promotion;
 pub mod queue;
 pub mod scheduled;
 pub mod scopes;

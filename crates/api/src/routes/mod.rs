@@ -14,6 +14,7 @@ mod identities;
 mod organisations;
 pub(crate) mod people;
 mod projects;
+mod promotion;
 mod scheduled;
 mod segments;
 mod tasks;
@@ -42,5 +43,6 @@ pub(crate) fn all(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     let r = uuids::routes(r);
     let r = scheduled::routes(r);
     let r = change_requests::routes(r);
+    let r = promotion::routes(r);
     audit::routes(r)
 }
