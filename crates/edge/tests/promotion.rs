@@ -315,6 +315,20 @@ async fn promoting_into_an_environment_that_requires_approvals_opens_a_change_re
     assert_eq!(s, StatusCode::OK, "{body}");
     assert_eq!(sdk_flags(&app, &prod).await, json!({"a": [true, "new"]}));
 
+    // Now equal: promoting again changes nothing, so it neither opens a request nor writes.
+    let before = revision_and_audit(&app).await;
+    let (s, body) = call(
+        &app,
+        &ada,
+        Method::POST,
+        &promote,
+        Some(json!({"from": staging})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["diff"]["fields_changed"], json!([]));
+    assert_eq!(revision_and_audit(&app).await, before);
+
     // A promotion that changes overrides cannot travel in a change request: refused for a
     // non-admin, and nothing is written.
     app.post(

@@ -94,7 +94,7 @@ async fn promote_feature(
     let (at, caller) = (permit.at, &permit.caller);
     let admin = caller.require(Need::EnvironmentAdmin(at)).is_ok();
     let gate = decide::direct_edit(target.minimum_change_request_approvals, admin);
-    if gate != decide::DirectEdit::Allowed {
+    if gate != decide::DirectEdit::Allowed && !plan.diff.is_empty() {
         if plan.diff.touches_overrides() {
             return Err(ApiError::Refused {
                 error: "change_request_required",
