@@ -622,3 +622,31 @@ async fn bad_change_requests_are_refused_and_write_nothing() {
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(written(app, key).await, before);
 }
+
+#[tokio::test]
+async fn two_commits_at_once_apply_a_change_request_once() {
+    let f = fixture(1).await;
+    let (app, key) = (&f.app, f.key.as_str());
+    let feature = app
+        .feature(f.project, key, "launch", false, json!("old"))
+        .await;
+    let cr = open(
+        &f,
+        json!({"title": "Race", "feature_states": [{"feature": feature, "enabled": true}]}),
+    )
+    .await;
+    let id = cr["id"].as_i64().unwrap();
+    act(&f, &f.bob, id, "approve").await;
+    let before = written(app, key).await;
+    let (first, second) =
+        tokio::join!(act(&f, &f.ada, id, "commit"), act(&f, &f.bob, id, "commit"));
+    let mut statuses = [first.0, second.0];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::BAD_REQUEST],
+        "{first:?} {second:?}"
+    );
+    assert_eq!(written(app, key).await.0, before.0 + 1);
+    assert_eq!(sdk_flag(app, key, "launch").await, json!([true, "old"]));
+}
