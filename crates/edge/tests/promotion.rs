@@ -59,6 +59,35 @@ async fn pro_flags(app: &EdgeApp, key: &str) -> Value {
     Value::Object(out)
 }
 
+/// Feature b as the SDK shows it to identity `vip` (no traits sent).
+async fn vip_b(app: &EdgeApp, key: &str) -> Value {
+    app.publish().await;
+    let r = app
+        .sdk(
+            Method::GET,
+            "/api/v1/identities/?identifier=vip",
+            Some(key),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let body = r.json();
+    let f = body["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["feature"]["name"] == "b")
+        .unwrap()
+        .clone();
+    json!([f["enabled"], f["feature_state_value"]])
+}
+
 async fn revision_and_audit(app: &EdgeApp) -> (Vec<(i64, i64)>, i64) {
     let mut tx = app.t.store.read().await.unwrap();
     let envs = flagstone_store::environments::list(&mut tx, None, PageRequest::new(1, 100))
@@ -119,6 +148,26 @@ async fn clone_compare_and_promote_round_trip() {
     )
     .await;
 
+    // A VIP identity with a trait and an override of b in prod.
+    let vip = app
+        .post(
+            &format!("/api/v1/environments/{prod}/identities/"),
+            json!({"identifier": "vip"}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    app.post(
+        &format!("/api/v1/environments/{prod}/identities/{vip}/traits/"),
+        json!({"trait_key": "tier", "trait_value": "gold"}),
+    )
+    .await;
+    app.post(
+        &format!("/api/v1/environments/{prod}/identities/{vip}/featurestates/"),
+        json!({"feature": b, "enabled": true, "feature_state_value": 9}),
+    )
+    .await;
+
     let (status, staging) = {
         let r = app
             .admin_raw(
@@ -142,6 +191,36 @@ async fn clone_compare_and_promote_round_trip() {
         pro_flags(&app, &staging).await,
         json!({"a": [true, "pro-x"], "b": [false, 1]})
     );
+    // Identity overrides are copied only when asked.
+    assert_eq!(vip_b(&app, &staging).await, json!([false, 1]));
+    let qa = app
+        .post(
+            &format!("/api/v1/environments/{prod}/clone/"),
+            json!({"name": "qa", "clone_identity_overrides": true}),
+        )
+        .await["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(vip_b(&app, &qa).await, json!([true, 9]));
+    let copied = app
+        .admin_req(
+            Method::GET,
+            &format!("/api/v1/environments/{qa}/identities/"),
+            None,
+        )
+        .await;
+    assert_eq!(copied["count"], 1, "{copied}");
+    let copy = copied["results"][0]["id"].as_i64().unwrap();
+    let traits = app
+        .admin_req(
+            Method::GET,
+            &format!("/api/v1/environments/{qa}/identities/{copy}/traits/"),
+            None,
+        )
+        .await;
+    assert_eq!(traits["results"][0]["trait_key"], "tier", "{traits}");
+    assert_eq!(traits["results"][0]["trait_value"], "gold", "{traits}");
     let same = compare(&app, &prod, &staging).await;
     assert_eq!(same["features_compared"], 2);
     assert_eq!(same["differences"], json!([]));

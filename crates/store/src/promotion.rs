@@ -2,13 +2,14 @@
 //! feature by feature, and promoting one feature's configuration (default state, segment
 //! overrides and their priorities, allocations) from one environment to another. Everything is
 //! written through the same path as a restore (`history::apply_config`), so it is validated,
-//! audited, versioned and published like any other change. Identities and their overrides are
-//! not copied.
+//! audited, versioned and published like any other change. A clone copies identity overrides
+//! (with their identities and those identities' traits) only when asked.
 
 use serde::{Deserialize, Serialize};
 
 use crate::environments::{self, Environment, NewEnvironment};
 use crate::history::{self, apply_config, ConfigDiff, FeatureConfig};
+use crate::identities::{self, overrides::NewIdentityOverride, traits::TraitInput};
 use crate::{sql, AuditEntry, Change, Result, StoreError, Tx};
 
 /// `POST …/clone/`.
@@ -17,6 +18,9 @@ use crate::{sql, AuditEntry, Change, Result, StoreError, Tx};
 #[serde(deny_unknown_fields)]
 pub struct CloneEnvironment {
     pub name: String,
+    /// Also copy every identity that has an identity override, with its traits and overrides.
+    #[serde(default)]
+    pub clone_identity_overrides: bool,
 }
 
 /// `POST …/features/{feature_id}/promote/`.
@@ -185,14 +189,18 @@ pub async fn promote(
     Ok(())
 }
 
-/// Creates an environment named `name` in `source`'s project with its settings and every
-/// feature's configuration (default states, segment overrides, allocations). Audited as the
-/// creation plus one `cloned` entry.
-pub async fn clone(ch: &mut Change, source: &Environment, name: &str) -> Result<Environment> {
+/// Creates an environment named `req.name` in `source`'s project with its settings and every
+/// feature's configuration (default states, segment overrides, allocations), and, when asked,
+/// its identity overrides. Audited as the creation, each copied object, and one `cloned` entry.
+pub async fn clone(
+    ch: &mut Change,
+    source: &Environment,
+    req: &CloneEnvironment,
+) -> Result<Environment> {
     let created = environments::create(
         ch,
         &NewEnvironment {
-            name: name.to_string(),
+            name: req.name.clone(),
             project: source.project,
             api_key: None,
             allow_client_traits: source.allow_client_traits,
@@ -220,6 +228,9 @@ pub async fn clone(ch: &mut Change, source: &Environment, name: &str) -> Result<
             apply_config(ch, &created, feature, &from, &diff, &origin).await?;
         }
     }
+    if req.clone_identity_overrides {
+        copy_identity_overrides(ch, source, &created).await?;
+    }
     ch.audit(AuditEntry {
         project_id: Some(created.project),
         environment_id: Some(created.id),
@@ -234,4 +245,54 @@ pub async fn clone(ch: &mut Change, source: &Environment, name: &str) -> Result<
         after: serde_json::to_value(&created).ok(),
     });
     Ok(created)
+}
+
+/// Copies each identity of `source` that has an identity override into `target` (same
+/// identifier), with its traits and its overrides, through the ordinary write paths (so the
+/// target's limits apply).
+async fn copy_identity_overrides(
+    ch: &mut Change,
+    source: &Environment,
+    target: &Environment,
+) -> Result<()> {
+    let ids: Vec<i64> = sql!(ch.tx(), |c| {
+        sqlx::query_scalar(
+            "SELECT DISTINCT identity_id FROM identity_overrides WHERE environment_id = $1 \
+             ORDER BY identity_id",
+        )
+        .bind(source.id)
+        .fetch_all(c)
+        .await?
+    });
+    for id in ids {
+        let from = identities::get(ch.tx(), source.id, id).await?;
+        let copy = identities::create(
+            ch,
+            target,
+            &identities::NewIdentity {
+                identifier: from.identifier.clone(),
+            },
+        )
+        .await?;
+        let traits: Vec<TraitInput> = identities::traits::all(ch.tx(), id)
+            .await?
+            .into_iter()
+            .map(|t| TraitInput {
+                trait_key: t.trait_key,
+                trait_value: t.trait_value,
+            })
+            .collect();
+        if !traits.is_empty() {
+            identities::traits::set(ch, target, &copy, &traits).await?;
+        }
+        for o in identities::overrides::all(ch.tx(), id).await? {
+            let new = NewIdentityOverride {
+                feature: o.feature,
+                enabled: o.enabled,
+                feature_state_value: o.feature_state_value,
+            };
+            identities::overrides::create(ch, target, &copy, &new).await?;
+        }
+    }
+    Ok(())
 }

@@ -1,5 +1,5 @@
-//! Environments side by side: `POST /environments/{api_key}/clone/` (`VIEW_ENVIRONMENT` there
-//! and `CREATE_ENVIRONMENT` in the project), `GET /environments/{a}/compare/{b}/`
+//! Environments side by side: `POST /environments/{api_key}/clone/` (`VIEW_ENVIRONMENT` there,
+//! `VIEW_IDENTITIES` too to copy identity overrides, and `CREATE_ENVIRONMENT` in the project), `GET /environments/{a}/compare/{b}/`
 //! (`VIEW_ENVIRONMENT` in both) and `POST /environments/{target}/features/{id}/promote/`
 //! (`VIEW_ENVIRONMENT` in the source; in the target what the change needs, as a restore). A
 //! promotion into an environment that requires approvals becomes a change request for callers
@@ -40,9 +40,14 @@ async fn clone_environment(
         permit.at.project_ref(),
         ProjectPermission::CreateEnvironment,
     ))?;
+    if body.clone_identity_overrides {
+        permit
+            .caller
+            .require(Need::Environment(permit.at, E::ViewIdentities))?;
+    }
     let mut ch = s.store.change(permit.caller.actor()).await?;
     let source = environments::get_by_key(ch.tx(), &api_key).await?;
-    let created = promotion::clone(&mut ch, &source, &body.name).await?;
+    let created = promotion::clone(&mut ch, &source, &body).await?;
     ch.commit().await?;
     let mut tx = s.store.read().await?;
     let created = environments::get(&mut tx, created.id).await?;
