@@ -40,6 +40,23 @@ pub enum ApiError {
     BadRequest(String),
     #[error("request body too large")]
     PayloadTooLarge,
+    /// Refused for what the request is rather than a missing permission: `403` with `error`
+    /// naming the rule (an edit that must go through a change request; an author approving
+    /// their own request).
+    #[error("{detail}")]
+    Refused { error: &'static str, detail: String },
+    /// The request's object is not in a state that allows it (a committed change request):
+    /// `400` with `error` naming the rule.
+    #[error("{detail}")]
+    NotNow { error: &'static str, detail: String },
+    /// The request conflicts with changes made since it was prepared: `409`, with what
+    /// conflicts.
+    #[error("{detail}")]
+    Conflict {
+        error: &'static str,
+        detail: String,
+        conflicts: serde_json::Value,
+    },
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -166,6 +183,22 @@ impl IntoResponse for ApiError {
             ApiError::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 json!({"error": "limit_exceeded", "limit": "max_request_body_bytes", "detail": "request body too large"}),
+            ),
+            ApiError::Refused { error, detail } => (
+                StatusCode::FORBIDDEN,
+                json!({"error": error, "detail": detail}),
+            ),
+            ApiError::NotNow { error, detail } => (
+                StatusCode::BAD_REQUEST,
+                json!({"error": error, "detail": detail}),
+            ),
+            ApiError::Conflict {
+                error,
+                detail,
+                conflicts,
+            } => (
+                StatusCode::CONFLICT,
+                json!({"error": error, "detail": detail, "conflicts": conflicts}),
             ),
         };
         (status, axum::Json(body)).into_response()

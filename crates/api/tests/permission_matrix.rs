@@ -184,6 +184,8 @@ enum Case {
     UpdateEnvironment,
     ServerKeys,
     Export,
+    OpenChangeRequest,
+    ApproveChangeRequest,
 }
 
 const CASES: &[Case] = &[
@@ -213,6 +215,8 @@ const CASES: &[Case] = &[
     Case::UpdateEnvironment,
     Case::ServerKeys,
     Case::Export,
+    Case::OpenChangeRequest,
+    Case::ApproveChangeRequest,
 ];
 
 impl Case {
@@ -233,6 +237,8 @@ impl Case {
             ListIdentities | GetIdentity => (Scope::Environment, "VIEW_IDENTITIES"),
             CreateIdentity | SetTrait => (Scope::Environment, "MANAGE_IDENTITIES"),
             UpdateEnvironment | ServerKeys | Export => (Scope::Environment, "ADMIN"),
+            OpenChangeRequest => (Scope::Environment, "CREATE_CHANGE_REQUEST"),
+            ApproveChangeRequest => (Scope::Environment, "APPROVE_CHANGE_REQUEST"),
         }
     }
 
@@ -368,6 +374,26 @@ impl Case {
                 Some(json!({"name": format!("k{n}")})),
             ),
             Export => get(format!("/api/v1/environments/{e}/document/")),
+            OpenChangeRequest => (
+                Method::POST,
+                format!("/api/v1/environments/{e}/create-change-request/"),
+                Some(json!({"title": format!("cr{n}"),
+                            "feature_states": [{"feature": w.feature, "enabled": true}]})),
+            ),
+            ApproveChangeRequest => {
+                let cr = id(&created(
+                    app,
+                    &format!("/api/v1/environments/{e}/create-change-request/"),
+                    json!({"title": format!("cr{n}"),
+                           "feature_states": [{"feature": w.feature, "enabled": true}]}),
+                )
+                .await);
+                (
+                    Method::POST,
+                    format!("/api/v1/change-requests/{cr}/approve/"),
+                    None,
+                )
+            }
         }
     }
 }

@@ -41,6 +41,7 @@ struct Fixture {
     /// The newest version of the feature's configuration in the environment.
     version: i64,
     scheduled_change: i64,
+    change_request: i64,
     env_webhook: i64,
     org_webhook: i64,
     env_delivery: i64,
@@ -195,6 +196,12 @@ async fn fixture(app: &TestApp, name: &str) -> Fixture {
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{scheduled}");
     let scheduled_change = id(&scheduled);
+    let change_request = id(&created(
+        app,
+        &format!("/api/v1/environments/{api_key}/create-change-request/"),
+        json!({"title": "walk", "feature_states": [{"feature": feature, "enabled": false}]}),
+    )
+    .await);
     // A public (documentation-range) address: the default policy refuses private ones.
     let hook = json!({"url": "https://203.0.113.10/hook", "secret": "s"});
     let env_hooks = format!("/api/v1/environments/{api_key}/webhooks/");
@@ -238,6 +245,7 @@ async fn fixture(app: &TestApp, name: &str) -> Fixture {
         uuids,
         version,
         scheduled_change,
+        change_request,
         env_webhook,
         org_webhook,
         env_delivery,
@@ -294,7 +302,7 @@ fn fill(template: &str, f: &Fixture) -> String {
             let value = match previous {
                 "organisations" => f.organisation.to_string(),
                 "projects" => f.project.to_string(),
-                "environments" => f.api_key.clone(),
+                "environments" | "compare" => f.api_key.clone(),
                 "features" => f.feature.to_string(),
                 "mv-options" => f.option.to_string(),
                 "featurestates" if template.contains("/identities/") => {
@@ -309,6 +317,7 @@ fn fill(template: &str, f: &Fixture) -> String {
                 "tasks" => f.environment.to_string(),
                 "versions" => f.version.to_string(),
                 "scheduled-changes" => f.scheduled_change.to_string(),
+                "change-requests" => f.change_request.to_string(),
                 "users" => f.member.to_string(),
                 "groups" => f.group.to_string(),
                 "master-api-keys" => f.key_prefix.clone(),

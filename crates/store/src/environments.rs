@@ -27,6 +27,10 @@ pub struct Environment {
     pub hide_sensitive_data: bool,
     pub use_identity_composite_key_for_hashing: bool,
     pub use_identity_overrides_in_local_eval: bool,
+    /// Approvals a change request needs before it can be committed; while set, callers without
+    /// environment admin change feature states and segment overrides only through change
+    /// requests (`docs/change-management.md`). Null: change requests are off.
+    pub minimum_change_request_approvals: Option<i64>,
     /// Bumped by every change that affects this environment's document.
     pub revision: i64,
     #[serde(serialize_with = "crate::clock::iso::serialize")]
@@ -77,12 +81,20 @@ pub struct EnvironmentPatch {
     pub hide_sensitive_data: Option<bool>,
     pub use_identity_composite_key_for_hashing: Option<bool>,
     pub use_identity_overrides_in_local_eval: Option<bool>,
+    /// Null turns change requests off.
+    #[serde(default, deserialize_with = "double_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
+    pub minimum_change_request_approvals: Option<Option<i64>>,
 }
+
+/// The most approvals an environment may require.
+pub const MAX_CHANGE_REQUEST_APPROVALS: i64 = 100;
 
 const COLUMNS: &str =
     "id, uuid, project_id, name, api_key, allow_client_traits, hide_disabled_flags, \
     hide_sensitive_data, use_identity_composite_key_for_hashing, \
-    use_identity_overrides_in_local_eval, revision, updated_at, created_at";
+    use_identity_overrides_in_local_eval, minimum_change_request_approvals, revision, \
+    updated_at, created_at";
 
 fn validate_client_key(key: &str) -> Result<()> {
     let ok = (8..=100).contains(&key.len())
@@ -269,11 +281,21 @@ pub async fn update(
         Some(n) => validate_name("name", n)?,
         None => before.name.clone(),
     };
+    let minimum = patch
+        .minimum_change_request_approvals
+        .unwrap_or(before.minimum_change_request_approvals);
+    if minimum.is_some_and(|m| !(0..=MAX_CHANGE_REQUEST_APPROVALS).contains(&m)) {
+        return Err(StoreError::invalid(
+            "minimum_change_request_approvals",
+            format!("must be null (off) or 0 to {MAX_CHANGE_REQUEST_APPROVALS}"),
+        ));
+    }
     let after: Environment = sql!(ch.tx(), |c| {
         sqlx::query_as(&format!(
             "UPDATE environments SET name = $2, allow_client_traits = $3, hide_disabled_flags = $4, \
                  hide_sensitive_data = $5, use_identity_composite_key_for_hashing = $6, \
-                 use_identity_overrides_in_local_eval = $7 WHERE id = $1 RETURNING {COLUMNS}"
+                 use_identity_overrides_in_local_eval = $7, \
+                 minimum_change_request_approvals = $8 WHERE id = $1 RETURNING {COLUMNS}"
         ))
         .bind(before.id)
         .bind(&name)
@@ -290,6 +312,7 @@ pub async fn update(
                 .use_identity_overrides_in_local_eval
                 .unwrap_or(before.use_identity_overrides_in_local_eval),
         )
+        .bind(minimum)
         .fetch_one(c)
         .await?
     });

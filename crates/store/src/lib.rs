@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod audit;
 mod change;
+pub mod change_requests;
 pub mod clock;
 pub mod db;
 pub mod document;
@@ -22,6 +23,7 @@ pub mod keys;
 pub mod limits;
 pub mod organisations;
 pub mod projects;
+pub mod promotion;
 pub mod queue;
 pub mod scheduled;
 pub mod scopes;

@@ -7,12 +7,14 @@ use crate::AppState;
 
 mod audit;
 mod auth;
+pub(crate) mod change_requests;
 mod environments;
 mod features;
 mod identities;
 mod organisations;
 pub(crate) mod people;
 mod projects;
+mod promotion;
 mod scheduled;
 mod segments;
 mod tasks;
@@ -40,5 +42,7 @@ pub(crate) fn all(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     let r = webhooks::routes(r);
     let r = uuids::routes(r);
     let r = scheduled::routes(r);
+    let r = change_requests::routes(r);
+    let r = promotion::routes(r);
     audit::routes(r)
 }

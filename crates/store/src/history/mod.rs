@@ -20,6 +20,7 @@ use serde::Serialize;
 
 pub use config::{current, FeatureConfig, OverrideConfig};
 pub use diff::{diff, ConfigDiff, FieldChange, OverrideChange};
+pub(crate) use restore::apply_config;
 pub use restore::{plan_restore, restore, RestorePlan};
 
 use crate::{clock::now_ms, sql, Actor, Change, Page, PageRequest, Result, StoreError, Tx};

@@ -64,10 +64,48 @@ async fn override_ids(
 pub async fn restore(ch: &mut Change, env: &Environment, plan: &RestorePlan) -> Result<()> {
     let feature = plan.version.feature;
     restoring(ch, plan.version.id);
-    track(ch, env.id, feature).await?;
     let target = &plan.target;
+    let origin = format!("version {}", plan.version.id);
+    apply_config(ch, env, feature, target, &plan.diff, &origin).await?;
 
-    if plan.diff.touches_default() {
+    let name: String = sql!(ch.tx(), |c| {
+        sqlx::query_scalar("SELECT name FROM features WHERE id = $1")
+            .bind(feature)
+            .fetch_one(c)
+            .await?
+    });
+    ch.touch_environment(env.id);
+    ch.audit(AuditEntry {
+        project_id: Some(env.project),
+        environment_id: Some(env.id),
+        action: "restored",
+        resource_type: "feature",
+        resource_id: feature.to_string(),
+        log: format!(
+            "Feature '{name}' in environment '{}' restored to version {}",
+            env.name, plan.version.id
+        ),
+        before: None,
+        after: serde_json::to_value(target).ok().or(Some(Value::Null)),
+    });
+    Ok(())
+}
+
+/// Makes `feature`'s configuration in `env` equal to `target`, given `diff` (from the current
+/// configuration to `target`), through the ordinary write paths: the default state, then
+/// overrides deleted, changed, created and re-ordered. Tracked as a version of the feature.
+/// `origin` names where `target` comes from, for the refusal when it overrides a segment the
+/// project does not have.
+pub(crate) async fn apply_config(
+    ch: &mut Change,
+    env: &Environment,
+    feature: i64,
+    target: &FeatureConfig,
+    diff: &ConfigDiff,
+    origin: &str,
+) -> Result<()> {
+    track(ch, env.id, feature).await?;
+    if diff.touches_default() {
         let state_id: i64 = sql!(ch.tx(), |c| {
             sqlx::query_scalar(
                 "SELECT id FROM feature_states WHERE environment_id = $1 AND feature_id = $2",
@@ -90,7 +128,7 @@ pub async fn restore(ch: &mut Change, env: &Environment, plan: &RestorePlan) -> 
         states::update(ch, env, state_id, &patch).await?;
     }
 
-    if plan.diff.touches_overrides() {
+    if diff.touches_overrides() {
         let existing = override_ids(ch.tx(), env.id, feature).await?;
         let id_of = |segment: i64| {
             existing
@@ -98,12 +136,12 @@ pub async fn restore(ch: &mut Change, env: &Environment, plan: &RestorePlan) -> 
                 .find(|(_, s)| *s == segment)
                 .map(|(i, _)| *i)
         };
-        for removed in &plan.diff.overrides_removed {
+        for removed in &diff.overrides_removed {
             if let Some(id) = id_of(removed.segment) {
                 overrides::delete(ch, &env.api_key, id).await?;
             }
         }
-        for changed in &plan.diff.overrides_changed {
+        for changed in &diff.overrides_changed {
             let (Some(id), Some(o)) = (
                 id_of(changed.segment),
                 target
@@ -127,7 +165,7 @@ pub async fn restore(ch: &mut Change, env: &Environment, plan: &RestorePlan) -> 
             };
             overrides::update(ch, &env.api_key, id, &patch).await?;
         }
-        for added in &plan.diff.overrides_added {
+        for added in &diff.overrides_added {
             let exists: Option<i64> = sql!(ch.tx(), |c| {
                 sqlx::query_scalar("SELECT id FROM segments WHERE id = $1 AND project_id = $2")
                     .bind(added.segment)
@@ -139,9 +177,9 @@ pub async fn restore(ch: &mut Change, env: &Environment, plan: &RestorePlan) -> 
                 return Err(StoreError::conflict(
                     "segment",
                     format!(
-                        "version {} overrides segment {}, which no longer exists; it cannot be \
-                         restored",
-                        plan.version.id, added.segment
+                        "{origin} overrides segment {}, which does not exist in this \
+                         project; it cannot be applied",
+                        added.segment
                     ),
                 ));
             }
@@ -176,26 +214,6 @@ pub async fn restore(ch: &mut Change, env: &Environment, plan: &RestorePlan) -> 
             overrides::reorder(ch, &wanted).await?;
         }
     }
-
-    let name: String = sql!(ch.tx(), |c| {
-        sqlx::query_scalar("SELECT name FROM features WHERE id = $1")
-            .bind(feature)
-            .fetch_one(c)
-            .await?
-    });
     ch.touch_environment(env.id);
-    ch.audit(AuditEntry {
-        project_id: Some(env.project),
-        environment_id: Some(env.id),
-        action: "restored",
-        resource_type: "feature",
-        resource_id: feature.to_string(),
-        log: format!(
-            "Feature '{name}' in environment '{}' restored to version {}",
-            env.name, plan.version.id
-        ),
-        before: None,
-        after: serde_json::to_value(target).ok().or(Some(Value::Null)),
-    });
     Ok(())
 }

@@ -14,6 +14,7 @@ use crate::auth::permit::{rules, Permit};
 use crate::error::ApiResult;
 use crate::extract::{Json, Path, Query};
 use crate::pagination::{paginate, PageParams, Paginated};
+use crate::routes::change_requests::guard::direct_edit;
 use crate::AppState;
 
 pub(super) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
@@ -77,6 +78,7 @@ async fn update_feature_state(
 ) -> ApiResult<Response> {
     let mut ch = s.store.change(permit.caller.actor()).await?;
     let env = environments::get_by_key(ch.tx(), &api_key).await?;
+    direct_edit(&permit.caller, permit.at, &env)?;
     if let Some(live_from) = &patch.live_from {
         let at = scheduled::parse_live_from(live_from, s.store.clock().now_ms())?;
         let state = states::get(ch.tx(), env.id, id).await?;

@@ -16,6 +16,7 @@ use crate::auth::permit::{rules, Permit};
 use crate::error::ApiResult;
 use crate::extract::{Json, Path, Query};
 use crate::pagination::{paginate, PageParams, Paginated};
+use crate::routes::change_requests::guard::direct_edit;
 use crate::AppState;
 
 pub(super) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
@@ -78,6 +79,7 @@ async fn restore_version(
 ) -> ApiResult<Json<FeatureVersionDetail>> {
     let mut ch = s.store.change(permit.caller.actor()).await?;
     let env = environments::get_by_key(ch.tx(), &api_key).await?;
+    direct_edit(&permit.caller, permit.at, &env)?;
     let plan = history::plan_restore(ch.tx(), env.id, feature, id).await?;
     // Dropping the change on a refusal rolls back: nothing is written.
     let at = permit.at;

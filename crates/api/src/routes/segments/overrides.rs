@@ -8,10 +8,10 @@
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use flagstone_access::{EnvironmentPermission, Need};
-use flagstone_store::scopes;
 use flagstone_store::segments::overrides::{
     self, NewSegmentOverride, OverrideFilter, PriorityUpdate, SegmentOverride, SegmentOverridePatch,
 };
+use flagstone_store::{environments, scopes};
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -20,6 +20,7 @@ use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::extract::{Json, Path, Query};
 use crate::pagination::{paginate, PageParams, Paginated};
+use crate::routes::change_requests::guard::{direct_edit, direct_edit_in};
 use crate::AppState;
 
 pub(super) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
@@ -40,6 +41,8 @@ async fn create_override(
     Json(new): Json<NewSegmentOverride>,
 ) -> ApiResult<(StatusCode, Json<SegmentOverride>)> {
     let mut ch = s.store.change(permit.caller.actor()).await?;
+    let env = environments::get_by_key(ch.tx(), &api_key).await?;
+    direct_edit(&permit.caller, permit.at, &env)?;
     let created = overrides::create(&mut ch, &api_key, feature, &new).await?;
     ch.commit().await?;
     Ok((StatusCode::CREATED, Json(created)))
@@ -101,6 +104,8 @@ async fn update_override(
     Json(patch): Json<SegmentOverridePatch>,
 ) -> ApiResult<Json<SegmentOverride>> {
     let mut ch = s.store.change(permit.caller.actor()).await?;
+    let env = environments::get_by_key(ch.tx(), &api_key).await?;
+    direct_edit(&permit.caller, permit.at, &env)?;
     let updated = overrides::update(&mut ch, &api_key, id, &patch).await?;
     ch.commit().await?;
     Ok(Json(updated))
@@ -115,6 +120,8 @@ async fn delete_override(
     Path((api_key, id)): Path<(String, i64)>,
 ) -> ApiResult<StatusCode> {
     let mut ch = s.store.change(permit.caller.actor()).await?;
+    let env = environments::get_by_key(ch.tx(), &api_key).await?;
+    direct_edit(&permit.caller, permit.at, &env)?;
     overrides::delete(&mut ch, &api_key, id).await?;
     ch.commit().await?;
     Ok(StatusCode::NO_CONTENT)
@@ -135,13 +142,16 @@ async fn update_priorities(
         let mut tx = s.store.read().await?;
         scopes::segment_override_environments(&mut tx, &ids).await?
     };
-    for e in environments {
+    for &e in &environments {
         caller.require(Need::Environment(
             e,
             EnvironmentPermission::ManageSegmentOverrides,
         ))?;
     }
     let mut ch = s.store.change(caller.actor()).await?;
+    for e in environments {
+        direct_edit_in(ch.tx(), &caller, e).await?;
+    }
     let updated = overrides::reorder(&mut ch, &updates).await?;
     if !updated.is_empty() {
         ch.commit().await?;
