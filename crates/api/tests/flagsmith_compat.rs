@@ -13,6 +13,8 @@ mod projects;
 mod segments;
 #[path = "flagsmith_compat/shapes.rs"]
 mod shapes;
+#[path = "flagsmith_compat/tags.rs"]
+mod tags;
 #[path = "flagsmith_compat/timestamps.rs"]
 mod timestamps;
 #[path = "flagsmith_compat/uuids.rs"]

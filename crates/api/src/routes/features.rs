@@ -28,7 +28,6 @@ use crate::AppState;
 pub(crate) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     let r = r
         .routes(routes!(list_features, create_feature))
-        .routes(routes!(list_feature_tags))
         .routes(routes!(get_feature, update_feature, delete_feature))
         .routes(routes!(list_options, create_option))
         .routes(routes!(get_option, update_option, delete_option));
@@ -39,8 +38,7 @@ pub(crate) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
 struct FeatureFilter {
     /// Only features whose name contains this text (ignoring case).
     search: Option<String>,
-    /// Comma-separated tag names: only features carrying all of them. (Flagsmith takes tag ids
-    /// here; Flagstone's tags are plain names.)
+    /// Comma-separated tag ids: only features carrying all of them (as Flagsmith filters).
     tags: Option<String>,
     /// `true`: only archived features; `false`: only live ones; absent: both.
     is_archived: Option<bool>,
@@ -84,15 +82,7 @@ async fn list_features(
     .request();
     let filter = features::FeatureFilter {
         search: f.search,
-        tags: f
-            .tags
-            .as_deref()
-            .unwrap_or("")
-            .split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        tags: tag_ids(f.tags.as_deref())?,
         is_archived: f.is_archived,
         ids: IdFilter::Any,
     };
@@ -153,16 +143,17 @@ async fn list_features(
     Ok(Json(paginate(&uri, req, page)))
 }
 
-/// Every tag used by the project's features, sorted (for tag filters and pickers).
-#[utoipa::path(get, path = "/api/v1/projects/{project}/feature-tags", tag = "features",
-    params(("project" = i64, Path)), responses((status = 200, body = Vec<String>)))]
-async fn list_feature_tags(
-    State(s): State<AppState>,
-    _: Permit<rules::ViewProject>,
-    Path(project): Path<i64>,
-) -> ApiResult<Json<Vec<String>>> {
-    let mut tx = s.store.read().await?;
-    Ok(Json(features::tags(&mut tx, project).await?))
+/// `?tags=1,2`: tag ids, as Flagsmith's `FeatureQuerySerializer` takes them.
+fn tag_ids(raw: Option<&str>) -> Result<Vec<i64>, StoreError> {
+    raw.unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.parse::<i64>()
+                .map_err(|_| StoreError::invalid("tags", "tag ids must be integers"))
+        })
+        .collect()
 }
 
 #[utoipa::path(post, path = "/api/v1/projects/{project}/features", tag = "features",

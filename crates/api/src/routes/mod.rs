@@ -15,6 +15,7 @@ pub(crate) mod people;
 mod projects;
 mod scheduled;
 mod segments;
+mod tags;
 mod tasks;
 mod transfer;
 mod uuids;
@@ -33,6 +34,7 @@ pub(crate) fn all(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     let r = environments::routes(r);
     let r = features::routes(r);
     let r = segments::routes(r);
+    let r = tags::routes(r);
     let r = identities::routes(r);
     let r = tasks::routes(r);
     let r = transfer::routes(r);
