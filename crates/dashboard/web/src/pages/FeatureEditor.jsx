@@ -10,6 +10,7 @@ import {
 } from '../components/ui.jsx';
 import { ValueEditor, readValue, valueState } from '../components/ValueEditor.jsx';
 import { SegmentOverrides } from '../components/SegmentOverrides.jsx';
+import { loadTags, tagIdsFor, tagLabels } from '../lib/tags.js';
 
 export function FeatureEditor({ params }) {
   const place = usePlace();
@@ -249,7 +250,9 @@ function Variations({ feature, project, canEdit, onSaved }) {
 function SettingsCard({ feature, project, canEdit, onSaved }) {
   const [name, setName] = useState(feature.name);
   const [description, setDescription] = useState(feature.description || '');
-  const [tags, setTags] = useState(feature.tags.join(', '));
+  const known = useLoad(() => loadTags(project), [project]);
+  const [tags, setTags] = useState(null);
+  const shownTags = tags ?? (known.data ? tagLabels(feature.tags, known.data).join(', ') : '');
   const [serverOnly, setServerOnly] = useState(feature.is_server_key_only);
   const [error, setError] = useState(null);
   const save = async (e) => {
@@ -259,9 +262,11 @@ function SettingsCard({ feature, project, canEdit, onSaved }) {
       await patch(`/projects/${project}/features/${feature.id}/`, {
         name: name.trim(),
         description: description || null,
-        tags: tags.split(',').map((t) => t.trim()).filter(Boolean),
+        tags: await tagIdsFor(project, shownTags, known.data),
         is_server_key_only: serverOnly,
       });
+      setTags(null);
+      known.reload();
       toast('Feature settings saved');
       onSaved();
     } catch (err) {
@@ -275,7 +280,7 @@ function SettingsCard({ feature, project, canEdit, onSaved }) {
       <Alert error={error && !['name', 'description', 'tags'].some((k) => error.fields[k]) ? error : null} />
       <TextField label="Name" value={name} onInput={setName} error={error?.fields.name} disabled={!canEdit} />
       <TextArea label="Description" value={description} onInput={setDescription} error={error?.fields.description} disabled={!canEdit} rows={2} />
-      <TextField label="Tags" value={tags} onInput={setTags} error={error?.fields.tags} hint="Comma-separated" disabled={!canEdit} />
+      <TextField label="Tags" value={shownTags} onInput={setTags} error={error?.fields.tags || known.error?.message} hint="Comma-separated" disabled={!canEdit || !known.data} />
       <Checkbox label="Server-side only (hidden from client-side SDKs)" checked={serverOnly} onChange={setServerOnly} disabled={!canEdit} />
       {canEdit && (
         <div class="form-actions">
