@@ -7,6 +7,8 @@
 
 mod common;
 
+#[path = "flagsmith_compat/options.rs"]
+mod options;
 #[path = "flagsmith_compat/projects.rs"]
 mod projects;
 #[path = "flagsmith_compat/segments.rs"]

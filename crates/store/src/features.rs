@@ -5,6 +5,7 @@
 
 pub mod allocations;
 mod model;
+mod option_body;
 pub mod options;
 pub mod states;
 
@@ -311,6 +312,12 @@ pub async fn update(
     patch: &FeaturePatch,
 ) -> Result<Feature> {
     let before = get(ch.tx(), project_id, id).await?;
+    if patch.project.is_some_and(|p| p != project_id) {
+        return Err(StoreError::invalid(
+            "project",
+            "does not match the project in the path",
+        ));
+    }
     let limits = projects::limits(ch.tx(), project_id).await?;
     let name = match &patch.name {
         Some(n) => validate_name("name", n)?,

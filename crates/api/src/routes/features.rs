@@ -28,9 +28,19 @@ use crate::AppState;
 pub(crate) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     let r = r
         .routes(routes!(list_features, create_feature))
-        .routes(routes!(get_feature, update_feature, delete_feature))
+        .routes(routes!(
+            get_feature,
+            put_feature,
+            update_feature,
+            delete_feature
+        ))
         .routes(routes!(list_options, create_option))
-        .routes(routes!(get_option, update_option, delete_option));
+        .routes(routes!(
+            get_option,
+            put_option,
+            update_option,
+            delete_option
+        ));
     usage::routes(versions::routes(states::routes(r)))
 }
 
@@ -198,6 +208,24 @@ async fn update_feature(
     Ok(Json(feature))
 }
 
+/// Flagsmith's `PUT` (the Terraform provider's update: the feature it read, edited): the name
+/// is required; other absent fields keep their value, as Django REST framework's update keeps
+/// them; read-only fields are ignored.
+#[utoipa::path(put, path = "/api/v1/projects/{project}/features/{feature}", tag = "features",
+    params(("project" = i64, Path), ("feature" = i64, Path)), request_body = FeaturePatch,
+    responses((status = 200, body = Feature)))]
+async fn put_feature(
+    s: State<AppState>,
+    permit: Permit<rules::CreateFeature>,
+    path: Path<(i64, i64)>,
+    Json(patch): Json<FeaturePatch>,
+) -> ApiResult<Json<Feature>> {
+    if patch.name.is_none() {
+        return Err(StoreError::invalid("name", "is required").into());
+    }
+    update_feature(s, permit, path, Json(patch)).await
+}
+
 #[utoipa::path(delete, path = "/api/v1/projects/{project}/features/{feature}", tag = "features",
     params(("project" = i64, Path), ("feature" = i64, Path)), responses((status = 204)))]
 async fn delete_feature(
@@ -253,6 +281,24 @@ async fn get_option(
 ) -> ApiResult<Json<MvOption>> {
     let mut tx = s.store.read().await?;
     Ok(Json(options::get(&mut tx, project, feature, option).await?))
+}
+
+/// Replaces every field of the option (Flagsmith's `PUT`, what the Terraform provider sends).
+#[utoipa::path(put, path = "/api/v1/projects/{project}/features/{feature}/mv-options/{option}",
+    tag = "features",
+    params(("project" = i64, Path), ("feature" = i64, Path), ("option" = i64, Path)),
+    request_body = NewMvOption, responses((status = 200, body = MvOption)))]
+async fn put_option(
+    State(s): State<AppState>,
+    permit: Permit<rules::CreateFeature>,
+    Path((project, feature, option)): Path<(i64, i64, i64)>,
+    Json(body): Json<NewMvOption>,
+) -> ApiResult<Json<MvOption>> {
+    let mut ch = s.store.change(permit.caller.actor()).await?;
+    let patch = MvOptionPatch::from(&body);
+    let option = options::update(&mut ch, project, feature, option, &patch).await?;
+    ch.commit().await?;
+    Ok(Json(option))
 }
 
 #[utoipa::path(patch, path = "/api/v1/projects/{project}/features/{feature}/mv-options/{option}",

@@ -168,6 +168,29 @@ pub struct FeaturePatch {
     pub tags: Option<Option<Vec<i64>>>,
     /// Archive (`true`) or restore (`false`) the feature; it is served either way.
     pub is_archived: Option<bool>,
+    /// Flagsmith clients repeat the project in the body; it must match the path.
+    pub project: Option<i64>,
+    /// Read-only fields of Flagsmith's feature serializer that its clients send back with a
+    /// `PUT` of what they read (the Terraform provider's `id`, `uuid`): ignored, as Flagsmith
+    /// ignores them.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub id: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub uuid: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub created_date: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub owners: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub num_segment_overrides: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub num_identity_overrides: Option<serde::de::IgnoredAny>,
 }
 
 /// Deserializes a JSON value that may be absent (`None`: no change) or present, null included

@@ -86,6 +86,7 @@ pub async fn restore(ch: &mut Change, env: &Environment, plan: &RestorePlan) -> 
             feature: None,
             environment: None,
             live_from: None,
+            ..Default::default()
         };
         states::update(ch, env, state_id, &patch).await?;
     }
