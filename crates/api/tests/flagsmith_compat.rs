@@ -7,6 +7,8 @@
 
 mod common;
 
+#[path = "flagsmith_compat/feature_segments.rs"]
+mod feature_segments;
 #[path = "flagsmith_compat/options.rs"]
 mod options;
 #[path = "flagsmith_compat/projects.rs"]

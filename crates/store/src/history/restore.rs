@@ -152,6 +152,8 @@ pub async fn restore(ch: &mut Change, env: &Environment, plan: &RestorePlan) -> 
                 feature_state_value: added.feature_state_value.clone(),
                 priority: None,
                 multivariate_feature_state_values: added.multivariate_feature_state_values.clone(),
+                feature: None,
+                environment: None,
             };
             overrides::create(ch, &env.api_key, feature, &new).await?;
         }
