@@ -211,7 +211,8 @@ async fn audit_filters_by_environment_author_and_dates() {
         .await;
     assert_eq!(nobody["count"], 0);
 
-    // `created_date` is ISO-8601 (as Flagsmith prints it); `since`/`until` take Unix ms.
+    // `created_date` is ISO-8601 (as Flagsmith prints it); `since`/`until` take it back, or
+    // Unix ms.
     let newest = time::OffsetDateTime::parse(
         all["results"][0]["created_date"].as_str().unwrap(),
         &time::format_description::well_known::Rfc3339,
@@ -226,6 +227,19 @@ async fn audit_filters_by_environment_author_and_dates() {
         .get(&format!("/api/v1/audit/?project={p}&until={}", newest + 1))
         .await;
     assert_eq!(upto["count"], all["count"]);
+    let newest_iso = all["results"][0]["created_date"].as_str().unwrap();
+    let (s, from_newest) = app
+        .get(&format!("/api/v1/audit/?project={p}&since={newest_iso}"))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{from_newest}");
+    assert!(from_newest["count"].as_i64().unwrap() >= 1);
+    let (_, before_newest) = app
+        .get(&format!("/api/v1/audit/?project={p}&until={newest_iso}"))
+        .await;
+    assert_eq!(
+        before_newest["count"].as_i64().unwrap() + from_newest["count"].as_i64().unwrap(),
+        all["count"].as_i64().unwrap()
+    );
     let (s, _) = app.get("/api/v1/audit/?since=yesterday").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
