@@ -242,6 +242,12 @@ async fn fixture(app: &TestApp, name: &str) -> Fixture {
         uuids.insert(collection, v["uuid"].as_str().unwrap().to_string());
     }
     uuids.insert("tags", tag["uuid"].as_str().unwrap().to_string());
+    let (_, state) = app
+        .get(&format!(
+            "/api/v1/environments/{api_key}/featurestates/{feature_state}/"
+        ))
+        .await;
+    uuids.insert("featurestates", state["uuid"].as_str().unwrap().to_string());
     Fixture {
         tag: id(&tag),
         uuids,
@@ -343,6 +349,8 @@ fn fill(template: &str, f: &Fixture) -> String {
                 "get-by-uuid" => {
                     let collection = if template.contains("/tags/") {
                         "tags"
+                    } else if template.contains("/featurestates/") {
+                        "featurestates"
                     } else {
                         template.split('/').nth(3).unwrap_or_default()
                     };

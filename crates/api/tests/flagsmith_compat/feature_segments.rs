@@ -113,6 +113,36 @@ async fn the_terraform_clients_segment_override_steps_work() {
     assert_eq!(state["feature_state_value"], 3);
     assert_eq!(state["enabled"], true);
 
+    // GetFeatureState: by uuid, the feature segment's state and a default state.
+    let (s, by_uuid) = app
+        .get(&format!(
+            "/api/v1/features/featurestates/get-by-uuid/{}/",
+            state["uuid"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{by_uuid}");
+    assert_eq!(by_uuid["feature_segment"], fs["id"]);
+    assert_eq!(by_uuid["feature_state_value"], 3);
+    let (_, defaults) = app
+        .get(&format!(
+            "/api/v1/environments/{key}/featurestates/?feature={}",
+            f["id"]
+        ))
+        .await;
+    let (s, default) = app
+        .get(&format!(
+            "/api/v1/features/featurestates/get-by-uuid/{}/",
+            defaults["results"][0]["uuid"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{default}");
+    assert!(default["feature_segment"].is_null());
+    assert_eq!(default["id"], defaults["results"][0]["id"]);
+    let (s, _) = app
+        .get("/api/v1/features/featurestates/get-by-uuid/00000000-0000-4000-8000-000000000000/")
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
     // GetFeatureSegmentByID and the list by environment and feature.
     let (s, got) = app
         .get(&format!("/api/v1/features/feature-segments/{}/", fs["id"]))

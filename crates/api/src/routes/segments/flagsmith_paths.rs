@@ -1,7 +1,7 @@
 //! Flagsmith's project-wide paths for segment overrides, as the Terraform provider's client
 //! uses them: `/api/v1/features/feature-segments/` (create, read, list by environment and
 //! feature, delete) and `/api/v1/features/featurestates/` (create the state of a feature
-//! segment, `PUT`/`PATCH` a state). Flagsmith keeps a feature segment and its feature state as
+//! segment, `PUT`/`PATCH` a state, read one by uuid). Flagsmith keeps a feature segment and its feature state as
 //! two objects; in Flagstone a segment override is both, with one id: the feature segment's id
 //! is the override's id, and so is its state's. A feature segment is created serving what the
 //! environment default serves (enabled, value and allocations copied), so nothing changes for
@@ -13,6 +13,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use flagstone_access::{EnvironmentPermission, EnvironmentRef, Need};
 use flagstone_store::features::states::{self as states, FeatureStatePatch};
+use flagstone_store::scopes::StateByUuid;
 use flagstone_store::segments::overrides::{
     self, FeatureSegment, NewSegmentOverride, OverrideFilter, SegmentOverride, SegmentOverridePatch,
 };
@@ -32,6 +33,7 @@ pub(super) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     r.routes(routes!(list_feature_segments, create_feature_segment))
         .routes(routes!(get_feature_segment, delete_feature_segment))
         .routes(routes!(create_feature_state))
+        .routes(routes!(feature_state_by_uuid))
         .routes(routes!(put_feature_state, patch_feature_state))
 }
 
@@ -407,4 +409,40 @@ async fn patch_feature_state(
     Json(body): Json<FeatureStateBody>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(write_state(&s, &caller, id, body).await?))
+}
+
+/// A default state or a feature segment's state by its uuid (the Terraform client's
+/// `GetFeatureState`); `VIEW_ENVIRONMENT` in its environment.
+#[utoipa::path(get, path = "/api/v1/features/featurestates/get-by-uuid/{uuid}",
+    tag = "segment overrides", params(("uuid" = String, Path)),
+    responses((status = 200, body = Object)))]
+async fn feature_state_by_uuid(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(uuid): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let mut tx = s.store.read().await?;
+    let found = scopes::feature_state_by_uuid(&mut tx, &uuid).await?;
+    let (StateByUuid::Default { environment, .. }
+    | StateByUuid::SegmentOverride { environment, .. }) = found;
+    let at = scopes::environment(&mut tx, environment).await?;
+    caller.require(Need::Environment(
+        at,
+        EnvironmentPermission::ViewEnvironment,
+    ))?;
+    let out = match found {
+        StateByUuid::Default { id, environment } => {
+            let state = states::get(&mut tx, environment, id).await?;
+            let mut out = serde_json::to_value(state).expect("a state serializes");
+            out["feature_segment"] = Value::Null;
+            out["identity"] = Value::Null;
+            out
+        }
+        StateByUuid::SegmentOverride { id, environment } => {
+            let key = environments::get(&mut tx, environment).await?.api_key;
+            let o = overrides::get(&mut tx, &key, id).await?;
+            serde_json::to_value(SegmentFeatureState::from(o)).expect("a state serializes")
+        }
+    };
+    Ok(Json(out))
 }
