@@ -45,19 +45,30 @@ async fn feature_crud_bumps_revision_and_audits() {
     let app = TestApp::new().await;
     let (project, key) = app.project_with_env().await;
 
+    let mut tag_ids = Vec::new();
+    for label in ["team-a", "beta"] {
+        let (s, tag) = app
+            .post(
+                &format!("/api/v1/projects/{project}/tags/"),
+                json!({"label": label, "color": "#3d4db6"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{tag}");
+        tag_ids.push(tag["id"].as_i64().unwrap());
+    }
     let (rev, audit) = (app.revision(&key).await, app.audit_count().await);
     let f = create_feature(
         &app,
         project,
         json!({"name": "checkout", "initial_value": 42, "default_enabled": true,
-               "description": "new checkout", "tags": ["team-a", "beta"],
+               "description": "new checkout", "tags": [tag_ids[1], tag_ids[0]],
                "is_server_key_only": true}),
     )
     .await;
     assert_eq!(f["type"], "STANDARD");
     assert_eq!(f["initial_value"], 42);
     assert_eq!(f["project"], project);
-    assert_eq!(f["tags"], json!(["team-a", "beta"]));
+    assert_eq!(f["tags"], json!(tag_ids));
     assert_eq!(f["multivariate_options"], json!([]));
     assert!(app.revision(&key).await > rev);
     assert_eq!(app.audit_count().await, audit + 1);
@@ -161,7 +172,9 @@ async fn duplicate_and_invalid_features_are_refused_without_writing() {
             Some("initial_value"),
         ),
         (json!({"name": "  "}), Some("name")),
-        (json!({"name": "a", "tags": ["t", "t"]}), Some("tags")),
+        (json!({"name": "a", "tags": [1, 1]}), Some("tags")),
+        (json!({"name": "a", "tags": [999_999]}), Some("tags")),
+        (json!({"name": "a", "tags": ["t"]}), None),
         (
             json!({"name": "a", "project": project + 1}),
             Some("project"),

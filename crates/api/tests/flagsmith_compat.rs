@@ -7,12 +7,18 @@
 
 mod common;
 
+#[path = "flagsmith_compat/feature_segments.rs"]
+mod feature_segments;
+#[path = "flagsmith_compat/options.rs"]
+mod options;
 #[path = "flagsmith_compat/projects.rs"]
 mod projects;
 #[path = "flagsmith_compat/segments.rs"]
 mod segments;
 #[path = "flagsmith_compat/shapes.rs"]
 mod shapes;
+#[path = "flagsmith_compat/tags.rs"]
+mod tags;
 #[path = "flagsmith_compat/timestamps.rs"]
 mod timestamps;
 #[path = "flagsmith_compat/uuids.rs"]

@@ -220,7 +220,27 @@ async fn openapi_document_lists_the_routes() {
         "/api/v1/projects",
         "/api/v1/environments/{api_key}",
         "/api/v1/environments/{api_key}/api-keys",
+        "/api/v1/projects/{project}/tags",
+        "/api/v1/projects/{project}/tags/get-by-uuid/{uuid}",
+        "/api/v1/features/feature-segments",
+        "/api/v1/features/feature-segments/{id}",
+        "/api/v1/features/featurestates",
     ] {
         assert!(paths.contains_key(p), "missing {p}");
+    }
+    // PUT where Flagsmith's viewsets have it.
+    for p in [
+        "/api/v1/projects/{project}/tags/{tag}",
+        "/api/v1/projects/{project}/features/{feature}",
+        "/api/v1/projects/{project}/features/{feature}/mv-options/{option}",
+        "/api/v1/environments/{api_key}/featurestates/{id}",
+        "/api/v1/features/featurestates/{id}",
+    ] {
+        assert!(paths[p].get("put").is_some(), "no PUT on {p}");
+    }
+    // Bodies read through Flagsmith's shapes are documented by those shapes.
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for s in ["Tag", "MvOptionBody", "SegmentOverrideBody"] {
+        assert!(schemas.contains_key(s), "no schema {s}");
     }
 }

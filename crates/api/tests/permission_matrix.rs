@@ -161,6 +161,7 @@ enum Case {
     ViewProject,
     ListFeatures,
     ListSegments,
+    ListTags,
     ViewAudit,
     CreateEnvironment,
     CreateFeature,
@@ -170,6 +171,8 @@ enum Case {
     CreateSegment,
     UpdateSegment,
     DeleteSegment,
+    CreateTag,
+    DeleteTag,
     UpdateProject,
     CreateProject,
     ViewEnvironment,
@@ -192,6 +195,7 @@ const CASES: &[Case] = &[
     Case::ViewProject,
     Case::ListFeatures,
     Case::ListSegments,
+    Case::ListTags,
     Case::ViewAudit,
     Case::CreateEnvironment,
     Case::CreateFeature,
@@ -201,6 +205,8 @@ const CASES: &[Case] = &[
     Case::CreateSegment,
     Case::UpdateSegment,
     Case::DeleteSegment,
+    Case::CreateTag,
+    Case::DeleteTag,
     Case::UpdateProject,
     Case::CreateProject,
     Case::ViewEnvironment,
@@ -223,7 +229,10 @@ impl Case {
     fn need(self) -> (Scope, &'static str) {
         use Case::*;
         match self {
-            ViewProject | ListFeatures | ListSegments => (Scope::Project, "VIEW_PROJECT"),
+            ViewProject | ListFeatures | ListSegments | ListTags => {
+                (Scope::Project, "VIEW_PROJECT")
+            }
+            CreateTag | DeleteTag => (Scope::Project, "MANAGE_TAGS"),
             ViewAudit => (Scope::Project, "VIEW_AUDIT_LOG"),
             CreateEnvironment => (Scope::Project, "CREATE_ENVIRONMENT"),
             CreateFeature | UpdateFeature | CreateOption => (Scope::Project, "CREATE_FEATURE"),
@@ -252,6 +261,25 @@ impl Case {
             ViewProject => get(format!("/api/v1/projects/{p}/")),
             ListFeatures => get(format!("/api/v1/projects/{p}/features/")),
             ListSegments => get(format!("/api/v1/projects/{p}/segments/")),
+            ListTags => get(format!("/api/v1/projects/{p}/tags/")),
+            CreateTag => (
+                Method::POST,
+                format!("/api/v1/projects/{p}/tags/"),
+                Some(json!({"label": format!("t{n}"), "color": "#3d4db6"})),
+            ),
+            DeleteTag => {
+                let t = id(&created(
+                    app,
+                    &format!("/api/v1/projects/{p}/tags/"),
+                    json!({"label": format!("doomed{n}"), "color": "#3d4db6"}),
+                )
+                .await);
+                (
+                    Method::DELETE,
+                    format!("/api/v1/projects/{p}/tags/{t}/"),
+                    None,
+                )
+            }
             ViewAudit => get(format!("/api/v1/projects/{p}/audit/")),
             CreateEnvironment => (
                 Method::POST,

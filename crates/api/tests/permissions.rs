@@ -27,6 +27,7 @@ struct Fixture {
     feature_state: i64,
     segment: i64,
     segment_override: i64,
+    tag: i64,
     identity: i64,
     identity_override: i64,
     server_key: i64,
@@ -48,7 +49,7 @@ struct Fixture {
     org_delivery: i64,
     invite_link: i64,
     invite: i64,
-    /// The uuid of the project, environment, feature and segment, by collection name.
+    /// The uuid of the project, environment, feature, segment and tag, by collection name.
     uuids: std::collections::BTreeMap<&'static str, String>,
 }
 
@@ -108,6 +109,12 @@ async fn fixture(app: &TestApp, name: &str) -> Fixture {
         json!({"segment": segment, "enabled": true, "feature_state_value": "on"}),
     )
     .await);
+    let tag = created(
+        app,
+        &format!("/api/v1/projects/{project}/tags/"),
+        json!({"label": "walk", "color": "#3d4db6"}),
+    )
+    .await;
     let identity = id(&created(
         app,
         &format!("/api/v1/environments/{api_key}/identities/"),
@@ -241,7 +248,15 @@ async fn fixture(app: &TestApp, name: &str) -> Fixture {
         let (_, v) = app.get(&path).await;
         uuids.insert(collection, v["uuid"].as_str().unwrap().to_string());
     }
+    uuids.insert("tags", tag["uuid"].as_str().unwrap().to_string());
+    let (_, state) = app
+        .get(&format!(
+            "/api/v1/environments/{api_key}/featurestates/{feature_state}/"
+        ))
+        .await;
+    uuids.insert("featurestates", state["uuid"].as_str().unwrap().to_string());
     Fixture {
+        tag: id(&tag),
         uuids,
         version,
         scheduled_change,
@@ -310,7 +325,8 @@ fn fill(template: &str, f: &Fixture) -> String {
                 }
                 "featurestates" => f.feature_state.to_string(),
                 "segments" => f.segment.to_string(),
-                "segment-overrides" => f.segment_override.to_string(),
+                "segment-overrides" | "feature-segments" => f.segment_override.to_string(),
+                "tags" => f.tag.to_string(),
                 "identities" => f.identity.to_string(),
                 "traits" => "plan".to_string(),
                 "api-keys" => f.server_key.to_string(),
@@ -340,7 +356,13 @@ fn fill(template: &str, f: &Fixture) -> String {
                 }
                 "deliveries" => f.env_delivery.to_string(),
                 "get-by-uuid" => {
-                    let collection = template.split('/').nth(3).unwrap_or_default();
+                    let collection = if template.contains("/tags/") {
+                        "tags"
+                    } else if template.contains("/featurestates/") {
+                        "featurestates"
+                    } else {
+                        template.split('/').nth(3).unwrap_or_default()
+                    };
                     f.uuids[collection].clone()
                 }
                 _ => panic!(
@@ -370,6 +392,12 @@ fn body(method: &Method, template: &str, f: &Fixture) -> Option<Value> {
             json!([{"id": f.segment_override, "priority": 0}])
         }
         "/api/v1/environment-document/import" => f.document.clone(),
+        // Flagsmith's project-wide override paths name their environment in the body.
+        "/api/v1/features/feature-segments" => {
+            json!({"feature": f.feature, "segment": f.segment, "environment": f.environment})
+        }
+        "/api/v1/features/featurestates" => json!({"feature_segment": f.segment_override}),
+        "/api/v1/features/featurestates/{id}" => json!({"environment": f.environment}),
         "/api/v1/organisations/{id}/groups" | "/api/v1/organisations/{id}/master-api-keys" => {
             json!({"name": "walk"})
         }
@@ -403,6 +431,8 @@ fn query(template: &str, f: &Fixture) -> String {
         format!("?project={}", f.project)
     } else if template.ends_with("/evaluation-data") {
         format!("?environment_id={}", f.environment)
+    } else if template == "/api/v1/features/feature-segments" {
+        format!("?environment={}&feature={}", f.environment, f.feature)
     } else {
         String::new()
     }

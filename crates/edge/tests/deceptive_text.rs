@@ -59,9 +59,9 @@ async fn the_admin_api_refuses_deceptive_names_and_identifiers_naming_the_field(
             "name",
         ),
         (
-            format!("/api/v1/projects/{project}/features/"),
-            json!({"name": "flag", "tags": ["ok", "bad\u{1b}[31m"]}),
-            "tags",
+            format!("/api/v1/projects/{project}/tags/"),
+            json!({"label": "bad\u{1b}[31m", "color": "#3d4db6"}),
+            "label",
         ),
         (
             format!("/api/v1/projects/{project}/segments/"),

@@ -355,6 +355,34 @@ async fn never_evaluated_and_fixed_value_features_are_stale() {
         stale_names(&again),
         [("unused".to_string(), "unused".to_string())]
     );
+
+    // A permanent tag keeps a feature out of the stale list (Flagsmith's `is_permanent`).
+    let tag = app
+        .post(
+            &format!("/api/v1/projects/{project}/tags/"),
+            json!({"label": "keep", "color": "#3d4db6", "is_permanent": true}),
+        )
+        .await;
+    let unused_id = again["results"][0]["id"].clone();
+    app.admin_req(
+        Method::PATCH,
+        &format!("/api/v1/projects/{project}/features/{unused_id}/"),
+        Some(json!({"tags": [tag["id"]]})),
+    )
+    .await;
+    let kept = app.admin_req(Method::GET, &stale_list, None).await;
+    assert_eq!(kept["count"], 0, "{kept}");
+    app.admin_req(
+        Method::PATCH,
+        &format!("/api/v1/projects/{project}/tags/{}/", tag["id"]),
+        Some(json!({"is_permanent": false})),
+    )
+    .await;
+    let back = app.admin_req(Method::GET, &stale_list, None).await;
+    assert_eq!(
+        stale_names(&back),
+        [("unused".to_string(), "unused".to_string())]
+    );
 }
 
 /// `2026-11-30T09:16:06.123000Z`: the API's timestamp format (docs/flagsmith-compat.md).

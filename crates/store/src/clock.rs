@@ -61,6 +61,26 @@ pub fn iso8601(ms: i64) -> String {
     t.format(&fmt).unwrap_or_default()
 }
 
+/// A time given in a query (`?since=`): Unix milliseconds, or an ISO-8601 date-time with a
+/// zone (what Flagstone's answers print); anything else is refused naming `field`.
+pub fn parse_time(field: &str, text: &str) -> crate::Result<i64> {
+    let text = text.trim();
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+        .map_err(|_| {
+            crate::StoreError::invalid(
+                field,
+                format!(
+                    "{text:?} is neither Unix milliseconds nor an ISO-8601 date-time with a \
+                     zone (such as 2026-12-07T09:00:00Z)"
+                ),
+            )
+        })
+}
+
 /// Serde helpers that write a Unix-milliseconds field as an ISO-8601 string ([`iso8601`]), the
 /// way Flagsmith's admin API prints every timestamp. Rows keep milliseconds; only the API shape
 /// is a date string.
@@ -86,6 +106,20 @@ pub mod iso {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn query_times_are_milliseconds_or_iso() {
+        assert_eq!(
+            super::parse_time("since", "1689350400123").unwrap(),
+            1_689_350_400_123
+        );
+        assert_eq!(
+            super::parse_time("since", "2023-07-14T16:00:00.123000Z").unwrap(),
+            1_689_350_400_123
+        );
+        assert!(super::parse_time("since", "yesterday").is_err());
+        assert!(super::parse_time("since", "2023-07-14T16:00:00").is_err());
+    }
+
     #[test]
     fn formats_like_flagsmith() {
         assert_eq!(

@@ -5,12 +5,11 @@
 
 pub mod allocations;
 mod model;
+mod option_body;
 pub mod options;
 pub mod states;
 
-pub use model::{
-    Feature, FeaturePatch, FeatureType, NewFeature, MAX_DESCRIPTION_CHARS, MAX_TAGS, MAX_TAG_CHARS,
-};
+pub use model::{Feature, FeaturePatch, FeatureType, NewFeature, MAX_DESCRIPTION_CHARS, MAX_TAGS};
 
 pub use options::{MvOption, MvOptionPatch, NewMvOption};
 pub use states::{FeatureState, FeatureStatePatch};
@@ -23,7 +22,7 @@ use crate::{
     PageRequest, Result, StoreError, Tx,
 };
 pub(crate) use model::present;
-use model::{validate_description, validate_tags, FeatureRow, COLUMNS};
+use model::{check_tag_count, validate_description, FeatureRow, COLUMNS};
 
 /// Flagsmith treats feature names as case-insensitive within a project; SDKs look flags up by
 /// exact name, so two names differing only in case would be a trap.
@@ -85,7 +84,8 @@ pub async fn create(ch: &mut Change, project_id: i64, new: &NewFeature) -> Resul
     let limits = projects::limits(ch.tx(), project_id).await?;
     validate_flag_value("initial_value", &new.initial_value, &limits)?;
     let description = validate_description(new.description.as_deref())?;
-    let tags = validate_tags(&new.tags)?;
+    let tags = new.tags.as_deref().unwrap_or_default();
+    check_tag_count(tags)?;
     options::validate_new_set(&new.multivariate_options, &limits)?;
     let kind = new
         .feature_type
@@ -109,14 +109,15 @@ pub async fn create(ch: &mut Change, project_id: i64, new: &NewFeature) -> Resul
         || format!("the project already has {count} features"),
     )?;
     check_name_free(ch.tx(), project_id, &name, 0).await?;
+    let tags = crate::tags::check_ids(ch.tx(), project_id, tags).await?;
 
     let now = now_ms();
     let initial = encode_value(&new.initial_value);
     let row: FeatureRow = sql!(ch.tx(), |c| {
         sqlx::query_as(&format!(
             "INSERT INTO features (project_id, name, type, initial_value, default_enabled, \
-                 description, is_server_key_only, tags, created_at, uuid) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
+                 description, is_server_key_only, created_at, uuid) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
         ))
         .bind(project_id)
         .bind(&name)
@@ -125,7 +126,6 @@ pub async fn create(ch: &mut Change, project_id: i64, new: &NewFeature) -> Resul
         .bind(new.default_enabled)
         .bind(&description)
         .bind(new.is_server_key_only)
-        .bind(&tags)
         .bind(now)
         .bind(uuid::Uuid::new_v4().to_string())
         .fetch_one(c)
@@ -156,7 +156,8 @@ pub async fn create(ch: &mut Change, project_id: i64, new: &NewFeature) -> Resul
     for o in &new.multivariate_options {
         opts.push(options::insert(ch.tx(), row.id, o).await?);
     }
-    let feature = row.into_feature(opts)?;
+    crate::tags::set_on_feature(ch.tx(), row.id, &tags).await?;
+    let feature = row.into_feature(tags, opts)?;
     ch.touch_project(project_id);
     ch.audit(AuditEntry {
         project_id: Some(project_id),
@@ -184,7 +185,11 @@ pub async fn get(tx: &mut Tx, project_id: i64, id: i64) -> Result<Feature> {
     });
     let row = row.ok_or(StoreError::not_found("feature"))?;
     let opts = options::all_of(tx, id).await?;
-    row.into_feature(opts)
+    let tags = crate::tags::of_features(tx, project_id, id, id)
+        .await?
+        .remove(&id)
+        .unwrap_or_default();
+    row.into_feature(tags, opts)
 }
 
 /// Which features of a project a list shows.
@@ -192,8 +197,8 @@ pub async fn get(tx: &mut Tx, project_id: i64, id: i64) -> Result<Feature> {
 pub struct FeatureFilter {
     /// Only names containing this text (ignoring case).
     pub search: Option<String>,
-    /// Only features carrying every one of these tags.
-    pub tags: Vec<String>,
+    /// Only features carrying every one of these tags (ids), as Flagsmith's `?tags=` filters.
+    pub tags: Vec<i64>,
     /// Only archived (`true`) or only live (`false`) features; both when absent.
     pub is_archived: Option<bool>,
     /// Only, or all but, these feature ids (e.g. the stale ones).
@@ -235,87 +240,57 @@ pub async fn list(
         .search
         .as_deref()
         .map(|s| format!("%{}%", escape_like(&s.to_lowercase())));
-    // Tags are stored as a JSON array of strings: a tag is present when its JSON string is.
     let mut condition = String::from(
         "project_id = $1 AND ($2 IS NULL OR LOWER(name) LIKE $2 ESCAPE '\\') \
          AND ($3 IS NULL OR is_archived = $3)",
     );
-    let tag_patterns: Vec<String> = filter
-        .tags
-        .iter()
-        .map(|t| {
-            let json = serde_json::to_string(t.trim()).expect("strings serialize");
-            format!("%{}%", escape_like(&json))
-        })
-        .collect();
-    for i in 0..tag_patterns.len() {
-        condition.push_str(&format!(" AND tags LIKE ${} ESCAPE '\\'", i + 4));
+    // Tag ids are integers parsed from the query, written inline.
+    for tag in &filter.tags {
+        condition.push_str(&format!(
+            " AND id IN (SELECT feature_id FROM feature_tags WHERE tag_id = {tag})"
+        ));
     }
     if let Some(ids) = filter.ids.condition() {
         condition.push_str(" AND ");
         condition.push_str(&ids);
     }
-    let n = tag_patterns.len() + 4;
     let count_sql = format!("SELECT COUNT(*) FROM features WHERE {condition}");
     let count: i64 = sql!(tx, |c| {
-        let mut q = sqlx::query_scalar(&count_sql)
+        sqlx::query_scalar(&count_sql)
             .bind(project_id)
             .bind(&pattern)
-            .bind(filter.is_archived);
-        for t in &tag_patterns {
-            q = q.bind(t);
-        }
-        q.fetch_one(c).await?
+            .bind(filter.is_archived)
+            .fetch_one(c)
+            .await?
     });
-    let rows_sql = format!(
-        "SELECT {COLUMNS} FROM features WHERE {condition} ORDER BY id LIMIT ${n} OFFSET ${}",
-        n + 1
-    );
+    let rows_sql =
+        format!("SELECT {COLUMNS} FROM features WHERE {condition} ORDER BY id LIMIT $4 OFFSET $5");
     let rows: Vec<FeatureRow> = sql!(tx, |c| {
-        let mut q = sqlx::query_as(&rows_sql)
+        sqlx::query_as(&rows_sql)
             .bind(project_id)
             .bind(&pattern)
-            .bind(filter.is_archived);
-        for t in &tag_patterns {
-            q = q.bind(t);
-        }
-        q.bind(page.page_size)
+            .bind(filter.is_archived)
+            .bind(page.page_size)
             .bind(page.offset())
             .fetch_all(c)
             .await?
     });
-    let mut by_feature = match (rows.first(), rows.last()) {
-        (Some(first), Some(last)) => options::in_range(tx, project_id, first.id, last.id).await?,
+    let (mut by_feature, mut tags) = match (rows.first(), rows.last()) {
+        (Some(first), Some(last)) => (
+            options::in_range(tx, project_id, first.id, last.id).await?,
+            crate::tags::of_features(tx, project_id, first.id, last.id).await?,
+        ),
         _ => Default::default(),
     };
     let results = rows
         .into_iter()
         .map(|r| {
             let opts = by_feature.remove(&r.id).unwrap_or_default();
-            r.into_feature(opts)
+            let tags = tags.remove(&r.id).unwrap_or_default();
+            r.into_feature(tags, opts)
         })
         .collect::<Result<_>>()?;
     Ok(Page { count, results })
-}
-
-/// Every tag used by a feature of the project, sorted, each once.
-pub async fn tags(tx: &mut Tx, project_id: i64) -> Result<Vec<String>> {
-    projects::get(tx, project_id).await?;
-    let rows: Vec<String> = sql!(tx, |c| {
-        sqlx::query_scalar("SELECT tags FROM features WHERE project_id = $1 AND tags <> '[]'")
-            .bind(project_id)
-            .fetch_all(c)
-            .await?
-    });
-    let mut out = std::collections::BTreeSet::new();
-    for row in rows {
-        let tags: Vec<String> = serde_json::from_str(&row).map_err(|e| StoreError::Corrupt {
-            what: "features.tags",
-            detail: e.to_string(),
-        })?;
-        out.extend(tags);
-    }
-    Ok(out.into_iter().collect())
 }
 
 fn escape_like(s: &str) -> String {
@@ -337,6 +312,12 @@ pub async fn update(
     patch: &FeaturePatch,
 ) -> Result<Feature> {
     let before = get(ch.tx(), project_id, id).await?;
+    if patch.project.is_some_and(|p| p != project_id) {
+        return Err(StoreError::invalid(
+            "project",
+            "does not match the project in the path",
+        ));
+    }
     let limits = projects::limits(ch.tx(), project_id).await?;
     let name = match &patch.name {
         Some(n) => validate_name("name", n)?,
@@ -351,7 +332,14 @@ pub async fn update(
         Some(d) => validate_description(d.as_deref())?,
         None => before.description.clone(),
     };
-    let tags = validate_tags(patch.tags.as_ref().unwrap_or(&before.tags))?;
+    let tags = match &patch.tags {
+        Some(ids) => {
+            let ids = ids.as_deref().unwrap_or_default();
+            check_tag_count(ids)?;
+            Some(crate::tags::check_ids(ch.tx(), project_id, ids).await?)
+        }
+        None => None,
+    };
     let kind = patch.feature_type.unwrap_or(before.feature_type);
     lock_feature(ch.tx(), id).await?;
     if kind == FeatureType::Standard && !options::all_of(ch.tx(), id).await?.is_empty() {
@@ -366,7 +354,7 @@ pub async fn update(
     let row: FeatureRow = sql!(ch.tx(), |c| {
         sqlx::query_as(&format!(
             "UPDATE features SET name = $2, type = $3, initial_value = $4, default_enabled = $5, \
-                 description = $6, is_server_key_only = $7, tags = $8, is_archived = $9 \
+                 description = $6, is_server_key_only = $7, is_archived = $8 \
              WHERE id = $1 RETURNING {COLUMNS}"
         ))
         .bind(id)
@@ -380,7 +368,6 @@ pub async fn update(
                 .is_server_key_only
                 .unwrap_or(before.is_server_key_only),
         )
-        .bind(&tags)
         .bind(patch.is_archived.unwrap_or(before.is_archived))
         .fetch_one(c)
         .await
@@ -389,7 +376,14 @@ pub async fn update(
             "a feature with this name exists in the project",
         ))?
     });
-    let after = row.into_feature(before.multivariate_options.clone())?;
+    let tags = match tags {
+        Some(ids) => {
+            crate::tags::set_on_feature(ch.tx(), id, &ids).await?;
+            ids
+        }
+        None => before.tags.clone(),
+    };
+    let after = row.into_feature(tags, before.multivariate_options.clone())?;
     ch.touch_project(project_id);
     ch.audit(AuditEntry {
         project_id: Some(project_id),

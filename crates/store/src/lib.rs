@@ -28,6 +28,7 @@ pub mod queue;
 pub mod scheduled;
 pub mod scopes;
 pub mod segments;
+pub mod tags;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod text;

@@ -104,6 +104,36 @@ pub async fn by_uuid(tx: &mut Tx, kind: ByUuid, uuid: &str) -> Result<(i64, i64)
     row.ok_or(StoreError::not_found(kind.what()))
 }
 
+/// What a feature-state uuid names: an environment default state or a segment override (the
+/// state of Flagsmith's feature segment), with its id and environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateByUuid {
+    Default { id: i64, environment: i64 },
+    SegmentOverride { id: i64, environment: i64 },
+}
+
+/// The default state or segment override whose uuid is `uuid`; not found otherwise.
+pub async fn feature_state_by_uuid(tx: &mut Tx, uuid: &str) -> Result<StateByUuid> {
+    let default: Option<(i64, i64)> = sql!(tx, |c| {
+        sqlx::query_as("SELECT id, environment_id FROM feature_states WHERE uuid = $1")
+            .bind(uuid)
+            .fetch_optional(c)
+            .await?
+    });
+    if let Some((id, environment)) = default {
+        return Ok(StateByUuid::Default { id, environment });
+    }
+    let segment: Option<(i64, i64)> = sql!(tx, |c| {
+        sqlx::query_as("SELECT id, environment_id FROM segment_overrides WHERE uuid = $1")
+            .bind(uuid)
+            .fetch_optional(c)
+            .await?
+    });
+    segment
+        .map(|(id, environment)| StateByUuid::SegmentOverride { id, environment })
+        .ok_or(StoreError::not_found("feature state"))
+}
+
 /// The organisation `id`, if it exists.
 pub async fn organisation(tx: &mut Tx, id: i64) -> Result<i64> {
     let row: Option<i64> = sql!(tx, |c| {

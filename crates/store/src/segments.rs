@@ -2,6 +2,7 @@
 //! document of the project carries every segment, so each change here republishes them all.
 //! Rules are validated in [`rules`]; per-environment overrides live in [`overrides`].
 
+mod override_body;
 pub mod overrides;
 mod priorities;
 pub mod rules;

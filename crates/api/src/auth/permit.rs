@@ -179,6 +179,7 @@ pub mod rules {
         p,
         P::ManageSegments
     ));
+    rule!(ManageTags, ProjectRef, |p| Need::Project(p, P::ManageTags));
     rule!(ViewAuditLog, ProjectRef, |p| Need::Project(
         p,
         P::ViewAuditLog

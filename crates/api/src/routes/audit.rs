@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::Uri;
 use flagstone_access::{Need, ProjectPermission, Visibility, Visible};
 use flagstone_store::audit::{self, AuditRecord};
+use flagstone_store::StoreError;
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -30,12 +31,19 @@ struct AuditFilter {
     environment: Option<i64>,
     /// Only entries by this actor, exactly as listed (`actor`).
     author: Option<String>,
-    /// Only entries at or after this time (milliseconds since the epoch).
-    since: Option<i64>,
-    /// Only entries before this time (milliseconds since the epoch).
-    until: Option<i64>,
+    /// Only entries at or after this time: an ISO-8601 date-time with a zone, or milliseconds
+    /// since the epoch.
+    since: Option<String>,
+    /// Only entries before this time (as `since`).
+    until: Option<String>,
     page: Option<i64>,
     page_size: Option<i64>,
+}
+
+fn time_param(field: &str, text: Option<&str>) -> Result<Option<i64>, StoreError> {
+    text.filter(|t| !t.is_empty())
+        .map(|t| flagstone_store::clock::parse_time(field, t))
+        .transpose()
 }
 
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditFilter),
@@ -55,8 +63,8 @@ async fn list_audit(
         project: f.project,
         environment: f.environment,
         actor: f.author.filter(|a| !a.is_empty()),
-        since: f.since,
-        until: f.until,
+        since: time_param("since", f.since.as_deref())?,
+        until: time_param("until", f.until.as_deref())?,
         visible: Some(visible(&s, &caller, f.project).await?),
     };
     let mut tx = s.store.read().await?;

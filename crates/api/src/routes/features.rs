@@ -28,10 +28,19 @@ use crate::AppState;
 pub(crate) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     let r = r
         .routes(routes!(list_features, create_feature))
-        .routes(routes!(list_feature_tags))
-        .routes(routes!(get_feature, update_feature, delete_feature))
+        .routes(routes!(
+            get_feature,
+            put_feature,
+            update_feature,
+            delete_feature
+        ))
         .routes(routes!(list_options, create_option))
-        .routes(routes!(get_option, update_option, delete_option));
+        .routes(routes!(
+            get_option,
+            put_option,
+            update_option,
+            delete_option
+        ));
     usage::routes(versions::routes(states::routes(r)))
 }
 
@@ -39,8 +48,7 @@ pub(crate) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
 struct FeatureFilter {
     /// Only features whose name contains this text (ignoring case).
     search: Option<String>,
-    /// Comma-separated tag names: only features carrying all of them. (Flagsmith takes tag ids
-    /// here; Flagstone's tags are plain names.)
+    /// Comma-separated tag ids: only features carrying all of them (as Flagsmith filters).
     tags: Option<String>,
     /// `true`: only archived features; `false`: only live ones; absent: both.
     is_archived: Option<bool>,
@@ -84,15 +92,7 @@ async fn list_features(
     .request();
     let filter = features::FeatureFilter {
         search: f.search,
-        tags: f
-            .tags
-            .as_deref()
-            .unwrap_or("")
-            .split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        tags: tag_ids(f.tags.as_deref())?,
         is_archived: f.is_archived,
         ids: IdFilter::Any,
     };
@@ -153,16 +153,17 @@ async fn list_features(
     Ok(Json(paginate(&uri, req, page)))
 }
 
-/// Every tag used by the project's features, sorted (for tag filters and pickers).
-#[utoipa::path(get, path = "/api/v1/projects/{project}/feature-tags", tag = "features",
-    params(("project" = i64, Path)), responses((status = 200, body = Vec<String>)))]
-async fn list_feature_tags(
-    State(s): State<AppState>,
-    _: Permit<rules::ViewProject>,
-    Path(project): Path<i64>,
-) -> ApiResult<Json<Vec<String>>> {
-    let mut tx = s.store.read().await?;
-    Ok(Json(features::tags(&mut tx, project).await?))
+/// `?tags=1,2`: tag ids, as Flagsmith's `FeatureQuerySerializer` takes them.
+fn tag_ids(raw: Option<&str>) -> Result<Vec<i64>, StoreError> {
+    raw.unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.parse::<i64>()
+                .map_err(|_| StoreError::invalid("tags", "tag ids must be integers"))
+        })
+        .collect()
 }
 
 #[utoipa::path(post, path = "/api/v1/projects/{project}/features", tag = "features",
@@ -205,6 +206,24 @@ async fn update_feature(
     let feature = features::update(&mut ch, project, feature, &patch).await?;
     ch.commit().await?;
     Ok(Json(feature))
+}
+
+/// Flagsmith's `PUT` (the Terraform provider's update: the feature it read, edited): the name
+/// is required; other absent fields keep their value, as Django REST framework's update keeps
+/// them; read-only fields are ignored.
+#[utoipa::path(put, path = "/api/v1/projects/{project}/features/{feature}", tag = "features",
+    params(("project" = i64, Path), ("feature" = i64, Path)), request_body = FeaturePatch,
+    responses((status = 200, body = Feature)))]
+async fn put_feature(
+    s: State<AppState>,
+    permit: Permit<rules::CreateFeature>,
+    path: Path<(i64, i64)>,
+    Json(patch): Json<FeaturePatch>,
+) -> ApiResult<Json<Feature>> {
+    if patch.name.is_none() {
+        return Err(StoreError::invalid("name", "is required").into());
+    }
+    update_feature(s, permit, path, Json(patch)).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/projects/{project}/features/{feature}", tag = "features",
@@ -262,6 +281,24 @@ async fn get_option(
 ) -> ApiResult<Json<MvOption>> {
     let mut tx = s.store.read().await?;
     Ok(Json(options::get(&mut tx, project, feature, option).await?))
+}
+
+/// Replaces every field of the option (Flagsmith's `PUT`, what the Terraform provider sends).
+#[utoipa::path(put, path = "/api/v1/projects/{project}/features/{feature}/mv-options/{option}",
+    tag = "features",
+    params(("project" = i64, Path), ("feature" = i64, Path), ("option" = i64, Path)),
+    request_body = NewMvOption, responses((status = 200, body = MvOption)))]
+async fn put_option(
+    State(s): State<AppState>,
+    permit: Permit<rules::CreateFeature>,
+    Path((project, feature, option)): Path<(i64, i64, i64)>,
+    Json(body): Json<NewMvOption>,
+) -> ApiResult<Json<MvOption>> {
+    let mut ch = s.store.change(permit.caller.actor()).await?;
+    let patch = MvOptionPatch::from(&body);
+    let option = options::update(&mut ch, project, feature, option, &patch).await?;
+    ch.commit().await?;
+    Ok(Json(option))
 }
 
 #[utoipa::path(patch, path = "/api/v1/projects/{project}/features/{feature}/mv-options/{option}",

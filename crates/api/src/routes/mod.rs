@@ -17,6 +17,7 @@ mod projects;
 mod promotion;
 mod scheduled;
 mod segments;
+mod tags;
 mod tasks;
 mod transfer;
 mod uuids;
@@ -35,6 +36,7 @@ pub(crate) fn all(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     let r = environments::routes(r);
     let r = features::routes(r);
     let r = segments::routes(r);
+    let r = tags::routes(r);
     let r = identities::routes(r);
     let r = tasks::routes(r);
     let r = transfer::routes(r);

@@ -1,6 +1,7 @@
 //! `/api/v1/projects/{id}/segments/`: segments and their rules. Segment overrides (per
 //! environment) are in [`overrides`].
 
+mod flagsmith_paths;
 mod overrides;
 
 use axum::extract::State;
@@ -23,7 +24,7 @@ pub(crate) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
             update_segment,
             delete_segment
         ));
-    overrides::routes(r)
+    flagsmith_paths::routes(overrides::routes(r))
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}/segments", tag = "segments",

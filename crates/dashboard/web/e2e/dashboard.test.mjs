@@ -209,8 +209,12 @@ test('the features page of an environment with 1,000 features renders in under a
   const org = await server.api('POST', '/organisations/', { name: 'Big' });
   const project = await server.api('POST', '/projects/', { name: 'Big', organisation: org.id });
   const env = await server.api('POST', '/environments/', { name: 'Live', project: project.id });
+  const teams = [];
+  for (let t = 0; t < 7; t++) {
+    teams.push((await server.api('POST', `/projects/${project.id}/tags/`, { label: `team${t}`, color: '#3d4db6' })).id);
+  }
   for (let i = 0; i < 1000; i++) {
-    await server.api('POST', `/projects/${project.id}/features/`, { name: `feature_${String(i).padStart(4, '0')}`, tags: [`team${i % 7}`] });
+    await server.api('POST', `/projects/${project.id}/features/`, { name: `feature_${String(i).padStart(4, '0')}`, tags: [teams[i % 7]] });
   }
   const page = await signedInPage(browser, server);
   const url = `${server.base}/projects/${project.id}/environments/${env.api_key}/features`;

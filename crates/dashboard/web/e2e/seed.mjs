@@ -16,10 +16,15 @@ export async function seedDemo(call, organisationName = 'Acme') {
     ['gift_cards', 'Sell and redeem gift cards', ['checkout'], false, null],
     ['new_onboarding', 'Guided tour for new accounts', ['experiment', 'ui'], true, null],
   ];
+  // Tags are objects of the project; features carry their ids.
+  const tagIds = {};
+  for (const label of [...new Set(features.flatMap((f) => f[2]))]) {
+    tagIds[label] = (await call('POST', `/projects/${project.id}/tags/`, { label, color: '#3d4db6' })).id;
+  }
   const made = {};
   for (const [name, description, tags, enabled, value] of features) {
     made[name] = await call('POST', `/projects/${project.id}/features/`, {
-      name, description, tags, default_enabled: enabled, initial_value: value,
+      name, description, tags: tags.map((t) => tagIds[t]), default_enabled: enabled, initial_value: value,
     });
   }
   await call('POST', `/projects/${project.id}/features/${made.recommendations.id}/mv-options/`, { value: 'collaborative', key: 'collab', default_percentage_allocation: 30 });

@@ -8,6 +8,8 @@
 //!   value in every environment, no segment or identity override, no multivariate split, and no
 //!   change to any of that in those M days.
 //!
+//! A feature carrying a permanent tag (`is_permanent`, as Flagsmith has it) is never stale.
+//!
 //! N is the project's `stale_flags_limit_days` (Flagsmith's name), M its
 //! `stale_fixed_value_days`; either falls back to the installation's default.
 
@@ -127,10 +129,15 @@ type StateFact = (i64, bool, Option<String>, String, i64);
 
 async fn facts(tx: &mut Tx, project_id: i64) -> Result<HashMap<i64, FeatureFacts>> {
     let features: Vec<(i64, i64)> = sql!(&mut *tx, |c| {
-        sqlx::query_as("SELECT id, created_at FROM features WHERE project_id = $1")
-            .bind(project_id)
-            .fetch_all(c)
-            .await?
+        // A feature carrying a permanent tag is never stale (Flagsmith's `is_permanent`).
+        sqlx::query_as(
+            "SELECT id, created_at FROM features WHERE project_id = $1 AND id NOT IN \
+             (SELECT ft.feature_id FROM feature_tags ft JOIN tags t ON t.id = ft.tag_id \
+              WHERE t.is_permanent)",
+        )
+        .bind(project_id)
+        .fetch_all(c)
+        .await?
     });
     let mut out: HashMap<i64, FeatureFacts> = features
         .into_iter()

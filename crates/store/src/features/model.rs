@@ -1,5 +1,5 @@
 //! The feature model: what the API returns and accepts for a feature, how a feature row is
-//! decoded, and the checks on its free-form fields (description, tags).
+//! decoded, and the checks on its free-form fields (description).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -9,9 +9,8 @@ use super::NewMvOption;
 use crate::organisations::double_option;
 use crate::{Result, StoreError};
 
-/// Tags on one feature, and characters in one tag.
+/// Tags on one feature.
 pub const MAX_TAGS: usize = 100;
-pub const MAX_TAG_CHARS: usize = 100;
 /// Characters in a feature's description.
 pub const MAX_DESCRIPTION_CHARS: usize = 20_000;
 
@@ -62,7 +61,8 @@ pub struct Feature {
     pub description: Option<String>,
     /// Served only to server-side keys.
     pub is_server_key_only: bool,
-    pub tags: Vec<String>,
+    /// Ids of the project's tags the feature carries (`/api/v1/projects/{id}/tags/`), sorted.
+    pub tags: Vec<i64>,
     /// Archived features are hidden from the dashboard's default list; they are still served.
     pub is_archived: bool,
     pub multivariate_options: Vec<MvOption>,
@@ -86,13 +86,16 @@ pub(super) struct FeatureRow {
     default_enabled: bool,
     description: Option<String>,
     is_server_key_only: bool,
-    tags: String,
     is_archived: bool,
     created_at: i64,
 }
 
 impl FeatureRow {
-    pub(super) fn into_feature(self, multivariate_options: Vec<MvOption>) -> Result<Feature> {
+    pub(super) fn into_feature(
+        self,
+        tags: Vec<i64>,
+        multivariate_options: Vec<MvOption>,
+    ) -> Result<Feature> {
         Ok(Feature {
             id: self.id,
             uuid: self.uuid,
@@ -106,10 +109,7 @@ impl FeatureRow {
             default_enabled: self.default_enabled,
             description: self.description,
             is_server_key_only: self.is_server_key_only,
-            tags: serde_json::from_str(&self.tags).map_err(|e| StoreError::Corrupt {
-                what: "features.tags",
-                detail: e.to_string(),
-            })?,
+            tags,
             is_archived: self.is_archived,
             multivariate_options,
             created_at: self.created_at,
@@ -137,8 +137,10 @@ pub struct NewFeature {
     pub description: Option<String>,
     #[serde(default)]
     pub is_server_key_only: bool,
+    /// Tag ids of the project; `null` (what Flagsmith's Terraform client sends for none) is
+    /// no tags.
     #[serde(default)]
-    pub tags: Vec<String>,
+    pub tags: Option<Vec<i64>>,
     /// Options created with the feature, in the same change.
     #[serde(default)]
     pub multivariate_options: Vec<NewMvOption>,
@@ -160,9 +162,35 @@ pub struct FeaturePatch {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub description: Option<Option<String>>,
     pub is_server_key_only: Option<bool>,
-    pub tags: Option<Vec<String>>,
+    /// Replaces the feature's tags (ids); `null` removes them all.
+    #[serde(default, deserialize_with = "double_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<i64>>))]
+    pub tags: Option<Option<Vec<i64>>>,
     /// Archive (`true`) or restore (`false`) the feature; it is served either way.
     pub is_archived: Option<bool>,
+    /// Flagsmith clients repeat the project in the body; it must match the path.
+    pub project: Option<i64>,
+    /// Read-only fields of Flagsmith's feature serializer that its clients send back with a
+    /// `PUT` of what they read (the Terraform provider's `id`, `uuid`): ignored, as Flagsmith
+    /// ignores them.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub id: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub uuid: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub created_date: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub owners: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub num_segment_overrides: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub num_identity_overrides: Option<serde::de::IgnoredAny>,
 }
 
 /// Deserializes a JSON value that may be absent (`None`: no change) or present, null included
@@ -176,7 +204,7 @@ where
 
 pub(super) const COLUMNS: &str =
     "id, uuid, project_id, name, type, initial_value, default_enabled, description, \
-    is_server_key_only, tags, is_archived, created_at";
+    is_server_key_only, is_archived, created_at";
 
 pub(super) fn validate_description(d: Option<&str>) -> Result<Option<String>> {
     match d {
@@ -189,47 +217,13 @@ pub(super) fn validate_description(d: Option<&str>) -> Result<Option<String>> {
     }
 }
 
-/// Trims tags and rejects blank, overlong, duplicate or too many; returns the JSON to store.
-pub(super) fn validate_tags(tags: &[String]) -> Result<String> {
+/// Refuses more tags on one feature than [`MAX_TAGS`].
+pub(super) fn check_tag_count(tags: &[i64]) -> Result<()> {
     if tags.len() > MAX_TAGS {
         return Err(StoreError::invalid(
             "tags",
             format!("at most {MAX_TAGS} tags"),
         ));
     }
-    let mut out: Vec<&str> = Vec::with_capacity(tags.len());
-    for t in tags {
-        let t = t.trim();
-        if t.is_empty() || t.chars().count() > MAX_TAG_CHARS {
-            return Err(StoreError::invalid(
-                "tags",
-                format!("each tag must be 1 to {MAX_TAG_CHARS} characters"),
-            ));
-        }
-        crate::text::refuse_deceptive("tags", t)?;
-        if out.contains(&t) {
-            return Err(StoreError::invalid(
-                "tags",
-                format!("tag {t:?} is listed twice"),
-            ));
-        }
-        out.push(t);
-    }
-    Ok(serde_json::to_string(&out).expect("strings serialize"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tags_are_trimmed_and_checked() {
-        assert_eq!(
-            validate_tags(&[" a ".into(), "b".into()]).unwrap(),
-            r#"["a","b"]"#
-        );
-        assert!(validate_tags(&["a".into(), "a ".into()]).is_err());
-        assert!(validate_tags(&["  ".into()]).is_err());
-        assert!(validate_tags(&vec!["x".to_string(); MAX_TAGS + 1]).is_err());
-    }
+    Ok(())
 }

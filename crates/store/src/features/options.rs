@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::allocations::{check_states_fit, strip_option, EPSILON};
-use super::{get as get_feature, lock_feature, present, FeatureType};
+pub use super::option_body::{MvOptionBody, TypedFields};
+use super::{get as get_feature, lock_feature, FeatureType};
 use crate::error::unique_as_conflict;
-use crate::organisations::double_option;
 use crate::values::{decode_value, encode_value, validate_flag_value};
 use crate::{projects, sql, AuditEntry, Change, Limits, Page, PageRequest, Result, StoreError, Tx};
 
@@ -30,6 +30,9 @@ pub struct MvOption {
     /// An optional name for the option, unique within its feature.
     pub key: Option<String>,
     pub uuid: String,
+    /// The value as Flagsmith's fields (`type`, `string_value`, …).
+    #[serde(flatten)]
+    pub typed: TypedFields,
 }
 
 #[derive(sqlx::FromRow)]
@@ -45,10 +48,12 @@ struct OptionRow {
 impl TryFrom<OptionRow> for MvOption {
     type Error = StoreError;
     fn try_from(r: OptionRow) -> Result<MvOption> {
+        let value = decode_value("mv_options.value", r.value.as_deref())?;
         Ok(MvOption {
             id: r.id,
             feature: r.feature_id,
-            value: decode_value("mv_options.value", r.value.as_deref())?,
+            value: value.clone(),
+            typed: TypedFields::of(&value),
             default_percentage_allocation: r.default_percentage_allocation,
             key: r.key,
             uuid: r.uuid,
@@ -56,33 +61,56 @@ impl TryFrom<OptionRow> for MvOption {
     }
 }
 
+/// A new option, read from an [`MvOptionBody`] (Flagstone's `value` or Flagsmith's typed
+/// fields).
 #[derive(Debug, Clone, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "MvOptionBody")]
 pub struct NewMvOption {
-    #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Value))]
     pub value: Value,
-    #[serde(default)]
     pub default_percentage_allocation: f64,
-    #[serde(default)]
     pub key: Option<String>,
     /// Flagsmith clients repeat the feature in the body; it must match the path.
-    #[serde(default)]
     pub feature: Option<i64>,
 }
 
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for NewMvOption {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <MvOptionBody as utoipa::PartialSchema>::schema()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for NewMvOption {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "MvOptionBody".into()
+    }
+}
+
+/// A change to an option (absent fields keep their value), read from an [`MvOptionBody`]; a
+/// `PUT` sends every field.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "MvOptionBody")]
 pub struct MvOptionPatch {
-    #[serde(default, deserialize_with = "present")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Value))]
     pub value: Option<Value>,
     pub default_percentage_allocation: Option<f64>,
-    #[serde(default, deserialize_with = "double_option")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub key: Option<Option<String>>,
+    /// Only used by `PUT`, which may repeat the feature (it must match the path).
+    pub feature: Option<i64>,
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for MvOptionPatch {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <MvOptionBody as utoipa::PartialSchema>::schema()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for MvOptionPatch {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "MvOptionBody".into()
+    }
 }
 
 const COLUMNS: &str = "id, feature_id, value, default_percentage_allocation, key, uuid";
@@ -334,6 +362,12 @@ pub async fn update(
     patch: &MvOptionPatch,
 ) -> Result<MvOption> {
     let before = get(ch.tx(), project_id, feature_id, id).await?;
+    if patch.feature.is_some_and(|f| f != feature_id) {
+        return Err(StoreError::invalid(
+            "feature",
+            "does not match the feature in the path",
+        ));
+    }
     let limits = projects::limits(ch.tx(), project_id).await?;
     let value = patch.value.clone().unwrap_or_else(|| before.value.clone());
     validate_flag_value("value", &value, &limits)?;

@@ -90,6 +90,23 @@ pub struct FeatureStatePatch {
     /// instead of now (`docs/change-management.md`). Not part of the update itself.
     #[serde(default)]
     pub live_from: Option<String>,
+    /// Read-only fields a client sends back with a `PUT` of the state it read (`id`, `uuid`,
+    /// times): ignored, as Flagsmith ignores them.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub id: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub uuid: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub created_at: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub updated_at: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub last_evaluated_at: Option<serde::de::IgnoredAny>,
 }
 
 /// The state's columns, and when it was last evaluated (the hourly usage rows of its feature

@@ -124,6 +124,7 @@ pub(crate) async fn apply_config(
             feature: None,
             environment: None,
             live_from: None,
+            ..Default::default()
         };
         states::update(ch, env, state_id, &patch).await?;
     }
@@ -189,6 +190,8 @@ pub(crate) async fn apply_config(
                 feature_state_value: added.feature_state_value.clone(),
                 priority: None,
                 multivariate_feature_state_values: added.multivariate_feature_state_values.clone(),
+                feature: None,
+                environment: None,
             };
             overrides::create(ch, &env.api_key, feature, &new).await?;
         }

@@ -75,6 +75,7 @@ impl ScheduledFeatureState {
             feature: None,
             environment: None,
             live_from: None,
+            ..Default::default()
         }
     }
 

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use super::override_body::{FeatureSegment, FeatureSegmentRef, SegmentOverrideBody};
 use super::priorities::renumber;
 pub use super::priorities::{reorder, PriorityUpdate};
 use crate::values::{self, MvAllocation};
@@ -73,22 +74,34 @@ pub(super) const COLUMNS: &str =
     "id, uuid, feature_id, segment_id, environment_id, priority, enabled, value, \
     mv_allocations, updated_at";
 
+/// A new override, read from a [`SegmentOverrideBody`] (`segment` at the top level, or
+/// Flagsmith's `feature_segment` object).
 #[derive(Debug, Clone, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "SegmentOverrideBody")]
 pub struct NewSegmentOverride {
     pub segment: i64,
-    #[serde(default)]
     pub enabled: bool,
-    /// A plain value, or Flagsmith's `{"type": …, "string_value": …}` object.
-    #[serde(default, deserialize_with = "crate::values::typed_value")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub feature_state_value: Value,
     /// Position among the feature's overrides in this environment; after the last when absent.
-    #[serde(default)]
     pub priority: Option<i64>,
-    #[serde(default)]
     pub multivariate_feature_state_values: Vec<MvAllocation>,
+    /// Repeated by Flagsmith clients; must match the feature and environment addressed.
+    pub feature: Option<i64>,
+    pub environment: Option<i64>,
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for NewSegmentOverride {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <SegmentOverrideBody as utoipa::PartialSchema>::schema()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for NewSegmentOverride {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "SegmentOverrideBody".into()
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -129,6 +142,24 @@ async fn segment_name(tx: &mut Tx, project_id: i64, segment_id: i64) -> Result<O
             .fetch_optional(c)
             .await?
     }))
+}
+
+/// The override as Flagsmith's feature segment (its id, uuid, segment and priority).
+pub async fn feature_segment(tx: &mut Tx, o: &SegmentOverride) -> Result<FeatureSegment> {
+    let env = environments::get(tx, o.environment).await?;
+    let segment_name = segment_name(tx, env.project, o.segment)
+        .await?
+        .ok_or(StoreError::not_found("segment"))?;
+    Ok(FeatureSegment {
+        id: o.id,
+        uuid: o.uuid.clone(),
+        feature: o.feature,
+        segment: o.segment,
+        environment: o.environment,
+        priority: o.priority,
+        segment_name,
+        is_feature_specific: false,
+    })
 }
 
 fn check_priority(p: i64) -> Result<()> {
@@ -206,6 +237,18 @@ pub async fn create(
     new: &NewSegmentOverride,
 ) -> Result<SegmentOverride> {
     let env = environments::get_by_key(ch.tx(), api_key).await?;
+    if new.feature.is_some_and(|f| f != feature_id) {
+        return Err(StoreError::invalid(
+            "feature",
+            "does not match the feature in the path",
+        ));
+    }
+    if new.environment.is_some_and(|e| e != env.id) {
+        return Err(StoreError::invalid(
+            "environment",
+            "does not match the environment in the path",
+        ));
+    }
     let feature = feature_name(ch.tx(), env.project, feature_id)
         .await?
         .ok_or(StoreError::not_found("feature"))?;

@@ -221,7 +221,6 @@ async fn features(
                         "default_enabled",
                         "description",
                         "is_server_key_only",
-                        "tags",
                         "source_id",
                         "created_at"
                     ],
@@ -234,7 +233,6 @@ async fn features(
                         .bind(enabled)
                         .bind(None::<String>)
                         .bind(f.server_key_only)
-                        .bind("[]")
                         .bind(f.doc_id)
                         .bind(now)
                 );

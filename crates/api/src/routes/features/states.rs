@@ -18,8 +18,11 @@ use crate::routes::change_requests::guard::direct_edit;
 use crate::AppState;
 
 pub(super) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
-    r.routes(routes!(list_feature_states))
-        .routes(routes!(get_feature_state, update_feature_state))
+    r.routes(routes!(list_feature_states)).routes(routes!(
+        get_feature_state,
+        put_feature_state,
+        update_feature_state
+    ))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -62,6 +65,21 @@ async fn get_feature_state(
     let mut tx = s.store.read().await?;
     let env = environments::get_by_key(&mut tx, &api_key).await?;
     Ok(Json(states::get(&mut tx, env.id, id).await?))
+}
+
+/// Flagsmith's `PUT` of a state (what its clients send back after a read, edited): the same
+/// change as `PATCH`, read-only fields ignored.
+#[utoipa::path(put, path = "/api/v1/environments/{api_key}/featurestates/{id}", tag = "features",
+    params(("api_key" = String, Path), ("id" = i64, Path)), request_body = FeatureStatePatch,
+    responses((status = 200, body = FeatureState),
+        (status = 202, body = ScheduledChange, description = "Scheduled for `live_from`")))]
+async fn put_feature_state(
+    s: State<AppState>,
+    permit: Permit<rules::UpdateFeatureState>,
+    path: Path<(String, i64)>,
+    body: Json<FeatureStatePatch>,
+) -> ApiResult<Response> {
+    update_feature_state(s, permit, path, body).await
 }
 
 /// Changes the state now, or with `live_from` (a future ISO-8601 time) schedules the change

@@ -14,6 +14,7 @@ import { SegmentOverrides } from '../components/SegmentOverrides.jsx';
 import { HistoryCard } from '../components/History.jsx';
 import { UsageCard } from '../components/Usage.jsx';
 import { ScheduledTable } from './ScheduledChanges.jsx';
+import { loadTags, tagIdsFor, tagLabels } from '../lib/tags.js';
 
 export function FeatureEditor({ params }) {
   const place = usePlace();
@@ -333,7 +334,9 @@ function Variations({ feature, project, canEdit, onSaved }) {
 function SettingsCard({ feature, project, canEdit, onSaved }) {
   const [name, setName] = useState(feature.name);
   const [description, setDescription] = useState(feature.description || '');
-  const [tags, setTags] = useState(feature.tags.join(', '));
+  const known = useLoad(() => loadTags(project), [project]);
+  const [tags, setTags] = useState(null);
+  const shownTags = tags ?? (known.data ? tagLabels(feature.tags, known.data).join(', ') : '');
   const [serverOnly, setServerOnly] = useState(feature.is_server_key_only);
   const [error, setError] = useState(null);
   const save = async (e) => {
@@ -343,9 +346,11 @@ function SettingsCard({ feature, project, canEdit, onSaved }) {
       await patch(`/projects/${project}/features/${feature.id}/`, {
         name: name.trim(),
         description: description || null,
-        tags: tags.split(',').map((t) => t.trim()).filter(Boolean),
+        tags: await tagIdsFor(project, shownTags, known.data),
         is_server_key_only: serverOnly,
       });
+      setTags(null);
+      known.reload();
       toast('Feature settings saved');
       onSaved();
     } catch (err) {
@@ -359,7 +364,7 @@ function SettingsCard({ feature, project, canEdit, onSaved }) {
       <Alert error={error && !['name', 'description', 'tags'].some((k) => error.fields[k]) ? error : null} />
       <TextField label="Name" value={name} onInput={setName} error={error?.fields.name} disabled={!canEdit} />
       <TextArea label="Description" value={description} onInput={setDescription} error={error?.fields.description} disabled={!canEdit} rows={2} />
-      <TextField label="Tags" value={tags} onInput={setTags} error={error?.fields.tags} hint="Comma-separated" disabled={!canEdit} />
+      <TextField label="Tags" value={shownTags} onInput={setTags} error={error?.fields.tags || known.error?.message} hint="Comma-separated" disabled={!canEdit || !known.data} />
       <Checkbox label="Server-side only (hidden from client-side SDKs)" checked={serverOnly} onChange={setServerOnly} disabled={!canEdit} />
       {canEdit && (
         <div class="form-actions">

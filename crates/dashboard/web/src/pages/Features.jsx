@@ -9,6 +9,7 @@ import {
   Alert, Button, Checkbox, Dialog, Empty, Loading, PageHeader, Pager, SelectField, Switch, TextArea, TextField, toast, useLoad,
 } from '../components/ui.jsx';
 import { ValueEditor, readValue, valueState } from '../components/ValueEditor.jsx';
+import { loadTags, tagIdsFor, tagLabels } from '../lib/tags.js';
 
 const PAGE_SIZE = 50;
 
@@ -36,7 +37,7 @@ export function Features({ params }) {
   const q = useDebounced(search, 200);
   useEffect(() => setPage(1), [q, tag, archived, stale, env?.id]);
 
-  const tags = useLoad(() => get(`/projects/${params.project}/feature-tags/`), [params.project]);
+  const tags = useLoad(() => loadTags(params.project), [params.project]);
   const list = useLoad(
     () =>
       get(
@@ -92,7 +93,7 @@ export function Features({ params }) {
           label="Tag"
           value={tag}
           onChange={setTag}
-          options={[{ value: '', label: 'All tags' }, ...(tags.data || []).map((t) => ({ value: t, label: t }))]}
+          options={[{ value: '', label: 'All tags' }, ...(tags.data || []).map((t) => ({ value: String(t.id), label: t.label }))]}
         />
         <Checkbox label="Show archived" checked={archived} onChange={setArchived} />
         <Checkbox label="Only stale (unused or unchanged for weeks)" checked={stale} onChange={setStale} />
@@ -142,7 +143,7 @@ export function Features({ params }) {
               </thead>
               <tbody>
                 {list.data.results.map((f) => (
-                  <FeatureRow key={f.id} f={f} env={env} params={params} canToggle={canToggle} onToggle={toggle} onEdit={setEditing} />
+                  <FeatureRow key={f.id} f={f} tags={tags.data} env={env} params={params} canToggle={canToggle} onToggle={toggle} onEdit={setEditing} />
                 ))}
               </tbody>
             </table>
@@ -164,6 +165,7 @@ export function Features({ params }) {
       {creating && (
         <CreateFeature
           project={project}
+          knownTags={tags.data}
           onClose={() => setCreating(false)}
           onCreated={(f) => {
             setCreating(false);
@@ -177,7 +179,7 @@ export function Features({ params }) {
   );
 }
 
-function FeatureRow({ f, env, params, canToggle, onToggle, onEdit }) {
+function FeatureRow({ f, tags, env, params, canToggle, onToggle, onEdit }) {
   const state = f.environment_feature_state;
   const value = state ? showValue(state.feature_state_value) : '';
   const variations = f.multivariate_options.length;
@@ -188,7 +190,7 @@ function FeatureRow({ f, env, params, canToggle, onToggle, onEdit }) {
           {f.name}
         </Link>
         {f.is_archived && <span class="chip chip-muted">archived</span>}
-        {f.tags.map((t) => (
+        {tagLabels(f.tags, tags).map((t) => (
           <span class="chip" key={t}>
             {t}
           </span>
@@ -236,7 +238,7 @@ function staleWhy(s) {
   return `It has served the same value everywhere since ${dateTime(s.since)}: it can be replaced by a constant.`;
 }
 
-function CreateFeature({ project, onClose, onCreated }) {
+function CreateFeature({ project, knownTags, onClose, onCreated }) {
   const [name, setName] = useState('');
   const [description, setDescription] = useState('');
   const [tags, setTags] = useState('');
@@ -255,7 +257,7 @@ function CreateFeature({ project, onClose, onCreated }) {
       const f = await post(`/projects/${project.id}/features/`, {
         name: name.trim(),
         description: description || null,
-        tags: tags.split(',').map((t) => t.trim()).filter(Boolean),
+        tags: await tagIdsFor(project.id, tags, knownTags),
         default_enabled: enabled,
         initial_value: v.value,
         is_server_key_only: serverOnly,
