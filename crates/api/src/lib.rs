@@ -9,6 +9,7 @@ pub mod clock;
 pub mod error;
 pub mod extract;
 pub mod mail;
+mod openapi_errors;
 pub mod pagination;
 mod routes;
 
@@ -137,7 +138,9 @@ impl utoipa::Modify for SecurityAddon {
 pub fn admin_api(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     let (protected, mut openapi) =
         routes::all(OpenApiRouter::with_openapi(ApiDoc::openapi())).split_for_parts();
-    let (public, public_doc) = routes::public(OpenApiRouter::new()).split_for_parts();
+    openapi_errors::document(&mut openapi, true);
+    let (public, mut public_doc) = routes::public(OpenApiRouter::new()).split_for_parts();
+    openapi_errors::document(&mut public_doc, false);
     openapi.merge(public_doc);
     let protected = protected.layer(axum::middleware::from_fn_with_state(
         state.clone(),

@@ -46,6 +46,8 @@ impl DirectEdit {
 /// Where a change request is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+// Named apart from the health report's `Status` in the one OpenAPI document.
+#[cfg_attr(feature = "openapi", schema(as = ChangeRequestStatus))]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Open,

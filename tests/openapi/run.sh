@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Schemathesis against the admin API's OpenAPI document, on a real `flagstone serve` (a fresh
+# SQLite store, the installation key as credentials): generated requests for every operation,
+# checked for server errors (5xx), statuses the document does not list, and bodies that do not
+# match their documented schema. Bounded: a few examples per operation and a time limit.
+# Installs the pinned schemathesis when missing. Builds nothing: set FLAGSTONE_BIN or build
+# target/debug/flagstone first. Exits non-zero on any failure.
+#
+#   tests/openapi/run.sh [extra schemathesis options]
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+bin="${FLAGSTONE_BIN:-$repo/target/debug/flagstone}"
+version="4.32.5"
+examples="${SCHEMATHESIS_MAX_EXAMPLES:-10}"
+
+if [ "$(python3 -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null)" != "$version" ]; then
+  python3 -m pip install -q --disable-pip-version-check "schemathesis==$version"
+fi
+
+work="$(mktemp -d)"
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+key="schemathesis-admin-key-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+FLAGSTONE_ADMIN_KEY="$key" "$bin" serve --database-url "sqlite://$work/st.db" \
+  --bind "127.0.0.1:$port" --edge-cache-dir "$work/cache" >"$work/serve.log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq 1 100); do
+  curl -sf "http://127.0.0.1:$port/health/liveness" >/dev/null && break
+  sleep 0.2
+done
+
+# The admin API's own credentials, sent as a header; the report never prints them.
+timeout 900 st run "http://127.0.0.1:$port/api/v1/openapi.json" \
+  --url "http://127.0.0.1:$port" \
+  -H "Authorization: Api-Key $key" \
+  --checks not_a_server_error,status_code_conformance,response_schema_conformance \
+  --max-examples "$examples" --seed 1 --workers 2 --no-color "$@" \
+  || { echo "schemathesis found failures; the server's log:"; tail -50 "$work/serve.log"; exit 1; }
