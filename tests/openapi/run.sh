@@ -30,7 +30,9 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 
-# The admin API's own credentials, sent as a header; the report never prints them.
+# The admin API's own credentials, sent as a header; the report never prints them. Run from the
+# scratch directory: schemathesis keeps its state (.schemathesis/) in the working directory.
+cd "$work"
 timeout 900 st run "http://127.0.0.1:$port/api/v1/openapi.json" \
   --url "http://127.0.0.1:$port" \
   -H "Authorization: Api-Key $key" \
