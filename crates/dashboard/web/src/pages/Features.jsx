@@ -9,6 +9,7 @@ import {
   Alert, Button, Checkbox, Dialog, Empty, Loading, PageHeader, Pager, SelectField, Switch, TextArea, TextField, toast, useLoad,
 } from '../components/ui.jsx';
 import { ValueEditor, readValue, valueState } from '../components/ValueEditor.jsx';
+import { approvalsWord, requiresRequests } from './ChangeRequests.jsx';
 
 const PAGE_SIZE = 50;
 
@@ -52,7 +53,10 @@ export function Features({ params }) {
       ),
     [params.project, env?.id, q, tag, archived, stale, page],
   );
-  const canToggle = can('UPDATE_FEATURE_STATE');
+  // An environment that requires approvals takes direct changes from its admins only; anyone
+  // else requests them (from the feature's page), so the switches here are read-only for them.
+  const viaRequests = requiresRequests(env) && !can('ADMIN');
+  const canToggle = can('UPDATE_FEATURE_STATE') && !viaRequests;
 
   const toggle = async (feature, enabled) => {
     const state = feature.environment_feature_state;
@@ -97,7 +101,13 @@ export function Features({ params }) {
         <Checkbox label="Show archived" checked={archived} onChange={setArchived} />
         <Checkbox label="Only stale (unused or unchanged for weeks)" checked={stale} onChange={setStale} />
       </div>
-      {!canToggle && (
+      {viaRequests ? (
+        <p class="notice" id="no-toggle">
+          Changes to {env.name} go through change requests: each needs {approvalsWord(env.minimum_change_request_approvals)} before it
+          takes effect, so the switches here are read-only. Open a feature to request a change; see{' '}
+          <Link href={`/projects/${params.project}/environments/${env.api_key}/change-requests`}>Change requests</Link>.
+        </p>
+      ) : !canToggle && (
         <p class="notice" id="no-toggle">
           You can view the flags of {env.name} but not change them: that needs the “Update feature state” permission here.
         </p>
