@@ -112,6 +112,17 @@ try {
     }
     await page.context().close();
   }
+  // Requesting a change, as Grace sees Production (it requires approvals; she is no admin).
+  for (const [tag, viewport] of sizes) {
+    const page = await signedInPage(browser, server, viewport, 'grace@acme.example', 'a long enough password');
+    await page.goto(`${server.base}${env}/features/${demo.features.dark_mode.id}`);
+    await page.getByRole('button', { name: 'Request this change' }).waitFor();
+    await page.getByRole('switch', { name: 'dark_mode' }).click();
+    await page.getByLabel('Title', { exact: true }).fill('Dark mode for everyone');
+    await page.getByLabel('Description (optional)').fill('Feedback from the beta was positive.');
+    await page.locator('form.card').first().screenshot({ path: join(OUT, `request-change-${tag}.png`) });
+    await page.context().close();
+  }
   console.log(`screenshots in ${OUT}`);
 } finally {
   receiver.close();

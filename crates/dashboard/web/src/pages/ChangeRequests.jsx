@@ -121,10 +121,13 @@ export function ChangeRequests({ params }) {
                 return (
                   <tr key={cr.id}>
                     <td>
-                      <Link class="feature-name" href={`${base}/change-requests/${cr.id}`}>
+                      <Link class="cr-title" href={`${base}/change-requests/${cr.id}`}>
                         {cr.title}
                       </Link>
                       <div class="muted small">opened {dateTime(cr.created_at)}</div>
+                      <span class="show-phone-block small">
+                        {cr.feature_states.map((s) => `${nameOf(list.data.names, s.feature)}: ${describeUpdate(s)}`).join('; ')}
+                      </span>
                       <span class="show-phone-block">
                         <span class={`chip ${chip}`}>{word}</span>
                       </span>

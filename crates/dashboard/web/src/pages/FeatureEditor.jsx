@@ -234,7 +234,7 @@ function StateCard({ feature, state, env, project, viaRequests, canEdit, onSaved
           <legend>Take effect</legend>
           <div class="row">
             <label class="radio">
-              <input type="radio" name="when" checked={!later} onChange={() => setLater(false)} /> Now
+              <input type="radio" name="when" checked={!later} onChange={() => setLater(false)} /> {viaRequests ? 'As soon as it is committed' : 'Now'}
             </label>
             <label class="radio">
               <input type="radio" name="when" checked={later} onChange={() => setLater(true)} /> Later, at a set time
