@@ -39,7 +39,7 @@ export function FeatureEditor({ params }) {
   const { feature, state } = data.data;
   // Where approvals are required, only the environment's admins save directly; anyone else
   // with "Create change request" requests the change instead.
-  const viaRequests = requiresRequests(env) && !perms.can('ADMIN');
+  const viaRequests = requiresRequests(env) && perms.loaded && !perms.can('ADMIN');
   return (
     <>
       <p class="crumbs">

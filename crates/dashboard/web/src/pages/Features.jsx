@@ -26,7 +26,7 @@ export function Features({ params }) {
   const place = usePlace();
   const env = place.environment;
   const project = place.project;
-  const { can } = usePermissions(project?.id, env?.api_key);
+  const { can, loaded } = usePermissions(project?.id, env?.api_key);
   const [search, setSearch] = useState('');
   const [tag, setTag] = useState('');
   const [archived, setArchived] = useState(false);
@@ -55,7 +55,7 @@ export function Features({ params }) {
   );
   // An environment that requires approvals takes direct changes from its admins only; anyone
   // else requests them (from the feature's page), so the switches here are read-only for them.
-  const viaRequests = requiresRequests(env) && !can('ADMIN');
+  const viaRequests = requiresRequests(env) && loaded && !can('ADMIN');
   const canToggle = can('UPDATE_FEATURE_STATE') && !viaRequests;
 
   const toggle = async (feature, enabled) => {
