@@ -4,7 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { launchBrowser, startServer, within } from './harness.mjs';
-import { seedChanges, seedDemo } from './seed.mjs';
+import { seedChangeRequests, seedChanges, seedDemo, seedPeople } from './seed.mjs';
 import { bootstrapAdmin, signedInPage } from './session.mjs';
 
 let server;
@@ -17,6 +17,9 @@ before(async () => {
   await bootstrapAdmin(server);
   demo = await seedDemo(server.api);
   demo.extras = await seedChanges(server.api, demo);
+  // Change requests last: from here on Production requires approvals.
+  demo.people = await seedPeople(server.base, server.api, demo);
+  demo.requests = await seedChangeRequests(server.base, server.api, demo, demo.people);
 });
 
 after(async () => {
@@ -57,6 +60,9 @@ test('every page: visible labels on every control, a name on every button', asyn
     `/projects/${p}/pipeline`,
     `/projects/${p}/settings`,
     `${env}/scheduled-changes`,
+    `${env}/change-requests`,
+    `${env}/change-requests/${demo.requests.gifts.id}`,
+    `${env}/change-requests/${demo.requests.search.id}`,
     `${env}/webhooks`,
     `${env}/webhooks/${demo.extras.webhook.id}`,
     `/organisations/${demo.org.id}/webhooks`,
@@ -67,8 +73,9 @@ test('every page: visible labels on every control, a name on every button', asyn
     '/projects',
     '/account',
   ];
-  // Pages added with history, schedules, webhooks and usage must also fit a phone's width.
-  const fitPhone = pages.filter((x) => /scheduled|webhooks|organisations|features\//.test(x));
+  // Pages added with history, schedules, change requests, webhooks and usage must also fit a
+  // phone's width.
+  const fitPhone = pages.filter((x) => /scheduled|change-requests|webhooks|organisations|features\/|environments\/[^/]+\/settings/.test(x));
   for (const viewport of [{ width: 1280, height: 900 }, { width: 390, height: 844 }]) {
     const page = await signedInPage(browser, server, viewport);
     for (const path of pages) {
@@ -157,4 +164,31 @@ test('a scheduled change can be cancelled with the keyboard alone', async () => 
   const [change] = (await server.api('GET', `/environments/${demo.prod.api_key}/scheduled-changes/`)).results;
   assert.equal(change.state, 'cancelled');
   await page.context().close();
+});
+
+test('requesting a change, and closing a request: labelled controls, named buttons, phone width', async () => {
+  const env = `/projects/${demo.project.id}/environments/${demo.prod.api_key}`;
+  for (const viewport of [{ width: 1280, height: 900 }, { width: 390, height: 844 }]) {
+    // Grace is no administrator of Production, which requires approvals: she requests changes.
+    const page = await signedInPage(browser, server, viewport, 'grace@acme.example', 'a long enough password');
+    const check = async (what) => {
+      assert.deepEqual(await page.evaluate(problems), [], `${what} at ${viewport.width}px`);
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `${what} is ${overflow}px wider than the screen`);
+    };
+    await page.goto(`${server.base}${env}/features/${demo.features.dark_mode.id}`);
+    await page.getByRole('button', { name: 'Request this change' }).waitFor();
+    await page.getByLabel('Later, at a set time').check();
+    await page.getByLabel('Date and time').waitFor();
+    await check('the change request form');
+    await page.goto(`${server.base}${env}/features`);
+    await page.getByRole('switch', { name: 'dark_mode' }).waitFor();
+    await check('features that go through change requests');
+    await page.goto(`${server.base}${env}/change-requests/${demo.requests.shipping.id}`);
+    await page.getByRole('button', { name: 'Close request' }).click();
+    await page.getByRole('dialog', { name: 'Close this change request?' }).waitFor();
+    await check('the close dialog');
+    await page.keyboard.press('Escape');
+    await page.context().close();
+  }
 });

@@ -4,7 +4,7 @@ import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join, resolve } from 'node:path';
 import { launchBrowser, startServer } from './harness.mjs';
-import { seedChanges, seedDemo, seedPeople } from './seed.mjs';
+import { seedChangeRequests, seedChanges, seedDemo, seedPeople } from './seed.mjs';
 import { bootstrapAdmin, signedInPage } from './session.mjs';
 
 const OUT = process.env.OUT || resolve(import.meta.dirname, '../../../../docs/screenshots');
@@ -24,7 +24,7 @@ try {
   const p = demo.project.id;
   const env = `/projects/${p}/environments/${demo.prod.api_key}`;
   await seedChanges(server.api, demo);
-  await seedPeople(server.base, server.api, demo);
+  const people = await seedPeople(server.base, server.api, demo);
   const hook = await server.api('POST', `/environments/${demo.prod.api_key}/webhooks/`, {
     url: `http://127.0.0.1:${receiver.address().port}/flags`, secret: 'a-long-random-secret-for-signing', events: ['ENVIRONMENT_PUBLISHED'],
   });
@@ -38,6 +38,8 @@ try {
   await fetch(`${server.base}/api/v1/analytics/flags/`, {
     method: 'POST', headers: { 'X-Environment-Key': demo.prod.api_key, 'Content-Type': 'application/json' }, body: JSON.stringify({ search_provider: 25 }),
   });
+  // Last: from here on Production requires approvals.
+  const requests = await seedChangeRequests(server.base, server.api, demo, people);
   await new Promise((r) => setTimeout(r, 2500));
   const pages = [
     ['features', `${env}/features`],
@@ -54,6 +56,8 @@ try {
     ['usage', `${env}/features/${demo.features.search_provider.id}`],
     ['schedule', `${env}/features/${demo.features.gift_cards.id}`],
     ['scheduled-changes', `${env}/scheduled-changes`],
+    ['change-requests', `${env}/change-requests`],
+    ['change-request', `${env}/change-requests/${requests.gifts.id}`],
     ['webhooks', `${env}/webhooks`],
     ['webhook-deliveries', `${env}/webhooks/${hook.id}`],
   ];
@@ -103,9 +107,20 @@ try {
         await page.getByLabel('Date and time').fill(`${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())}T09:00`);
         await page.getByRole('button', { name: 'Schedule change' }).scrollIntoViewIfNeeded();
       }
-      await page.screenshot({ path: file });
+      await page.screenshot({ path: file, fullPage: name === 'change-request' });
       if (name === 'pipeline') await server.api('PATCH', `/projects/${p}/`, { limits: { max_document_bytes: 33554432 } });
     }
+    await page.context().close();
+  }
+  // Requesting a change, as Grace sees Production (it requires approvals; she is no admin).
+  for (const [tag, viewport] of sizes) {
+    const page = await signedInPage(browser, server, viewport, 'grace@acme.example', 'a long enough password');
+    await page.goto(`${server.base}${env}/features/${demo.features.dark_mode.id}`);
+    await page.getByRole('button', { name: 'Request this change' }).waitFor();
+    await page.getByRole('switch', { name: 'dark_mode' }).click();
+    await page.getByLabel('Title', { exact: true }).fill('Dark mode for everyone');
+    await page.getByLabel('Description (optional)').fill('Feedback from the beta was positive.');
+    await page.locator('form.card').first().screenshot({ path: join(OUT, `request-change-${tag}.png`) });
     await page.context().close();
   }
   console.log(`screenshots in ${OUT}`);

@@ -103,3 +103,63 @@ export async function seedPeople(base, call, demo) {
   await call('POST', `/organisations/${demo.org.id}/invite/`, { invites: [{ email: 'margaret@acme.example', role: 'USER', permission_groups: [group.id] }] });
   return { group, grace };
 }
+
+/**
+ * An API caller signed in as a person (the cookie session and its CSRF token), for requests
+ * that must come from a user: change requests are authored and approved by people.
+ */
+export async function asUser(base, email, password = 'a long enough password') {
+  const r = await fetch(`${base}/api/v1/auth/session/`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ email, password }),
+  });
+  if (!r.ok) throw new Error(`sign-in of ${email}: ${r.status} ${await r.text()}`);
+  const { csrf_token: csrf } = await r.json();
+  const cookie = r.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+  return async (method, path, body) => {
+    const res = await fetch(`${base}/api/v1${path}`, {
+      method,
+      headers: { Cookie: cookie, 'X-CSRF-Token': csrf, 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${method} ${path} as ${email}: ${res.status} ${text}`);
+    return text ? JSON.parse(text) : null;
+  };
+}
+
+/**
+ * Change requests on top of `seedPeople`: Production needs 2 approvals; Grace (allowed to
+ * request changes there) has one request waiting with Linus's approval, one scheduled for
+ * Monday 09:00 without approvals, and one approved by Linus and the installation and committed.
+ */
+export async function seedChangeRequests(base, call, demo, people) {
+  const key = demo.prod.api_key;
+  await call('POST', `/environments/${key}/user-permissions/`, {
+    user: people.grace.id, permissions: ['VIEW_ENVIRONMENT', 'UPDATE_FEATURE_STATE', 'CREATE_CHANGE_REQUEST'], admin: false,
+  });
+  await call('PATCH', `/environments/${key}/`, { minimum_change_request_approvals: 2 });
+  const grace = await asUser(base, 'grace@acme.example');
+  const linus = await asUser(base, 'linus@acme.example');
+  const f = demo.features;
+  const search = await grace('POST', `/environments/${key}/create-change-request/`, {
+    title: 'Use the new search cluster', description: 'Load test passed at 3× peak traffic.',
+    feature_states: [{ feature: f.search_provider.id, feature_state_value: 'opensearch' }],
+  });
+  await linus('POST', `/change-requests/${search.id}/approve/`);
+  await call('POST', `/change-requests/${search.id}/approve/`);
+  await grace('POST', `/change-requests/${search.id}/commit/`);
+  const monday = new Date(Date.now() + 3 * 86_400_000);
+  monday.setUTCHours(9, 0, 0, 0);
+  const shipping = await grace('POST', `/environments/${key}/create-change-request/`, {
+    title: 'Free shipping from 75 € on Monday', description: 'Agreed with finance for the spring campaign.',
+    feature_states: [{ feature: f.free_shipping_threshold.id, feature_state_value: 75 }], live_from: monday.toISOString(),
+  });
+  const gifts = await grace('POST', `/environments/${key}/create-change-request/`, {
+    title: 'Launch gift cards', description: 'Payments team has tested redemption end to end.\nRoll back by switching gift_cards off.',
+    feature_states: [{ feature: f.gift_cards.id, enabled: true }],
+  });
+  await linus('POST', `/change-requests/${gifts.id}/approve/`);
+  return { search, shipping, gifts };
+}

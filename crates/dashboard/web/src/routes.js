@@ -1,7 +1,6 @@
 // Every page of the dashboard, in one list. A page with `nav` appears in the sidebar, in its
 // section, ordered by `order`. Pages added by later work (history, scheduled changes, change
 // requests, webhooks) add one entry here and a component under pages/ — see docs/dashboard.md.
-// Reserved: environment section order 30 is "Change requests" (its page comes with its API).
 import { Home, ProjectHome, Projects } from './pages/Projects.jsx';
 import { ProjectSettings } from './pages/ProjectSettings.jsx';
 import { EnvironmentSettings } from './pages/EnvironmentSettings.jsx';
@@ -14,6 +13,7 @@ import { Pipeline } from './pages/Pipeline.jsx';
 import { Account } from './pages/Account.jsx';
 import { Members, Invites, Groups, ApiKeys } from './pages/Organisation.jsx';
 import { ScheduledChanges } from './pages/ScheduledChanges.jsx';
+import { ChangeRequestPage, ChangeRequests } from './pages/ChangeRequests.jsx';
 import { WebhookDeliveries, Webhooks } from './pages/Webhooks.jsx';
 
 /** Sidebar sections, in order. `needs` names the place a section's links need. */
@@ -34,6 +34,8 @@ export const routes = [
   { path: `${ENV}/identities`, component: Identities, nav: { section: 'environment', label: 'Identities', order: 20 } },
   { path: `${ENV}/identities/:identity`, component: IdentityPage, parent: `${ENV}/identities` },
   { path: `${ENV}/scheduled-changes`, component: ScheduledChanges, nav: { section: 'environment', label: 'Scheduled changes', order: 25 } },
+  { path: `${ENV}/change-requests`, component: ChangeRequests, nav: { section: 'environment', label: 'Change requests', order: 30 } },
+  { path: `${ENV}/change-requests/:request`, component: ChangeRequestPage, parent: `${ENV}/change-requests` },
   { path: `${ENV}/webhooks`, component: Webhooks, nav: { section: 'environment', label: 'Webhooks', order: 60 } },
   { path: `${ENV}/webhooks/:webhook`, component: WebhookDeliveries, parent: `${ENV}/webhooks` },
   { path: `${ENV}/settings`, component: EnvironmentSettings, nav: { section: 'environment', label: 'Settings & keys', order: 90 } },

@@ -14,14 +14,14 @@ const KIND = {
   baseline: 'Found as it was',
 };
 
-const FIELD = {
+export const FIELD = {
   enabled: 'On/off',
   feature_state_value: 'Value',
   multivariate_feature_state_values: 'Variation allocations',
   priority: 'Priority',
 };
 
-function shown(field, v) {
+export function shown(field, v) {
   if (field === 'enabled') return v ? 'on' : 'off';
   if (field === 'priority') return typeof v === 'number' ? String(v + 1) : '—';
   if (field === 'multivariate_feature_state_values') {

@@ -42,6 +42,10 @@ function fieldErrors(body) {
 }
 
 function messageOf(status, body, fields) {
+  // The API's own words name an endpoint; a person needs to know what to do instead.
+  if (body && body.error === 'change_request_required') {
+    return 'This environment takes changes only through change requests (its administrators change it directly): request the change from the feature’s page, and it takes effect once approved and committed.';
+  }
   if (body && typeof body.detail === 'string') {
     if (body.limit) return `${body.detail} (limit ${body.limit}: ${body.max})`;
     return body.detail;

@@ -1,5 +1,6 @@
 // An environment's settings and keys: name, client traits, hiding disabled flags, sensitive
-// data, the client-side key, server-side keys (created keys are shown once), deleting it.
+// data, the approvals its changes need (change requests), the client-side key, server-side
+// keys (created keys are shown once), deleting it.
 import { useState } from 'preact/hooks';
 import { all, del, patch, post } from '../lib/api.js';
 import { ago } from '../lib/format.js';
@@ -7,6 +8,7 @@ import { navigate } from '../lib/router.jsx';
 import { AccessCard } from '../components/AccessCard.jsx';
 import { usePermissions, usePlace } from '../lib/session.jsx';
 import { Alert, Button, Checkbox, ConfirmByName, Dialog, PageHeader, SelectField, TextField, toast, useLoad } from '../components/ui.jsx';
+import { approvalsWord, requiresRequests } from './ChangeRequests.jsx';
 
 export function EnvironmentSettings({ params }) {
   const place = usePlace();
@@ -22,6 +24,7 @@ export function EnvironmentSettings({ params }) {
         <code class="key">{env.api_key}</code>
       </section>
       <General key={env.api_key} env={env} canEdit={admin} onSaved={place.reloadPlace} />
+      <Approvals key={`a${env.api_key}-${env.minimum_change_request_approvals}`} env={env} canEdit={admin} onSaved={place.reloadPlace} />
       <ServerKeys env={env} canEdit={admin} />
       <AccessCard scope={`/environments/${env.api_key}`} kind="environments" org={place.project.organisation} title={`Who has access to ${env.name}`} />
       {admin && (
@@ -93,6 +96,77 @@ function General({ env, canEdit, onSaved }) {
             Save environment
           </Button>
         </div>
+      )}
+    </form>
+  );
+}
+
+/**
+ * How many approvals a change needs (`minimum_change_request_approvals`; empty: none, changes
+ * take effect directly). Only environment admins set it, and only they then change directly.
+ */
+function Approvals({ env, canEdit, onSaved }) {
+  const on = requiresRequests(env);
+  const [value, setValue] = useState(on ? String(env.minimum_change_request_approvals) : '');
+  const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const text = value.trim();
+  const problem = text !== '' && !/^\d+$/.test(text) ? 'Enter a whole number from 0 to 100, or leave it empty.' : text !== '' && Number(text) > 100 ? 'At most 100 approvals.' : null;
+  const save = async (next) => {
+    setBusy(true);
+    setError(null);
+    try {
+      await patch(`/environments/${env.api_key}/`, { minimum_change_request_approvals: next });
+      toast(next === null ? `${env.name} no longer requires approvals` : `Changes to ${env.name} now need ${approvalsWord(next)}`);
+      onSaved();
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const submit = (e) => {
+    e.preventDefault();
+    if (problem) return;
+    save(text === '' ? null : Number(text));
+  };
+  return (
+    <form class="card form" onSubmit={submit}>
+      <h2>Change requests</h2>
+      <p class="hint">
+        {on
+          ? `Changes to ${env.name} need ${approvalsWord(env.minimum_change_request_approvals)}: people who are not its administrators request them, and they take effect once approved and committed (see Change requests).`
+          : `Changes to ${env.name} take effect directly. Set a number of approvals to require a second pair of eyes: then only its administrators change it directly, everyone else through change requests.`}
+      </p>
+      {canEdit ? (
+        <>
+          <Alert error={error && !error.fields.minimum_change_request_approvals ? error : null} />
+          <TextField
+            label="Minimum approvals for changes"
+            type="number"
+            min="0"
+            max="100"
+            step="1"
+            inputMode="numeric"
+            value={value}
+            onInput={setValue}
+            error={problem || error?.fields.minimum_change_request_approvals}
+            hint="Empty: no change requests. 0 to 100: changes by non-administrators go through change requests with at least this many approvals."
+            class="narrow"
+          />
+          <div class="form-actions">
+            <Button kind="primary" type="submit" busy={busy} disabled={busy || !!problem}>
+              Save approvals
+            </Button>
+            {on && (
+              <Button onClick={() => save(null)} disabled={busy}>
+                Stop requiring approvals
+              </Button>
+            )}
+          </div>
+        </>
+      ) : (
+        <p class="muted">Only administrators of {env.name} change this.</p>
       )}
     </form>
   );

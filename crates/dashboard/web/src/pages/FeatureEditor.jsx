@@ -1,5 +1,6 @@
 // One feature in one environment: its state (switch, value, variation allocations; saved now
-// or scheduled for later), its pending scheduled changes, its variations, its segment overrides
+// or scheduled for later — or, where the environment requires approvals and the person is not
+// its admin, requested as a change request), its pending scheduled changes, its variations, its segment overrides
 // in priority order, its usage, its history with restore, its settings, archive and delete.
 import { useState } from 'preact/hooks';
 import { all, del, get, patch, post } from '../lib/api.js';
@@ -15,6 +16,7 @@ import { HistoryCard } from '../components/History.jsx';
 import { UsageCard } from '../components/Usage.jsx';
 import { ScheduledTable } from './ScheduledChanges.jsx';
 import { loadTags, tagIdsFor, tagLabels } from '../lib/tags.js';
+import { approvalsWord, requiresRequests } from './ChangeRequests.jsx';
 
 export function FeatureEditor({ params }) {
   const place = usePlace();
@@ -36,6 +38,9 @@ export function FeatureEditor({ params }) {
   if (data.error) return <Alert error={data.error} />;
   if (!data.data) return <Loading />;
   const { feature, state } = data.data;
+  // Where approvals are required, only the environment's admins save directly; anyone else
+  // with "Create change request" requests the change instead.
+  const viaRequests = requiresRequests(env) && perms.loaded && !perms.can('ADMIN');
   return (
     <>
       <p class="crumbs">
@@ -46,7 +51,16 @@ export function FeatureEditor({ params }) {
         subtitle={feature.description || (feature.type === 'MULTIVARIATE' ? 'Multivariate feature' : 'Feature')}
       />
       {feature.is_archived && <p class="notice">This feature is archived: hidden from the features list, still served to SDKs.</p>}
-      <StateCard key={`s${rev}-${stateKey(state)}`} feature={feature} state={state} env={env} canEdit={perms.can('UPDATE_FEATURE_STATE')} onSaved={changed} />
+      <StateCard
+        key={`s${rev}-${stateKey(state)}`}
+        feature={feature}
+        state={state}
+        env={env}
+        project={params.project}
+        viaRequests={viaRequests}
+        canEdit={perms.can(viaRequests ? 'CREATE_CHANGE_REQUEST' : 'UPDATE_FEATURE_STATE')}
+        onSaved={changed}
+      />
       <PendingChanges key={`p${rev}`} feature={feature} env={env} project={params.project} canCancel={perms.can('UPDATE_FEATURE_STATE')} />
       <Variations feature={feature} project={params.project} canEdit={perms.can('CREATE_FEATURE', 'project')} onSaved={changed} />
       <SegmentOverrides
@@ -95,8 +109,36 @@ export function allocationProblem(values) {
   return null;
 }
 
-function StateCard({ feature, state, env, canEdit, onSaved }) {
+/** The fields of a state update that differ from `state` (a change request sets only those). */
+function changedFields(state, body) {
+  const out = {};
+  if (body.enabled !== state.enabled) out.enabled = body.enabled;
+  if (JSON.stringify(body.feature_state_value ?? null) !== JSON.stringify(state.feature_state_value ?? null)) {
+    out.feature_state_value = body.feature_state_value;
+  }
+  if (body.multivariate_feature_state_values) {
+    const was = new Map((state.multivariate_feature_state_values || []).map((a) => [a.multivariate_feature_option, a.percentage_allocation]));
+    if (body.multivariate_feature_state_values.some((a) => was.get(a.multivariate_feature_option) !== a.percentage_allocation)) {
+      out.multivariate_feature_state_values = body.multivariate_feature_state_values;
+    }
+  }
+  return out;
+}
+
+/** A change request's field errors (`feature_states[0].enabled`) as the form's own fields. */
+function requestFields(err) {
+  const out = { ...err.fields };
+  for (const [k, v] of Object.entries(err.fields)) {
+    const m = /^feature_states\[0\]\.(\w+)/.exec(k);
+    if (m) out[m[1]] = v;
+  }
+  return out;
+}
+
+function StateCard({ feature, state, env, project, viaRequests, canEdit, onSaved }) {
   const [enabled, setEnabled] = useState(state.enabled);
+  const [title, setTitle] = useState('');
+  const [description, setDescription] = useState('');
   const [value, setValue] = useState(valueState(state.feature_state_value));
   const [alloc, setAlloc] = useState(allocationsOf(feature, state));
   const [later, setLater] = useState(false);
@@ -121,19 +163,44 @@ function StateCard({ feature, state, env, canEdit, onSaved }) {
           percentage_allocation: Number(alloc[o.id]),
         }));
       }
+      if (viaRequests) {
+        const { live_from: liveFrom, ...update } = body;
+        const fields = changedFields(state, update);
+        if (Object.keys(fields).length === 0) {
+          setError({ message: `Nothing to request: this is already the state of ${feature.name} in ${env.name}.`, fields: {} });
+          return;
+        }
+        const cr = await post(`/environments/${env.api_key}/create-change-request/`, {
+          title: title.trim(),
+          description: description.trim() || null,
+          feature_states: [{ feature: feature.id, ...fields }],
+          ...(liveFrom ? { live_from: liveFrom } : {}),
+        });
+        toast(`Change request “${cr.title}” opened: it takes effect once approved and committed`);
+        navigate(`/projects/${project}/environments/${env.api_key}/change-requests/${cr.id}`);
+        return;
+      }
       await patch(`/environments/${env.api_key}/featurestates/${state.id}/`, body);
       toast(later ? `Change of ${feature.name} in ${env.name} scheduled for ${dateTime(body.live_from)}` : `${feature.name} saved in ${env.name}`);
       onSaved();
     } catch (err) {
-      setError(err);
+      setError(viaRequests && err.fields ? Object.assign(err, { fields: requestFields(err) }) : err);
     } finally {
       setBusy(false);
     }
   };
+  const own = ['feature_state_value', 'multivariate_feature_state_values', 'live_from', 'title', 'description'];
   return (
     <form class="card form" onSubmit={save}>
       <h2>In {env.name}</h2>
-      <Alert error={error && !error.fields.feature_state_value && !error.fields.multivariate_feature_state_values && !error.fields.live_from ? error : null} />
+      {viaRequests && (
+        <p class="notice" id="via-requests">
+          {env.name} takes changes through change requests: a change made here is requested, and takes effect once it has{' '}
+          {approvalsWord(env.minimum_change_request_approvals)} and is committed.
+          {!canEdit && ' Requesting one needs the “Create change request” permission here.'}
+        </p>
+      )}
+      <Alert error={error && !own.some((k) => error.fields?.[k]) ? error : null} />
       <div class="row">
         <Switch label={feature.name} checked={enabled} onChange={setEnabled} disabled={!canEdit} />
         <span class="muted">{enabled ? 'Served as enabled' : 'Served as disabled'}</span>
@@ -168,7 +235,7 @@ function StateCard({ feature, state, env, canEdit, onSaved }) {
           <legend>Take effect</legend>
           <div class="row">
             <label class="radio">
-              <input type="radio" name="when" checked={!later} onChange={() => setLater(false)} /> Now
+              <input type="radio" name="when" checked={!later} onChange={() => setLater(false)} /> {viaRequests ? 'As soon as it is committed' : 'Now'}
             </label>
             <label class="radio">
               <input type="radio" name="when" checked={later} onChange={() => setLater(true)} /> Later, at a set time
@@ -181,16 +248,36 @@ function StateCard({ feature, state, env, canEdit, onSaved }) {
               value={when}
               onInput={setWhen}
               error={whenProblem || error?.fields.live_from}
-              hint={`Your local time (${Intl.DateTimeFormat().resolvedOptions().timeZone}). Until then nothing changes; it is listed under Scheduled changes.`}
+              hint={`Your local time (${Intl.DateTimeFormat().resolvedOptions().timeZone}). ${viaRequests ? 'Once the request is committed, the change waits for this time.' : 'Until then nothing changes; it is listed under Scheduled changes.'}`}
               class="when-at"
             />
           )}
         </fieldset>
       )}
+      {canEdit && viaRequests && (
+        <fieldset>
+          <legend>The change request</legend>
+          <TextField
+            label="Title"
+            value={title}
+            onInput={setTitle}
+            error={error?.fields.title}
+            hint="What approvers see first, e.g. “Turn on gift cards for the launch”."
+            maxLength={500}
+            required
+          />
+          <TextArea label="Description (optional)" value={description} onInput={setDescription} error={error?.fields.description} rows={2} />
+        </fieldset>
+      )}
       {canEdit && (
         <div class="form-actions">
-          <Button kind="primary" type="submit" busy={busy} disabled={busy || !!problem || (later && !!whenProblem)}>
-            {later ? 'Schedule change' : `Save ${env.name} state`}
+          <Button
+            kind="primary"
+            type="submit"
+            busy={busy}
+            disabled={busy || !!problem || (later && !!whenProblem) || (viaRequests && !title.trim())}
+          >
+            {viaRequests ? 'Request this change' : later ? 'Schedule change' : `Save ${env.name} state`}
           </Button>
         </div>
       )}

@@ -10,6 +10,7 @@ import {
 } from '../components/ui.jsx';
 import { ValueEditor, readValue, valueState } from '../components/ValueEditor.jsx';
 import { loadTags, tagIdsFor, tagLabels } from '../lib/tags.js';
+import { approvalsWord, requiresRequests } from './ChangeRequests.jsx';
 
 const PAGE_SIZE = 50;
 
@@ -26,7 +27,7 @@ export function Features({ params }) {
   const place = usePlace();
   const env = place.environment;
   const project = place.project;
-  const { can } = usePermissions(project?.id, env?.api_key);
+  const { can, loaded } = usePermissions(project?.id, env?.api_key);
   const [search, setSearch] = useState('');
   const [tag, setTag] = useState('');
   const [archived, setArchived] = useState(false);
@@ -53,7 +54,10 @@ export function Features({ params }) {
       ),
     [params.project, env?.id, q, tag, archived, stale, page],
   );
-  const canToggle = can('UPDATE_FEATURE_STATE');
+  // An environment that requires approvals takes direct changes from its admins only; anyone
+  // else requests them (from the feature's page), so the switches here are read-only for them.
+  const viaRequests = requiresRequests(env) && loaded && !can('ADMIN');
+  const canToggle = can('UPDATE_FEATURE_STATE') && !viaRequests;
 
   const toggle = async (feature, enabled) => {
     const state = feature.environment_feature_state;
@@ -98,7 +102,13 @@ export function Features({ params }) {
         <Checkbox label="Show archived" checked={archived} onChange={setArchived} />
         <Checkbox label="Only stale (unused or unchanged for weeks)" checked={stale} onChange={setStale} />
       </div>
-      {!canToggle && (
+      {viaRequests ? (
+        <p class="notice" id="no-toggle">
+          Changes to {env.name} go through change requests: each needs {approvalsWord(env.minimum_change_request_approvals)} before it
+          takes effect, so the switches here are read-only. Open a feature to request a change; see{' '}
+          <Link href={`/projects/${params.project}/environments/${env.api_key}/change-requests`}>Change requests</Link>.
+        </p>
+      ) : !canToggle && (
         <p class="notice" id="no-toggle">
           You can view the flags of {env.name} but not change them: that needs the “Update feature state” permission here.
         </p>

@@ -191,7 +191,7 @@ export function Invites({ params }) {
                 <tbody>
                   {invites.data.map((i) => (
                     <tr key={i.id}>
-                      <td>{i.email}</td>
+                      <td class="break">{i.email}</td>
                       <td>{roleName(i.role)}</td>
                       <td class="hide-phone">{i.expires_at ? dateTime(i.expires_at) : 'never'}</td>
                       <td class="actions">
