@@ -6,7 +6,9 @@
 //! Write paths call [`track`] before they read the segment: it locks the row (so concurrent
 //! edits are versioned one after another) and records a `baseline` first when the row no
 //! longer matches the last version (history that began after the segment was created, or a
-//! write outside the versioned paths, such as an import). Then [`record`] after the write.
+//! write outside the versioned paths). Then [`record`] after the write. An import, which
+//! rewrites a project's segments wholesale, brackets its write with [`before_rewrite`] and
+//! [`after_rewrite`].
 //!
 //! The stored form is compact: `[name, description, rules]` as JSON, deflated.
 
@@ -195,16 +197,7 @@ pub(crate) async fn track(ch: &mut Change, project_id: i64, id: i64) -> Result<(
         return Ok(());
     }
     let now = SegmentDefinition::of(&get(ch.tx(), project_id, id).await?);
-    let last: Option<Vec<u8>> = sql!(ch.tx(), |c| {
-        sqlx::query_scalar(
-            "SELECT definition FROM segment_versions WHERE segment_id = $1 \
-             ORDER BY revision DESC LIMIT 1",
-        )
-        .bind(id)
-        .fetch_optional(c)
-        .await?
-    });
-    let last = last.map(|b| SegmentDefinition::decode(&b)).transpose()?;
+    let last = last_definition(ch.tx(), id).await?;
     if last.as_ref() != Some(&now) {
         insert(
             ch,
@@ -229,6 +222,17 @@ pub(crate) async fn record(
     restored_from: Option<i64>,
     definition: &SegmentDefinition,
 ) -> Result<()> {
+    if kind == SegmentVersionKind::Created {
+        // An import may give a new segment the id of a deleted one (ids it writes explicitly
+        // are reused when free): that segment's versions are not this one's history.
+        sql!(ch.tx(), |c| {
+            sqlx::query("DELETE FROM segment_versions WHERE segment_id = $1")
+                .bind(id)
+                .execute(c)
+                .await?
+                .rows_affected()
+        });
+    }
     let author = ch.actor().name.clone();
     insert(
         ch,
@@ -272,6 +276,63 @@ async fn insert(
         .rows_affected()
     });
     Ok(())
+}
+
+/// The project's segments, each tracked (locked, with a baseline where needed), before a
+/// write that rewrites them outside the segment write paths (an import). Pass the answer to
+/// [`after_rewrite`].
+pub(crate) async fn before_rewrite(ch: &mut Change, project_id: i64) -> Result<Vec<i64>> {
+    let ids = segment_ids(ch.tx(), project_id).await?;
+    for &id in &ids {
+        track(ch, project_id, id).await?;
+    }
+    Ok(ids)
+}
+
+/// Versions what a rewrite did to the project's segments, as made by the change's actor: a
+/// `created` version for a new segment, a `change` for one whose definition differs from its
+/// last version, a `deleted` one for a segment of `before` that is gone.
+pub(crate) async fn after_rewrite(ch: &mut Change, project_id: i64, before: &[i64]) -> Result<()> {
+    let now = segment_ids(ch.tx(), project_id).await?;
+    for &id in &now {
+        let definition = SegmentDefinition::of(&get(ch.tx(), project_id, id).await?);
+        let kind = if !before.contains(&id) {
+            SegmentVersionKind::Created
+        } else if last_definition(ch.tx(), id).await?.as_ref() != Some(&definition) {
+            SegmentVersionKind::Change
+        } else {
+            continue;
+        };
+        record(ch, project_id, id, kind, None, &definition).await?;
+    }
+    for &id in before.iter().filter(|id| !now.contains(id)) {
+        if let Some(last) = last_definition(ch.tx(), id).await? {
+            record(ch, project_id, id, SegmentVersionKind::Deleted, None, &last).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn segment_ids(tx: &mut Tx, project_id: i64) -> Result<Vec<i64>> {
+    Ok(sql!(tx, |c| {
+        sqlx::query_scalar("SELECT id FROM segments WHERE project_id = $1 ORDER BY id")
+            .bind(project_id)
+            .fetch_all(c)
+            .await?
+    }))
+}
+
+async fn last_definition(tx: &mut Tx, id: i64) -> Result<Option<SegmentDefinition>> {
+    let last: Option<Vec<u8>> = sql!(tx, |c| {
+        sqlx::query_scalar(
+            "SELECT definition FROM segment_versions WHERE segment_id = $1 \
+             ORDER BY revision DESC LIMIT 1",
+        )
+        .bind(id)
+        .fetch_optional(c)
+        .await?
+    });
+    last.map(|b| SegmentDefinition::decode(&b)).transpose()
 }
 
 /// 404 unless segment `id` exists in the project or did (it has versions there).
