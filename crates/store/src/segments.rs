@@ -7,6 +7,7 @@ pub mod overrides;
 mod priorities;
 pub mod rules;
 mod text;
+mod version_apply;
 mod version_diff;
 pub mod versions;
 

@@ -7,8 +7,7 @@
 //! edits are versioned one after another) and records a `baseline` first when the row no
 //! longer matches the last version (history that began after the segment was created, or a
 //! write outside the versioned paths). Then [`record`] after the write. An import, which
-//! rewrites a project's segments wholesale, brackets its write with [`before_rewrite`] and
-//! [`after_rewrite`].
+//! rewrites a project's segments wholesale, and a restore are in [`super::version_apply`].
 //!
 //! The stored form is compact: `[name, description, rules]` as JSON, deflated.
 
@@ -21,8 +20,11 @@ use serde::{Deserialize, Serialize};
 
 use super::rules::SegmentRule;
 use super::version_diff::{diff, SegmentDiff};
-use super::{get, update_recorded, Segment, SegmentPatch};
-use crate::{sql, AuditEntry, Change, Page, PageRequest, Result, StoreError, Tx};
+use super::{get, Segment};
+use crate::{sql, Change, Page, PageRequest, Result, StoreError, Tx};
+
+pub use super::version_apply::restore;
+pub(crate) use super::version_apply::{after_rewrite, before_rewrite};
 
 /// What a segment version records: the segment's definition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -278,42 +280,7 @@ async fn insert(
     Ok(())
 }
 
-/// The project's segments, each tracked (locked, with a baseline where needed), before a
-/// write that rewrites them outside the segment write paths (an import). Pass the answer to
-/// [`after_rewrite`].
-pub(crate) async fn before_rewrite(ch: &mut Change, project_id: i64) -> Result<Vec<i64>> {
-    let ids = segment_ids(ch.tx(), project_id).await?;
-    for &id in &ids {
-        track(ch, project_id, id).await?;
-    }
-    Ok(ids)
-}
-
-/// Versions what a rewrite did to the project's segments, as made by the change's actor: a
-/// `created` version for a new segment, a `change` for one whose definition differs from its
-/// last version, a `deleted` one for a segment of `before` that is gone.
-pub(crate) async fn after_rewrite(ch: &mut Change, project_id: i64, before: &[i64]) -> Result<()> {
-    let now = segment_ids(ch.tx(), project_id).await?;
-    for &id in &now {
-        let definition = SegmentDefinition::of(&get(ch.tx(), project_id, id).await?);
-        let kind = if !before.contains(&id) {
-            SegmentVersionKind::Created
-        } else if last_definition(ch.tx(), id).await?.as_ref() != Some(&definition) {
-            SegmentVersionKind::Change
-        } else {
-            continue;
-        };
-        record(ch, project_id, id, kind, None, &definition).await?;
-    }
-    for &id in before.iter().filter(|id| !now.contains(id)) {
-        if let Some(last) = last_definition(ch.tx(), id).await? {
-            record(ch, project_id, id, SegmentVersionKind::Deleted, None, &last).await?;
-        }
-    }
-    Ok(())
-}
-
-async fn segment_ids(tx: &mut Tx, project_id: i64) -> Result<Vec<i64>> {
+pub(super) async fn segment_ids(tx: &mut Tx, project_id: i64) -> Result<Vec<i64>> {
     Ok(sql!(tx, |c| {
         sqlx::query_scalar("SELECT id FROM segments WHERE project_id = $1 ORDER BY id")
             .bind(project_id)
@@ -322,7 +289,7 @@ async fn segment_ids(tx: &mut Tx, project_id: i64) -> Result<Vec<i64>> {
     }))
 }
 
-async fn last_definition(tx: &mut Tx, id: i64) -> Result<Option<SegmentDefinition>> {
+pub(super) async fn last_definition(tx: &mut Tx, id: i64) -> Result<Option<SegmentDefinition>> {
     let last: Option<Vec<u8>> = sql!(tx, |c| {
         sqlx::query_scalar(
             "SELECT definition FROM segment_versions WHERE segment_id = $1 \
@@ -455,56 +422,6 @@ pub async fn newest(tx: &mut Tx, project_id: i64, id: i64) -> Result<SegmentVers
         .next()
         .ok_or(StoreError::not_found("version"))?;
     detail(tx, project_id, id, newest.id).await
-}
-
-/// Applies version `version`'s definition to the segment as a new change made by `ch`'s actor:
-/// validated as a PUT is (name, rules, the project's limits), audited, published, and recorded
-/// as a version of kind `restore`. A version of a segment that has since been deleted cannot
-/// be restored (`conflict`).
-pub async fn restore(ch: &mut Change, project_id: i64, id: i64, version: i64) -> Result<Segment> {
-    let (v, target) = get_version(ch.tx(), project_id, id, version).await?;
-    let exists: Option<i64> = sql!(ch.tx(), |c| {
-        sqlx::query_scalar("SELECT id FROM segments WHERE id = $1 AND project_id = $2")
-            .bind(id)
-            .bind(project_id)
-            .fetch_optional(c)
-            .await?
-    });
-    if exists.is_none() {
-        return Err(StoreError::conflict(
-            "segment",
-            format!(
-                "segment {id} has been deleted; its versions can be read but not restored \
-                 (create a new segment with version {version}'s definition instead)"
-            ),
-        ));
-    }
-    let patch = SegmentPatch {
-        name: Some(target.name.clone()),
-        description: Some(target.description.clone()),
-        rules: Some(
-            serde_json::to_value(&target.rules).map_err(|e| StoreError::Corrupt {
-                what: "segment_versions.definition",
-                detail: e.to_string(),
-            })?,
-        ),
-        ..Default::default()
-    };
-    let segment = update_recorded(ch, project_id, id, &patch, Some(v.id)).await?;
-    ch.audit(AuditEntry {
-        project_id: Some(project_id),
-        environment_id: None,
-        action: "restored",
-        resource_type: "segment",
-        resource_id: id.to_string(),
-        log: format!(
-            "Segment '{}' restored to version {} (revision {})",
-            segment.name, v.id, v.revision
-        ),
-        before: None,
-        after: serde_json::to_value(&target).ok(),
-    });
-    Ok(segment)
 }
 
 #[cfg(test)]
