@@ -41,6 +41,8 @@ struct Fixture {
     grants: std::collections::BTreeMap<String, i64>,
     /// The newest version of the feature's configuration in the environment.
     version: i64,
+    /// The newest version of the segment's definition.
+    segment_version: i64,
     scheduled_change: i64,
     change_request: i64,
     env_webhook: i64,
@@ -194,6 +196,12 @@ async fn fixture(app: &TestApp, name: &str) -> Fixture {
         ))
         .await;
     let version = id(&versions["results"][0]);
+    let (_, segment_versions) = app
+        .get(&format!(
+            "/api/v1/projects/{project}/segments/{segment}/versions/"
+        ))
+        .await;
+    let segment_version = id(&segment_versions["results"][0]);
     let later = flagstone_store::clock::iso8601(flagstone_store::now_ms() + 3_600_000);
     let (status, scheduled) = app
         .patch(
@@ -259,6 +267,7 @@ async fn fixture(app: &TestApp, name: &str) -> Fixture {
         tag: id(&tag),
         uuids,
         version,
+        segment_version,
         scheduled_change,
         change_request,
         env_webhook,
@@ -331,6 +340,7 @@ fn fill(template: &str, f: &Fixture) -> String {
                 "traits" => "plan".to_string(),
                 "api-keys" => f.server_key.to_string(),
                 "tasks" => f.environment.to_string(),
+                "versions" if template.contains("/segments/") => f.segment_version.to_string(),
                 "versions" => f.version.to_string(),
                 "scheduled-changes" => f.scheduled_change.to_string(),
                 "change-requests" => f.change_request.to_string(),

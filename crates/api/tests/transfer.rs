@@ -220,3 +220,64 @@ async fn import_options_are_query_parameters() {
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
 }
+
+/// An import rewrites segments outside the segment endpoints: each one it creates, changes or
+/// deletes gets a version by the importer, with the diff (docs/history.md, segment versions).
+#[tokio::test]
+async fn import_versions_the_segments_it_creates_changes_and_deletes() {
+    let app = TestApp::new().await;
+    let (s, report) = app
+        .post("/api/v1/environment-document/import/", migration())
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{report}");
+    let project = report["project"].as_i64().unwrap();
+    let (_, segments) = app
+        .get(&format!("/api/v1/projects/{project}/segments/"))
+        .await;
+    let id_of = |name: &str| {
+        segments["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap()
+    };
+    let (ten, gone) = (id_of("ten percent"), id_of("no overrides"));
+    let versions = |id: i64| format!("/api/v1/projects/{project}/segments/{id}/versions/");
+    let (_, list) = app.get(&versions(ten)).await;
+    assert_eq!(list["count"], 1, "{list}");
+    assert_eq!(list["results"][0]["kind"], "created");
+    assert!(list["results"][0]["author"]
+        .as_str()
+        .unwrap()
+        .starts_with("admin-key:"));
+
+    // Again, with the split widened and one segment left out.
+    let mut doc = migration();
+    let segs = doc["project"]["segments"].as_array_mut().unwrap();
+    segs.retain(|s| s["name"] != "no overrides");
+    let ten_doc = segs
+        .iter_mut()
+        .find(|s| s["name"] == "ten percent")
+        .unwrap();
+    ten_doc["rules"][0]["rules"][0]["conditions"][0]["value"] = json!("20");
+    let (s, again) = app.post("/api/v1/environment-document/import/", doc).await;
+    assert_eq!(s, StatusCode::CREATED, "{again}");
+    let (_, list) = app.get(&versions(ten)).await;
+    assert_eq!(list["count"], 2, "{list}");
+    assert_eq!(list["results"][0]["kind"], "change");
+    let newest = list["results"][0]["id"].as_i64().unwrap();
+    let (_, detail) = app.get(&format!("{}{newest}/", versions(ten))).await;
+    let changed = &detail["diff"]["conditions_changed"][0];
+    assert_eq!(changed["rule"], "0.0", "{detail}");
+    assert_eq!(changed["before"]["value"], "10");
+    assert_eq!(changed["after"]["value"], "20");
+    let (_, list) = app.get(&versions(gone)).await;
+    assert_eq!(list["count"], 2, "{list}");
+    assert_eq!(list["results"][0]["kind"], "deleted");
+    // Segments the import left as they were get no version.
+    let (_, list) = app.get(&versions(id_of("half"))).await;
+    assert_eq!(list["count"], 1, "{list}");
+}

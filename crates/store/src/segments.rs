@@ -7,6 +7,9 @@ pub mod overrides;
 mod priorities;
 pub mod rules;
 mod text;
+mod version_apply;
+mod version_diff;
+pub mod versions;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -19,6 +22,10 @@ use crate::{
 };
 pub use flagstone_engine::Operator;
 pub use rules::{Condition, RuleType, SegmentRule};
+pub use version_diff::{
+    ConditionAt, ConditionChange, RuleAt, RuleChange, SegmentDiff, SegmentFieldChange,
+};
+pub use versions::{SegmentDefinition, SegmentVersion, SegmentVersionDetail, SegmentVersionKind};
 
 /// Longest description accepted.
 pub const MAX_DESCRIPTION_CHARS: usize = 20_000;
@@ -265,6 +272,15 @@ pub async fn create(ch: &mut Change, project_id: i64, new: &NewSegment) -> Resul
         .map_err(name_conflict())?
     });
     let segment = Segment::try_from(row)?;
+    versions::record(
+        ch,
+        project_id,
+        segment.id,
+        versions::SegmentVersionKind::Created,
+        None,
+        &SegmentDefinition::of(&segment),
+    )
+    .await?;
     ch.touch_project(project_id);
     ch.audit(AuditEntry {
         project_id: Some(project_id),
@@ -348,8 +364,20 @@ pub async fn update(
     id: i64,
     patch: &SegmentPatch,
 ) -> Result<Segment> {
+    update_recorded(ch, project_id, id, patch, None).await
+}
+
+/// [`update`], versioned as a restore of `restored_from` when given.
+async fn update_recorded(
+    ch: &mut Change,
+    project_id: i64,
+    id: i64,
+    patch: &SegmentPatch,
+    restored_from: Option<i64>,
+) -> Result<Segment> {
     check_project_field(project_id, patch.project)?;
     check_unsupported(patch.feature.as_ref(), patch.metadata.as_ref())?;
+    versions::track(ch, project_id, id).await?;
     let before = get(ch.tx(), project_id, id).await?;
     let limits = projects::limits(ch.tx(), project_id).await?;
     let name = match &patch.name {
@@ -379,6 +407,19 @@ pub async fn update(
         .map_err(name_conflict())?
     });
     let after = Segment::try_from(row)?;
+    let kind = match restored_from {
+        Some(_) => versions::SegmentVersionKind::Restore,
+        None => versions::SegmentVersionKind::Change,
+    };
+    versions::record(
+        ch,
+        project_id,
+        id,
+        kind,
+        restored_from,
+        &SegmentDefinition::of(&after),
+    )
+    .await?;
     ch.touch_project(project_id);
     ch.audit(AuditEntry {
         project_id: Some(project_id),
@@ -395,6 +436,7 @@ pub async fn update(
 
 /// Deletes a segment and, by cascade, its overrides in every environment.
 pub async fn delete(ch: &mut Change, project_id: i64, id: i64) -> Result<Segment> {
+    versions::track(ch, project_id, id).await?;
     let before = get(ch.tx(), project_id, id).await?;
     // The features whose overrides go with the segment get a version.
     let pairs: Vec<(i64, i64)> = sql!(ch.tx(), |c| {
@@ -428,6 +470,15 @@ pub async fn delete(ch: &mut Change, project_id: i64, id: i64) -> Result<Segment
             .await?;
         n
     });
+    versions::record(
+        ch,
+        project_id,
+        id,
+        versions::SegmentVersionKind::Deleted,
+        None,
+        &SegmentDefinition::of(&before),
+    )
+    .await?;
     ch.touch_project(project_id);
     ch.audit(AuditEntry {
         project_id: Some(project_id),

@@ -1,8 +1,9 @@
 //! `/api/v1/projects/{id}/segments/`: segments and their rules. Segment overrides (per
-//! environment) are in [`overrides`].
+//! environment) are in [`overrides`]; the history of a segment's definition in [`versions`].
 
 mod flagsmith_paths;
 mod overrides;
+mod versions;
 
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
@@ -24,7 +25,7 @@ pub(crate) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
             update_segment,
             delete_segment
         ));
-    flagsmith_paths::routes(overrides::routes(r))
+    flagsmith_paths::routes(versions::routes(overrides::routes(r)))
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}/segments", tag = "segments",

@@ -231,6 +231,8 @@ pub(crate) async fn import_in(
     let mut ids = Ids::default();
     let (organisation, project, environment) =
         write_header(ch, &mut ids, doc, &target, &source).await?;
+    // Segments the import rewrites are versioned as the importer's change.
+    let segments_before = crate::segments::versions::before_rewrite(ch, project).await?;
     let written = write::rows(
         ch.tx(),
         &mut ids,
@@ -241,6 +243,7 @@ pub(crate) async fn import_in(
     )
     .await?;
     ids.bump_sequences(ch.tx()).await?;
+    crate::segments::versions::after_rewrite(ch, project, &segments_before).await?;
     let mut changed_environments = Vec::new();
     for (id, fp) in served_before {
         let after = served::fingerprint(ch.tx(), id).await?;
