@@ -112,8 +112,35 @@ async fn an_invite_link_admits_people_with_its_role_until_it_expires_or_is_delet
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 
-    // Bad input: a role that does not exist, an expiry in the past.
-    for body in [json!({"role": "OWNER"}), json!({"expires_at": 5})] {
+    // Times are ISO-8601 strings in the answers, and an expiry may be given as one.
+    let (s, link) = app
+        .post(
+            &links,
+            json!({"role": "USER", "expires_at": "2099-01-02T03:04:05Z"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{link}");
+    assert_eq!(link["expires_at"], "2099-01-02T03:04:05.000000Z");
+    let (_, list) = app.get(&links).await;
+    let listed = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["id"] == link["id"])
+        .unwrap();
+    assert_eq!(listed["expires_at"], "2099-01-02T03:04:05.000000Z");
+    assert!(
+        listed["created_at"].as_str().unwrap().ends_with('Z'),
+        "{listed}"
+    );
+
+    // Bad input: a role that does not exist, an expiry in the past or not a time.
+    for body in [
+        json!({"role": "OWNER"}),
+        json!({"expires_at": 5}),
+        json!({"expires_at": "2020-01-01T00:00:00Z"}),
+        json!({"expires_at": "next week"}),
+    ] {
         let (s, b) = app.post(&links, body).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
     }

@@ -24,6 +24,9 @@ pub enum SdkError {
     Invalid { field: String, message: String },
     #[error("{0}")]
     NotFound(&'static str),
+    /// The caller may not do this here (Flagsmith's permission message).
+    #[error("{0}")]
+    Forbidden(&'static str),
     #[error("the flag store is unreachable; try again")]
     Unavailable,
     /// A project limit (the store's rule): the same body as the admin API's.
@@ -44,9 +47,10 @@ pub enum SdkError {
 impl IntoResponse for SdkError {
     fn into_response(self) -> Response {
         let status = match &self {
-            SdkError::MissingKey | SdkError::UnknownKey | SdkError::ServingDisabled => {
-                StatusCode::FORBIDDEN
-            }
+            SdkError::MissingKey
+            | SdkError::UnknownKey
+            | SdkError::ServingDisabled
+            | SdkError::Forbidden(_) => StatusCode::FORBIDDEN,
             SdkError::FeatureNotFound | SdkError::NotFound(_) => StatusCode::NOT_FOUND,
             SdkError::BadRequest(_) | SdkError::Invalid { .. } | SdkError::LimitExceeded { .. } => {
                 StatusCode::BAD_REQUEST

@@ -86,6 +86,9 @@ pub struct EdgeState {
     pub usage: Arc<usage::UsageFlusher>,
     /// Bounds the identities created per environment and minute ([`new_identities`]).
     pub new_identities: Arc<new_identities::NewIdentityLimiter>,
+    /// Held across an `increment-value` request's read and write, so that increments sent to
+    /// one edge add up rather than overwrite each other.
+    pub increments: Arc<tokio::sync::Mutex<()>>,
     pub config: EdgeConfig,
 }
 
@@ -106,6 +109,7 @@ impl EdgeState {
                 config.identity_cache_ttl,
             )),
             server_keys: Arc::default(),
+            increments: Arc::default(),
             sse: Arc::new(sse_slots::SseSlots::new(config.sse_caps)),
             limits: Arc::new(project_limits::ProjectLimits::new(
                 config.identity_cache_ttl,

@@ -296,6 +296,15 @@ async fn changes_by_two_users_are_versioned_and_an_old_version_is_restored_exact
         .map(|v| v["revision"].as_i64().unwrap())
         .collect();
     assert!(revisions.windows(2).all(|w| w[0] > w[1]), "{revisions:?}");
+    // Times are ISO-8601 strings, as every admin timestamp; newest first.
+    let times: Vec<&str> = list["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["created_at"].as_str().unwrap())
+        .collect();
+    assert!(times.iter().all(|t| t.ends_with('Z')), "{times:?}");
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "{times:?}");
     // Paginated like the other lists.
     let page = ok(call(
         &app,

@@ -37,7 +37,11 @@ pub struct ServerKey {
     /// The first characters of the key, to tell keys apart.
     pub key_prefix: String,
     pub active: bool,
+    #[serde(serialize_with = "crate::clock::iso::serialize")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: i64,
+    #[serde(serialize_with = "crate::clock::iso::option::serialize")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub expires_at: Option<i64>,
 }
 

@@ -69,7 +69,11 @@ pub struct WebhookOut {
     secret: String,
     /// Flagstone's opt-in event types.
     events: Vec<String>,
+    #[serde(serialize_with = "flagstone_store::clock::iso::serialize")]
+    #[schema(value_type = String, format = DateTime)]
     created_at: i64,
+    #[serde(serialize_with = "flagstone_store::clock::iso::serialize")]
+    #[schema(value_type = String, format = DateTime)]
     updated_at: i64,
 }
 

@@ -1,6 +1,8 @@
 //! Timestamps are ISO-8601 strings under Flagsmith's names: `created_date` on organisations and
 //! features (`OrganisationSerializerFull`, `CreateFeatureSerializer`), `created_at`/`updated_at`
-//! on segments (`SegmentSerializer`) and feature states (`FeatureStateSerializerBasic`).
+//! on segments (`SegmentSerializer`) and feature states (`FeatureStateSerializerBasic`),
+//! `created_at`/`expires_at` on server-side keys and `created_at`/`updated_at` on webhooks
+//! (Flagsmith's environment API key and webhook serializers).
 
 use axum::http::StatusCode;
 use serde_json::json;
@@ -77,4 +79,39 @@ async fn every_timestamp_is_an_iso_8601_string_under_flagsmiths_name() {
 
     let (_, audit) = app.get(&format!("/api/v1/audit/?project={p}")).await;
     is_iso_datetime("audit entry", &audit["results"][0], "created_date");
+
+    // A server-side key: `created_at` as an ISO string, no expiry as null.
+    let (s, k) = app
+        .post(
+            &format!("/api/v1/environments/{key}/api-keys/"),
+            json!({"name": "backend"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{k}");
+    is_iso_datetime("created server-side key", &k, "created_at");
+    let (_, keys) = app
+        .get(&format!("/api/v1/environments/{key}/api-keys/"))
+        .await;
+    is_iso_datetime("server-side key", &keys[0], "created_at");
+    assert!(keys[0]["expires_at"].is_null(), "{keys}");
+
+    // A public (documentation-range) address: the default policy refuses private ones.
+    let (s, hook) = app
+        .post(
+            &format!("/api/v1/environments/{key}/webhooks/"),
+            json!({"url": "https://203.0.113.10/hook", "secret": "s"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{hook}");
+    is_iso_datetime("webhook", &hook, "created_at");
+    is_iso_datetime("webhook", &hook, "updated_at");
+    let (_, hooks) = app
+        .get(&format!("/api/v1/environments/{key}/webhooks/"))
+        .await;
+    let listed = hooks
+        .as_array()
+        .or(hooks["results"].as_array())
+        .unwrap()
+        .clone();
+    is_iso_datetime("listed webhook", &listed[0], "created_at");
 }

@@ -137,7 +137,7 @@ async fn check_traits(
 }
 
 /// A store validation refusal as the SDK API reports it (`{field: [message]}`, 400).
-fn refused(e: flagstone_store::StoreError) -> SdkError {
+pub(crate) fn refused(e: flagstone_store::StoreError) -> SdkError {
     match e {
         flagstone_store::StoreError::Invalid { field, detail } => SdkError::Invalid {
             field,
@@ -182,6 +182,46 @@ pub(crate) async fn identify(
     incoming: Vec<IncomingTrait>,
     transient: bool,
 ) -> Result<Identified, SdkError> {
+    let prepared = prepare(state, c, identifier, incoming, transient).await?;
+    Ok(commit(state, c, prepared).await)
+}
+
+/// An identification decided but not yet written: everything that can refuse the request
+/// (identifier, trait rules and limits, the new-identity bound) has run, nothing is queued.
+/// Requests that touch several identities prepare them all before committing any, so a refusal
+/// writes nothing.
+pub(crate) struct Prepared {
+    identified: Identified,
+    /// `None` writes nothing.
+    write: Option<PendingWrite>,
+}
+
+/// The traits to persist (`None` deletes) and the identity's traits once they are.
+struct PendingWrite {
+    writes: Vec<(String, Option<Value>)>,
+    persisted: IndexMap<String, Value>,
+}
+
+impl Prepared {
+    /// Whether committing this creates an identity the store does not hold yet.
+    pub(crate) fn creates_identity(&self) -> bool {
+        self.write.is_some() && !self.identified.stored.exists
+    }
+
+    /// The traits this writes (`None` deletes); empty when it writes nothing.
+    pub(crate) fn writes(&self) -> &[(String, Option<Value>)] {
+        self.write.as_ref().map_or(&[], |w| w.writes.as_slice())
+    }
+}
+
+/// Checks an identification and decides what it writes; see [`Prepared`].
+pub(crate) async fn prepare(
+    state: &EdgeState,
+    c: &Caller,
+    identifier: String,
+    incoming: Vec<IncomingTrait>,
+    transient: bool,
+) -> Result<Prepared, SdkError> {
     // The store's rule (length, no control or bidi override characters), for transient
     // identities too: what the edge answers for is what the store would keep.
     flagstone_store::identities::validate_identifier(&identifier).map_err(refused)?;
@@ -226,32 +266,45 @@ pub(crate) async fn identify(
             });
         }
     }
-    if persist {
+    Ok(Prepared {
+        identified: Identified {
+            identifier,
+            traits,
+            stored,
+        },
+        write: persist.then_some(PendingWrite {
+            writes,
+            persisted: persisted_traits,
+        }),
+    })
+}
+
+/// Queues a prepared identification's write (if any) for the trait writer and shows it to this
+/// edge's identity cache at once (other edges see it within the cache TTL).
+pub(crate) async fn commit(state: &EdgeState, c: &Caller, prepared: Prepared) -> Identified {
+    let Prepared { identified, write } = prepared;
+    if let Some(PendingWrite { writes, persisted }) = write {
+        let snap = &c.snap;
         state
             .traits
             .submit(TraitWrite {
                 environment_id: snap.environment_id,
-                identifier: identifier.clone(),
+                identifier: identified.identifier.clone(),
                 traits: writes,
             })
             .await;
-        // This edge sees its own write at once; others within the cache TTL.
         state.identities.put(
             snap.environment_id,
-            &identifier,
+            &identified.identifier,
             snap.revision,
             Arc::new(StoredIdentity {
                 exists: true,
-                traits: persisted_traits,
-                overrides: stored.overrides.clone(),
+                traits: persisted,
+                overrides: identified.stored.overrides.clone(),
             }),
         );
     }
-    Ok(Identified {
-        identifier,
-        traits,
-        stored,
-    })
+    identified
 }
 
 /// Writes the identity's flag items (comma-separated), with identity overrides applied and the
@@ -294,7 +347,7 @@ fn write_flags(
 
 /// The identity's stored traits and overrides, from the cache or the store. If the store cannot
 /// be reached the identity is evaluated with the request's traits alone: flags keep flowing.
-async fn stored_identity(
+pub(crate) async fn stored_identity(
     state: &EdgeState,
     environment_id: i64,
     revision: i64,

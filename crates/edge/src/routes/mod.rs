@@ -8,9 +8,10 @@ mod flags;
 mod identities;
 mod ofrep;
 mod realtime;
+mod traits;
 
 use axum::http::{HeaderMap, HeaderValue};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use tower_http::compression::CompressionLayer;
 
@@ -24,6 +25,12 @@ pub(crate) fn router(state: EdgeState) -> Router {
         .route(
             "/api/v1/identities",
             get(identities::get_identity).post(identities::post_identity),
+        )
+        .route("/api/v1/traits", post(traits::post_trait))
+        .route("/api/v1/traits/bulk", put(traits::put_bulk))
+        .route(
+            "/api/v1/traits/increment-value",
+            post(traits::post_increment),
         )
         .route("/api/v1/environment-document", get(document::get_document))
         .route("/api/v1/analytics/flags", post(analytics::post_analytics))

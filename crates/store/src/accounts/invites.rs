@@ -44,9 +44,12 @@ pub struct InviteLink {
     pub id: i64,
     /// `ADMIN` or `USER`: the role of those who join with it.
     pub role: String,
-    /// Unix ms.
+    #[serde(serialize_with = "crate::clock::iso::serialize")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: i64,
-    /// Unix ms; the link is refused from then on.
+    /// The link is refused from then on.
+    #[serde(serialize_with = "crate::clock::iso::serialize")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub expires_at: i64,
 }
 
@@ -57,7 +60,11 @@ pub struct EmailInvite {
     pub id: i64,
     pub email: String,
     pub role: String,
+    #[serde(serialize_with = "crate::clock::iso::serialize")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: i64,
+    #[serde(serialize_with = "crate::clock::iso::serialize")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub expires_at: i64,
     /// The user who sent it.
     pub invited_by: Option<members::Person>,

@@ -79,7 +79,9 @@ pub struct FeatureVersion {
     pub feature: i64,
     /// The environment's revision once the change committed.
     pub revision: i64,
-    /// Milliseconds since the epoch.
+    /// An ISO-8601 string in the API, as every admin timestamp.
+    #[serde(serialize_with = "crate::clock::iso::serialize")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: i64,
     pub kind: VersionKind,
     /// Who made the change, as the audit log shows it (a user's email, `api-key:<name>`,

@@ -95,7 +95,7 @@ fn join_url(s: &AppState, parts: &Parts, hash: &str) -> String {
     }
 }
 
-/// `expires_at` of a new invite: given (Unix ms, in the future) or in 7 days.
+/// `expires_at` of a new invite: given (in the future) or in 7 days.
 fn expiry(s: &AppState, given: Option<i64>) -> (i64, i64) {
     let now = s.auth.now_ms();
     (now, given.unwrap_or(now + DEFAULT_TTL_MS))
@@ -107,8 +107,10 @@ struct NewLink {
     /// `ADMIN` or `USER` (default): the role of those who join with the link.
     #[serde(default = "user_role")]
     role: String,
-    /// When the link stops working (Unix ms); default in 7 days.
-    #[serde(default)]
+    /// When the link stops working: an ISO-8601 date-time with a zone (what the answers
+    /// print) or Unix ms; default in 7 days.
+    #[serde(default, deserialize_with = "super::keys::ms_or_iso8601")]
+    #[schema(value_type = Option<String>)]
     expires_at: Option<i64>,
 }
 
@@ -223,8 +225,10 @@ struct Invitations {
     /// Flagsmith's older form: addresses invited as `USER`s.
     #[serde(default)]
     emails: Vec<String>,
-    /// When the invitations stop working (Unix ms); default in 7 days.
-    #[serde(default)]
+    /// When the invitations stop working: an ISO-8601 date-time with a zone or Unix ms;
+    /// default in 7 days.
+    #[serde(default, deserialize_with = "super::keys::ms_or_iso8601")]
+    #[schema(value_type = Option<String>)]
     expires_at: Option<i64>,
 }
 

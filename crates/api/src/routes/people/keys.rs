@@ -43,7 +43,9 @@ struct NewKey {
 }
 
 /// Unix milliseconds or an RFC 3339 date-time (`2026-12-31T00:00:00Z`), as milliseconds.
-fn ms_or_iso8601<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+pub(super) fn ms_or_iso8601<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<i64>, D::Error> {
     use serde::de::Error;
     #[derive(Deserialize)]
     #[serde(untagged)]

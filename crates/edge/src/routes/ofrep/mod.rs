@@ -49,7 +49,7 @@ impl From<SdkError> for Refused {
             SdkError::MissingKey | SdkError::UnknownKey => {
                 Refused::Unauthorized("Invalid or missing environment key")
             }
-            SdkError::ServingDisabled => Refused::Forbidden(e.to_string()),
+            SdkError::ServingDisabled | SdkError::Forbidden(_) => Refused::Forbidden(e.to_string()),
             SdkError::FeatureNotFound | SdkError::NotFound(_) => Refused::Failure {
                 code: ErrorCode::FlagNotFound,
                 details: e.to_string(),
