@@ -148,7 +148,9 @@ test('webhooks: add one (secret shown once), send a test event, see it delivered
   try {
     const page = await signedInPage(browser, server);
     await page.goto(`${server.base}${envPath(demo.dev)}/features`);
-    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Webhooks' }).first().click();
+    // The environment's Webhooks link (the organisation has one too, and under load the
+    // environment's section of the navigation may not be there yet when the first is taken).
+    await page.getByRole('navigation', { name: 'Main' }).locator(`a[href="${envPath(demo.dev)}/webhooks"]`).click();
     await page.getByRole('heading', { name: 'Webhooks' }).waitFor();
     await page.getByRole('button', { name: 'Add webhook' }).click();
     const dialog = page.getByRole('dialog', { name: 'Add a webhook to Development' });
