@@ -105,11 +105,15 @@ fn state(f: &FeatureSpec, name: &str) -> impl Strategy<Value = Value> {
             let values: Vec<Value> = options
                 .iter()
                 .zip(mv)
-                .filter_map(|((oid, v, key), (pct, vid, vuuid))| {
+                .enumerate()
+                .filter_map(|(i, ((oid, v, key), (pct, vid, vuuid)))| {
                     if total + pct > 100.0 {
                         return None;
                     }
                     total += pct;
+                    // Distinct within the state, as Flagsmith's primary keys are (an import
+                    // refuses equal ids: they would leave the variants' order to chance).
+                    let vid = vid.map(|v| v * 100 + i as i64);
                     Some(json!({"id": vid, "mv_fs_value_uuid": vuuid,
                         "percentage_allocation": pct,
                         "multivariate_feature_option": {"id": oid, "value": v, "key": key}}))

@@ -335,6 +335,15 @@ async fn invalid_documents_are_refused_and_write_nothing() {
         (
             {
                 let mut d: Value = serde_json::from_str(MIGRATION).unwrap();
+                let values = &mut d["feature_states"][1]["multivariate_feature_state_values"];
+                values[1]["id"] = values[0]["id"].clone();
+                d
+            },
+            "feature_states[1].multivariate_feature_state_values[1].id",
+        ),
+        (
+            {
+                let mut d: Value = serde_json::from_str(MIGRATION).unwrap();
                 d["feature_states"][2]["feature_state_value"] = json!({"nested": true});
                 d
             },

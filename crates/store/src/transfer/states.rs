@@ -132,6 +132,18 @@ impl Builder<'_> {
                     "the option is listed twice in this feature state",
                 ));
             }
+            // The ids order the variants (Flagsmith's engine sorts by them); two equal ids
+            // leave the order to chance, and no Flagsmith document has them (they are primary
+            // keys).
+            if let Some(id) = mv
+                .id
+                .filter(|id| allocations.iter().any(|a| a.value_id == Some(*id)))
+            {
+                return Err(StoreError::invalid(
+                    format!("{mpath}.id"),
+                    format!("another value of this feature state has id {id}; the ids order the variants, so each must be different"),
+                ));
+            }
             allocations.push(PlanAllocation {
                 option,
                 percentage: pct,
