@@ -8,12 +8,9 @@
 // The server is started and seeded by ../flagstone_server.py serve (see sdk.test.mjs).
 // Run: node --test --test-reporter=tap ofrep.test.mjs   (FLAGSTONE_BIN picks the binary)
 
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fileURLToPath } from 'node:url';
-import path from 'node:path';
+import { poll, setState, startServer, unique } from './fixture.mjs';
 import { OpenFeature as ServerOpenFeature } from '@openfeature/server-sdk';
 import { OpenFeature as WebOpenFeature, ProviderEvents } from '@openfeature/web-sdk';
 import { OFREPProvider } from '@openfeature/ofrep-provider';
@@ -34,7 +31,6 @@ if (typeof globalThis.localStorage === 'undefined') {
   };
 }
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 const BANNER = 'banner';
 const CHECKOUT = 'checkout_v2';
 const MAX_ITEMS = 'max_items';
@@ -44,58 +40,17 @@ const LIVE = 'live_toggle';
 const SERVER_ONLY = 'server_only';
 const MV_IDENTIFIERS = Array.from({ length: 80 }, (_, i) => `mv-user-${i}`);
 
-let helper;
+let stop;
 let fx;
 
-function unique(prefix) {
-  return `${prefix}-${Math.random().toString(16).slice(2, 12)}`;
-}
-
-async function setState(feature, value, enabled = true) {
-  const id = fx.features[feature].state_id;
-  const r = await fetch(`${fx.api_url}environments/${fx.client_key}/featurestates/${id}/`, {
-    method: 'PATCH',
-    headers: { Authorization: `Api-Key ${fx.admin_key}`, 'Content-Type': 'application/json' },
-    body: JSON.stringify({ feature_state_value: value, enabled }),
-  });
-  assert.equal(r.status, 200, await r.text());
-}
-
-async function poll(check, timeoutMs, intervalMs = 20) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    let ok = false;
-    try {
-      ok = await check();
-    } catch {
-      ok = false;
-    }
-    if (ok || Date.now() >= deadline) return ok;
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
-
 before(async () => {
-  helper = spawn('python3', [path.join(here, '..', 'flagstone_server.py'), 'serve'], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: helper.stdout });
-  const first = await new Promise((resolve, reject) => {
-    lines.once('line', resolve);
-    helper.once('exit', (code) => reject(new Error(`server helper exited with ${code}`)));
-  });
-  fx = JSON.parse(first);
-  if (fx.error) throw new Error(`server helper: ${fx.error}`);
+  ({ fx, stop } = await startServer());
 });
 
 after(async () => {
   await WebOpenFeature.close();
   await ServerOpenFeature.close();
-  if (helper && helper.exitCode === null) {
-    const exited = new Promise((r) => helper.once('exit', r));
-    helper.stdin.end();
-    await exited;
-  }
+  if (stop) await stop();
 });
 
 function serverClient(domain, key, headers) {
@@ -208,7 +163,7 @@ describe('web provider (@openfeature/ofrep-web-provider)', () => {
     // A change made through the admin API reaches the client through polling.
     const changed = new Promise((resolve) => c.addHandler(ProviderEvents.ConfigurationChanged, resolve));
     const value = unique('live');
-    await setState(LIVE, value);
+    await setState(fx, LIVE, value);
     assert.ok(await poll(() => c.getStringValue(LIVE, 'x') === value, 10000), 'the change arrived');
     await changed;
 

@@ -5,15 +5,11 @@
 // prints the fixture as one JSON line and stops the server when its stdin closes.
 // Run: node --test --test-reporter=tap sdk.test.mjs   (FLAGSTONE_BIN picks the binary)
 
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fileURLToPath } from 'node:url';
-import path from 'node:path';
+import { poll, setState, startServer, unique } from './fixture.mjs';
 import { Flagsmith, DefaultFlag, FlagsmithAPIError } from 'flagsmith-nodejs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 const BANNER = 'banner';
 const CHECKOUT = 'checkout_v2';
 const MAX_ITEMS = 'max_items';
@@ -23,13 +19,9 @@ const LIVE = 'live_toggle';
 const STABLE = [BANNER, CHECKOUT, MAX_ITEMS, COLOR, PREMIUM];
 const MV_IDENTIFIERS = Array.from({ length: 80 }, (_, i) => `mv-user-${i}`);
 
-let helper;
+let stop;
 let fx; // the fixture printed by the helper
 const clients = [];
-
-function unique(prefix) {
-  return `${prefix}-${Math.random().toString(16).slice(2, 12)}`;
-}
 
 // The SDK logs the failures the unknown-key tests provoke; keep the TAP output readable.
 const quiet = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {} };
@@ -66,50 +58,13 @@ function snapshot(flags) {
   );
 }
 
-async function setState(feature, value, enabled = true) {
-  const id = fx.features[feature].state_id;
-  const r = await fetch(`${fx.api_url}environments/${fx.client_key}/featurestates/${id}/`, {
-    method: 'PATCH',
-    headers: { Authorization: `Api-Key ${fx.admin_key}`, 'Content-Type': 'application/json' },
-    body: JSON.stringify({ feature_state_value: value, enabled }),
-  });
-  assert.equal(r.status, 200, await r.text());
-}
-
-async function poll(check, timeoutMs, intervalMs = 20) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    let ok = false;
-    try {
-      ok = await check();
-    } catch {
-      ok = false;
-    }
-    if (ok || Date.now() >= deadline) return ok;
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
-
 before(async () => {
-  helper = spawn('python3', [path.join(here, '..', 'flagstone_server.py'), 'serve'], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: helper.stdout });
-  const first = await new Promise((resolve, reject) => {
-    lines.once('line', resolve);
-    helper.once('exit', (code) => reject(new Error(`server helper exited with ${code}`)));
-  });
-  fx = JSON.parse(first);
-  if (fx.error) throw new Error(`server helper: ${fx.error}`);
+  ({ fx, stop } = await startServer());
 });
 
 after(async () => {
   for (const c of clients) await c.close();
-  if (helper && helper.exitCode === null) {
-    const exited = new Promise((r) => helper.once('exit', r));
-    helper.stdin.end();
-    await exited;
-  }
+  if (stop) await stop();
 });
 
 describe('remote evaluation (client key)', () => {
@@ -164,7 +119,7 @@ describe('remote evaluation (client key)', () => {
     const c = client();
     const value = unique('node-remote');
     const started = Date.now();
-    await setState(LIVE, value);
+    await setState(fx, LIVE, value);
     const seen = await poll(async () => (await c.getEnvironmentFlags()).getFeatureValue(LIVE) === value, 1000, 10);
     assert.ok(seen, `/flags/ did not serve ${value} within 1 s`);
     const idSeen = await poll(
@@ -240,7 +195,7 @@ describe('local evaluation (server key, environment document)', () => {
     const c = localClient({ environmentRefreshIntervalSeconds: 1 });
     await c.getEnvironmentFlags();
     const value = unique('node-local');
-    await setState(LIVE, value);
+    await setState(fx, LIVE, value);
     const seen = await poll(async () => (await c.getEnvironmentFlags()).getFeatureValue(LIVE) === value, 5000, 50);
     assert.ok(seen, `local client did not see ${value} within 5 s`);
   });
