@@ -35,13 +35,6 @@ async fn evaluation_data(app: &EdgeApp, project: i64, feature: i64, env: i64) ->
     .await
 }
 
-async fn environment_id(app: &EdgeApp, key: &str) -> i64 {
-    app.admin_req(Method::GET, &format!("/api/v1/environments/{key}/"), None)
-        .await["id"]
-        .as_i64()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn usage_counts_exactly_under_concurrent_load() {
     let app = Arc::new(EdgeApp::new().await);
@@ -56,7 +49,7 @@ async fn usage_counts_exactly_under_concurrent_load() {
     )
     .await;
     app.publish().await;
-    let env = environment_id(&app, &key).await;
+    let env = app.environment_id(&key).await;
     assert_eq!(
         state_of(&app, &key, a).await["last_evaluated_at"],
         Value::Null
@@ -154,7 +147,7 @@ async fn evaluation_data_refuses_bad_parameters() {
     let app = EdgeApp::new().await;
     let (project, key, _) = app.setup().await;
     let a = app.feature(project, &key, "alpha", true, json!(1)).await;
-    let env = environment_id(&app, &key).await;
+    let env = app.environment_id(&key).await;
     let base = format!("/api/v1/projects/{project}/features/{a}/evaluation-data/");
     let missing = app.admin_raw(Method::GET, &base, None).await;
     assert_eq!(missing.status, StatusCode::BAD_REQUEST);

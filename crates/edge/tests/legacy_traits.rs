@@ -10,29 +10,11 @@ use common::{EdgeApp, Resp};
 use flagstone_edge::EdgeConfig;
 use serde_json::{json, Value};
 
-async fn environment_id(app: &EdgeApp, key: &str) -> i64 {
-    let mut tx = app.t.store.read().await.unwrap();
-    flagstone_store::environments::get_by_key(&mut tx, key)
-        .await
-        .unwrap()
-        .id
-}
-
-/// The stored traits of an identity once the writer has caught up, as `{key: value}`; `None`
-/// if the identity does not exist.
+/// The stored traits of an identity once the writer has caught up; `None` if the identity does
+/// not exist.
 async fn stored(app: &EdgeApp, env: i64, identifier: &str) -> Option<Value> {
     app.state.traits.flush().await;
-    let mut tx = app.t.store.read().await.unwrap();
-    flagstone_store::identities::load_identity(&mut tx, env, identifier)
-        .await
-        .unwrap()
-        .map(|(_, traits, _)| {
-            traits
-                .into_iter()
-                .map(|t| (t.trait_key, t.trait_value))
-                .collect::<serde_json::Map<_, _>>()
-                .into()
-        })
+    app.stored_traits(env, identifier).await
 }
 
 async fn send(app: &EdgeApp, method: Method, path: &str, key: &str, body: Value) -> Resp {
@@ -48,7 +30,7 @@ async fn one_trait_is_set_as_flagsmith_answers_it_and_seen_by_the_next_identify(
     let app = EdgeApp::new().await;
     let (_, key, server_key) = app.setup().await;
     app.publish().await;
-    let env = environment_id(&app, &key).await;
+    let env = app.environment_id(&key).await;
 
     let r = send(
         &app,
@@ -97,7 +79,7 @@ async fn bad_single_traits_are_refused_and_write_nothing() {
     let app = EdgeApp::new().await;
     let (project, key, server_key) = app.setup().await;
     app.publish().await;
-    let env = environment_id(&app, &key).await;
+    let env = app.environment_id(&key).await;
 
     // A null value is not a deletion here (Flagsmith refuses it).
     let r = send(
@@ -159,7 +141,7 @@ async fn bulk_sets_and_deletes_traits_of_several_identities_or_nothing_at_all() 
     let app = EdgeApp::new().await;
     let (project, key, server_key) = app.setup().await;
     app.publish().await;
-    let env = environment_id(&app, &key).await;
+    let env = app.environment_id(&key).await;
     // Limits are set first: the edge reads them at most 10 s old.
     app.admin_req(
         Method::PATCH,
@@ -275,7 +257,7 @@ async fn increments_add_up_from_zero_and_a_non_integer_trait_is_refused() {
     let app = EdgeApp::new().await;
     let (_, key, server_key) = app.setup().await;
     app.publish().await;
-    let env = environment_id(&app, &key).await;
+    let env = app.environment_id(&key).await;
     let inc = |identifier: &str, trait_key: &str, by: Value| {
         send(
             &app,
@@ -339,7 +321,7 @@ async fn client_keys_organisations_without_trait_storage_and_new_identity_floods
     .await;
     let (_, key, server_key) = app.setup().await;
     app.publish().await;
-    let env = environment_id(&app, &key).await;
+    let env = app.environment_id(&key).await;
 
     // Two new identities use up the bound; a bulk request naming a third writes nothing, not
     // even the known identity's trait; known identities still take traits.

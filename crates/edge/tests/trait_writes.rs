@@ -15,29 +15,6 @@ use serde_json::{json, Value};
 use tower::{Layer, ServiceExt};
 use tower_http::normalize_path::NormalizePathLayer;
 
-async fn environment_id(app: &EdgeApp, key: &str) -> i64 {
-    let mut tx = app.t.store.read().await.unwrap();
-    flagstone_store::environments::get_by_key(&mut tx, key)
-        .await
-        .unwrap()
-        .id
-}
-
-/// The stored traits of an identity, as `{key: value}`; `None` if it does not exist.
-async fn stored(app: &EdgeApp, env: i64, identifier: &str) -> Option<Value> {
-    let mut tx = app.t.store.read().await.unwrap();
-    flagstone_store::identities::load_identity(&mut tx, env, identifier)
-        .await
-        .unwrap()
-        .map(|(_, traits, _)| {
-            traits
-                .into_iter()
-                .map(|t| (t.trait_key, t.trait_value))
-                .collect::<serde_json::Map<_, _>>()
-                .into()
-        })
-}
-
 async fn count(app: &EdgeApp, env: i64, prefix: &str) -> i64 {
     let mut tx = app.t.store.read().await.unwrap();
     flagstone_store::identities::list(
@@ -71,7 +48,7 @@ async fn a_flood_of_new_identities_larger_than_the_queue_is_written_not_dropped(
     .await;
     let (_, key, _) = app.setup().await;
     app.publish().await;
-    let env = environment_id(&app, &key).await;
+    let env = app.environment_id(&key).await;
 
     const N: usize = 120;
     let mut flood = tokio::task::JoinSet::new();
@@ -97,7 +74,7 @@ async fn a_flood_of_new_identities_larger_than_the_queue_is_written_not_dropped(
     );
     for i in [0, N / 2, N - 1] {
         assert_eq!(
-            stored(&app, env, &format!("flood-{i}")).await,
+            app.stored_traits(env, &format!("flood-{i}")).await,
             Some(json!({"n": i, "plan": "pro"}))
         );
     }
@@ -108,7 +85,7 @@ async fn a_refused_write_costs_only_itself_in_its_batch() {
     let app = EdgeApp::new().await;
     let (_, key, _) = app.setup().await;
     app.publish().await;
-    let env = environment_id(&app, &key).await;
+    let env = app.environment_id(&key).await;
     let write = |identifier: &str| TraitWrite {
         environment_id: env,
         identifier: identifier.to_string(),
@@ -121,14 +98,14 @@ async fn a_refused_write_costs_only_itself_in_its_batch() {
     app.state.traits.submit(write("after")).await;
     app.state.traits.flush().await;
     assert_eq!(
-        stored(&app, env, "before").await,
+        app.stored_traits(env, "before").await,
         Some(json!({"plan": "pro"}))
     );
     assert_eq!(
-        stored(&app, env, "after").await,
+        app.stored_traits(env, "after").await,
         Some(json!({"plan": "pro"}))
     );
-    assert_eq!(stored(&app, env, "bad\u{7}identifier").await, None);
+    assert_eq!(app.stored_traits(env, "bad\u{7}identifier").await, None);
 }
 
 #[tokio::test]
@@ -136,7 +113,7 @@ async fn changed_traits_replace_the_stored_ones_and_unchanged_ones_are_answered_
     let app = EdgeApp::new().await;
     let (_, key, _) = app.setup().await;
     app.publish().await;
-    let env = environment_id(&app, &key).await;
+    let env = app.environment_id(&key).await;
     let send = |traits: Value| {
         app.sdk(
             Method::POST,
@@ -153,7 +130,7 @@ async fn changed_traits_replace_the_stored_ones_and_unchanged_ones_are_answered_
     assert_eq!(r.status, StatusCode::OK);
     app.state.traits.flush().await;
     assert_eq!(
-        stored(&app, env, "ada").await,
+        app.stored_traits(env, "ada").await,
         Some(json!({"age": 36, "plan": "free"}))
     );
 
@@ -178,7 +155,7 @@ async fn changed_traits_replace_the_stored_ones_and_unchanged_ones_are_answered_
     assert!(answered.contains(&("tab".into(), json!("x"))));
     app.state.traits.flush().await;
     assert_eq!(
-        stored(&app, env, "ada").await,
+        app.stored_traits(env, "ada").await,
         Some(json!({"age": 36, "plan": "free"}))
     );
 
@@ -193,7 +170,10 @@ async fn changed_traits_replace_the_stored_ones_and_unchanged_ones_are_answered_
         json!([{"trait_key": "plan", "trait_value": "pro"}])
     );
     app.state.traits.flush().await;
-    assert_eq!(stored(&app, env, "ada").await, Some(json!({"plan": "pro"})));
+    assert_eq!(
+        app.stored_traits(env, "ada").await,
+        Some(json!({"plan": "pro"}))
+    );
 }
 
 #[tokio::test]
@@ -205,7 +185,7 @@ async fn new_identities_per_environment_and_minute_are_bounded_with_a_429_naming
     .await;
     let (_, key, _) = app.setup().await;
     app.publish().await;
-    let env = environment_id(&app, &key).await;
+    let env = app.environment_id(&key).await;
     let post = |body: Value| {
         let req = identify(&key, body);
         let router = NormalizePathLayer::trim_trailing_slash()
@@ -249,10 +229,10 @@ async fn new_identities_per_environment_and_minute_are_bounded_with_a_429_naming
     // The refused identity was not written; the others were.
     app.state.traits.flush().await;
     assert_eq!(count(&app, env, "new-").await, 3);
-    assert_eq!(stored(&app, env, "new-3").await, None);
+    assert_eq!(app.stored_traits(env, "new-3").await, None);
     assert_eq!(
-        stored(&app, env, "new-0").await,
+        app.stored_traits(env, "new-0").await,
         Some(json!({"plan": "pro"}))
     );
-    assert_eq!(stored(&app, env, "passing-by").await, None);
+    assert_eq!(app.stored_traits(env, "passing-by").await, None);
 }

@@ -199,6 +199,30 @@ impl EdgeApp {
         self.follower.sync_all().await.unwrap();
     }
 
+    /// The id of the environment whose client key is `key`.
+    pub async fn environment_id(&self, key: &str) -> i64 {
+        let mut tx = self.t.store.read().await.unwrap();
+        flagstone_store::environments::get_by_key(&mut tx, key)
+            .await
+            .unwrap()
+            .id
+    }
+
+    /// The stored traits of an identity, as `{key: value}`; `None` if it does not exist.
+    pub async fn stored_traits(&self, env: i64, identifier: &str) -> Option<Value> {
+        let mut tx = self.t.store.read().await.unwrap();
+        flagstone_store::identities::load_identity(&mut tx, env, identifier)
+            .await
+            .unwrap()
+            .map(|(_, traits, _)| {
+                traits
+                    .into_iter()
+                    .map(|t| (t.trait_key, t.trait_value))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into()
+            })
+    }
+
     /// Organisation, project, environment; returns (project id, client key, server key).
     pub async fn setup(&self) -> (i64, String, String) {
         let org = self
