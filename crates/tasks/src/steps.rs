@@ -79,6 +79,11 @@ pub async fn claim(
 /// than the published one (listeners are notified on commit, and webhooks that opted in get
 /// its `ENVIRONMENT_PUBLISHED` event, queued in this transaction); the policy then finishes the job
 /// or, if its wanted revision moved past what is now published, schedules one follow-up.
+///
+/// The lease is checked first, with the job's row locked: a worker whose claim lapsed (its
+/// session's connection was cut, or it stalled past its lease) may still be finishing a build
+/// while another worker rebuilds the same environment, and it must then record nothing — no
+/// document, no publish-log line — so one environment's builds never overlap on record.
 pub async fn finish(
     store: &Store,
     lease: &Lease,
@@ -87,6 +92,12 @@ pub async fn finish(
 ) -> Result<Finished> {
     let now = store.clock().now_ms();
     let mut tx = queue::begin(store).await?;
+    let Some(job) = queue::owned(&mut tx, lease).await? else {
+        return Ok(Finished {
+            published: false,
+            settled: Settled::LeaseLost,
+        });
+    };
     let announce = crate::published::prepare(&mut tx, doc).await?;
     let published = document::store_if_newer(&mut tx, doc).await?;
     let mut announced = 0;
@@ -111,23 +122,20 @@ pub async fn finish(
         detail: None,
     };
     queue::log(&mut tx, &line, cfg.publish_log_cap).await?;
-    let settled = match queue::owned(&mut tx, lease).await? {
-        None => Settled::LeaseLost,
-        Some(job) => {
-            let current = document::stored::published_revision(&mut tx, doc.environment_id)
-                .await?
-                .unwrap_or(doc.revision);
-            let delay = store.publish_settings().debounce_ms;
-            let decision = policy::after_success(job.wanted_revision > current, now, delay);
-            queue::apply(&mut tx, lease.environment_id, &decision, now).await?;
-            Settled::Decided(decision)
-        }
-    };
+    let current = document::stored::published_revision(&mut tx, doc.environment_id)
+        .await?
+        .unwrap_or(doc.revision);
+    let delay = store.publish_settings().debounce_ms;
+    let decision = policy::after_success(job.wanted_revision > current, now, delay);
+    queue::apply(&mut tx, lease.environment_id, &decision, now).await?;
     tx.commit().await?;
     if announced > 0 {
         store.webhook_notifier().notify_one();
     }
-    Ok(Finished { published, settled })
+    Ok(Finished {
+        published,
+        settled: Settled::Decided(decision),
+    })
 }
 
 /// Records a failed attempt: the policy retries it after backoff or parks it. The environment
