@@ -44,6 +44,7 @@ fn config() -> DeliveryConfig {
             max_attempts: 3,
             backoff_base_ms: 1_000,
             backoff_cap_ms: 60_000,
+            session_lapse_window_ms: 60_000,
         },
         jitter: JitterSource::Fixed(Jitter::NONE),
         policy: AddressPolicy::allowing_private(),

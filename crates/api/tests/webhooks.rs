@@ -47,6 +47,7 @@ fn config(max_attempts: i64, timeout_ms: u64) -> DeliveryConfig {
             max_attempts,
             backoff_base_ms: 1_000,
             backoff_cap_ms: 60_000,
+            session_lapse_window_ms: 60_000,
         },
         jitter: JitterSource::Fixed(Jitter::NONE),
         policy: AddressPolicy::allowing_private(),

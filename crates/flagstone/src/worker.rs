@@ -53,6 +53,8 @@ impl WorkerOptions {
             rules: Rules {
                 lease_ms: self.worker_lease_ms.max(100),
                 max_attempts: self.worker_max_attempts.max(1),
+                // Sessions must keep lapsing for as long as a lease before a job is parked.
+                session_lapse_window_ms: self.worker_lease_ms.max(100),
                 ..Rules::default()
             },
             breakpoints: self.test_pause_at.map(Breakpoints::hold_at),

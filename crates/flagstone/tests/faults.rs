@@ -30,7 +30,11 @@ fn spawn(args: &[&str]) -> Proc {
     Proc(
         Command::new(env!("CARGO_BIN_EXE_flagstone"))
             .args(args)
-            .env("RUST_LOG", "error")
+            // FAULTS_CHILD_LOG=warn shows what the children decided when a run fails.
+            .env(
+                "RUST_LOG",
+                std::env::var("FAULTS_CHILD_LOG").unwrap_or_else(|_| "error".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -96,11 +100,18 @@ async fn assert_converged(store: &Store, envs: &[Fixture], within: Duration) {
             if published == Some(current) {
                 break;
             }
-            assert!(
-                start.elapsed() < within,
-                "environment {}: revision {current}, published {published:?} after {within:?}",
-                fx.environment_id
-            );
+            if start.elapsed() >= within {
+                let mut tx = store.read().await.unwrap();
+                let job = queue::get_job(&mut tx, fx.environment_id).await.unwrap();
+                let log = queue::publish_log(&mut tx, Some(fx.environment_id), 5)
+                    .await
+                    .unwrap();
+                panic!(
+                    "environment {}: revision {current}, published {published:?} after \
+                     {within:?}; job {job:?}; last builds {log:?}",
+                    fx.environment_id
+                );
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

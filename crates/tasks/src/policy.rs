@@ -24,6 +24,12 @@ pub struct Rules {
     /// First retry delay; doubles per attempt up to `backoff_cap_ms`, scaled by the jitter.
     pub backoff_base_ms: i64,
     pub backoff_cap_ms: i64,
+    /// How long claims must keep lapsing through ended sessions (and `max_attempts` times)
+    /// before the job is parked. A session ends both when its worker dies and when its
+    /// connection is cut; only a poison environment keeps killing workers for this long, while a
+    /// database failover or a flapping network ends many sessions within seconds and must not
+    /// park every environment being built at the time.
+    pub session_lapse_window_ms: i64,
 }
 
 impl Default for Rules {
@@ -33,6 +39,7 @@ impl Default for Rules {
             max_attempts: 5,
             backoff_base_ms: 1_000,
             backoff_cap_ms: 5 * 60_000,
+            session_lapse_window_ms: 30_000,
         }
     }
 }
@@ -67,8 +74,13 @@ impl Jitter {
 /// How an attempt failed, as far as the queue is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Failure {
-    /// Worth retrying (database unreachable, timeout): backoff, park after `max_attempts`.
+    /// Worth retrying (a timeout, an unexplained error): backoff, park after `max_attempts`.
     Transient,
+    /// The database could not be reached (connection cut, failover, pool exhausted): nobody's
+    /// fault, least of all the environment's. Retried after the base backoff without counting
+    /// an attempt, so an outage never parks environments — once the database is back they
+    /// publish on their own, without waiting for another change.
+    StoreUnavailable,
     /// Trying the same input again fails the same way: park now, unless newer input arrived
     /// (it may be the fix).
     Permanent(ParkReason),
@@ -103,7 +115,14 @@ pub fn on_claim(rules: &Rules, due: &DueJob, now: i64) -> ClaimDecision {
         },
         Claimant::Lapsed { owner, cause } => {
             let attempts = due.attempts + 1;
-            if attempts >= rules.max_attempts {
+            let lapsing_long_enough = match cause {
+                // Each expired lease already took `lease_ms`: repeated, they are a pattern.
+                Lapse::LeaseExpired => true,
+                Lapse::SessionEnded { waiting_since } => {
+                    now - waiting_since >= rules.session_lapse_window_ms
+                }
+            };
+            if attempts >= rules.max_attempts && lapsing_long_enough {
                 ClaimDecision::Park {
                     reason: ParkReason::WorkersDied,
                     attempts,
@@ -115,7 +134,7 @@ pub fn on_claim(rules: &Rules, due: &DueJob, now: i64) -> ClaimDecision {
                 }
             } else {
                 let how = match cause {
-                    Lapse::SessionEnded => {
+                    Lapse::SessionEnded { .. } => {
                         "its session ended mid-build (process died or lost \
                                             its database connection)"
                     }
@@ -159,6 +178,7 @@ pub fn backoff_ms(rules: &Rules, attempts: i64, jitter: Jitter) -> i64 {
 /// - a permanent failure parks at once with its reason, unless newer input arrived, in which
 ///   case the job retries after `newer_input_delay_ms` (the input may be the fix);
 /// - a transient failure retries after [`backoff_ms`];
+/// - an unreachable store retries after the base backoff, uncounted, and never parks;
 /// - either way, the `max_attempts`-th failure parks (transient ones as
 ///   [`ParkReason::TooManyFailures`], with the last error kept in the message).
 pub fn after_failure(
@@ -195,6 +215,11 @@ pub fn after_failure(
             run_after: now + backoff_ms(rules, attempts, jitter),
             error: failed.error.to_string(),
         },
+        Failure::StoreUnavailable => Decision::Retry {
+            attempts: failed.attempts_before,
+            run_after: now + backoff_ms(rules, 1, jitter),
+            error: failed.error.to_string(),
+        },
     }
 }
 
@@ -214,6 +239,7 @@ mod tests {
             max_attempts: 3,
             backoff_base_ms: 100,
             backoff_cap_ms: 350,
+            session_lapse_window_ms: 2_000,
         }
     }
 
@@ -272,7 +298,9 @@ mod tests {
         // A claim whose session ended lapses the same way, and says so.
         let dead = Claimant::Lapsed {
             owner: "w-dead".into(),
-            cause: Lapse::SessionEnded,
+            cause: Lapse::SessionEnded {
+                waiting_since: 4_000,
+            },
         };
         let ClaimDecision::Take { attempts, note, .. } = on_claim(&rules(), &due(0, dead), 5_000)
         else {
@@ -294,6 +322,28 @@ mod tests {
         assert!(matches!(
             on_claim(&rules(), &due(2, Claimant::Unclaimed), 0),
             ClaimDecision::Take { attempts: 2, .. }
+        ));
+    }
+
+    #[test]
+    fn ended_sessions_park_only_when_they_keep_ending_for_the_window() {
+        let ended = |waiting_since| Claimant::Lapsed {
+            owner: "w-cut".into(),
+            cause: Lapse::SessionEnded { waiting_since },
+        };
+        // The third lapse, 1.5 s into the job's wait (window 2 s): a flapping connection, taken.
+        assert!(matches!(
+            on_claim(&rules(), &due(2, ended(3_500)), 5_000),
+            ClaimDecision::Take { attempts: 3, .. }
+        ));
+        // The same once the lapses have gone on for the window: workers keep dying on it.
+        assert!(matches!(
+            on_claim(&rules(), &due(2, ended(3_000)), 5_000),
+            ClaimDecision::Park {
+                reason: ParkReason::WorkersDied,
+                attempts: 3,
+                ..
+            }
         ));
     }
 
@@ -367,6 +417,28 @@ mod tests {
                 message: "failed 3 times; last error: db timeout".into()
             }
         );
+    }
+
+    #[test]
+    fn an_unreachable_store_retries_uncounted_and_never_parks() {
+        let r = rules();
+        // Far past `max_attempts` failures of other kinds: still a retry at the base backoff.
+        for before in [0, 2, 50] {
+            assert_eq!(
+                after_failure(
+                    &r,
+                    &failed(before, Failure::StoreUnavailable, false),
+                    1_000,
+                    50,
+                    Jitter::NONE
+                ),
+                Decision::Retry {
+                    attempts: before,
+                    run_after: 1_100,
+                    error: "db timeout".into()
+                }
+            );
+        }
     }
 
     #[test]

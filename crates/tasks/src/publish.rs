@@ -87,6 +87,7 @@ pub fn classify(e: &BuildError) -> Failure {
         BuildError::Store(StoreError::Corrupt { .. }) => {
             Failure::Permanent(ParkReason::InvalidData)
         }
+        BuildError::Store(e) if e.unavailable().is_some() => Failure::StoreUnavailable,
         _ => Failure::Transient,
     }
 }

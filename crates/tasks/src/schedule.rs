@@ -54,6 +54,7 @@ impl Default for ScheduleConfig {
                 max_attempts: 5,
                 backoff_base_ms: 1_000,
                 backoff_cap_ms: 60_000,
+                session_lapse_window_ms: 30_000,
             },
             jitter: JitterSource::Random,
             poll_interval: Duration::from_millis(200),
@@ -103,6 +104,7 @@ pub fn classify(e: &StoreError) -> Failure {
         | StoreError::Conflict { .. }
         | StoreError::LimitExceeded { .. }
         | StoreError::Corrupt { .. } => Failure::Permanent(ParkReason::ChangeRefused),
+        e if e.unavailable().is_some() => Failure::StoreUnavailable,
         _ => Failure::Transient,
     }
 }

@@ -24,8 +24,10 @@ pub const START_MS: i64 = 1_767_225_600_000;
 /// Something that goes wrong at a breakpoint, once.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
-    /// The database is unreachable (a transient failure).
+    /// The database is unreachable: retried, never counted (nobody's fault).
     DatabaseDown,
+    /// A query fails for a reason the worker cannot name (a transient failure, counted).
+    QueryFails,
     /// The document passes its byte budget (permanent).
     TooLarge,
     /// Stored data cannot be turned into a document (permanent).
@@ -165,6 +167,9 @@ impl Pipeline {
         match fault {
             Fault::DatabaseDown => BuildResult::Failed(BuildError::Store(StoreError::Database(
                 sqlx::Error::PoolTimedOut,
+            ))),
+            Fault::QueryFails => BuildResult::Failed(BuildError::Store(StoreError::Database(
+                sqlx::Error::Protocol("unexpected message from the server".into()),
             ))),
             Fault::TooLarge => BuildResult::Failed(BuildError::TooLarge {
                 attempted: 100_001,

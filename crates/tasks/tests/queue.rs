@@ -25,6 +25,7 @@ fn rules() -> Rules {
         max_attempts: 3,
         backoff_base_ms: 100,
         backoff_cap_ms: 400,
+        session_lapse_window_ms: 1_000,
     }
 }
 
@@ -203,7 +204,7 @@ async fn workers_that_keep_dying_on_an_environment_get_it_parked() {
 async fn transient_failures_back_off_then_park_and_a_new_change_unparks() {
     let (_t, p, fx) = setup().await;
     p.advance(50);
-    p.inject(Breakpoint::Built, Fault::DatabaseDown);
+    p.inject(Breakpoint::Built, Fault::QueryFails);
     let ran = p.run("w").await;
     assert!(
         matches!(
@@ -228,7 +229,7 @@ async fn transient_failures_back_off_then_park_and_a_new_change_unparks() {
         }
     ));
     p.advance(200);
-    p.inject(Breakpoint::Built, Fault::DatabaseDown);
+    p.inject(Breakpoint::Built, Fault::QueryFails);
     let ran = p.run("w").await;
     assert!(
         matches!(
@@ -250,6 +251,35 @@ async fn transient_failures_back_off_then_park_and_a_new_change_unparks() {
         .unwrap();
     assert_snapshot!("transient_3_unparked_by_a_change", p.snapshot().await);
     p.advance(50);
+    assert!(published(&p.run("w").await).is_some());
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_retried_uncounted_and_never_parks() {
+    let (_t, p, _fx) = setup().await;
+    p.advance(50);
+    // More failures than `max_attempts` (3): a failover, not a poison environment.
+    for _ in 0..5 {
+        p.inject(Breakpoint::Built, Fault::DatabaseDown);
+        let ran = p.run("w").await;
+        assert!(
+            matches!(
+                &ran,
+                Ran::Ended {
+                    outcome: PublishOutcome::Retrying { attempts: 0, .. },
+                    ..
+                }
+            ),
+            "{ran:?}"
+        );
+        assert_eq!(
+            p.run("w").await,
+            Ran::NothingDue,
+            "retried after the base backoff"
+        );
+        p.advance(100);
+    }
+    // Once the database answers, the environment publishes without waiting for a change.
     assert!(published(&p.run("w").await).is_some());
 }
 

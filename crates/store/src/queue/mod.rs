@@ -56,8 +56,11 @@ pub enum Claimant {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lapse {
     /// The claimant's session ended (its process died or its connection dropped): found at
-    /// once, without waiting for the lease.
-    SessionEnded,
+    /// once, without waiting for the lease. `waiting_since` is when the job was first requested
+    /// (since its last publish): from the database alone a dead process and a cut connection look
+    /// the same, and how long the lapses have gone on is what tells a poison environment
+    /// (workers keep dying on it) from a flapping network.
+    SessionEnded { waiting_since: i64 },
     /// The lease ran out without a heartbeat (the claimant stalled, or its claim predates
     /// sessions): the backstop.
     LeaseExpired,
@@ -89,6 +92,7 @@ struct DueRow {
     attempts: i64,
     lease_owner: Option<String>,
     lease_until: Option<i64>,
+    first_requested_at: i64,
 }
 
 /// A write transaction that holds the write lock from its first statement. On SQLite a
@@ -146,7 +150,8 @@ pub async fn next_due(store: &Store, tx: &mut Tx, now: i64) -> Result<Option<Due
         format!(" OR lease_session IN ({})", ended.join(", "))
     };
     let query = format!(
-        "SELECT environment_id, wanted_revision, state, attempts, lease_owner, lease_until \
+        "SELECT environment_id, wanted_revision, state, attempts, lease_owner, lease_until, \
+             first_requested_at \
          FROM publish_jobs \
          WHERE (state = $2 AND run_after <= $1) \
             OR (state = $3 AND (lease_until < $1{ended_clause})) \
@@ -171,7 +176,9 @@ pub async fn next_due(store: &Store, tx: &mut Tx, now: i64) -> Result<Option<Due
                 cause: if r.lease_until.is_some_and(|t| t < now) {
                     Lapse::LeaseExpired
                 } else {
-                    Lapse::SessionEnded
+                    Lapse::SessionEnded {
+                        waiting_since: r.first_requested_at,
+                    }
                 },
             },
             _ => Claimant::Unclaimed,

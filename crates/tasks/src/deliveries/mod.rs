@@ -55,6 +55,8 @@ impl Default for DeliveryConfig {
                 max_attempts: 8,
                 backoff_base_ms: 2_000,
                 backoff_cap_ms: 10 * 60_000,
+                // Deliveries tie nothing to a session: only leases lapse.
+                session_lapse_window_ms: 60_000,
             },
             jitter: JitterSource::Random,
             poll_interval: Duration::from_millis(500),
