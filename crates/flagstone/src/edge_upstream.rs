@@ -46,7 +46,7 @@ pub struct UpstreamOptions {
         requires = "upstream"
     )]
     pub upstream_environments: Vec<String>,
-    /// Seconds without a heartbeat from the upstream (sent every 5 s when idle) after which it
+    /// Seconds without a heartbeat from the upstream (it sends one every 5 s) after which it
     /// is considered gone and reconnected to.
     #[arg(
         long,
