@@ -104,10 +104,7 @@ pub struct SseEvent {
 /// an incomplete event. Comments (`:` lines) count as nothing but contact.
 pub fn take_events(buf: &mut Vec<u8>) -> Vec<SseEvent> {
     let mut out = Vec::new();
-    loop {
-        let Some((end, sep)) = find_blank_line(buf) else {
-            break;
-        };
+    while let Some((end, sep)) = find_blank_line(buf) {
         let block: Vec<u8> = buf.drain(..end + sep).collect();
         let text = String::from_utf8_lossy(&block[..end]);
         let mut event = String::from("message");
