@@ -1,7 +1,9 @@
 //! Who is calling: `X-Environment-Key` is either an environment's client key (public) or a
 //! server-side key (`ser.`). Client keys are resolved from the snapshots in memory; server keys
 //! are checked against the store and cached for at most one second, so a revoked key stops
-//! working within a second without a store query per request. Keys are never logged.
+//! working within a second without a store query per request. An edge following an upstream
+//! over HTTP asks its upstream instead (which checks its store, or asks its own upstream), with
+//! the same cache. Keys are never logged.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
 use flagstone_store::keys::{find_server_key, hash_secret, SERVER_KEY_PREFIX};
-use flagstone_store::Store;
 
 use crate::error::SdkError;
 use crate::registry::Registry;
 use crate::snapshot::EnvSnapshot;
+use crate::Source;
 
 pub const KEY_HEADER: &str = "x-environment-key";
 const SERVER_KEY_TTL: Duration = Duration::from_secs(1);
@@ -52,7 +54,7 @@ pub struct ServerKeys {
 
 impl ServerKeys {
     /// The client key of the environment a server key belongs to.
-    async fn resolve(&self, store: &Store, key: &str) -> Result<Option<String>, SdkError> {
+    pub async fn resolve(&self, source: &Source, key: &str) -> Result<Option<String>, SdkError> {
         let hash = hash_secret(key);
         let stale = {
             let cache = self.cache.lock().expect("key cache lock");
@@ -62,14 +64,21 @@ impl ServerKeys {
                 None => None,
             }
         };
-        let looked_up = async {
-            let mut tx = store.read().await?;
-            find_server_key(&mut tx, key).await
-        }
-        .await;
+        let looked_up: Result<Option<String>, String> = match source {
+            Source::Store(store) => async {
+                let mut tx = store.read().await?;
+                find_server_key(&mut tx, key).await
+            }
+            .await
+            .map(|owner| owner.map(|o| o.api_key))
+            .map_err(|e| e.to_string()),
+            Source::Upstream(client) => client
+                .resolve_server_key(key)
+                .await
+                .map_err(|e| e.to_string()),
+        };
         match looked_up {
-            Ok(owner) => {
-                let api_key = owner.map(|o| o.api_key);
+            Ok(api_key) => {
                 let mut cache = self.cache.lock().expect("key cache lock");
                 if cache.len() >= MAX_CACHED_KEYS {
                     cache.clear();
@@ -86,7 +95,7 @@ impl ServerKeys {
             // The store is unreachable: keep serving a key we knew to be valid (the edge
             // serves its last good state); an unknown key cannot be checked.
             Err(e) => {
-                tracing::warn!(error = %e, "cannot check a server-side key against the store");
+                tracing::warn!(error = %e, "cannot check a server-side key against the store or upstream");
                 match stale {
                     Some(k) => Ok(Some(k)),
                     None => Err(SdkError::Unavailable),
@@ -100,7 +109,7 @@ pub async fn authenticate(
     headers: &HeaderMap,
     registry: &Registry,
     server_keys: &ServerKeys,
-    store: &Store,
+    source: &Source,
 ) -> Result<Caller, SdkError> {
     let key = headers
         .get(KEY_HEADER)
@@ -108,7 +117,7 @@ pub async fn authenticate(
         .map(str::trim)
         .filter(|k| !k.is_empty())
         .ok_or(SdkError::MissingKey)?;
-    authenticate_key(key, registry, server_keys, store).await
+    authenticate_key(key, registry, server_keys, source).await
 }
 
 /// Authenticates an environment key (client or server-side) however the caller sent it.
@@ -116,11 +125,11 @@ pub async fn authenticate_key(
     key: &str,
     registry: &Registry,
     server_keys: &ServerKeys,
-    store: &Store,
+    source: &Source,
 ) -> Result<Caller, SdkError> {
     let (snap, server) = if key.starts_with(SERVER_KEY_PREFIX) {
         let api_key = server_keys
-            .resolve(store, key)
+            .resolve(source, key)
             .await?
             .ok_or(SdkError::UnknownKey)?;
         (registry.get(&api_key).ok_or(SdkError::UnknownKey)?, true)

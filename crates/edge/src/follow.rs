@@ -65,6 +65,30 @@ pub struct EdgeHealth {
 }
 
 impl EdgeHealth {
+    /// The source (store or upstream) confirmed, now, that what is held is current.
+    pub fn confirmed(&self) {
+        self.last_sync_ms.store(now_ms(), Ordering::Relaxed);
+        self.store_reachable.store(true, Ordering::Relaxed);
+        self.from_cache.store(false, Ordering::Relaxed);
+    }
+    /// The source cannot be reached: what is held is the last good copy.
+    pub fn unreachable(&self) {
+        self.store_reachable.store(false, Ordering::Relaxed);
+        self.from_cache.store(true, Ordering::Relaxed);
+    }
+    /// When the source last confirmed what is held (Unix ms; `None`: never).
+    pub fn confirmed_at_ms(&self) -> Option<i64> {
+        let t = self.last_sync_ms.load(Ordering::Relaxed);
+        (t > 0).then_some(t)
+    }
+    /// An upstream's heartbeat: this edge is as fresh as its upstream says it is (an edge
+    /// following a stale upstream is stale too, however well it hears it).
+    pub fn upstream_says(&self, confirmed_at_ms: Option<i64>, serving_from_cache: bool) {
+        self.store_reachable.store(true, Ordering::Relaxed);
+        self.from_cache.store(serving_from_cache, Ordering::Relaxed);
+        let at = confirmed_at_ms.unwrap_or(0).min(now_ms());
+        self.last_sync_ms.store(at, Ordering::Relaxed);
+    }
     /// Seconds since the store last confirmed what this edge serves (`None`: never).
     pub fn staleness_seconds(&self) -> Option<f64> {
         let t = self.last_sync_ms.load(Ordering::Relaxed);
@@ -239,29 +263,18 @@ impl Follower {
         Ok(())
     }
 
-    fn cache_paths(dir: &Path, env: i64) -> (PathBuf, PathBuf) {
-        (
-            dir.join(format!("env-{env}.json.gz")),
-            dir.join(format!("env-{env}.meta.json")),
-        )
-    }
-
     fn write_cached(&self, stored: &StoredDocument, body: &[u8]) {
-        let Some(dir) = &self.config.cache_dir else {
-            return;
-        };
-        let (body_path, meta) = Self::cache_paths(dir, stored.environment_id);
-        let meta_json = serde_json::json!({
-            "environment_id": stored.environment_id,
-            "revision": stored.revision,
-            "etag": stored.etag,
-            "shares_second": stored.shares_second_with_previous(),
-        });
-        let result = std::fs::create_dir_all(dir)
-            .and_then(|_| write_atomic(&body_path, body))
-            .and_then(|_| write_atomic(&meta, meta_json.to_string().as_bytes()));
-        if let Err(e) = result {
-            tracing::warn!(dir = %dir.display(), error = %e, "cannot write the last-good document cache");
+        if let Some(dir) = &self.config.cache_dir {
+            write_cached(
+                dir,
+                &CachedMeta {
+                    environment_id: stored.environment_id,
+                    revision: stored.revision,
+                    etag: &stored.etag,
+                    shares_second: stored.shares_second_with_previous(),
+                },
+                body,
+            );
         }
     }
 
@@ -295,60 +308,102 @@ impl Follower {
 
     fn remove_cached(&self, env: i64) {
         if let Some(dir) = &self.config.cache_dir {
-            let (body, meta) = Self::cache_paths(dir, env);
-            let _ = std::fs::remove_file(meta);
-            let _ = std::fs::remove_file(body);
+            remove_cached(dir, env);
         }
     }
 
     /// Loads every document in the cache directory (used when the store is unreachable).
     pub fn load_cache_dir(&self) -> usize {
-        let Some(dir) = &self.config.cache_dir else {
-            return 0;
-        };
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return 0;
-        };
-        let mut loaded = 0;
-        // The newest cached document tells since when, at least, nothing was confirmed.
-        let mut newest_ms = 0;
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if !path.to_string_lossy().ends_with(".meta.json") {
-                continue;
-            }
-            match read_cached(&path) {
-                Ok(snap) => {
-                    if self.registry.install(snap) {
-                        loaded += 1;
-                        let written = entry
-                            .metadata()
-                            .and_then(|m| m.modified())
-                            .ok()
-                            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                            .map_or(0, |d| d.as_millis() as i64);
-                        newest_ms = newest_ms.max(written);
-                    }
-                    release_free_memory();
-                }
-                Err(e) => {
-                    tracing::warn!(file = %path.display(), error = %e, "skipping an unreadable cached document")
-                }
-            }
+        match &self.config.cache_dir {
+            Some(dir) => load_cache_dir(dir, &self.registry, &self.health),
+            None => 0,
         }
-        if loaded > 0 {
-            self.health.from_cache.store(true, Ordering::Relaxed);
-            // Staleness counts from when the cache was last written, not from "never".
-            if self.health.last_sync_ms.load(Ordering::Relaxed) == 0 {
-                self.health.last_sync_ms.store(newest_ms, Ordering::Relaxed);
-            }
-        }
-        tracing::info!(
-            loaded,
-            "loaded last good documents from the cache directory"
-        );
-        loaded
     }
+}
+
+fn cache_paths(dir: &Path, env: i64) -> (PathBuf, PathBuf) {
+    (
+        dir.join(format!("env-{env}.json.gz")),
+        dir.join(format!("env-{env}.meta.json")),
+    )
+}
+
+/// What is kept beside a cached document.
+pub(crate) struct CachedMeta<'a> {
+    pub environment_id: i64,
+    pub revision: i64,
+    pub etag: &'a str,
+    pub shares_second: bool,
+}
+
+/// Writes a last good document (atomically: a crash leaves the previous one).
+pub(crate) fn write_cached(dir: &Path, meta: &CachedMeta<'_>, body: &[u8]) {
+    let (body_path, meta_path) = cache_paths(dir, meta.environment_id);
+    let meta_json = serde_json::json!({
+        "environment_id": meta.environment_id,
+        "revision": meta.revision,
+        "etag": meta.etag,
+        "shares_second": meta.shares_second,
+    });
+    let result = std::fs::create_dir_all(dir)
+        .and_then(|_| write_atomic(&body_path, body))
+        .and_then(|_| write_atomic(&meta_path, meta_json.to_string().as_bytes()));
+    if let Err(e) = result {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot write the last-good document cache");
+    }
+}
+
+/// Forgets the last good copy of an environment that no longer exists.
+pub(crate) fn remove_cached(dir: &Path, env: i64) {
+    let (body, meta) = cache_paths(dir, env);
+    let _ = std::fs::remove_file(meta);
+    let _ = std::fs::remove_file(body);
+}
+
+/// Installs every document of the cache directory into `registry`; returns how many.
+pub(crate) fn load_cache_dir(dir: &Path, registry: &Registry, health: &EdgeHealth) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut loaded = 0;
+    // The newest cached document tells since when, at least, nothing was confirmed.
+    let mut newest_ms = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !path.to_string_lossy().ends_with(".meta.json") {
+            continue;
+        }
+        match read_cached(&path) {
+            Ok(snap) => {
+                if registry.install(snap) {
+                    loaded += 1;
+                    let written = entry
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map_or(0, |d| d.as_millis() as i64);
+                    newest_ms = newest_ms.max(written);
+                }
+                release_free_memory();
+            }
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "skipping an unreadable cached document")
+            }
+        }
+    }
+    if loaded > 0 {
+        health.from_cache.store(true, Ordering::Relaxed);
+        // Staleness counts from when the cache was last written, not from "never".
+        if health.last_sync_ms.load(Ordering::Relaxed) == 0 {
+            health.last_sync_ms.store(newest_ms, Ordering::Relaxed);
+        }
+    }
+    tracing::info!(
+        loaded,
+        "loaded last good documents from the cache directory"
+    );
+    loaded
 }
 
 #[derive(Debug, thiserror::Error)]

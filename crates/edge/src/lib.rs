@@ -5,12 +5,17 @@
 //! - [`registry`]: the snapshots served, swapped atomically per publish.
 //! - [`follow`]: loading and following published documents, with a local last-good cache.
 //! - [`routes`]: `/api/v1/flags/`, `/identities/`, `/environment-document/`, `/analytics/flags/`,
-//!   `/sse/environments/{key}/stream`, and OpenFeature's OFREP (`/ofrep/v1/evaluate/flags[/{key}]`).
+//!   `/sse/environments/{key}/stream`, and OpenFeature's OFREP (`/ofrep/v1/evaluate/flags[/{key}]`);
+//!   plus the edge-follower API (`/api/v1/edge/…`) that lets other edges follow this one.
+//! - [`upstream`]: an edge without database access, following another Flagstone over HTTP.
+//! - [`Source`]: where an edge reads identity data and writes traits and usage (the store, or
+//!   its upstream).
 
 pub mod auth;
 pub mod cors;
 pub mod error;
 pub mod follow;
+pub mod follower_keys;
 pub mod identity_cache;
 pub mod metrics;
 pub mod new_identities;
@@ -21,6 +26,7 @@ mod routes;
 pub mod snapshot;
 pub mod sse_slots;
 pub mod traits_writer;
+pub mod upstream;
 pub mod usage;
 
 use std::sync::Arc;
@@ -54,6 +60,8 @@ pub struct EdgeConfig {
     pub usage_flush_interval: Duration,
     /// New identities this edge creates per environment and minute (0: no bound).
     pub max_new_identities_per_minute: u32,
+    /// How often the revision stream of edges following this one carries a heartbeat.
+    pub follower_heartbeat: Duration,
 }
 
 impl Default for EdgeConfig {
@@ -68,6 +76,27 @@ impl Default for EdgeConfig {
             cors_origins: cors::CorsOrigins::Any,
             usage_flush_interval: Duration::from_secs(10),
             max_new_identities_per_minute: 60_000,
+            follower_heartbeat: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Where an edge reads what is not in its documents (identities, server-side keys, project
+/// limits) and writes what SDKs send (traits, flag usage).
+#[derive(Clone)]
+pub enum Source {
+    /// The database, directly (`serve`, and `edge` with a database URL).
+    Store(Store),
+    /// Another Flagstone over HTTP (`edge --upstream`): no database access at all.
+    Upstream(Arc<upstream::Client>),
+}
+
+impl Source {
+    /// The store, when this edge has one.
+    pub fn store(&self) -> Option<&Store> {
+        match self {
+            Source::Store(s) => Some(s),
+            Source::Upstream(_) => None,
         }
     }
 }
@@ -75,9 +104,14 @@ impl Default for EdgeConfig {
 /// Everything the SDK handlers share.
 #[derive(Clone)]
 pub struct EdgeState {
-    pub store: Store,
+    pub source: Source,
     pub registry: Arc<Registry>,
     pub server_keys: Arc<auth::ServerKeys>,
+    /// Credentials of edges following this one ([`follower_keys`]).
+    pub followers: Arc<follower_keys::FollowerKeys>,
+    /// How current this node's documents are (told to edges following it in heartbeats); set
+    /// by whoever starts the node's follower.
+    pub health: Arc<follow::EdgeHealth>,
     pub identities: Arc<identity_cache::IdentityCache>,
     pub traits: traits_writer::TraitWriter,
     pub sse: Arc<sse_slots::SseSlots>,
@@ -93,16 +127,23 @@ pub struct EdgeState {
 }
 
 impl EdgeState {
-    /// Must be called inside a Tokio runtime (it starts the trait writer).
+    /// An edge on the store. Must be called inside a Tokio runtime (it starts the trait writer).
     pub fn new(store: Store, registry: Arc<Registry>, config: EdgeConfig) -> EdgeState {
-        let usage = usage::UsageFlusher::new(store.clone(), registry.clone());
+        EdgeState::with_source(Source::Store(store), registry, config)
+    }
+
+    /// An edge reading and writing through `source`. Must be called inside a Tokio runtime.
+    pub fn with_source(source: Source, registry: Arc<Registry>, config: EdgeConfig) -> EdgeState {
+        let usage = usage::UsageFlusher::new(source.clone(), registry.clone());
         usage.spawn(config.usage_flush_interval);
         EdgeState {
             usage,
             new_identities: Arc::new(new_identities::NewIdentityLimiter::new(
                 config.max_new_identities_per_minute,
             )),
-            traits: traits_writer::TraitWriter::spawn(store.clone(), config.trait_queue_capacity),
+            traits: traits_writer::TraitWriter::spawn(source.clone(), config.trait_queue_capacity),
+            followers: Arc::default(),
+            health: Arc::default(),
             identities: Arc::new(identity_cache::IdentityCache::new(
                 config.identity_cache_capacity,
                 config.identity_cache_max_bytes,
@@ -115,7 +156,7 @@ impl EdgeState {
                 config.identity_cache_ttl,
             )),
             registry,
-            store,
+            source,
             config,
         }
     }

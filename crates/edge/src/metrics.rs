@@ -18,3 +18,13 @@ pub const USAGE_FLUSHES_TOTAL: &str = "flagstone_usage_flushes_total";
 pub const USAGE_PENDING_ROWS: &str = "flagstone_usage_pending_rows";
 /// Counter: evaluations dropped because the store stayed unreachable past the pending cap.
 pub const USAGE_DROPPED_TOTAL: &str = "flagstone_usage_evaluations_dropped_total";
+
+/// Counter: connections to the upstream's revision stream that ended (an edge following an
+/// upstream over HTTP); each is followed by a reconnect with backoff.
+pub const UPSTREAM_RECONNECTS_TOTAL: &str = "flagstone_edge_upstream_reconnects_total";
+/// Gauge: environments whose revision announced by the upstream is not served yet.
+pub const UPSTREAM_ENVIRONMENTS_BEHIND: &str = "flagstone_edge_upstream_environments_behind";
+/// Gauge: the largest revision lag of one environment behind the upstream.
+pub const UPSTREAM_REVISION_LAG_MAX: &str = "flagstone_edge_upstream_revision_lag_max";
+/// Gauge: 1 while the upstream's revision stream is connected and synchronised.
+pub const UPSTREAM_REACHABLE: &str = "flagstone_edge_upstream_reachable";

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use flagstone_store::{Limits, Store};
+use flagstone_store::Limits;
+
+use crate::Source;
 
 pub struct ProjectLimits {
     ttl: Duration,
@@ -22,8 +24,12 @@ impl ProjectLimits {
         }
     }
 
-    /// The limits of `environment_id`'s project.
-    pub async fn get(&self, store: &Store, environment_id: i64) -> Limits {
+    /// The limits of `environment_id`'s project. An edge without a store checks with the
+    /// defaults; its upstream applies the project's own limits when the traits reach it.
+    pub async fn get(&self, source: &Source, environment_id: i64) -> Limits {
+        let Source::Store(store) = source else {
+            return Limits::default();
+        };
         let known = self.lock().get(&environment_id).copied();
         if let Some((limits, at)) = known {
             if at.elapsed() < self.ttl {

@@ -1,6 +1,8 @@
 //! The snapshots an edge serves, by client key and by environment id, swapped atomically
 //! (`arc-swap`): a request in flight keeps the snapshot it started with. Each swap announces the
-//! environment's new `updated_at` on a per-environment broadcast channel that feeds SSE streams.
+//! environment's new `updated_at` on a per-environment broadcast channel that feeds SSE streams,
+//! and every install or removal on one channel for edges following this one
+//! ([`Registry::changes`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,7 +15,23 @@ use crate::usage::UsageBoard;
 
 type Map = HashMap<String, Arc<EnvSnapshot>>;
 
-#[derive(Default)]
+/// Installs and removals queued per follower before it lags (and resynchronises).
+const CHANGES_CAPACITY: usize = 4096;
+
+/// What changed in the registry, as announced to edges following this one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryChange {
+    Installed {
+        environment_id: i64,
+        api_key: String,
+        revision: i64,
+    },
+    Removed {
+        environment_id: i64,
+        api_key: String,
+    },
+}
+
 pub struct Registry {
     by_key: ArcSwap<Map>,
     /// Client key of each environment id, to replace or remove by id.
@@ -21,9 +39,39 @@ pub struct Registry {
     channels: Mutex<HashMap<String, broadcast::Sender<f64>>>,
     /// The usage counters of every snapshot installed (drained by the usage flusher).
     pub usage: UsageBoard,
+    changes: broadcast::Sender<RegistryChange>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            by_key: ArcSwap::default(),
+            keys: Mutex::default(),
+            channels: Mutex::default(),
+            usage: UsageBoard::default(),
+            changes: broadcast::channel(CHANGES_CAPACITY).0,
+        }
+    }
 }
 
 impl Registry {
+    /// A receiver of every install and removal from now on (subscribe before reading
+    /// [`Registry::all`], so nothing falls between the two).
+    pub fn changes(&self) -> broadcast::Receiver<RegistryChange> {
+        self.changes.subscribe()
+    }
+
+    /// Every snapshot held.
+    pub fn all(&self) -> Vec<Arc<EnvSnapshot>> {
+        self.by_key.load().values().cloned().collect()
+    }
+
+    /// The snapshot of an environment, by id.
+    pub fn get_by_id(&self, environment_id: i64) -> Option<Arc<EnvSnapshot>> {
+        let key = self.keys.lock().ok()?.get(&environment_id).cloned()?;
+        self.get(&key)
+    }
+
     pub fn get(&self, client_key: &str) -> Option<Arc<EnvSnapshot>> {
         self.by_key.load().get(client_key).cloned()
     }
@@ -74,6 +122,12 @@ impl Registry {
         self.by_key.store(Arc::new(next));
         drop(keys);
         self.announce(&snap.api_key, snap.updated_at);
+        // Nobody following is not an error.
+        let _ = self.changes.send(RegistryChange::Installed {
+            environment_id: snap.environment_id,
+            api_key: snap.api_key.clone(),
+            revision: snap.revision,
+        });
         true
     }
 
@@ -86,6 +140,10 @@ impl Registry {
             next.remove(&k);
             self.by_key.store(Arc::new(next));
             self.channels.lock().expect("channels lock").remove(&k);
+            let _ = self.changes.send(RegistryChange::Removed {
+                environment_id,
+                api_key: k,
+            });
         }
     }
 

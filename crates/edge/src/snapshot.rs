@@ -84,6 +84,10 @@ fn item_head(
 
 pub struct EnvSnapshot {
     pub environment_id: i64,
+    /// The project and organisation owning the environment (who may follow it, see
+    /// [`crate::follower_keys`]).
+    pub project_id: i64,
+    pub organisation_id: i64,
     pub revision: i64,
     pub api_key: String,
     pub compiled: CompiledEnvironment,
@@ -249,6 +253,8 @@ impl EnvSnapshot {
         let organisation = doc.project.organisation.as_ref();
         Ok(EnvSnapshot {
             environment_id,
+            project_id: doc.project.id,
+            organisation_id: organisation.map_or(0, |o| o.id),
             revision,
             api_key: doc.api_key.clone(),
             compiled,
@@ -282,6 +288,14 @@ impl EnvSnapshot {
     pub fn sharing_its_second(mut self, shares: bool) -> EnvSnapshot {
         self.shares_second = shares;
         self
+    }
+
+    /// The document's own tag (the store's hash of its body), without the revision that
+    /// [`EnvSnapshot::etag`] adds.
+    pub fn document_etag(&self) -> &str {
+        let tag = self.etag.to_str().unwrap_or("").trim_matches('"');
+        let suffix = format!("-{}", self.revision);
+        tag.strip_suffix(&suffix).unwrap_or(tag)
     }
 
     pub fn flags_body(&self, server_key: bool) -> Bytes {

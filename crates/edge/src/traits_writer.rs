@@ -13,14 +13,26 @@
 //! A batch that fails as a whole (a store error, not a refused write) is retried one write per
 //! transaction, so one poisonous write costs only itself
 //! (`flagstone_edge_trait_writes_failed_total`).
+//!
+//! An edge without a store ([`Source::Upstream`]) sends each batch to its upstream in one HTTP
+//! POST instead, retried with backoff while the upstream is unreachable. There a full queue
+//! never makes a request wait (the upstream may be gone for hours): the write is dropped and
+//! counted (`flagstone_edge_trait_writes_dropped_total`), so memory stays bounded by the queue
+//! and the batch being retried.
+
+use std::time::Duration;
 
 use flagstone_store::{Store, StoreError};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
+
+use crate::Source;
 
 /// Writes persisted in one transaction, at most.
 pub const MAX_BATCH: usize = 256;
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TraitWrite {
     pub environment_id: i64,
     pub identifier: String,
@@ -38,12 +50,15 @@ enum Job {
 #[derive(Clone)]
 pub struct TraitWriter {
     tx: mpsc::Sender<Job>,
+    /// A full queue drops the write rather than wait (an edge without a store).
+    drop_when_full: bool,
 }
 
 impl TraitWriter {
     /// Starts the writer task; it ends when every `TraitWriter` is dropped and the queue drains.
-    pub fn spawn(store: Store, capacity: usize) -> TraitWriter {
+    pub fn spawn(source: Source, capacity: usize) -> TraitWriter {
         let (tx, mut rx) = mpsc::channel::<Job>(capacity.max(1));
+        let drop_when_full = matches!(source, Source::Upstream(_));
         tokio::spawn(async move {
             let mut jobs = Vec::with_capacity(MAX_BATCH);
             let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -52,23 +67,28 @@ impl TraitWriter {
                     match job {
                         Job::Write(w) => batch.push(w),
                         Job::Flush(done) => {
-                            write_batch(&store, &batch).await;
+                            write_batch(&source, &batch).await;
                             batch.clear();
                             let _ = done.send(());
                         }
                     }
                 }
-                write_batch(&store, &batch).await;
+                write_batch(&source, &batch).await;
                 batch.clear();
             }
         });
-        TraitWriter { tx }
+        TraitWriter { tx, drop_when_full }
     }
 
     /// Queues a write; waits for room when the queue is full.
     pub async fn submit(&self, w: TraitWrite) {
         let job = match self.tx.try_send(Job::Write(w)) {
             Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(_)) if self.drop_when_full => {
+                metrics::counter!("flagstone_edge_trait_queue_full_total").increment(1);
+                metrics::counter!("flagstone_edge_trait_writes_dropped_total").increment(1);
+                return;
+            }
             Err(mpsc::error::TrySendError::Full(job)) => job,
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 metrics::counter!("flagstone_edge_trait_writes_dropped_total").increment(1);
@@ -90,11 +110,48 @@ impl TraitWriter {
     }
 }
 
-/// Writes a batch in one transaction; if that fails, each write in its own.
-async fn write_batch(store: &Store, batch: &[TraitWrite]) {
+async fn write_batch(source: &Source, batch: &[TraitWrite]) {
     if batch.is_empty() {
         return;
     }
+    match source {
+        Source::Store(store) => write_batch_to_store(store, batch).await,
+        Source::Upstream(client) => send_batch_upstream(client, batch).await,
+    }
+}
+
+/// Longest wait between two attempts to send a batch to the upstream.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
+
+/// Sends a batch to the upstream; retries (with backoff) while it cannot be reached or fails,
+/// gives up on a batch it refuses as malformed (that would never succeed).
+async fn send_batch_upstream(client: &crate::upstream::Client, batch: &[TraitWrite]) {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match client.send_traits(batch).await {
+            Ok(()) => {
+                metrics::counter!("flagstone_edge_trait_write_batches_total").increment(1);
+                metrics::counter!("flagstone_edge_trait_writes_total")
+                    .increment(batch.len() as u64);
+                return;
+            }
+            Err(e) if e.is_refusal() => {
+                metrics::counter!("flagstone_edge_trait_writes_failed_total")
+                    .increment(batch.len() as u64);
+                tracing::warn!(writes = batch.len(), error = %e, "the upstream refused a batch of SDK trait writes");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(writes = batch.len(), error = %e, "cannot send SDK trait writes to the upstream; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX_RETRY_DELAY);
+            }
+        }
+    }
+}
+
+/// Writes a batch in one transaction; if that fails, each write in its own.
+async fn write_batch_to_store(store: &Store, batch: &[TraitWrite]) {
     let written = async {
         let mut tx = store.write().await?;
         for w in batch {

@@ -13,6 +13,10 @@
 //! Counters belong to a snapshot (one published revision). The [`UsageBoard`] holds every
 //! snapshot's counters from its install until a flush finds nobody else holding them, so
 //! counts made by requests still using a replaced snapshot are not lost.
+//!
+//! An edge without a store sends the rows to its upstream in one HTTP POST per flush
+//! (`POST /api/v1/edge/usage`), with the same pending cap while the upstream is unreachable;
+//! rows its followers send it join its own pending rows ([`UsageFlusher::add_rows`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,10 +24,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flagstone_store::evaluations::{hour_of, UsageDelta};
-use flagstone_store::Store;
+use serde::{Deserialize, Serialize};
 
 use crate::metrics::{USAGE_DROPPED_TOTAL, USAGE_FLUSHES_TOTAL, USAGE_PENDING_ROWS};
 use crate::registry::Registry;
+use crate::Source;
 
 /// `(environment, feature, hour)` rows a flusher keeps while the store is unreachable.
 pub const MAX_PENDING_ROWS: usize = 100_000;
@@ -164,18 +169,31 @@ pub enum FlushOutcome {
 
 type Key = (i64, i64, i64);
 
+/// One `(environment, feature, hour)` row as an edge sends it to its upstream.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct UsageRow {
+    pub environment_id: i64,
+    pub feature_id: i64,
+    /// Start of the hour (Unix ms).
+    pub hour: i64,
+    pub reported: u64,
+    pub served: u64,
+    /// When it was counted (Unix ms).
+    pub at: i64,
+}
+
 /// Drains the counters into the store every interval (and when asked).
 pub struct UsageFlusher {
-    store: Store,
+    source: Source,
     registry: Arc<Registry>,
     /// Counts not yet written: `(environment, feature, hour)` -> `(reported, served, at)`.
     pending: tokio::sync::Mutex<HashMap<Key, (u64, u64, i64)>>,
 }
 
 impl UsageFlusher {
-    pub fn new(store: Store, registry: Arc<Registry>) -> Arc<UsageFlusher> {
+    pub fn new(source: Source, registry: Arc<Registry>) -> Arc<UsageFlusher> {
         Arc::new(UsageFlusher {
-            store,
+            source,
             registry,
             pending: Default::default(),
         })
@@ -196,10 +214,37 @@ impl UsageFlusher {
         });
     }
 
+    /// Adds rows an edge following this one counted; they are written with the next flush.
+    /// Returns how many were dropped because the pending rows are at their cap.
+    pub async fn add_rows(&self, rows: &[UsageRow]) -> u64 {
+        let mut pending = self.pending.lock().await;
+        let mut dropped = 0u64;
+        for r in rows {
+            let key = (r.environment_id, r.feature_id, r.hour);
+            if let Some(row) = pending.get_mut(&key) {
+                row.0 += r.reported;
+                row.1 += r.served;
+                row.2 = row.2.max(r.at);
+            } else if pending.len() < MAX_PENDING_ROWS {
+                pending.insert(key, (r.reported, r.served, r.at));
+            } else {
+                dropped += r.reported + r.served;
+            }
+        }
+        if dropped > 0 {
+            metrics::counter!(USAGE_DROPPED_TOTAL).increment(dropped);
+        }
+        metrics::gauge!(USAGE_PENDING_ROWS).set(pending.len() as f64);
+        dropped
+    }
+
     /// Drains the counters and writes what they held, with anything left from a failed flush.
     pub async fn flush(&self) -> FlushOutcome {
         let mut pending = self.pending.lock().await;
-        let now = self.store.clock().now_ms();
+        let now = match &self.source {
+            Source::Store(store) => store.clock().now_ms(),
+            Source::Upstream(_) => flagstone_store::now_ms(),
+        };
         let hour = hour_of(now);
         let mut dropped = 0u64;
         self.registry.usage.drain(|env, feature, reported, served| {
@@ -237,12 +282,29 @@ impl UsageFlusher {
                 },
             )
             .collect();
-        let written = async {
-            let mut tx = self.store.write().await?;
-            flagstone_store::evaluations::record(&mut tx, &batch).await?;
-            tx.commit().await
-        }
-        .await;
+        let written: Result<(), String> = match &self.source {
+            Source::Store(store) => async {
+                let mut tx = store.write().await?;
+                flagstone_store::evaluations::record(&mut tx, &batch).await?;
+                tx.commit().await
+            }
+            .await
+            .map_err(|e| e.to_string()),
+            Source::Upstream(client) => {
+                let rows: Vec<UsageRow> = batch
+                    .iter()
+                    .map(|d| UsageRow {
+                        environment_id: d.environment_id,
+                        feature_id: d.feature_id,
+                        hour: d.hour,
+                        reported: d.reported.max(0) as u64,
+                        served: d.served.max(0) as u64,
+                        at: d.at,
+                    })
+                    .collect();
+                client.send_usage(&rows).await.map_err(|e| e.to_string())
+            }
+        };
         let outcome = match written {
             Ok(()) => {
                 pending.clear();

@@ -3,7 +3,8 @@
 //! keeps its last good documents in a cache directory so a restart can serve while the store
 //! is unreachable, and reports how stale it is at `/health/readiness` (ready while it has
 //! documents to serve, even with the store unreachable). Any number can run.
-//! [`start`] is also what `flagstone serve` uses to run the edge in-process.
+//! [`start`] is also what `flagstone serve` uses to run the edge in-process. With `--upstream`
+//! it follows another Flagstone over HTTP instead of the database ([`crate::edge_upstream`]).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,6 +29,8 @@ pub struct EdgeArgs {
     pub db: DbArgs,
     #[command(flatten)]
     pub edge: EdgeOptions,
+    #[command(flatten)]
+    pub upstream: crate::edge_upstream::UpstreamOptions,
     #[command(flatten)]
     pub http: crate::transport::HttpOptions,
     #[command(flatten)]
@@ -120,19 +123,9 @@ pub async fn start(store: Store, feed: PublishFeed, opts: &EdgeOptions) -> Edge 
     )
     .await;
     tracing::info!(environments = registry.len(), "edge loaded its documents");
-    let config = EdgeConfig {
-        identity_cache_capacity: opts.edge_identity_cache_entries,
-        identity_cache_max_bytes: opts.edge_identity_cache_mib.saturating_mul(1 << 20),
-        sse_caps: flagstone_edge::sse_slots::SseCaps {
-            per_environment: opts.edge_sse_max_per_environment,
-            per_server: opts.edge_sse_max_connections,
-        },
-        cors_origins: opts.edge_cors_allowed_origins.clone(),
-        usage_flush_interval: Duration::from_secs(opts.edge_usage_flush_seconds),
-        max_new_identities_per_minute: opts.edge_max_new_identities_per_minute,
-        ..EdgeConfig::default()
-    };
-    let state = EdgeState::new(store, registry.clone(), config);
+    let config = edge_config(opts);
+    let mut state = EdgeState::new(store, registry.clone(), config);
+    state.health = follower.health.clone();
     spawn_gauges(follower.clone(), registry.clone(), state.identities.clone());
     let health = follower.health.clone();
     // `start` returns after the initial load (from the store or the cache), so documents are
@@ -147,6 +140,22 @@ pub async fn start(store: Store, feed: PublishFeed, opts: &EdgeOptions) -> Edge 
         usage: state.usage.clone(),
         router: flagstone_edge::router(state),
         documents,
+    }
+}
+
+/// The SDK API's tunables from the options.
+pub(crate) fn edge_config(opts: &EdgeOptions) -> EdgeConfig {
+    EdgeConfig {
+        identity_cache_capacity: opts.edge_identity_cache_entries,
+        identity_cache_max_bytes: opts.edge_identity_cache_mib.saturating_mul(1 << 20),
+        sse_caps: flagstone_edge::sse_slots::SseCaps {
+            per_environment: opts.edge_sse_max_per_environment,
+            per_server: opts.edge_sse_max_connections,
+        },
+        cors_origins: opts.edge_cors_allowed_origins.clone(),
+        usage_flush_interval: Duration::from_secs(opts.edge_usage_flush_seconds),
+        max_new_identities_per_minute: opts.edge_max_new_identities_per_minute,
+        ..EdgeConfig::default()
     }
 }
 
@@ -179,6 +188,9 @@ fn spawn_gauges(follower: Arc<Follower>, registry: Arc<Registry>, identities: Ar
 pub async fn run(args: EdgeArgs) -> anyhow::Result<()> {
     // Record from the first moment (the initial load and first publishes included).
     flagstone_observe::install(flagstone_observe::Role::Edge);
+    if args.upstream.upstream.is_some() {
+        return crate::edge_upstream::run(args).await;
+    }
     let store = args.db.open_or_lazy().await?;
     let feed = match store.backend() {
         Backend::Postgres => PublishFeed::Postgres,

@@ -6,6 +6,7 @@ mod bench;
 mod config;
 mod db_args;
 mod edge;
+mod edge_upstream;
 mod eval;
 mod invite_args;
 mod observability;

@@ -58,7 +58,7 @@ impl ObserveOptions {
         self.health.thresholds()
     }
 
-    fn access(&self) -> MetricsAccess {
+    pub(crate) fn access(&self) -> MetricsAccess {
         match self.metrics_token.as_deref() {
             Some(t) if !t.is_empty() => MetricsAccess::bearer(t),
             _ => MetricsAccess::open(),

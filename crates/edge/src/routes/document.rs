@@ -5,7 +5,8 @@
 //! document ([`not_modified`]).
 //!
 //! The edge holds the document gzip-compressed, as published: without identity overrides to
-//! splice in, a client that accepts gzip gets those bytes as they are.
+//! splice in, a client that accepts gzip gets those bytes as they are. An edge without a store
+//! (following an upstream over HTTP) serves the document without identity overrides.
 
 use axum::body::Body;
 use axum::extract::State;
@@ -41,7 +42,9 @@ pub(crate) async fn get_document(
     if not_modified(&headers, &snap) {
         return Ok((StatusCode::NOT_MODIFIED, meta, updated).into_response());
     }
-    let splice = snap.use_identity_overrides_in_local_eval;
+    // An edge without a store has no identity overrides to splice in (docs/topologies.md).
+    let store = state.source.store();
+    let splice = snap.use_identity_overrides_in_local_eval && store.is_some();
     let Some(slot) = snap.overrides_slot.filter(|_| splice) else {
         // Nothing to splice: the stored gzip as is to the clients that take it (SDKs do), so
         // neither memory nor CPU is spent on the JSON; decompressed on the fly for the others.
@@ -62,11 +65,10 @@ pub(crate) async fn get_document(
     };
     // Open the read before answering 200, so an unreachable store is a clean 503 (the SDK
     // keeps its previous document) rather than a truncated body.
-    let mut tx = state
-        .store
-        .read()
-        .await
-        .map_err(|_| SdkError::Unavailable)?;
+    let Some(store) = store else {
+        return Err(SdkError::Unavailable);
+    };
+    let mut tx = store.read().await.map_err(|_| SdkError::Unavailable)?;
     let environment_id = snap.environment_id;
     // Decided in the same read as the overrides, before the status line: an environment
     // deleted since this edge last heard is a 403 (its key is gone), not a 200 whose body

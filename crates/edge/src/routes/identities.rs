@@ -118,7 +118,7 @@ async fn check_traits(
     transient: bool,
 ) -> Result<(), SdkError> {
     use flagstone_store::identities::traits::{validate_batch, validate_identity_total};
-    let limits = state.limits.get(&state.store, c.snap.environment_id).await;
+    let limits = state.limits.get(&state.source, c.snap.environment_id).await;
     let all: Vec<(String, Option<Value>)> = incoming
         .iter()
         .map(|(k, v, _)| (k.clone(), v.clone()))
@@ -356,24 +356,9 @@ pub(crate) async fn stored_identity(
     if let Some(hit) = state.identities.get(environment_id, identifier, revision) {
         return hit;
     }
-    let loaded = async {
-        let mut tx = state.store.read().await?;
-        flagstone_store::identities::load_identity(&mut tx, environment_id, identifier).await
-    }
-    .await;
+    let loaded = load_stored_identity(&state.source, environment_id, identifier).await;
     let identity = match loaded {
-        Ok(Some((_, traits, overrides))) => StoredIdentity {
-            exists: true,
-            traits: traits
-                .into_iter()
-                .map(|t| (t.trait_key, t.trait_value))
-                .collect(),
-            overrides: overrides
-                .into_iter()
-                .map(|o| (o.feature, o.enabled, o.feature_state_value))
-                .collect(),
-        },
-        Ok(None) => StoredIdentity::default(),
+        Ok(identity) => identity,
         Err(e) => {
             metrics::counter!("flagstone_edge_identity_load_failures_total").increment(1);
             tracing::warn!(environment = environment_id, error = %e, "loading an identity failed; evaluating without stored data");
@@ -385,6 +370,43 @@ pub(crate) async fn stored_identity(
         .identities
         .put(environment_id, identifier, revision, identity.clone());
     identity
+}
+
+/// An identity's stored data, from the store or (an edge without one) from the upstream.
+pub(crate) async fn load_stored_identity(
+    source: &crate::Source,
+    environment_id: i64,
+    identifier: &str,
+) -> Result<StoredIdentity, String> {
+    let store = match source {
+        crate::Source::Store(store) => store,
+        crate::Source::Upstream(client) => {
+            return client
+                .stored_identity(environment_id, identifier)
+                .await
+                .map_err(|e| e.to_string())
+        }
+    };
+    let loaded = async {
+        let mut tx = store.read().await?;
+        flagstone_store::identities::load_identity(&mut tx, environment_id, identifier).await
+    }
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(match loaded {
+        Some((_, traits, overrides)) => StoredIdentity {
+            exists: true,
+            traits: traits
+                .into_iter()
+                .map(|t| (t.trait_key, t.trait_value))
+                .collect(),
+            overrides: overrides
+                .into_iter()
+                .map(|o| (o.feature, o.enabled, o.feature_state_value))
+                .collect(),
+        },
+        None => StoredIdentity::default(),
+    })
 }
 
 fn respond(c: &Caller, r: Identified, feature: Option<&str>) -> Result<Response, SdkError> {

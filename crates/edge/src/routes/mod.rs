@@ -4,6 +4,7 @@
 
 mod analytics;
 mod document;
+mod edge_api;
 mod flags;
 mod identities;
 mod ofrep;
@@ -40,6 +41,7 @@ pub(crate) fn router(state: EdgeState) -> Router {
             "/sse/environments/{client_key}/stream",
             get(realtime::stream),
         )
+        .merge(edge_api::router())
         .layer(CompressionLayer::new())
         // Outermost, so preflights are answered before anything else runs.
         .layer(crate::cors::layer(&state.config.cors_origins))
@@ -47,7 +49,7 @@ pub(crate) fn router(state: EdgeState) -> Router {
 }
 
 pub(crate) async fn caller(state: &EdgeState, headers: &HeaderMap) -> Result<Caller, SdkError> {
-    authenticate(headers, &state.registry, &state.server_keys, &state.store).await
+    authenticate(headers, &state.registry, &state.server_keys, &state.source).await
 }
 
 pub(crate) const UPDATED_AT_HEADER: &str = "x-flagsmith-document-updated-at";

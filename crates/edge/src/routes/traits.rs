@@ -113,7 +113,7 @@ pub(crate) async fn put_bulk(
         .iter()
         .map(|t| (t.trait_key.clone(), t.trait_value.clone()))
         .collect();
-    let limits = state.limits.get(&state.store, c.snap.environment_id).await;
+    let limits = state.limits.get(&state.source, c.snap.environment_id).await;
     flagstone_store::identities::traits::validate_batch(&all, &limits).map_err(refused)?;
 
     let mut answer = Vec::new();

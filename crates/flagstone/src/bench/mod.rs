@@ -13,7 +13,8 @@
 //! `flagstone bench permissions` ([`permissions`]) measures what checking permissions costs an
 //! admin request; `flagstone bench identify` ([`identify`]) what an SDK identify costs next to
 //! a flags read; `flagstone bench soak` ([`soak`]) runs steady traffic for minutes and samples
-//! the server's RSS, open descriptors and errors.
+//! the server's RSS, open descriptors and errors; `flagstone bench upstream` ([`upstream`])
+//! edges following the core over HTTP.
 
 mod api;
 mod history;
@@ -22,6 +23,7 @@ mod identify;
 mod loadgen;
 mod permissions;
 mod soak;
+mod upstream;
 mod usage;
 mod webhooks;
 
@@ -49,6 +51,8 @@ pub enum BenchCommand {
     Identify(identify::IdentifyArgs),
     /// Minutes of steady SDK reads, admin writes and SSE subscribers: RSS, fds and errors.
     Soak(soak::SoakArgs),
+    /// Edges following the core over HTTP (one and two hops): start-up, catch-up, convergence.
+    Upstream(upstream::UpstreamArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -209,6 +213,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Usage(args) => return usage::run(args).await,
         BenchCommand::Identify(args) => return identify::run(args).await,
         BenchCommand::Soak(args) => return soak::run(args).await,
+        BenchCommand::Upstream(args) => return upstream::run(args).await,
     };
     let target = open_target(args.database_url.as_deref()).await?;
     let store = target.store.clone();

@@ -119,7 +119,7 @@ async fn caller(state: &EdgeState, headers: &HeaderMap) -> Result<Caller, Refuse
         .map(str::trim)
         .filter(|k| !k.is_empty())
         .ok_or(Refused::Unauthorized("Missing environment key: send `Authorization: Bearer <environment key>` or `X-Environment-Key`"))?;
-    Ok(authenticate_key(key, &state.registry, &state.server_keys, &state.store).await?)
+    Ok(authenticate_key(key, &state.registry, &state.server_keys, &state.source).await?)
 }
 
 /// The identity an evaluation is for: its context and stored data.
