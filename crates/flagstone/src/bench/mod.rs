@@ -13,12 +13,14 @@
 //! `flagstone bench permissions` ([`permissions`]) measures what checking permissions costs an
 //! admin request; `flagstone bench identify` ([`identify`]) what an SDK identify costs next to
 //! a flags read; `flagstone bench soak` ([`soak`]) runs steady traffic for minutes and samples
-//! the server's RSS, open descriptors and errors.
+//! the server's RSS, open descriptors and errors; `flagstone bench import` ([`import`]) the peak
+//! RSS and time of importing documents with many identity overrides.
 
 mod api;
 mod history;
 mod http;
 mod identify;
+mod import;
 mod loadgen;
 mod permissions;
 mod soak;
@@ -49,6 +51,8 @@ pub enum BenchCommand {
     Identify(identify::IdentifyArgs),
     /// Minutes of steady SDK reads, admin writes and SSE subscribers: RSS, fds and errors.
     Soak(soak::SoakArgs),
+    /// Importing documents with many identity overrides: peak RSS and time per size and store.
+    Import(import::ImportBenchArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -209,6 +213,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Usage(args) => return usage::run(args).await,
         BenchCommand::Identify(args) => return identify::run(args).await,
         BenchCommand::Soak(args) => return soak::run(args).await,
+        BenchCommand::Import(args) => return import::run(args).await,
     };
     let target = open_target(args.database_url.as_deref()).await?;
     let store = target.store.clone();
