@@ -150,7 +150,8 @@ fn run_import(file: &std::path::Path, url: &str, way: Way) -> anyhow::Result<(f6
             .arg(file),
     };
     let mut child = command
-        .env("RUST_LOG", "warn")
+        // Not sqlx's slow-statement warnings: a multi-row INSERT prints thousands of `$n`s.
+        .env("RUST_LOG", "warn,sqlx::query=error")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -1,7 +1,9 @@
 //! Checks a whole document against the target project's limits and turns it into a [`Plan`]:
 //! validated, normalised rows in the order the import writes them. Pure — no database — so a
 //! bad document is refused before anything is written, with the JSON path of the problem
-//! (`project.segments[3].rules[0].conditions[1].value`).
+//! (`project.segments[3].rules[0].conditions[1].value`). Identity overrides, which may be
+//! millions, are fed one at a time ([`begin`], [`Planner::identity`], [`Planner::finish`]): the
+//! plan keeps their counts, not them.
 
 use std::collections::{HashMap, HashSet};
 
