@@ -34,10 +34,10 @@ fn feature(f: usize) -> Value {
 /// Identity override `i` of the generated documents: one or two features, various values.
 fn identity_override(i: usize) -> Value {
     let mut features = vec![json!({
-        "feature": feature(i % 3), "enabled": i % 2 == 0, "django_id": null,
+        "feature": feature(i % 3), "enabled": i.is_multiple_of(2), "django_id": null,
         "featurestate_uuid": format!("00000000-0000-4000-8000-{i:012x}"),
         "feature_state_value": format!("v{i}"), "multivariate_feature_state_values": []})];
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         features.push(json!({"feature": feature(3), "enabled": true,
                              "feature_state_value": i, "multivariate_feature_state_values": []}));
     }

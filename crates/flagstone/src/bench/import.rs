@@ -57,7 +57,7 @@ fn write_document(
         |f: usize| json!({"id": f + 1, "name": format!("feature_{f}"), "type": "STANDARD"});
     let states: Vec<_> = (0..features)
         .map(|f| {
-            json!({"feature": feature(f), "enabled": f % 2 == 0, "django_id": 1000 + f,
+            json!({"feature": feature(f), "enabled": f.is_multiple_of(2), "django_id": 1000 + f,
                    "featurestate_uuid": uuid_like(1, f),
                    "feature_state_value": format!("default-{f}"),
                    "multivariate_feature_state_values": []})
@@ -91,7 +91,7 @@ fn write_document(
             "identity_uuid": uuid_like(2, i),
             "environment_api_key": header["api_key"],
             "identity_features": [{
-                "feature": feature(f), "enabled": i % 3 != 0, "django_id": null,
+                "feature": feature(f), "enabled": !i.is_multiple_of(3), "django_id": null,
                 "featurestate_uuid": uuid_like(3, i),
                 "feature_state_value": format!("value-{i}"),
                 "multivariate_feature_state_values": [],
