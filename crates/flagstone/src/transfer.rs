@@ -3,7 +3,9 @@
 //! semantics of "create or replace" and of the target options are `flagstone_store::transfer`'s.
 //! The files of one run share one source label, so environments of one Flagsmith project
 //! imported together land in one project. Unlike the admin API, the CLI has no request-size
-//! limit: each file is parsed as it is read; the project limits still apply.
+//! limit: each file is streamed (`transfer::import_file`), so memory stays bounded however
+//! many identity overrides it holds; the project limits still apply. Standard input is copied
+//! to a temporary file first (the import reads its file more than once).
 
 use std::fs::File;
 use std::io::Write;
@@ -52,14 +54,37 @@ pub struct ExportArgs {
     pub db: DbArgs,
 }
 
-fn read(file: &std::path::Path) -> anyhow::Result<flagstone_engine::EnvironmentDocument> {
-    if file.as_os_str() == "-" {
-        transfer::read_document(std::io::stdin().lock())
-    } else {
-        let f = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
-        transfer::read_document(f)
+/// Standard input, copied to a temporary file (removed when dropped): the import reads the
+/// document more than once.
+struct Spooled(PathBuf);
+
+impl Spooled {
+    fn stdin() -> anyhow::Result<Spooled> {
+        let path = std::env::temp_dir().join(format!(
+            "flagstone-import-{}-{}.json",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
+        let spooled = Spooled(path);
+        let mut out = std::io::BufWriter::new(
+            File::create(&spooled.0)
+                .with_context(|| format!("cannot create {}", spooled.0.display()))?,
+        );
+        std::io::copy(&mut std::io::stdin().lock(), &mut out)
+            .context("cannot read standard input")?;
+        out.flush()
+            .context("cannot write the copy of standard input")?;
+        Ok(spooled)
     }
-    .with_context(|| format!("{} is not a Flagsmith environment document", file.display()))
+}
+
+impl Drop for Spooled {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// Imports the documents in order and prints each report (JSON) on standard output. Stops at
@@ -73,8 +98,13 @@ pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
         dry_run: args.dry_run,
     };
     for file in &args.files {
-        let doc = read(file)?;
-        let report = transfer::import(&store, &Actor::system("flagstone import"), &doc, &opts)
+        let spooled = if file.as_os_str() == "-" {
+            Some(Spooled::stdin()?)
+        } else {
+            None
+        };
+        let path = spooled.as_ref().map_or(file.as_path(), |s| s.0.as_path());
+        let report = transfer::import_file(&store, &Actor::system("flagstone import"), path, &opts)
             .await
             .with_context(|| format!("import of {} refused; it wrote nothing", file.display()))?;
         for w in &report.warnings {

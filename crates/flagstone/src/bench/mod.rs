@@ -14,12 +14,14 @@
 //! admin request; `flagstone bench identify` ([`identify`]) what an SDK identify costs next to
 //! a flags read; `flagstone bench soak` ([`soak`]) runs steady traffic for minutes and samples
 //! the server's RSS, open descriptors and errors; `flagstone bench upstream` ([`upstream`])
-//! edges following the core over HTTP.
+//! edges following the core over HTTP; `flagstone bench import` ([`import`]) the peak RSS and
+//! time of importing documents with many identity overrides.
 
 mod api;
 mod history;
 mod http;
 mod identify;
+mod import;
 mod loadgen;
 mod permissions;
 mod soak;
@@ -53,6 +55,8 @@ pub enum BenchCommand {
     Soak(soak::SoakArgs),
     /// Edges following the core over HTTP (one and two hops): start-up, catch-up, convergence.
     Upstream(upstream::UpstreamArgs),
+    /// Importing documents with many identity overrides: peak RSS and time per size and store.
+    Import(import::ImportBenchArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -214,6 +218,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Identify(args) => return identify::run(args).await,
         BenchCommand::Soak(args) => return soak::run(args).await,
         BenchCommand::Upstream(args) => return upstream::run(args).await,
+        BenchCommand::Import(args) => return import::run(args).await,
     };
     let target = open_target(args.database_url.as_deref()).await?;
     let store = target.store.clone();

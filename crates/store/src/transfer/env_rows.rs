@@ -1,5 +1,6 @@
-//! Writes the environment-level rows of a [`Plan`]: this environment's feature states,
-//! segment overrides and identity overrides, each set replaced whole. States and overrides keep
+//! Writes the environment-level rows of a [`Plan`]: this environment's feature states and
+//! segment overrides, each set replaced whole (identity overrides are
+//! [`super::identities`]'s). States and overrides keep
 //! the document's `django_id` as their hashing id (`hash_id`, and as row id when it is free)
 //! and their variants' value ids (`mv_value_ids`): both decide multivariate bucketing.
 
@@ -9,7 +10,7 @@ use super::ids::{insert_with_id, Ids};
 use super::plan::{Plan, PlanState};
 use super::write::{state_of, Mapped};
 use crate::values::{encode_allocations, encode_value, MvAllocation};
-use crate::{clock::now_ms, sql, Result, StoreError, Tx};
+use crate::{clock::now_ms, sql, Result, Tx};
 
 /// This state's allocations over every option of its feature (unlisted ones at 0 %, so the
 /// feature's defaults never leak into an imported state).
@@ -67,7 +68,7 @@ fn record_state_hash(ids: &mut Ids, s: &PlanState) {
 
 /// Deletes the environment's rows of `table` (one of this module's fixed table names), which
 /// an import then writes anew.
-async fn clear(tx: &mut Tx, table: &'static str, environment: i64) -> Result<()> {
+pub(super) async fn clear(tx: &mut Tx, table: &'static str, environment: i64) -> Result<()> {
     let statement = format!("DELETE FROM {table} WHERE environment_id = $1");
     sql!(&mut *tx, |c| sqlx::query(&statement)
         .bind(environment)
@@ -174,46 +175,6 @@ pub(super) async fn overrides(
                     .bind(value_ids(s, &m.options[s.feature]))
                     .bind(now)
             );
-        }
-    }
-    Ok(())
-}
-
-pub(super) async fn identity_overrides(
-    tx: &mut Tx,
-    plan: &Plan,
-    m: &Mapped,
-    environment: i64,
-) -> Result<()> {
-    clear(tx, "identity_overrides", environment).await?;
-    let now = now_ms();
-    for identity in &plan.identities {
-        let id: Option<i64> = sql!(&mut *tx, |c| {
-            sqlx::query_scalar(
-                "INSERT INTO identities (environment_id, identifier, created_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (environment_id, identifier) DO UPDATE SET identifier = excluded.identifier \
-                 RETURNING id",
-            )
-            .bind(environment).bind(&identity.identifier).bind(now).fetch_optional(c).await?
-        });
-        let identity_id = id.ok_or_else(|| StoreError::Corrupt {
-            what: "identities",
-            detail: "upsert returned no row".into(),
-        })?;
-        for (feature, enabled, value, uuid) in &identity.overrides {
-            let uuid = uuid
-                .as_deref()
-                .and_then(|u| uuid::Uuid::parse_str(u).ok())
-                .unwrap_or_else(uuid::Uuid::new_v4);
-            sql!(&mut *tx, |c| {
-                sqlx::query(
-                    "INSERT INTO identity_overrides (identity_id, feature_id, environment_id, enabled, \
-                         value, uuid, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(identity_id).bind(m.features[*feature]).bind(environment).bind(*enabled)
-                .bind(encode_value(value)).bind(uuid.to_string()).bind(now)
-                .execute(c).await?.rows_affected()
-            });
         }
     }
     Ok(())

@@ -2,15 +2,28 @@
 //! project's limits ([`super::plan`]), note what the project's environments serve
 //! ([`super::served`]), write everything in one [`Change`] ([`super::write`]), report which
 //! environments' flags changed, and refuse the lot if the resulting environment document would
-//! not fit `max_document_bytes`. A dry run does all of it and rolls back. Main entry point:
-//! [`import`].
+//! not fit `max_document_bytes`. A dry run does all of it and rolls back. Entry points:
+//! [`import`] for a document in memory, [`import_file`] for a file of any size.
+//!
+//! # Identity overrides are read twice
+//! They are most of a large document, so they are never held together: a first read checks
+//! them one by one (registering the features they name) before anything is written, a second
+//! one writes them in batches inside the same change. From a file both reads are streams
+//! ([`super::stream`]); a refused override — on either read — still refuses the whole import.
 
-use flagstone_engine::EnvironmentDocument;
+use std::borrow::Cow;
+use std::path::Path;
+
+use flagstone_engine::{EnvironmentDocument, IdentityOverride};
 use serde_json::json;
+use tokio::sync::mpsc;
 
+use super::identities::{self, PlanIdentity};
 use super::ids::{insert_with_id, Ids};
-use super::plan::plan;
+use super::plan::begin;
+use super::plan::Plan;
 use super::served::{self, ChangedEnvironment};
+use super::stream::{self, Stamp};
 use super::target::{resolve, Target, TargetChoice};
 use super::{write, ImportOptions, ImportReport, AUDIT_LOG};
 use crate::document::{self, BuildError, BuildOptions};
@@ -28,12 +41,80 @@ pub async fn import(
     opts: &ImportOptions,
 ) -> Result<ImportReport> {
     let mut ch = store.change(actor).await?;
-    let report = import_in(&mut ch, doc, opts).await?;
+    let report = import_in(
+        &mut ch,
+        doc,
+        Overrides::Listed(&doc.identity_overrides),
+        opts,
+    )
+    .await?;
     if !opts.dry_run {
         ch.commit().await?;
     }
     // A dry run's change is dropped here: rolled back.
     Ok(report)
+}
+
+/// Imports the document in the file at `path` like [`import`] does, without holding it:
+/// memory stays bounded whatever the number of identity overrides (see the module docs).
+/// The file is read three times and must not change meanwhile (the import is refused if it
+/// did); a stream such as standard input is copied to a file first.
+pub async fn import_file(
+    store: &Store,
+    actor: &Actor,
+    path: &Path,
+    opts: &ImportOptions,
+) -> Result<ImportReport> {
+    let stamp = Stamp::of(path)?;
+    let header = {
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || stream::read_header(&path))
+            .await
+            .map_err(|e| StoreError::invalid("document", e.to_string()))??
+    };
+    let mut ch = store.change(actor).await?;
+    let report = import_in(&mut ch, &header, Overrides::File(path), opts).await?;
+    if Stamp::of(path)? != stamp {
+        return Err(stream::changed());
+    }
+    if !opts.dry_run {
+        ch.commit().await?;
+    }
+    Ok(report)
+}
+
+/// Where a document's identity overrides come from.
+#[derive(Clone, Copy)]
+pub(crate) enum Overrides<'a> {
+    /// The document's own list (a document parsed in memory).
+    Listed(&'a [IdentityOverride]),
+    /// The file's `identity_overrides`, streamed (the document has none of its own).
+    File(&'a Path),
+}
+
+/// One read of the identity overrides, batch by batch.
+enum Reader<'a> {
+    Listed(std::slice::Chunks<'a, IdentityOverride>),
+    File(mpsc::Receiver<Result<stream::Batch>>),
+}
+
+impl<'a> Reader<'a> {
+    fn open(from: Overrides<'a>) -> Reader<'a> {
+        match from {
+            Overrides::Listed(list) => Reader::Listed(list.chunks(stream::BATCH)),
+            Overrides::File(path) => Reader::File(stream::overrides(path)),
+        }
+    }
+
+    async fn next(&mut self) -> Result<Option<Cow<'a, [IdentityOverride]>>> {
+        match self {
+            Reader::Listed(chunks) => Ok(chunks.next().map(Cow::Borrowed)),
+            Reader::File(rx) => match rx.recv().await {
+                Some(batch) => Ok(Some(Cow::Owned(batch?))),
+                None => Ok(None),
+            },
+        }
+    }
 }
 
 /// Creates or updates the organisation, project and environment; returns their ids.
@@ -208,6 +289,7 @@ async fn write_header(
 pub(crate) async fn import_in(
     ch: &mut Change,
     doc: &EnvironmentDocument,
+    overrides: Overrides<'_>,
     opts: &ImportOptions,
 ) -> Result<ImportReport> {
     let source = match &opts.source {
@@ -219,7 +301,16 @@ pub(crate) async fn import_in(
         Some(p) => projects::limits(ch.tx(), p).await?,
         None => Limits::default(),
     };
-    let mut plan = plan(doc, &limits)?;
+    let mut planner = begin(doc, &limits)?;
+    let mut reader = Reader::open(overrides);
+    let mut i = 0;
+    while let Some(batch) = reader.next().await? {
+        for io in batch.iter() {
+            planner.identity(i, io)?;
+            i += 1;
+        }
+    }
+    let mut plan = planner.finish()?;
     let before = match target.environment {
         Some(env) => Some(summary(ch, env).await?),
         None => None,
@@ -239,6 +330,15 @@ pub(crate) async fn import_in(
         &mut plan,
         target.space,
         project,
+        environment,
+    )
+    .await?;
+    write_identities(
+        ch,
+        &plan,
+        &limits,
+        overrides,
+        &written.features,
         environment,
     )
     .await?;
@@ -270,7 +370,7 @@ pub(crate) async fn import_in(
         features: plan.features.len(),
         segments: plan.segments.len(),
         segment_overrides: plan.override_count(),
-        identity_overrides: plan.identities.len(),
+        identity_overrides: plan.identities,
         deleted_features: written.deleted_features,
         deleted_segments: written.deleted_segments,
         changed_environments,
@@ -290,6 +390,36 @@ pub(crate) async fn import_in(
         after: serde_json::to_value(&report).ok(),
     });
     Ok(report)
+}
+
+/// Second read of the identity overrides: each checked again against the plan and written,
+/// one batch at a time, replacing the environment's.
+async fn write_identities(
+    ch: &mut Change,
+    plan: &Plan,
+    limits: &Limits,
+    overrides: Overrides<'_>,
+    features: &[i64],
+    environment: i64,
+) -> Result<()> {
+    super::env_rows::clear(ch.tx(), "identity_overrides", environment).await?;
+    let now = now_ms();
+    let mut reader = Reader::open(overrides);
+    let (mut i, mut written) = (0, 0);
+    while let Some(batch) = reader.next().await? {
+        let mut checked: Vec<PlanIdentity> = Vec::with_capacity(batch.len());
+        for io in batch.iter() {
+            let p = plan.identity(i, io, limits)?;
+            written += p.overrides.len() as i64;
+            checked.push(p);
+            i += 1;
+        }
+        identities::write_batch(ch.tx(), &checked, features, environment, now).await?;
+    }
+    if i != plan.identities || written != plan.identity_overrides {
+        return Err(stream::changed());
+    }
+    Ok(())
 }
 
 /// What each environment of the project serves now.

@@ -44,14 +44,21 @@
 //!   and their publication requested. Every limit of the target project (defaults for a new
 //!   one) is checked before the first write, and the built document must fit
 //!   `max_document_bytes`; a refused import writes nothing.
+//!
+//! # Any size from a file
+//! [`import_file`] streams a file's identity overrides (most of a large document) instead of
+//! holding them: peak memory does not grow with their number ([`stream`], [`identities`];
+//! figures in RELIABILITY.md).
 
 mod env_rows;
 mod export;
+mod identities;
 mod ids;
 mod import;
 mod plan;
 mod served;
 mod states;
+mod stream;
 mod target;
 mod write;
 
@@ -59,7 +66,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Result, StoreError};
 pub use export::{export, export_to_vec, ExportSummary};
-pub use import::import;
+pub use import::{import, import_file};
 pub use served::ChangedEnvironment;
 pub use target::TargetChoice;
 
@@ -152,7 +159,8 @@ pub fn parse_document(bytes: &[u8]) -> Result<flagstone_engine::EnvironmentDocum
     serde_json::from_slice(bytes).map_err(|e| StoreError::invalid("document", e.to_string()))
 }
 
-/// Parses a document from a reader (a file), without reading it into one buffer first.
+/// Parses a document from a reader, without reading it into one buffer first (but holding the
+/// whole document: [`import_file`] is the import that does not).
 pub fn read_document(r: impl std::io::Read) -> Result<flagstone_engine::EnvironmentDocument> {
     serde_json::from_reader(std::io::BufReader::new(r))
         .map_err(|e| StoreError::invalid("document", e.to_string()))

@@ -1,25 +1,32 @@
 //! Checks a whole document against the target project's limits and turns it into a [`Plan`]:
 //! validated, normalised rows in the order the import writes them. Pure — no database — so a
 //! bad document is refused before anything is written, with the JSON path of the problem
-//! (`project.segments[3].rules[0].conditions[1].value`).
+//! (`project.segments[3].rules[0].conditions[1].value`). Identity overrides, which may be
+//! millions, are fed one at a time ([`begin`], [`Planner::identity`], [`Planner::finish`]): the
+//! plan keeps their counts, not them.
 
 use std::collections::{HashMap, HashSet};
 
-use flagstone_engine::{DocumentSegmentRule, EnvironmentDocument};
+use flagstone_engine::{DocumentSegmentRule, EnvironmentDocument, IdentityOverride};
 use serde_json::{json, Value};
 
+use super::identities::{self, PlanIdentity, Seen};
 use super::states::Builder;
 use crate::organisations::validate_name;
 use crate::segments::rules::parse_rules;
-use crate::values::validate_flag_value;
-use crate::{identities::validate_identifier, LimitName, Limits, Result, StoreError};
+use crate::{LimitName, Limits, Result, StoreError};
 
 pub(crate) struct Plan {
     pub features: Vec<PlanFeature>,
+    /// Plan index of each feature, by its id in the document.
+    pub by_id: HashMap<i64, usize>,
     /// Environment defaults, at most one per feature.
     pub states: Vec<PlanState>,
     pub segments: Vec<PlanSegment>,
-    pub identities: Vec<PlanIdentity>,
+    /// Identities with overrides, and their overrides: the overrides themselves are checked
+    /// and written one batch at a time ([`super::identities`]), never held together.
+    pub identities: usize,
+    pub identity_overrides: i64,
     pub warnings: Vec<String>,
 }
 
@@ -71,12 +78,6 @@ pub(crate) struct PlanSegment {
     pub rules: String,
     /// (dense priority within the feature, state).
     pub overrides: Vec<(i64, PlanState)>,
-}
-
-pub(crate) struct PlanIdentity {
-    pub identifier: String,
-    /// (feature index, enabled, value, uuid).
-    pub overrides: Vec<(usize, bool, Value, Option<String>)>,
 }
 
 impl Plan {
@@ -142,8 +143,9 @@ fn admin_rules(rules: &[DocumentSegmentRule]) -> Value {
     )
 }
 
-/// Validates `doc` against `limits` and normalises it.
-pub(crate) fn plan(doc: &EnvironmentDocument, limits: &Limits) -> Result<Plan> {
+/// Validates `doc` but its identity overrides against `limits` and normalises it; the
+/// overrides follow through [`Planner::identity`].
+pub(crate) fn begin<'a>(doc: &EnvironmentDocument, limits: &'a Limits) -> Result<Planner<'a>> {
     check_api_key(&doc.api_key)?;
     validate_name("name", &doc.name)?;
     validate_name("project.name", &doc.project.name)?;
@@ -259,64 +261,92 @@ pub(crate) fn plan(doc: &EnvironmentDocument, limits: &Limits) -> Result<Plan> {
             .collect();
     }
 
-    let mut identities = Vec::new();
-    let mut identifiers = HashSet::new();
-    for (i, io) in doc.identity_overrides.iter().enumerate() {
-        let path = format!("identity_overrides[{i}]");
-        validate_identifier(&io.identifier).map_err(at(&path))?;
-        if !identifiers.insert(io.identifier.as_str()) {
-            return Err(StoreError::invalid(
-                format!("{path}.identifier"),
-                format!("identity {:?} appears twice", io.identifier),
-            ));
-        }
-        let mut overrides: Vec<(usize, bool, Value, Option<String>)> = Vec::new();
-        for (k, fs) in io.identity_features.iter().enumerate() {
-            let fpath = format!("{path}.identity_features[{k}]");
-            let feature = b.feature(&fpath, fs)?;
-            validate_flag_value(
-                &format!("{fpath}.feature_state_value"),
-                &fs.feature_state_value,
-                limits,
-            )?;
-            if overrides.iter().any(|(f, ..)| *f == feature) {
-                return Err(StoreError::invalid(
-                    format!("{fpath}.feature"),
-                    "the identity overrides this feature twice",
-                ));
-            }
-            overrides.push((
-                feature,
-                fs.enabled,
-                fs.feature_state_value.clone(),
-                fs.featurestate_uuid.clone(),
-            ));
-        }
-        identities.push(PlanIdentity {
-            identifier: io.identifier.clone(),
-            overrides,
-        });
-    }
-
     let server_only: HashSet<i64> = doc
         .project
         .server_key_only_feature_ids
         .iter()
         .copied()
         .collect();
-    for f in &mut b.features {
-        f.server_key_only = server_only.contains(&f.doc_id);
-    }
-
-    let plan = Plan {
-        features: b.features,
+    Ok(Planner {
+        b,
         states,
         segments,
-        identities,
-        warnings: b.warnings,
-    };
-    check_counts(&plan, limits)?;
-    Ok(plan)
+        server_only,
+        seen: Seen::default(),
+        identities: 0,
+        identity_overrides: 0,
+    })
+}
+
+/// A plan being made: everything but the identity overrides is checked; those come one by one
+/// ([`Planner::identity`]) — from the document in memory, or streamed from a file.
+pub(crate) struct Planner<'a> {
+    b: Builder<'a>,
+    states: Vec<PlanState>,
+    segments: Vec<PlanSegment>,
+    server_only: HashSet<i64>,
+    seen: Seen,
+    identities: usize,
+    identity_overrides: i64,
+}
+
+impl Planner<'_> {
+    /// Checks the `i`th identity override, registering the features it names. Its rows are
+    /// written later, after a second read ([`Plan::identity`]).
+    pub fn identity(&mut self, i: usize, io: &IdentityOverride) -> Result<()> {
+        let limits = self.b.limits;
+        let p = identities::check(i, io, limits, |path, fs| self.b.feature(path, fs))?;
+        self.seen.insert(i, &p.identifier)?;
+        self.identities += 1;
+        self.identity_overrides += p.overrides.len() as i64;
+        Ok(())
+    }
+
+    /// The plan, once every identity override went through [`Planner::identity`]; checks the
+    /// counts against the project's limits.
+    pub fn finish(self) -> Result<Plan> {
+        let mut b = self.b;
+        for f in &mut b.features {
+            f.server_key_only = self.server_only.contains(&f.doc_id);
+        }
+        let plan = Plan {
+            features: b.features,
+            by_id: b.by_id,
+            states: self.states,
+            segments: self.segments,
+            identities: self.identities,
+            identity_overrides: self.identity_overrides,
+            warnings: b.warnings,
+        };
+        check_counts(&plan, b.limits)?;
+        Ok(plan)
+    }
+}
+
+impl Plan {
+    /// The `i`th identity override again, for writing: checked as [`Planner::identity`] did,
+    /// its features looked up among the plan's. A feature the plan does not have means the
+    /// document is not the one that was planned (its file changed between two reads).
+    pub fn identity(
+        &self,
+        i: usize,
+        io: &IdentityOverride,
+        limits: &Limits,
+    ) -> Result<PlanIdentity> {
+        identities::check(i, io, limits, |path, fs| {
+            let known = self
+                .by_id
+                .get(&fs.feature.id)
+                .filter(|&&f| self.features[f].name == fs.feature.name.trim());
+            match known {
+                Some(&f) => Ok(f),
+                None => Err(StoreError::invalid(
+                    format!("{path}.feature"),
+                    "not a feature of the document that was checked (the file changed while it was being imported)",
+                )),
+            }
+        })
+    }
 }
 
 fn check_counts(plan: &Plan, limits: &Limits) -> Result<()> {
@@ -335,11 +365,7 @@ fn check_counts(plan: &Plan, limits: &Limits) -> Result<()> {
         n,
         || format!("the document has {n} segment overrides"),
     )?;
-    let n: i64 = plan
-        .identities
-        .iter()
-        .map(|i| i.overrides.len() as i64)
-        .sum();
+    let n = plan.identity_overrides;
     Limits::check(
         LimitName::MaxIdentityOverrides,
         limits.max_identity_overrides,

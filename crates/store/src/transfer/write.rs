@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use super::env_rows::{identity_overrides, overrides, states};
+use super::env_rows::{overrides, states};
 use super::ids::{insert_with_id, Ids};
 use super::plan::{Plan, PlanState};
 use super::IdSpace;
@@ -16,6 +16,8 @@ use crate::{clock::now_ms, environments::insert_default_state, sql, Result, Tx};
 pub(crate) struct Written {
     pub deleted_features: usize,
     pub deleted_segments: usize,
+    /// Row ids of the plan's features, for the identity overrides written next.
+    pub features: Vec<i64>,
 }
 
 /// Row ids of the plan's features and, per feature, of all its options (listed ones first,
@@ -39,10 +41,10 @@ pub(crate) async fn rows(
     let (segments, deleted_segments) = segments(tx, ids, plan, space, project).await?;
     states(tx, ids, plan, &mapped, environment).await?;
     overrides(tx, ids, plan, &mapped, &segments, environment).await?;
-    identity_overrides(tx, plan, &mapped, environment).await?;
     Ok(Written {
         deleted_features,
         deleted_segments,
+        features: mapped.features,
     })
 }
 
