@@ -472,16 +472,31 @@ async fn assigned_approvers_see_their_requests_and_their_approval_is_recorded() 
         .feature(f.project, key, "launch", false, json!("old"))
         .await;
     let [ada_id, bob_id, carl_id, eve_id] = f.ids;
-    let hook = app
-        .post(
-            &format!("/api/v1/environments/{key}/webhooks/"),
-            json!({"url": "https://hooks.example.com/flagstone",
-                   "events": ["CHANGE_REQUEST_CREATED", "CHANGE_REQUEST_APPROVED",
-                              "CHANGE_REQUEST_COMMITTED"]}),
-        )
-        .await["id"]
-        .as_i64()
-        .unwrap();
+    // A webhook of the environment that opted in to the change-request events (made in the
+    // store: the test's admin API refuses a receiver it cannot resolve).
+    let hook = {
+        let actor = flagstone_store::Actor::system("test");
+        let mut ch = app.t.store.change(&actor).await.unwrap();
+        let env = flagstone_store::environments::get_by_key(ch.tx(), key)
+            .await
+            .unwrap();
+        let new = flagstone_store::webhooks::NewWebhook {
+            url: "https://hooks.example.com/flagstone".into(),
+            enabled: true,
+            secret: None,
+            events: vec![
+                "CHANGE_REQUEST_CREATED".into(),
+                "CHANGE_REQUEST_APPROVED".into(),
+                "CHANGE_REQUEST_COMMITTED".into(),
+            ],
+        };
+        let scope = flagstone_store::webhooks::Scope::Environment(env.id);
+        let made = flagstone_store::webhooks::create(&mut ch, scope, &new)
+            .await
+            .unwrap();
+        ch.commit().await.unwrap();
+        made.id
+    };
     let path = format!("/api/v1/environments/{key}/create-change-request/");
     // Assigning the author, a stranger, or someone twice is refused.
     for (approvals, field) in [
