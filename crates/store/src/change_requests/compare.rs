@@ -285,7 +285,7 @@ mod tests {
     #[test]
     fn the_diff_shows_overrides_created_changed_and_deleted() {
         let items = [
-            over(1, 10, Some(json!("new"))),
+            over(1, 10, Some(json!("new")), false),
             over(1, 11, Some(json!("x")), false),
             over(1, 12, None, true),
         ];
