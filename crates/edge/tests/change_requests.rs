@@ -8,149 +8,12 @@
 mod common;
 
 use axum::http::{Method, StatusCode};
-use common::people::{call, user};
-use common::EdgeApp;
+use common::change_requests::{act, config, fixture, open, sdk_flag, state_of, written};
+use common::people::call;
 use flagstone_store::clock::iso8601;
-use flagstone_store::{Clock, PageRequest, Store};
-use flagstone_tasks::schedule::{self, ScheduleConfig, StepOutcome};
+use flagstone_store::{Clock, Store};
+use flagstone_tasks::schedule::{self, StepOutcome};
 use serde_json::{json, Value};
-
-/// The flag `name` as the SDK sees it: (enabled, value).
-async fn sdk_flag(app: &EdgeApp, key: &str, name: &str) -> Value {
-    app.publish().await;
-    let r = app
-        .sdk(Method::GET, "/api/v1/flags/", Some(key), None, &[])
-        .await;
-    assert_eq!(r.status, StatusCode::OK);
-    let flags = r.json();
-    let f = flags
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["feature"]["name"] == name)
-        .unwrap_or_else(|| panic!("no flag {name} in {flags}"))
-        .clone();
-    json!([f["enabled"], f["feature_state_value"]])
-}
-
-/// (revision, audit entries): what a refused request must leave as it was.
-async fn written(app: &EdgeApp, key: &str) -> (i64, i64) {
-    let mut tx = app.t.store.read().await.unwrap();
-    let e = flagstone_store::environments::get_by_key(&mut tx, key)
-        .await
-        .unwrap();
-    let audit = flagstone_store::audit::list(&mut tx, None, PageRequest::new(1, 1))
-        .await
-        .unwrap()
-        .count;
-    (e.revision, audit)
-}
-
-struct Fixture {
-    app: EdgeApp,
-    key: String,
-    project: i64,
-    /// May edit feature states and overrides, open and approve change requests; not an admin.
-    ada: String,
-    /// Two approvers.
-    bob: String,
-    carl: String,
-    /// Can only look.
-    eve: String,
-}
-
-async fn fixture(minimum_approvals: i64) -> Fixture {
-    let app = EdgeApp::new().await;
-    let (project, key, _) = app.setup().await;
-    let organisation = app
-        .admin_req(Method::GET, &format!("/api/v1/projects/{project}/"), None)
-        .await["organisation"]
-        .as_i64()
-        .unwrap();
-    let grants = format!("/api/v1/environments/{key}/user-permissions/");
-    let mut tokens = Vec::new();
-    for (email, permissions) in [
-        (
-            "ada@example.com",
-            json!([
-                "VIEW_ENVIRONMENT",
-                "UPDATE_FEATURE_STATE",
-                "MANAGE_SEGMENT_OVERRIDES",
-                "CREATE_CHANGE_REQUEST",
-                "APPROVE_CHANGE_REQUEST"
-            ]),
-        ),
-        (
-            "bob@example.com",
-            json!(["VIEW_ENVIRONMENT", "APPROVE_CHANGE_REQUEST"]),
-        ),
-        (
-            "carl@example.com",
-            json!(["VIEW_ENVIRONMENT", "APPROVE_CHANGE_REQUEST"]),
-        ),
-        ("eve@example.com", json!(["VIEW_ENVIRONMENT"])),
-    ] {
-        let (id, token) = user(&app, organisation, email, "USER").await;
-        app.post(&grants, json!({"user": id, "permissions": permissions}))
-            .await;
-        tokens.push(token);
-    }
-    let env = app
-        .admin_req(
-            Method::PATCH,
-            &format!("/api/v1/environments/{key}/"),
-            Some(json!({"minimum_change_request_approvals": minimum_approvals})),
-        )
-        .await;
-    assert_eq!(env["minimum_change_request_approvals"], minimum_approvals);
-    let mut t = tokens.into_iter();
-    Fixture {
-        app,
-        key,
-        project,
-        ada: t.next().unwrap(),
-        bob: t.next().unwrap(),
-        carl: t.next().unwrap(),
-        eve: t.next().unwrap(),
-    }
-}
-
-/// The environment default state id of `feature`.
-async fn state_of(app: &EdgeApp, key: &str, feature: i64) -> i64 {
-    app.admin_req(
-        Method::GET,
-        &format!("/api/v1/environments/{key}/featurestates/?feature={feature}"),
-        None,
-    )
-    .await["results"][0]["id"]
-        .as_i64()
-        .unwrap()
-}
-
-/// Opens a change request as ada; returns it.
-async fn open(f: &Fixture, body: Value) -> Value {
-    let (s, cr) = call(
-        &f.app,
-        &f.ada,
-        Method::POST,
-        &format!("/api/v1/environments/{}/create-change-request/", f.key),
-        Some(body),
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED, "{cr}");
-    cr
-}
-
-async fn act(f: &Fixture, who: &str, id: i64, what: &str) -> (StatusCode, Value) {
-    call(
-        &f.app,
-        who,
-        Method::POST,
-        &format!("/api/v1/change-requests/{id}/{what}/"),
-        None,
-    )
-    .await
-}
 
 #[tokio::test]
 async fn direct_edits_need_environment_admin_while_approvals_are_required() {
@@ -476,13 +339,6 @@ async fn a_stale_change_request_is_refused_and_closing_one_withdraws_it() {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     let (s, _) = call(app, &f.ada, Method::DELETE, &path, None).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-}
-
-fn config() -> ScheduleConfig {
-    ScheduleConfig {
-        jitter: flagstone_tasks::JitterSource::Fixed(flagstone_tasks::policy::Jitter::NONE),
-        ..ScheduleConfig::default()
-    }
 }
 
 #[tokio::test]

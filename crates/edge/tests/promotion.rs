@@ -126,6 +126,14 @@ async fn state_of(app: &EdgeApp, key: &str, feature: i64) -> i64 {
         .unwrap()
 }
 
+async fn revision(app: &EdgeApp, key: &str) -> i64 {
+    let mut tx = app.t.store.read().await.unwrap();
+    flagstone_store::environments::get_by_key(&mut tx, key)
+        .await
+        .unwrap()
+        .revision
+}
+
 async fn compare(app: &EdgeApp, a: &str, b: &str) -> Value {
     app.admin_req(
         Method::GET,
@@ -408,15 +416,35 @@ async fn promoting_into_an_environment_that_requires_approvals_opens_a_change_re
     assert_eq!(body["diff"]["fields_changed"], json!([]));
     assert_eq!(revision_and_audit(&app).await, before);
 
-    // A promotion that changes overrides cannot travel in a change request: refused for a
-    // non-admin, and nothing is written.
+    // A promotion that changes overrides travels in a change request too: staging gains an
+    // override for pro and a second one, in an order prod must take over.
+    let vip = app
+        .post(
+            &format!("/api/v1/projects/{project}/segments/"),
+            json!({"name": "vip", "rules": [{"type": "ALL", "rules": [{"type": "ANY",
+                "conditions": [{"operator": "EQUAL", "property": "plan", "value": "pro"}]}]}]}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
     app.post(
         &format!("/api/v1/environments/{staging}/features/{a}/create-segment-override/"),
-        json!({"segment": pro, "enabled": false}),
+        json!({"segment": vip, "enabled": true, "feature_state_value": "vip"}),
     )
     .await;
-    let before = revision_and_audit(&app).await;
-    let (s, body) = call(
+    app.post(
+        &format!("/api/v1/environments/{staging}/features/{a}/create-segment-override/"),
+        json!({"segment": pro, "enabled": false, "feature_state_value": "pro", "priority": 0}),
+    )
+    .await;
+    // prod has a vip override of its own, with another value, that the promotion changes.
+    app.post(
+        &format!("/api/v1/environments/{prod}/features/{a}/create-segment-override/"),
+        json!({"segment": vip, "enabled": true, "feature_state_value": "prod-vip"}),
+    )
+    .await;
+    let before = revision(&app, &prod).await;
+    let (s, cr) = call(
         &app,
         &ada,
         Method::POST,
@@ -424,9 +452,67 @@ async fn promoting_into_an_environment_that_requires_approvals_opens_a_change_re
         Some(json!({"from": staging})),
     )
     .await;
-    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
-    assert_eq!(body["error"], "change_request_required");
-    assert_eq!(revision_and_audit(&app).await, before);
+    assert_eq!(s, StatusCode::ACCEPTED, "{cr}");
+    assert_eq!(
+        cr["feature_states"],
+        json!([
+            {"feature": a, "feature_segment": {"segment": pro, "priority": 0},
+             "enabled": false, "feature_state_value": "pro",
+             "multivariate_feature_state_values": []},
+            {"feature": a, "feature_segment": {"segment": vip, "priority": 1},
+             "enabled": true, "feature_state_value": "vip",
+             "multivariate_feature_state_values": []}
+        ])
+    );
+    let fields: Vec<(Value, Value)> = cr["diff"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["segment"].clone(), d["field"].clone()))
+        .collect();
+    assert_eq!(
+        fields,
+        vec![
+            (json!(pro), json!("segment_override")),
+            (json!(vip), json!("feature_state_value")),
+            (json!(vip), json!("priority")),
+        ],
+        "{}",
+        cr["diff"]
+    );
+    // Opening it wrote the request only: prod serves what it served.
+    assert_eq!(revision(&app, &prod).await, before);
+    assert_eq!(
+        pro_flags(&app, &prod).await,
+        json!({"a": [true, "prod-vip"]})
+    );
+    let id = cr["id"].as_i64().unwrap();
+    let (s, body) = call(
+        &app,
+        &bob,
+        Method::POST,
+        &format!("/api/v1/change-requests/{id}/approve/"),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (s, body) = call(
+        &app,
+        &ada,
+        Method::POST,
+        &format!("/api/v1/change-requests/{id}/commit/"),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    // One change: one revision of prod; pro now wins first, as in staging.
+    assert_eq!(revision(&app, &prod).await, before + 1);
+    assert_eq!(pro_flags(&app, &prod).await, json!({"a": [false, "pro"]}));
+    assert_eq!(
+        compare(&app, &prod, &staging).await["differences"],
+        json!([])
+    );
+    let before = revision_and_audit(&app).await;
     // Cloning needs CREATE_ENVIRONMENT in the project, which ada lacks.
     let (s, body) = call(
         &app,

@@ -7,9 +7,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::change_requests::{self, ChangeRequest, NewChangeRequest};
 use crate::environments::{self, Environment, NewEnvironment};
 use crate::history::{self, apply_config, ConfigDiff, FeatureConfig};
 use crate::identities::{self, overrides::NewIdentityOverride, traits::TraitInput};
+use crate::scheduled::{OverrideTarget, ScheduledFeatureState};
 use crate::{sql, AuditEntry, Change, Result, StoreError, Tx};
 
 /// `POST …/clone/`.
@@ -187,6 +189,88 @@ pub async fn promote(
         after: serde_json::to_value(&plan.diff).ok(),
     });
     Ok(())
+}
+
+/// The change request updates that make the target's configuration the plan's source's:
+/// the default state if it differs; if any override differs, the removed ones deleted and
+/// every override of the source placed at its position (created, changed, or only moved; one
+/// already in place is left as it is when the request is applied).
+pub fn change_request_items(plan: &PromotePlan) -> Vec<ScheduledFeatureState> {
+    let Some(from) = plan.source.as_ref() else {
+        return Vec::new();
+    };
+    let mut items = Vec::new();
+    if plan.diff.touches_default() {
+        items.push(ScheduledFeatureState::default_state(
+            plan.feature,
+            Some(from.enabled),
+            Some(from.feature_state_value.clone()),
+            Some(from.multivariate_feature_state_values.clone()),
+        ));
+    }
+    if !plan.diff.touches_overrides() {
+        return items;
+    }
+    for removed in &plan.diff.overrides_removed {
+        items.push(ScheduledFeatureState {
+            feature_segment: Some(OverrideTarget {
+                segment: removed.segment,
+                priority: None,
+            }),
+            delete_override: true,
+            ..ScheduledFeatureState::default_state(plan.feature, None, None, None)
+        });
+    }
+    for (i, o) in from.segment_overrides.iter().enumerate() {
+        let added = plan
+            .diff
+            .overrides_added
+            .iter()
+            .any(|a| a.segment == o.segment);
+        let fields_changed = plan.diff.overrides_changed.iter().any(|c| {
+            c.segment == o.segment && c.fields_changed.iter().any(|f| f.field != "priority")
+        });
+        let target = Some(OverrideTarget {
+            segment: o.segment,
+            priority: Some(i as i64),
+        });
+        let item = if added || fields_changed {
+            ScheduledFeatureState {
+                feature_segment: target,
+                ..ScheduledFeatureState::default_state(
+                    plan.feature,
+                    Some(o.enabled),
+                    Some(o.feature_state_value.clone()),
+                    Some(o.multivariate_feature_state_values.clone()),
+                )
+            }
+        } else {
+            ScheduledFeatureState {
+                feature_segment: target,
+                ..ScheduledFeatureState::default_state(plan.feature, None, None, None)
+            }
+        };
+        items.push(item);
+    }
+    items
+}
+
+/// Opens a change request in `target` carrying the plan (a promotion into an environment
+/// that requires approvals, by someone who may not change it directly).
+pub async fn open_change_request(
+    ch: &mut Change,
+    target: &Environment,
+    source: &Environment,
+    plan: &PromotePlan,
+) -> Result<ChangeRequest> {
+    let new = NewChangeRequest {
+        title: format!("Promote '{}' from '{}'", plan.name, source.name),
+        description: None,
+        feature_states: change_request_items(plan),
+        live_from: None,
+        approvals: Vec::new(),
+    };
+    change_requests::create(ch, target, &new).await
 }
 
 /// Creates an environment named `req.name` in `source`'s project with its settings and every

@@ -14,6 +14,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use flagstone_store::change_requests::decide::Conflict;
 use flagstone_store::queue::{Decision, ParkReason};
 use flagstone_store::scheduled::queue::{self, Applied, Due};
 use flagstone_store::{Result, Store, StoreError};
@@ -121,6 +122,38 @@ pub fn after_failure(cfg: &ScheduleConfig, due: &Due, error: &StoreError, now: i
     policy::after_failure(&cfg.rules, &failed, now, 0, cfg.jitter.next())
 }
 
+/// What to do with `due`, a committed change request's change, when what the request changes
+/// was changed since it was opened: park it (typed reason `change_request_stale`, the
+/// conflicts in words), never apply it over someone else's change; trying again would find
+/// the same conflicts.
+pub fn after_stale(cfg: &ScheduleConfig, due: &Due, conflicts: &[Conflict], now: i64) -> Decision {
+    let fields: Vec<String> = conflicts
+        .iter()
+        .map(|c| {
+            let what = match c.segment {
+                Some(s) => format!("feature {}'s override for segment {s}", c.feature),
+                None => format!("feature {}", c.feature),
+            };
+            format!(
+                "{what}: {} was {} when it was opened, is {} now",
+                c.field, c.when_opened, c.now
+            )
+        })
+        .collect();
+    let text = format!(
+        "the change request's changes were changed since it was opened ({}); close it and \
+         open a new one against the current state",
+        fields.join("; ")
+    );
+    let failed = Failed {
+        attempts_before: due.attempts,
+        failure: Failure::Permanent(ParkReason::ChangeRequestStale),
+        newer_input: false,
+        error: &text,
+    };
+    policy::after_failure(&cfg.rules, &failed, now, 0, cfg.jitter.next())
+}
+
 /// Applies the soonest due change, if any (`None`: nothing is due).
 pub async fn step(store: &Store, cfg: &ScheduleConfig) -> Result<Option<StepOutcome>> {
     let now = store.clock().now_ms();
@@ -146,6 +179,14 @@ async fn settle_one(store: &Store, cfg: &ScheduleConfig, due: Due) -> Result<Opt
             delay_ms: (at - due.live_from).max(0),
         },
         Ok(Applied::Gone) => StepOutcome::Gone { id: due.id },
+        Ok(Applied::Stale { conflicts }) => {
+            let decision = after_stale(cfg, &due, &conflicts, store.clock().now_ms());
+            queue::settle_stale(store, &due, &decision, &conflicts).await?;
+            StepOutcome::Failed {
+                id: due.id,
+                decision,
+            }
+        }
         Err(e) => {
             let decision = after_failure(cfg, &due, &e, store.clock().now_ms());
             queue::settle_failure(store, due.id, &decision).await?;

@@ -23,6 +23,13 @@ pub enum EventType {
     EnvironmentPublished,
     /// Flagstone's opt-in event: the publish queue became degraded or recovered.
     QueueHealth,
+    /// Flagstone's opt-in event: a change request was opened (Flagsmith e-mails assignees
+    /// instead and has no webhook for it).
+    ChangeRequestCreated,
+    /// Flagstone's opt-in event: a change request was approved.
+    ChangeRequestApproved,
+    /// Flagstone's opt-in event: a change request was committed (applied or scheduled).
+    ChangeRequestCommitted,
 }
 
 impl EventType {
@@ -32,11 +39,19 @@ impl EventType {
         EventType::AuditLogCreated,
         EventType::EnvironmentPublished,
         EventType::QueueHealth,
+        EventType::ChangeRequestCreated,
+        EventType::ChangeRequestApproved,
+        EventType::ChangeRequestCommitted,
     ];
 
     /// Events a webhook receives only when it lists them in `events` (Flagstone's own).
-    pub const OPT_IN: &'static [EventType] =
-        &[EventType::EnvironmentPublished, EventType::QueueHealth];
+    pub const OPT_IN: &'static [EventType] = &[
+        EventType::EnvironmentPublished,
+        EventType::QueueHealth,
+        EventType::ChangeRequestCreated,
+        EventType::ChangeRequestApproved,
+        EventType::ChangeRequestCommitted,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -45,6 +60,9 @@ impl EventType {
             EventType::AuditLogCreated => "AUDIT_LOG_CREATED",
             EventType::EnvironmentPublished => "ENVIRONMENT_PUBLISHED",
             EventType::QueueHealth => "QUEUE_HEALTH",
+            EventType::ChangeRequestCreated => "CHANGE_REQUEST_CREATED",
+            EventType::ChangeRequestApproved => "CHANGE_REQUEST_APPROVED",
+            EventType::ChangeRequestCommitted => "CHANGE_REQUEST_COMMITTED",
         }
     }
 

@@ -9,15 +9,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use flagstone_access::{EnvironmentPermission as E, Need, ProjectPermission};
-use flagstone_store::change_requests::{self, decide, ChangeRequest, NewChangeRequest};
+use flagstone_store::change_requests::{decide, ChangeRequest};
 use flagstone_store::environments::{self, Environment};
 use flagstone_store::promotion::{self, CloneEnvironment, Comparison, Promote, PromotePlan};
-use flagstone_store::scheduled::ScheduledFeatureState;
 use flagstone_store::scopes;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::permit::{rules, Permit};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{Json, Path};
 use crate::AppState;
 
@@ -79,7 +78,7 @@ async fn compare_environments(
 
 /// Copies the feature's configuration from `from`: `200` with what changed; or, where the
 /// target requires approvals and the caller is not its admin, `202` with the change request
-/// it opened (only a change of the default state can go through one).
+/// it opened (carrying the default state and the segment overrides that differ).
 #[utoipa::path(post, path = "/api/v1/environments/{api_key}/features/{feature_id}/promote",
     tag = "environments", params(("api_key" = String, Path), ("feature_id" = i64, Path)),
     request_body = Promote,
@@ -100,35 +99,8 @@ async fn promote_feature(
     let admin = caller.require(Need::EnvironmentAdmin(at)).is_ok();
     let gate = decide::direct_edit(target.minimum_change_request_approvals, admin);
     if gate != decide::DirectEdit::Allowed && !plan.diff.is_empty() {
-        if plan.diff.touches_overrides() {
-            return Err(ApiError::Refused {
-                error: "change_request_required",
-                detail: format!(
-                    "this promotion changes segment overrides, which change requests do not \
-                     carry, and environment '{}' requires change requests: an environment \
-                     admin must promote it",
-                    target.name
-                ),
-            });
-        }
         caller.require(Need::Environment(at, E::CreateChangeRequest))?;
-        let from = plan.source.as_ref().ok_or(ApiError::BadRequest(
-            "the feature has no state in the source environment".into(),
-        ))?;
-        let new = NewChangeRequest {
-            title: format!("Promote '{}' from '{}'", plan.name, source.name),
-            description: None,
-            feature_states: vec![ScheduledFeatureState {
-                feature,
-                enabled: Some(from.enabled),
-                feature_state_value: Some(from.feature_state_value.clone()),
-                multivariate_feature_state_values: Some(
-                    from.multivariate_feature_state_values.clone(),
-                ),
-            }],
-            live_from: None,
-        };
-        let opened = change_requests::create(&mut ch, &target, &new).await?;
+        let opened = promotion::open_change_request(&mut ch, &target, &source, &plan).await?;
         ch.commit().await?;
         return Ok((StatusCode::ACCEPTED, Json(opened)).into_response());
     }

@@ -209,3 +209,54 @@ test('a stale change request is refused at commit with the reason in words, and 
   assert.equal((await stateOf(dark)).feature_state_value, 'night');
   await admin.context().close();
 });
+
+test('a change request of segment overrides shows each override change and its assigned approver, who approves it', async () => {
+  const checkout = demo.features.checkout_v2;
+  const { beta, eu } = demo.segments;
+  // Opened through the API, naming Grace as the approver: the Beta testers override gets a new
+  // value and the EU customers override goes.
+  const cr = await server.api('POST', `/environments/${demo.prod.api_key}/create-change-request/`, {
+    title: 'New beta flow, no EU override',
+    feature_states: [
+      { feature: checkout.id, feature_segment: { segment: beta.id }, feature_state_value: 'beta-flow-2' },
+      { feature: checkout.id, feature_segment: { segment: eu.id }, delete_override: true },
+    ],
+    approvals: [{ user: grace.id }],
+  });
+  const assigned = await server.api('GET', `/environments/${demo.prod.api_key}/list-change-requests/?assignee=${grace.id}&committed=false`);
+  assert.deepEqual(
+    assigned.results.map((c) => c.id),
+    [cr.id],
+  );
+
+  const g = await signedInPage(browser, server, { width: 1280, height: 900 }, GRACE, PASSWORD);
+  await g.goto(`${server.base}${prod()}/change-requests/${cr.id}`);
+  const changes = g.getByRole('region', { name: 'What committing it now changes in Production' });
+  await changes.getByText(/override for “Beta testers”/).waitFor();
+  const text = await changes.innerText();
+  assert.match(text, /checkout_v2, override for “Beta testers” — Value: beta-flow → beta-flow-2/);
+  assert.match(text, /checkout_v2, override for “EU customers” — deleted: off/);
+  // Grace is assigned and has not approved yet: that is no approval.
+  const waiting = g.getByRole('region', { name: 'Approvals: 0 of 1' });
+  await waiting.waitFor();
+  assert.match(await waiting.innerText(), /grace@acme\.example — assigned, not approved yet/);
+
+  // She approves it: her assignment is filled in, and she commits it.
+  await g.getByRole('button', { name: 'Approve' }).click();
+  const approvals = g.getByRole('region', { name: 'Approvals: 1 of 1' });
+  await approvals.waitFor();
+  assert.match(await approvals.innerText(), /grace@acme\.example approved on .* \(assigned\)/);
+  const commit = g.getByRole('button', { name: 'Commit' });
+  await within(3000, async () => !(await commit.isDisabled()));
+  await commit.click();
+  await g.getByRole('heading', { name: 'State: committed' }).waitFor();
+  const overrides = await server.api('GET', `/environments/${demo.prod.api_key}/segment-overrides/?feature=${checkout.id}`);
+  assert.deepEqual(
+    overrides.results.map((o) => [o.segment, o.feature_state_value]),
+    [[beta.id, 'beta-flow-2']],
+  );
+  // Committed, the page lists what it set, overrides by segment.
+  const set = await g.getByRole('region', { name: 'What it sets' }).innerText();
+  assert.match(set, /checkout_v2: override for “EU customers”: delete it/);
+  await g.context().close();
+});

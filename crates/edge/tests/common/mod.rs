@@ -3,6 +3,7 @@
 //! pipeline's builder, and the edge follows them.
 #![allow(dead_code)]
 
+pub mod change_requests;
 pub mod people;
 
 use std::sync::Arc;

@@ -4,10 +4,8 @@
 //! store and the API gather the facts and act on the answer; nothing here reads or writes.
 
 use serde::Serialize;
-use serde_json::Value;
 
-use crate::scheduled::ScheduledFeatureState;
-use crate::values::MvAllocation;
+pub use super::compare::{conflicts, diff, Conflict, FieldChange, StateSnapshot};
 
 /// Whether a caller may change an environment's feature states and segment overrides directly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,149 +169,9 @@ pub fn close(status: Status, author_or_approver: bool) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// An environment default state, as far as a change request changes it.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct StateSnapshot {
-    pub feature: i64,
-    pub enabled: bool,
-    #[cfg_attr(feature = "openapi", schema(value_type = Value))]
-    pub feature_state_value: Value,
-    pub multivariate_feature_state_values: Vec<MvAllocation>,
-}
-
-/// One field a change request changes: what it is, what the request makes it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct FieldChange {
-    pub feature: i64,
-    /// `enabled`, `feature_state_value` or `multivariate_feature_state_values`.
-    pub field: &'static str,
-    #[cfg_attr(feature = "openapi", schema(value_type = Value))]
-    pub current: Value,
-    #[cfg_attr(feature = "openapi", schema(value_type = Value))]
-    pub proposed: Value,
-}
-
-/// A field the request changes that someone else changed after it was opened.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Conflict {
-    pub feature: i64,
-    pub field: &'static str,
-    #[cfg_attr(feature = "openapi", schema(value_type = Value))]
-    pub when_opened: Value,
-    #[cfg_attr(feature = "openapi", schema(value_type = Value))]
-    pub now: Value,
-}
-
-/// The fields an item sets, each with its value in `s` and the value the item gives it.
-fn fields(item: &ScheduledFeatureState, s: &StateSnapshot) -> Vec<(&'static str, Value, Value)> {
-    let mut out = Vec::new();
-    if let Some(e) = item.enabled {
-        out.push(("enabled", Value::Bool(s.enabled), Value::Bool(e)));
-    }
-    if let Some(v) = &item.feature_state_value {
-        out.push((
-            "feature_state_value",
-            s.feature_state_value.clone(),
-            v.clone(),
-        ));
-    }
-    if let Some(a) = &item.multivariate_feature_state_values {
-        out.push((
-            "multivariate_feature_state_values",
-            allocations(&s.multivariate_feature_state_values),
-            allocations(a),
-        ));
-    }
-    out
-}
-
-fn allocations(a: &[MvAllocation]) -> Value {
-    serde_json::to_value(a).unwrap_or(Value::Null)
-}
-
-fn snapshot_of(states: &[StateSnapshot], feature: i64) -> Option<&StateSnapshot> {
-    states.iter().find(|s| s.feature == feature)
-}
-
-/// What committing would change now: each field an item sets whose value differs from
-/// `current`. A feature missing from `current` (deleted) shows nothing.
-pub fn diff(items: &[ScheduledFeatureState], current: &[StateSnapshot]) -> Vec<FieldChange> {
-    let mut out = Vec::new();
-    for item in items {
-        let Some(now) = snapshot_of(current, item.feature) else {
-            continue;
-        };
-        for (field, current, proposed) in fields(item, now) {
-            if current != proposed {
-                out.push(FieldChange {
-                    feature: item.feature,
-                    field,
-                    current,
-                    proposed,
-                });
-            }
-        }
-    }
-    out
-}
-
-/// The fields the request sets whose value changed between `base` (when it was opened) and
-/// `current`: a request with any is stale and is not committed. Fields it does not set may
-/// change freely.
-pub fn conflicts(
-    items: &[ScheduledFeatureState],
-    base: &[StateSnapshot],
-    current: &[StateSnapshot],
-) -> Vec<Conflict> {
-    let mut out = Vec::new();
-    for item in items {
-        let (Some(then), Some(now)) = (
-            snapshot_of(base, item.feature),
-            snapshot_of(current, item.feature),
-        ) else {
-            continue;
-        };
-        for ((field, when_opened, _), (_, now, _)) in
-            fields(item, then).into_iter().zip(fields(item, now))
-        {
-            if when_opened != now {
-                out.push(Conflict {
-                    feature: item.feature,
-                    field,
-                    when_opened,
-                    now,
-                });
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    fn snap(feature: i64, enabled: bool, value: Value) -> StateSnapshot {
-        StateSnapshot {
-            feature,
-            enabled,
-            feature_state_value: value,
-            multivariate_feature_state_values: vec![],
-        }
-    }
-
-    fn item(feature: i64, enabled: Option<bool>, value: Option<Value>) -> ScheduledFeatureState {
-        ScheduledFeatureState {
-            feature,
-            enabled,
-            feature_state_value: value,
-            multivariate_feature_state_values: None,
-        }
-    }
 
     #[test]
     fn direct_edits_need_admin_only_while_approvals_are_required() {
@@ -421,43 +279,5 @@ mod tests {
         assert_eq!(Status::of(true, false), Status::Committed);
         assert_eq!(Status::of(false, true), Status::Closed);
         assert_eq!(Status::of(false, false), Status::Open);
-    }
-
-    #[test]
-    fn the_diff_shows_only_fields_the_request_changes_that_differ() {
-        let items = [
-            item(1, Some(true), Some(json!("b"))),
-            item(2, Some(false), None),
-        ];
-        let current = [snap(1, false, json!("b")), snap(2, false, json!(7))];
-        assert_eq!(
-            diff(&items, &current),
-            vec![FieldChange {
-                feature: 1,
-                field: "enabled",
-                current: json!(false),
-                proposed: json!(true),
-            }]
-        );
-        // A deleted feature shows nothing.
-        assert!(diff(&items[..1], &current[1..]).is_empty());
-    }
-
-    #[test]
-    fn a_request_is_stale_only_when_a_field_it_changes_was_changed() {
-        let items = [item(1, Some(true), None)];
-        let base = [snap(1, false, json!("a"))];
-        // Someone changed the value, which the request leaves alone: not stale.
-        assert!(conflicts(&items, &base, &[snap(1, false, json!("z"))]).is_empty());
-        // Someone turned it on: stale.
-        assert_eq!(
-            conflicts(&items, &base, &[snap(1, true, json!("a"))]),
-            vec![Conflict {
-                feature: 1,
-                field: "enabled",
-                when_opened: json!(false),
-                now: json!(true),
-            }]
-        );
     }
 }

@@ -10,9 +10,12 @@
 //! scheduled-changes machinery. The rules (who may approve, when a commit is allowed, what is
 //! stale) are pure functions in [`decide`].
 
+mod assign;
+mod compare;
 pub mod decide;
 mod steps;
 
+pub use assign::{approved, Approval, Assignment, MAX_ASSIGNEES};
 pub use steps::{approve, close, commit, CommitRefused};
 
 use serde::{Deserialize, Serialize};
@@ -54,21 +57,10 @@ pub struct NewChangeRequest {
     /// ISO-8601 with a zone, in the future: committing schedules the change for then.
     #[serde(default)]
     pub live_from: Option<String>,
-}
-
-/// One approval.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Approval {
-    pub id: i64,
-    /// The approving user's id (null for a key).
-    #[sqlx(rename = "user_id")]
-    pub user: Option<i64>,
-    /// Who approved, as the audit log names them.
-    pub approver: String,
-    #[serde(serialize_with = "crate::clock::iso::serialize")]
-    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
-    pub approved_at: i64,
+    /// Assigned approvers (Flagsmith's `approvals: [{user}]`): members of the organisation,
+    /// shown in `approvals` until they approve, and found with `?assignee=`.
+    #[serde(default)]
+    pub approvals: Vec<Assignment>,
 }
 
 /// A change request as the API shows it (Flagsmith's fields, plus `status`, `author`, the
@@ -151,28 +143,44 @@ impl Row {
     }
 }
 
-/// The current default state of each of `features` in the environment (deleted ones are left
-/// out).
+/// The current state of each default state and override `items` change (ones that do not
+/// exist are left out: a deleted feature, an override not created yet).
 async fn snapshots(
     tx: &mut Tx,
     environment_id: i64,
-    features: &[i64],
+    items: &[ScheduledFeatureState],
 ) -> Result<Vec<StateSnapshot>> {
-    let mut out = Vec::with_capacity(features.len());
-    for &feature in features {
-        let row: Option<(bool, Option<String>, String)> = sql!(tx, |c| {
-            sqlx::query_as(
-                "SELECT enabled, value, mv_allocations FROM feature_states \
-                 WHERE environment_id = $1 AND feature_id = $2",
-            )
-            .bind(environment_id)
-            .bind(feature)
-            .fetch_optional(c)
-            .await?
-        });
-        if let Some((enabled, value, mv)) = row {
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let feature = item.feature;
+        let row: Option<(bool, Option<String>, String, Option<i64>)> = match item.segment() {
+            None => sql!(tx, |c| {
+                sqlx::query_as(
+                    "SELECT enabled, value, mv_allocations, CAST(NULL AS BIGINT) FROM feature_states \
+                     WHERE environment_id = $1 AND feature_id = $2",
+                )
+                .bind(environment_id)
+                .bind(feature)
+                .fetch_optional(c)
+                .await?
+            }),
+            Some(segment) => sql!(tx, |c| {
+                sqlx::query_as(
+                    "SELECT enabled, value, mv_allocations, priority FROM segment_overrides \
+                     WHERE environment_id = $1 AND feature_id = $2 AND segment_id = $3",
+                )
+                .bind(environment_id)
+                .bind(feature)
+                .bind(segment)
+                .fetch_optional(c)
+                .await?
+            }),
+        };
+        if let Some((enabled, value, mv, priority)) = row {
             out.push(StateSnapshot {
                 feature,
+                segment: item.segment(),
+                priority,
                 enabled,
                 feature_state_value: decode_value("feature_states.value", value.as_deref())?,
                 multivariate_feature_state_values: decode_allocations(&mv)?,
@@ -185,7 +193,7 @@ async fn snapshots(
 async fn approvals(tx: &mut Tx, id: i64) -> Result<Vec<Approval>> {
     Ok(sql!(tx, |c| {
         sqlx::query_as(
-            "SELECT id, user_id, approver, approved_at FROM change_request_approvals \
+            "SELECT id, user_id, approver, required, approved_at FROM change_request_approvals \
              WHERE change_request_id = $1 ORDER BY id",
         )
         .bind(id)
@@ -210,8 +218,7 @@ async fn shown(tx: &mut Tx, row: Row) -> Result<ChangeRequest> {
     let items = row.items()?;
     let status = row.status();
     let (diff, conflicts) = if status == Status::Open {
-        let features: Vec<i64> = items.iter().map(|i| i.feature).collect();
-        let current = snapshots(tx, row.environment_id, &features).await?;
+        let current = snapshots(tx, row.environment_id, &items).await?;
         (
             decide::diff(&items, &current),
             decide::conflicts(&items, &row.base()?, &current),
@@ -221,7 +228,7 @@ async fn shown(tx: &mut Tx, row: Row) -> Result<ChangeRequest> {
     };
     let approvals = approvals(tx, row.id).await?;
     let required = required_approvals(tx, row.environment_id).await?;
-    let is_approved = required.is_none_or(|r| approvals.len() as i64 >= r);
+    let is_approved = required.is_none_or(|r| approved(&approvals) >= r);
     Ok(ChangeRequest {
         id: row.id,
         environment: row.environment_id,
@@ -284,8 +291,9 @@ pub async fn create(
         None => None,
     };
     scheduled::validate_items(ch.tx(), env, &new.feature_states).await?;
-    let features: Vec<i64> = new.feature_states.iter().map(|i| i.feature).collect();
-    let base = snapshots(ch.tx(), env.id, &features).await?;
+    let author = ch.actor().clone();
+    let assignees = assign::validate(ch.tx(), env, &author, &new.approvals).await?;
+    let base = snapshots(ch.tx(), env.id, &new.feature_states).await?;
     let now = ch.now_ms();
     let actor = ch.actor().clone();
     let changes = serde_json::to_string(&new.feature_states).expect("updates serialise");
@@ -312,6 +320,7 @@ pub async fn create(
         .fetch_one(c)
         .await?
     });
+    assign::insert(ch.tx(), row.id, &new.approvals, &assignees).await?;
     let shown = shown(ch.tx(), row).await?;
     ch.audit(AuditEntry {
         project_id: Some(env.project),
@@ -329,32 +338,45 @@ pub async fn create(
     Ok(shown)
 }
 
-/// The environment's change requests that are not closed, newest first; only committed (or
-/// only uncommitted) ones when `committed` is given.
+/// Which change requests of an environment to list.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ListFilter {
+    /// Only committed ones (`true`) or only uncommitted ones (`false`).
+    pub committed: Option<bool>,
+    /// Only those this user is assigned to (approved yet or not).
+    pub assignee: Option<i64>,
+}
+
+/// The environment's change requests that are not closed, newest first, as `filter` says.
 pub async fn list(
     tx: &mut Tx,
     environment_id: i64,
-    committed: Option<bool>,
+    filter: ListFilter,
     page: PageRequest,
 ) -> Result<Page<ChangeRequest>> {
+    let (committed, assignee) = (filter.committed, filter.assignee);
     let filter = "environment_id = $1 AND deleted_at IS NULL AND \
-                  ($2 IS NULL OR (committed_at IS NOT NULL) = $2)";
+                  ($2 IS NULL OR (committed_at IS NOT NULL) = $2) AND \
+                  ($3 IS NULL OR id IN (SELECT change_request_id FROM change_request_approvals \
+                      WHERE user_id = $3 AND required))";
     let count: i64 = sql!(tx, |c| {
         sqlx::query_scalar(&format!(
             "SELECT COUNT(*) FROM change_requests WHERE {filter}"
         ))
         .bind(environment_id)
         .bind(committed)
+        .bind(assignee)
         .fetch_one(c)
         .await?
     });
     let rows: Vec<Row> = sql!(tx, |c| {
         sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM change_requests WHERE {filter} \
-             ORDER BY id DESC LIMIT $3 OFFSET $4"
+             ORDER BY id DESC LIMIT $4 OFFSET $5"
         ))
         .bind(environment_id)
         .bind(committed)
+        .bind(assignee)
         .bind(page.page_size)
         .bind(page.offset())
         .fetch_all(c)
@@ -393,4 +415,13 @@ pub async fn get(tx: &mut Tx, id: i64) -> Result<ChangeRequest> {
 /// Whether `key` (an [`actor_key`]) opened change request `id`.
 pub async fn is_author(tx: &mut Tx, id: i64, key: &str) -> Result<bool> {
     Ok(row(tx, id).await?.author_key == key)
+}
+
+/// The conflicts of change request `id` with the environment now: what it changes that was
+/// changed since it was opened (empty: it can be applied as it is).
+pub(crate) async fn stale(tx: &mut Tx, id: i64) -> Result<Vec<Conflict>> {
+    let r = row(tx, id).await?;
+    let items = r.items()?;
+    let current = snapshots(tx, r.environment_id, &items).await?;
+    Ok(decide::conflicts(&items, &r.base()?, &current))
 }

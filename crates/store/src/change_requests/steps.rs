@@ -23,26 +23,32 @@ pub async fn approve(
     }
     let now = ch.now_ms();
     sql!(ch.tx(), |c| {
-        sqlx::query(
-            "DELETE FROM change_request_approvals \
+        // An assignee's row (or an earlier approval) is filled in, keeping `required`.
+        let filled = sqlx::query(
+            "UPDATE change_request_approvals SET approved_at = $3, approver = $4 \
              WHERE change_request_id = $1 AND approver_key = $2",
         )
         .bind(id)
         .bind(&key)
-        .execute(&mut *c)
-        .await?;
-        sqlx::query(
-            "INSERT INTO change_request_approvals \
-                 (change_request_id, approver, approver_key, user_id, approved_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(id)
-        .bind(&actor.name)
-        .bind(&key)
-        .bind(actor.user_id)
         .bind(now)
+        .bind(&actor.name)
         .execute(&mut *c)
-        .await?;
+        .await?
+        .rows_affected();
+        if filled == 0 {
+            sqlx::query(
+                "INSERT INTO change_request_approvals \
+                     (change_request_id, approver, approver_key, user_id, approved_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(id)
+            .bind(&actor.name)
+            .bind(&key)
+            .bind(actor.user_id)
+            .bind(now)
+            .execute(&mut *c)
+            .await?;
+        }
         sqlx::query("UPDATE change_requests SET updated_at = $2 WHERE id = $1")
             .bind(id)
             .bind(now)
@@ -61,7 +67,7 @@ pub async fn approve(
             "Change request {id} '{}' approved by {} ({} of {} approval(s))",
             after.title,
             actor.name,
-            after.approvals.len(),
+            super::approved(&after.approvals),
             after.required_approvals.unwrap_or(0)
         ),
         before: None,
@@ -91,7 +97,7 @@ pub async fn commit(
 ) -> Result<std::result::Result<ChangeRequest, CommitRefused>> {
     let r = row(ch.tx(), id).await?;
     let now = ch.now_ms();
-    let approvals = approvals(ch.tx(), id).await?.len() as i64;
+    let approvals = super::approved(&approvals(ch.tx(), id).await?);
     let facts = decide::CommitFacts {
         status: r.status(),
         author_or_approver,
@@ -105,8 +111,7 @@ pub async fn commit(
         Err(refused) => return Ok(Err(CommitRefused::Refused(refused))),
     };
     let items = r.items()?;
-    let features: Vec<i64> = items.iter().map(|i| i.feature).collect();
-    let current = snapshots(ch.tx(), env.id, &features).await?;
+    let current = snapshots(ch.tx(), env.id, &items).await?;
     let conflicts = decide::conflicts(&items, &r.base()?, &current);
     if !conflicts.is_empty() {
         return Ok(Err(CommitRefused::Stale(conflicts)));

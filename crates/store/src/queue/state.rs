@@ -122,6 +122,9 @@ text_enum! {
         /// A scheduled change could not be applied at its time (its feature was deleted, a
         /// value or allocation is no longer valid): applying it again would be refused too.
         ChangeRefused = "change_refused",
+        /// A committed change request's scheduled change was due, but what it changes was
+        /// changed since it was opened: it is not applied over that change.
+        ChangeRequestStale = "change_request_stale",
     }
 }
 

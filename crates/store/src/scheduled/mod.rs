@@ -12,18 +12,18 @@
 //! not a parked job an hour later. What can still go wrong at `live_from` (the feature was
 //! deleted in between, an option went away) parks it with the reason.
 
+mod items;
 pub mod queue;
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+pub(crate) use items::validate_items;
+pub use items::{apply_items, OverrideTarget, ScheduledFeatureState};
+
+use serde::Serialize;
 
 use crate::clock::iso8601;
 use crate::environments::Environment;
-use crate::features::allocations::validate_feature_allocations;
-use crate::features::{states, FeatureStatePatch};
 use crate::queue::{text_enum, ParkReason, UnknownValue};
-use crate::values::{validate_flag_value, MvAllocation};
-use crate::{projects, sql, Actor, AuditEntry, Change, Page, PageRequest, Result, StoreError, Tx};
+use crate::{sql, Actor, AuditEntry, Change, Page, PageRequest, Result, StoreError, Tx};
 use std::fmt;
 use std::str::FromStr;
 
@@ -41,52 +41,6 @@ text_enum! {
         Cancelled = "cancelled",
         /// Applying it was refused (`last_error`); it will not be tried again.
         Parked = "parked",
-    }
-}
-
-/// One feature-state update of a scheduled change: the environment default of `feature`,
-/// with the fields of `PATCH …/featurestates/{id}/` (unset fields keep their value).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
-pub struct ScheduledFeatureState {
-    pub feature: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub enabled: Option<bool>,
-    /// A string, number, boolean or null (clears the value); absent keeps it.
-    #[serde(
-        default,
-        deserialize_with = "crate::features::present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Value>))]
-    pub feature_state_value: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub multivariate_feature_state_values: Option<Vec<MvAllocation>>,
-}
-
-impl ScheduledFeatureState {
-    /// The update as a patch of the feature's state.
-    pub fn patch(&self) -> FeatureStatePatch {
-        FeatureStatePatch {
-            enabled: self.enabled,
-            feature_state_value: self.feature_state_value.clone(),
-            multivariate_feature_state_values: self.multivariate_feature_state_values.clone(),
-            feature: None,
-            environment: None,
-            live_from: None,
-            ..Default::default()
-        }
-    }
-
-    /// The update `patch` makes to `feature`'s state.
-    pub fn from_patch(feature: i64, patch: &FeatureStatePatch) -> ScheduledFeatureState {
-        ScheduledFeatureState {
-            feature,
-            enabled: patch.enabled,
-            feature_state_value: patch.feature_state_value.clone(),
-            multivariate_feature_state_values: patch.multivariate_feature_state_values.clone(),
-        }
     }
 }
 
@@ -206,76 +160,6 @@ pub fn parse_live_from(text: &str, now: i64) -> Result<i64> {
         ));
     }
     Ok(ms)
-}
-
-/// Checks one update against the environment as it is now: the feature is the environment's
-/// project's, the value fits the project's limits, the allocations name its options.
-pub(crate) async fn validate_item(
-    tx: &mut Tx,
-    env: &Environment,
-    index: usize,
-    item: &ScheduledFeatureState,
-) -> Result<()> {
-    let field = |f: &str| format!("feature_states[{index}].{f}");
-    let project: Option<i64> = sql!(tx, |c| {
-        sqlx::query_scalar("SELECT project_id FROM features WHERE id = $1")
-            .bind(item.feature)
-            .fetch_optional(c)
-            .await?
-    });
-    if project != Some(env.project) {
-        return Err(StoreError::invalid(
-            field("feature"),
-            format!(
-                "feature {} is not a feature of this environment's project",
-                item.feature
-            ),
-        ));
-    }
-    if let Some(v) = &item.feature_state_value {
-        let limits = projects::limits(tx, env.project).await?;
-        validate_flag_value(&field("feature_state_value"), v, &limits)?;
-    }
-    if let Some(a) = &item.multivariate_feature_state_values {
-        validate_feature_allocations(
-            tx,
-            &field("multivariate_feature_state_values"),
-            item.feature,
-            a,
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-/// Checks a list of updates: at least one, at most [`MAX_ITEMS`], each valid, each feature once.
-pub(crate) async fn validate_items(
-    tx: &mut Tx,
-    env: &Environment,
-    items: &[ScheduledFeatureState],
-) -> Result<()> {
-    if items.is_empty() {
-        return Err(StoreError::invalid(
-            "feature_states",
-            "name at least one feature state to change",
-        ));
-    }
-    if items.len() > MAX_ITEMS {
-        return Err(StoreError::invalid(
-            "feature_states",
-            format!("at most {MAX_ITEMS} feature states per change"),
-        ));
-    }
-    for (i, item) in items.iter().enumerate() {
-        if items[..i].iter().any(|o| o.feature == item.feature) {
-            return Err(StoreError::invalid(
-                format!("feature_states[{i}].feature"),
-                format!("feature {} is listed twice", item.feature),
-            ));
-        }
-        validate_item(tx, env, i, item).await?;
-    }
-    Ok(())
 }
 
 /// Schedules `items` to take effect in `env` at `live_from` (ms, checked by
@@ -425,34 +309,4 @@ pub async fn cancel(ch: &mut Change, env: &Environment, id: i64) -> Result<Sched
         after: serde_json::to_value(&after).ok(),
     });
     Ok(after)
-}
-
-/// Applies `items` to `env` now, in `ch` (each through the ordinary feature-state update).
-pub async fn apply_items(
-    ch: &mut Change,
-    env: &Environment,
-    items: &[ScheduledFeatureState],
-) -> Result<()> {
-    for item in items {
-        let state_id: Option<i64> = sql!(ch.tx(), |c| {
-            sqlx::query_scalar(
-                "SELECT id FROM feature_states WHERE environment_id = $1 AND feature_id = $2",
-            )
-            .bind(env.id)
-            .bind(item.feature)
-            .fetch_optional(c)
-            .await?
-        });
-        let state_id = state_id.ok_or_else(|| {
-            StoreError::conflict(
-                "feature",
-                format!(
-                    "feature {} no longer exists in environment '{}'",
-                    item.feature, env.name
-                ),
-            )
-        })?;
-        states::update(ch, env, state_id, &item.patch()).await?;
-    }
-    Ok(())
 }

@@ -8,6 +8,7 @@
 //! is due again for the next look; a second worker waits on the lock, then finds it applied.
 
 use super::{Row, ScheduledState, COLUMNS};
+use crate::change_requests::{self, decide::Conflict};
 use crate::environments;
 use crate::queue::Decision;
 use crate::{sql, Actor, Change, Result, Store, StoreError, Tx};
@@ -25,12 +26,15 @@ pub struct Due {
 }
 
 /// What applying a due change did.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Applied {
     /// Applied now: the environment's new revision, and when (on the store's clock).
     Applied { revision: i64, at: i64 },
     /// Another worker applied or someone cancelled it first; nothing was written.
     Gone,
+    /// It is a committed change request's, and what the request changes was changed since
+    /// the request was opened: nothing was written (settle it with [`settle_stale`]).
+    Stale { conflicts: Vec<Conflict> },
 }
 
 /// The soonest due pending change at `now` (`None`: nothing is due). Not locked: [`apply`]
@@ -94,6 +98,14 @@ pub async fn apply(store: &Store, due: &Due) -> Result<Applied> {
         return Ok(Applied::Gone);
     };
     let items = row.items()?;
+    if let Some(request) = row.change_request_id {
+        // Re-checked at its time, not only at commit: someone may have changed the same
+        // thing while it waited. Dropping `ch` writes nothing.
+        let conflicts = change_requests::stale(ch.tx(), request).await?;
+        if !conflicts.is_empty() {
+            return Ok(Applied::Stale { conflicts });
+        }
+    }
     let env = environments::get(ch.tx(), row.environment_id).await?;
     super::apply_items(&mut ch, &env, &items).await?;
     ch.audit(crate::AuditEntry {
@@ -210,6 +222,62 @@ pub async fn settle_failure(store: &Store, id: i64, decision: &Decision) -> Resu
         .rows_affected()
     });
     tx.commit().await?;
+    Ok(())
+}
+
+/// Parks `due`, a committed change request's change that went stale, as `decision` says,
+/// and audits why (in its author's name, with the conflicts), in one transaction. Only a
+/// pending change is touched.
+pub async fn settle_stale(
+    store: &Store,
+    due: &Due,
+    decision: &Decision,
+    conflicts: &[Conflict],
+) -> Result<()> {
+    let Decision::Park {
+        reason,
+        attempts,
+        message,
+    } = decision
+    else {
+        return settle_failure(store, due.id, decision).await;
+    };
+    let mut ch: Change = store.change(&due.actor).await?;
+    let now = ch.now_ms();
+    let parked = sql!(ch.tx(), |c| {
+        sqlx::query(
+            "UPDATE scheduled_changes SET state = $2, attempts = $3, last_error = $4, \
+                 park_reason = $5, updated_at = $6 WHERE id = $1 AND state = $7",
+        )
+        .bind(due.id)
+        .bind(ScheduledState::Parked)
+        .bind(*attempts)
+        .bind(message)
+        .bind(*reason)
+        .bind(now)
+        .bind(ScheduledState::Pending)
+        .execute(c)
+        .await?
+        .rows_affected()
+    });
+    if parked == 0 {
+        return Ok(());
+    }
+    let env = environments::get(ch.tx(), due.environment_id).await?;
+    ch.audit(crate::AuditEntry {
+        project_id: Some(env.project),
+        environment_id: Some(env.id),
+        action: "parked",
+        resource_type: "scheduled_change",
+        resource_id: due.id.to_string(),
+        log: format!(
+            "Scheduled change {} in environment '{}' not applied: {message}",
+            due.id, env.name
+        ),
+        before: None,
+        after: serde_json::to_value(conflicts).ok(),
+    });
+    ch.commit().await?;
     Ok(())
 }
 

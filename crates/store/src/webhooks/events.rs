@@ -158,6 +158,7 @@ pub(crate) async fn on_commit(
         for (n, f) in flags.into_iter().enumerate() {
             queued += send_flag(tx, actor, now, &format!("{}.{}", w.id, n + 1), &f).await?;
         }
+        queued += send_change_request(tx, actor, now, w).await?;
     }
     let anchor = written
         .first()
@@ -167,6 +168,48 @@ pub(crate) async fn on_commit(
         queued += send_flag(tx, actor, now, &format!("{anchor}.d{}", n + 1), &f).await?;
     }
     Ok(queued)
+}
+
+/// The opt-in event a change request's audit entry stands for, if any.
+fn change_request_event(e: &AuditEntry) -> Option<EventType> {
+    match (e.resource_type, e.action) {
+        ("change_request", "created") => Some(EventType::ChangeRequestCreated),
+        ("change_request", "approved") => Some(EventType::ChangeRequestApproved),
+        ("change_request", "committed") => Some(EventType::ChangeRequestCommitted),
+        _ => None,
+    }
+}
+
+/// `CHANGE_REQUEST_CREATED` / `_APPROVED` / `_COMMITTED` (Flagstone's, opt-in) to the
+/// environment's and its organisation's webhooks: the request as the API shows it, who did
+/// it, when, and the audit log's sentence.
+async fn send_change_request(tx: &mut Tx, actor: &Actor, now: i64, w: &Written<'_>) -> Result<u64> {
+    let (Some(event_type), Some(environment)) =
+        (change_request_event(w.entry), w.entry.environment_id)
+    else {
+        return Ok(0);
+    };
+    let Ok(organisation) = super::organisation_of_environment(tx, environment).await else {
+        return Ok(0);
+    };
+    let data = json!({
+        "change_request": w.entry.after,
+        "triggered_by": actor.name,
+        "timestamp": ev::timestamp(now),
+        "log": w.entry.log,
+    });
+    enqueue(
+        tx,
+        Target::Environment {
+            environment,
+            organisation,
+        },
+        event_type,
+        &format!("{}.change_request", w.id),
+        &data,
+        now,
+    )
+    .await
 }
 
 async fn send_flag(

@@ -56,6 +56,8 @@ async fn create_change_request(
 struct ListQuery {
     /// `true`: only committed requests; `false`: only those still open.
     committed: Option<bool>,
+    /// Only the requests this user (id) is assigned to approve.
+    assignee: Option<i64>,
     page: Option<i64>,
     page_size: Option<i64>,
 }
@@ -77,7 +79,11 @@ async fn list_change_requests(
     .request();
     let mut tx = s.store.read().await?;
     let env = environments::get_by_key(&mut tx, &api_key).await?;
-    let page = change_requests::list(&mut tx, env.id, q.committed, req).await?;
+    let filter = change_requests::ListFilter {
+        committed: q.committed,
+        assignee: q.assignee,
+    };
+    let page = change_requests::list(&mut tx, env.id, filter, req).await?;
     Ok(Json(paginate(&uri, req, page)))
 }
 

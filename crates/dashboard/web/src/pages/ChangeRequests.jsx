@@ -3,7 +3,9 @@
 // requests. This page lists them (open or committed) with their approvals, and shows one: what
 // committing it now would change (in words, as the history does), who approved it, and the
 // Approve / Commit / Close actions — each disabled with the reason when the person may not use
-// it. Requests are opened from a feature's page ("Request this change").
+// it. Requests are opened from a feature's page ("Request this change"). A request may change
+// segment overrides too (created, changed, deleted; named by segment) and may name assigned
+// approvers, shown waiting until they approve.
 import { useState } from 'preact/hooks';
 import { del, get, post, query } from '../lib/api.js';
 import { dateTime, who } from '../lib/format.js';
@@ -40,9 +42,14 @@ export function stateOf(cr) {
   return ['chip-warn', 'waiting for approval'];
 }
 
+/** Approvals given (assignees who have not approved yet are not approvals). */
+export function approvedCount(cr) {
+  return cr.approvals.filter((a) => a.approved_at).length;
+}
+
 /** "1 of 2" (or "1 (none needed)" when the environment stopped requiring approvals). */
 function approvalCount(cr) {
-  const n = cr.approvals.length;
+  const n = approvedCount(cr);
   return cr.required_approvals === null || cr.required_approvals === undefined ? `${n} (none needed)` : `${n} of ${cr.required_approvals}`;
 }
 
@@ -54,7 +61,34 @@ async function featureNames(project, ids) {
   return Object.fromEntries(named);
 }
 
+/** Names of the segments `ids` (a deleted segment: null). */
+async function segmentNames(project, ids) {
+  const named = await Promise.all(
+    [...new Set(ids.filter((id) => id !== null && id !== undefined))].map((id) =>
+      get(`/projects/${project}/segments/${id}/`).then((s) => [id, s.name], () => [id, null]),
+    ),
+  );
+  return Object.fromEntries(named);
+}
+
+/** The segments a request's updates and diff name. */
+const segmentsOf = (cr) => [...cr.feature_states.map((s) => s.feature_segment?.segment), ...(cr.diff || []).map((d) => d.segment)];
+
 const nameOf = (names, id) => names[id] ?? `a deleted feature (#${id})`;
+const segmentOf = (segments, id) => (segments?.[id] ? `“${segments[id]}”` : `segment #${id}`);
+
+/** What one update of a request does: "turn on" / "override for “pro”: value “x”, position 1". */
+export function describeItem(s, segments) {
+  if (!s.feature_segment) return describeUpdate(s);
+  const what = s.delete_override ? 'delete it' : describeUpdate(s);
+  const at = typeof s.feature_segment.priority === 'number' ? `; position ${s.feature_segment.priority + 1}` : '';
+  return `override for ${segmentOf(segments, s.feature_segment.segment)}: ${what}${at}`;
+}
+
+/** A whole segment override, in words: "on, “beta”". */
+function overrideWords(o) {
+  return `${o.enabled ? 'on' : 'off'}, value ${shown('feature_state_value', o.feature_state_value)}`;
+}
 
 export function ChangeRequests({ params }) {
   const env = usePlace().environment;
@@ -63,7 +97,8 @@ export function ChangeRequests({ params }) {
   const list = useLoad(async () => {
     const res = await get(`/environments/${env.api_key}/list-change-requests/${query({ committed, page, page_size: PAGE_SIZE })}`);
     const names = await featureNames(params.project, res.results.flatMap((c) => c.feature_states.map((s) => s.feature)));
-    return { ...res, names };
+    const segments = await segmentNames(params.project, res.results.flatMap(segmentsOf));
+    return { ...res, names, segments };
   }, [env.api_key, committed, page]);
   const base = `/projects/${params.project}/environments/${env.api_key}`;
   const needed = env.minimum_change_request_approvals;
@@ -126,16 +161,16 @@ export function ChangeRequests({ params }) {
                       </Link>
                       <div class="muted small">opened {dateTime(cr.created_at)}</div>
                       <span class="show-phone-block small">
-                        {cr.feature_states.map((s) => `${nameOf(list.data.names, s.feature)}: ${describeUpdate(s)}`).join('; ')}
+                        {cr.feature_states.map((s) => `${nameOf(list.data.names, s.feature)}: ${describeItem(s, list.data.segments)}`).join('; ')}
                       </span>
                       <span class="show-phone-block">
                         <span class={`chip ${chip}`}>{word}</span>
                       </span>
                     </td>
                     <td class="hide-phone">
-                      {cr.feature_states.map((s) => (
-                        <div key={s.feature}>
-                          <strong>{nameOf(list.data.names, s.feature)}</strong>: {describeUpdate(s)}
+                      {cr.feature_states.map((s, i) => (
+                        <div key={i}>
+                          <strong>{nameOf(list.data.names, s.feature)}</strong>: {describeItem(s, list.data.segments)}
                         </div>
                       ))}
                       {cr.live_from && <div class="muted small">takes effect {dateTime(cr.live_from)}</div>}
@@ -158,16 +193,44 @@ export function ChangeRequests({ params }) {
   );
 }
 
-/** One line per field a request changes: "gift_cards — On/off: off → on". */
-function ChangeLines({ rows, names, before, after }) {
+/** One line per field a request changes: "gift_cards — On/off: off → on"; for a segment
+ * override "gift_cards, override for “pro” — Value: a → b", or the override created or deleted
+ * as a whole. */
+function ChangeLines({ rows, names, segments, before, after }) {
   return (
     <ul class="changes">
-      {rows.map((r) => (
-        <li key={`${r.feature}-${r.field}`}>
-          <strong>{nameOf(names, r.feature)}</strong> — {FIELD[r.field] || r.field}: <del>{shown(r.field, r[before])}</del> →{' '}
-          <ins>{shown(r.field, r[after])}</ins>
-        </li>
-      ))}
+      {rows.map((r) => {
+        const what = (
+          <>
+            <strong>{nameOf(names, r.feature)}</strong>
+            {r.segment !== undefined && r.segment !== null && <>, override for {segmentOf(segments, r.segment)}</>}
+          </>
+        );
+        if (r.field === 'segment_override') {
+          const [was, becomes] = [r[before], r[after]];
+          return (
+            <li key={`${r.feature}-${r.segment}-${r.field}`}>
+              {what} —{' '}
+              {becomes ? (
+                <>
+                  created: <ins>{overrideWords(becomes)}</ins>
+                </>
+              ) : was ? (
+                <>
+                  deleted: <del>{overrideWords(was)}</del>
+                </>
+              ) : (
+                'nothing'
+              )}
+            </li>
+          );
+        }
+        return (
+          <li key={`${r.feature}-${r.segment}-${r.field}`}>
+            {what} — {FIELD[r.field] || r.field}: <del>{shown(r.field, r[before])}</del> → <ins>{shown(r.field, r[after])}</ins>
+          </li>
+        );
+      })}
     </ul>
   );
 }
@@ -181,7 +244,8 @@ export function ChangeRequestPage({ params }) {
   const data = useLoad(async () => {
     const cr = await get(`/change-requests/${params.request}/`);
     const names = await featureNames(params.project, cr.feature_states.map((s) => s.feature));
-    return { cr, names };
+    const segments = await segmentNames(params.project, segmentsOf(cr));
+    return { cr, names, segments };
   }, [params.request]);
   const [error, setError] = useState(null);
   const [conflicts, setConflicts] = useState(null);
@@ -189,12 +253,12 @@ export function ChangeRequestPage({ params }) {
   const [closing, setClosing] = useState(false);
   if (data.error) return <Alert error={data.error} />;
   if (!data.data) return <Loading label="Loading the change request…" />;
-  const { cr, names } = data.data;
+  const { cr, names, segments } = data.data;
   const [chip, word] = stateOf(cr);
   const open = cr.status === 'open';
   const mine = (cr.user !== null && cr.user === user?.id) || cr.author === user?.email;
   const approver = can('APPROVE_CHANGE_REQUEST');
-  const approvedByMe = cr.approvals.some((a) => a.user === user?.id);
+  const approvedByMe = cr.approvals.some((a) => a.user === user?.id && a.approved_at);
   const stale = cr.conflicts.length > 0;
 
   const approveWhy = !loaded
@@ -213,7 +277,7 @@ export function ChangeRequestPage({ params }) {
       : stale
         ? 'What it changes was changed since it was opened: close it and request the change again.'
         : !cr.is_approved
-          ? `It needs ${approvalsWord(cr.required_approvals ?? 0)} first; it has ${cr.approvals.length}.`
+          ? `It needs ${approvalsWord(cr.required_approvals ?? 0)} first; it has ${approvedCount(cr)}.`
           : null;
   const closeWhy = loaded && !mine && !approver ? 'Closing is for its author or someone with the “Approve change request” permission.' : null;
 
@@ -274,15 +338,15 @@ export function ChangeRequestPage({ params }) {
         <h2 id="cr-changes">{open ? `What committing it now changes in ${env.name}` : 'What it sets'}</h2>
         {open ? (
           cr.diff.length ? (
-            <ChangeLines rows={cr.diff} names={names} before="current" after="proposed" />
+            <ChangeLines rows={cr.diff} names={names} segments={segments} before="current" after="proposed" />
           ) : (
             <p class="muted">Nothing: {env.name} already has this configuration.</p>
           )
         ) : (
           <ul class="changes">
-            {cr.feature_states.map((s) => (
-              <li key={s.feature}>
-                <strong>{nameOf(names, s.feature)}</strong>: {describeUpdate(s)}
+            {cr.feature_states.map((s, i) => (
+              <li key={i}>
+                <strong>{nameOf(names, s.feature)}</strong>: {describeItem(s, segments)}
               </li>
             ))}
           </ul>
@@ -290,7 +354,7 @@ export function ChangeRequestPage({ params }) {
         {open && stale && (
           <div class="alert alert-error" role="alert">
             Changed by someone else since this request was opened, so it cannot be committed:
-            <ChangeLines rows={cr.conflicts} names={names} before="when_opened" after="now" />
+            <ChangeLines rows={cr.conflicts} names={names} segments={segments} before="when_opened" after="now" />
             Close it and request the change again against the current state.
           </div>
         )}
@@ -300,16 +364,18 @@ export function ChangeRequestPage({ params }) {
         {cr.approvals.length === 0 ? (
           <p class="muted">No one has approved it yet.</p>
         ) : (
-          <ul>
+          <ul class="approvals">
             {cr.approvals.map((a) => (
               <li key={a.id}>
-                {who(a.approver)} on {dateTime(a.approved_at)}
+                {who(a.approver)}
+                {a.approved_at ? ` approved on ${dateTime(a.approved_at)}` : ' — assigned, not approved yet'}
+                {a.required && a.approved_at && <span class="muted small"> (assigned)</span>}
               </li>
             ))}
           </ul>
         )}
         <Alert error={error} />
-        {conflicts && conflicts.length > 0 && <ChangeLines rows={conflicts} names={names} before="when_opened" after="now" />}
+        {conflicts && conflicts.length > 0 && <ChangeLines rows={conflicts} names={names} segments={segments} before="when_opened" after="now" />}
         {open && (
           <>
             <div class="form-actions">

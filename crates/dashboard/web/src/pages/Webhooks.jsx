@@ -14,6 +14,9 @@ import {
 const OPT_IN = [
   { key: 'ENVIRONMENT_PUBLISHED', label: 'Each publish to SDKs, with what changed (Flagstone’s own event)' },
   { key: 'QUEUE_HEALTH', label: 'Publishing pipeline health turns bad, and back (Flagstone’s own event)' },
+  { key: 'CHANGE_REQUEST_CREATED', label: 'A change request is opened (Flagstone’s own event)' },
+  { key: 'CHANGE_REQUEST_APPROVED', label: 'A change request is approved (Flagstone’s own event)' },
+  { key: 'CHANGE_REQUEST_COMMITTED', label: 'A change request is committed (Flagstone’s own event)' },
 ];
 const MASK = '********';
 
@@ -290,6 +293,9 @@ const EVENT_WORDS = {
   AUDIT_LOG_CREATED: 'An audit log entry',
   ENVIRONMENT_PUBLISHED: 'Published to SDKs',
   QUEUE_HEALTH: 'Pipeline health changed',
+  CHANGE_REQUEST_CREATED: 'Change request opened',
+  CHANGE_REQUEST_APPROVED: 'Change request approved',
+  CHANGE_REQUEST_COMMITTED: 'Change request committed',
 };
 const eventWords = (d) => (d.event_id.startsWith('test-') ? 'Test event' : EVENT_WORDS[d.event_type] || d.event_type);
 
