@@ -11,12 +11,16 @@ mod common;
 mod feature_segments;
 #[path = "flagsmith_compat/options.rs"]
 mod options;
+#[path = "flagsmith_compat/owners.rs"]
+mod owners;
 #[path = "flagsmith_compat/projects.rs"]
 mod projects;
 #[path = "flagsmith_compat/segments.rs"]
 mod segments;
 #[path = "flagsmith_compat/shapes.rs"]
 mod shapes;
+#[path = "flagsmith_compat/state_list.rs"]
+mod state_list;
 #[path = "flagsmith_compat/tags.rs"]
 mod tags;
 #[path = "flagsmith_compat/timestamps.rs"]

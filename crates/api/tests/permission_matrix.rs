@@ -189,6 +189,8 @@ enum Case {
     Export,
     OpenChangeRequest,
     ApproveChangeRequest,
+    AddOwners,
+    ListAllStates,
 }
 
 const CASES: &[Case] = &[
@@ -223,6 +225,8 @@ const CASES: &[Case] = &[
     Case::Export,
     Case::OpenChangeRequest,
     Case::ApproveChangeRequest,
+    Case::AddOwners,
+    Case::ListAllStates,
 ];
 
 impl Case {
@@ -235,12 +239,16 @@ impl Case {
             CreateTag | DeleteTag => (Scope::Project, "MANAGE_TAGS"),
             ViewAudit => (Scope::Project, "VIEW_AUDIT_LOG"),
             CreateEnvironment => (Scope::Project, "CREATE_ENVIRONMENT"),
-            CreateFeature | UpdateFeature | CreateOption => (Scope::Project, "CREATE_FEATURE"),
+            CreateFeature | UpdateFeature | CreateOption | AddOwners => {
+                (Scope::Project, "CREATE_FEATURE")
+            }
             DeleteFeature => (Scope::Project, "DELETE_FEATURE"),
             CreateSegment | UpdateSegment | DeleteSegment => (Scope::Project, "MANAGE_SEGMENTS"),
             UpdateProject => (Scope::Project, "ADMIN"),
             CreateProject => (Scope::Organisation, "CREATE_PROJECT"),
-            ViewEnvironment | ListStates => (Scope::Environment, "VIEW_ENVIRONMENT"),
+            ViewEnvironment | ListStates | ListAllStates => {
+                (Scope::Environment, "VIEW_ENVIRONMENT")
+            }
             UpdateState | CreateIdentityOverride => (Scope::Environment, "UPDATE_FEATURE_STATE"),
             CreateSegmentOverride => (Scope::Environment, "MANAGE_SEGMENT_OVERRIDES"),
             ListIdentities | GetIdentity => (Scope::Environment, "VIEW_IDENTITIES"),
@@ -301,6 +309,11 @@ impl Case {
                 format!("/api/v1/projects/{p}/features/{}/mv-options/", w.feature),
                 Some(json!({"value": format!("v{n}")})),
             ),
+            AddOwners => (
+                Method::POST,
+                format!("/api/v1/projects/{p}/features/{}/add-owners/", w.feature),
+                Some(json!({"user_ids": []})),
+            ),
             DeleteFeature => {
                 let f = id(&created(
                     app,
@@ -344,6 +357,13 @@ impl Case {
             ),
             ViewEnvironment => get(format!("/api/v1/environments/{e}/")),
             ListStates => get(format!("/api/v1/environments/{e}/featurestates/")),
+            ListAllStates => {
+                let (_, env) = app.get(&format!("/api/v1/environments/{e}/")).await;
+                get(format!(
+                    "/api/v1/features/featurestates/?environment={}",
+                    env["id"]
+                ))
+            }
             UpdateState => (
                 Method::PATCH,
                 format!(

@@ -234,11 +234,13 @@ impl Follower {
         let started = std::time::Instant::now();
         // The snapshot keeps the compressed body itself (shared, not copied).
         let body = Bytes::from(std::mem::take(&mut stored.body));
+        let sdk_features = sdk_features(environment_id, stored.sdk_features.as_deref())?;
         let snap = EnvSnapshot::build(
             stored.environment_id,
             stored.revision,
             &stored.etag,
             body.clone(),
+            &sdk_features,
         )?
         .sharing_its_second(stored.shares_second_with_previous());
         let revision = stored.revision;
@@ -272,6 +274,7 @@ impl Follower {
                     revision: stored.revision,
                     etag: &stored.etag,
                     shares_second: stored.shares_second_with_previous(),
+                    sdk_features: stored.sdk_features.as_deref(),
                 },
                 body,
             );
@@ -334,6 +337,8 @@ pub(crate) struct CachedMeta<'a> {
     pub revision: i64,
     pub etag: &'a str,
     pub shares_second: bool,
+    /// The SDK fields of its features, as published beside it.
+    pub sdk_features: Option<&'a str>,
 }
 
 /// Writes a last good document (atomically: a crash leaves the previous one).
@@ -344,6 +349,7 @@ pub(crate) fn write_cached(dir: &Path, meta: &CachedMeta<'_>, body: &[u8]) {
         "revision": meta.revision,
         "etag": meta.etag,
         "shares_second": meta.shares_second,
+        "sdk_features": meta.sdk_features,
     });
     let result = std::fs::create_dir_all(dir)
         .and_then(|_| write_atomic(&body_path, body))
@@ -432,10 +438,25 @@ fn read_cached(meta_path: &Path) -> Result<EnvSnapshot, FollowError> {
     let gz = std::fs::read(dir.join(format!("env-{env}.json.gz")))?;
     // Unknown (an older cache file): assume the worst, so If-Modified-Since never wrongly 304s.
     let shares_second = meta["shares_second"].as_bool().unwrap_or(true);
+    // Absent (an older cache file): the items carry the document's feature fields only.
+    let sdk_features = sdk_features(env, meta["sdk_features"].as_str())?;
     Ok(
-        EnvSnapshot::build(env, revision, &etag, Bytes::from(gz))?
+        EnvSnapshot::build(env, revision, &etag, Bytes::from(gz), &sdk_features)?
             .sharing_its_second(shares_second),
     )
+}
+
+/// The SDK feature fields published beside a document ([`flagstone_store::document::sdk_features`]).
+fn sdk_features(
+    environment_id: i64,
+    stored: Option<&str>,
+) -> Result<flagstone_store::document::SdkFeatures, crate::snapshot::SnapshotError> {
+    flagstone_store::document::sdk_features::parse(stored).map_err(|source| {
+        crate::snapshot::SnapshotError::SdkFeatures {
+            environment_id,
+            source,
+        }
+    })
 }
 
 /// Hands the heap pages freed after building a snapshot back to the OS.

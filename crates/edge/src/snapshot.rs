@@ -9,6 +9,7 @@ use std::sync::Arc;
 use axum::http::HeaderValue;
 use bytes::{Buf, Bytes};
 use flagstone_engine::{CompiledEnvironment, EnvironmentDocument};
+use flagstone_store::document::{SdkFeature, SdkFeatures};
 use serde_json::{json, Value};
 
 use crate::usage::UsageCounters;
@@ -32,6 +33,18 @@ pub struct FeatureMeta {
     /// `{"id":…,"feature":{…},"environment":…,"identity":null,"feature_segment":null,`.
     /// A response appends only what varies per identity (see [`write_flag_item`]).
     pub item_head: Box<[u8]>,
+    /// What `GET /flags/{id}/multivariate-options/` lists ([`crate::routes`]).
+    pub mv: MvOptions,
+}
+
+/// A feature's multivariate options as the legacy SDK endpoint lists them.
+#[derive(Debug, Clone, Default)]
+pub struct MvOptions {
+    /// The environment default's value; `None` for an archived feature (Flagsmith reads the
+    /// live state of unarchived features only).
+    pub control_value: Option<Value>,
+    /// The options' values, by option id.
+    pub options: Box<[Value]>,
 }
 
 /// Appends one flag item: the feature's constant head, then `enabled`, the value and, for
@@ -60,17 +73,42 @@ pub fn write_flag_item(
     out.push(b'}');
 }
 
-fn item_head(
+/// What a flag item shows of its feature and state, as Flagsmith's `SDKFeatureStateSerializer`
+/// decides it.
+struct ItemFields<'a> {
     environment_id: i64,
     feature_id: i64,
-    name: &str,
-    feature_type: &str,
+    name: &'a str,
+    feature_type: &'a str,
     state_id: Option<i64>,
-) -> Box<[u8]> {
+    /// The feature's SDK fields; `None` for a document published before they were (the item
+    /// then has the environment document's `id`, `name`, `type` only).
+    sdk: Option<&'a SdkFeature>,
+    /// `hide_sensitive_data`: Flagsmith nulls the state's `id`, `environment`, `identity`,
+    /// `feature_segment` and the feature's `created_date`, `description`, `initial_value`,
+    /// `default_enabled` (`HideSensitiveFieldsSerializerMixin`).
+    hide_sensitive: bool,
+}
+
+fn item_head(f: &ItemFields) -> Box<[u8]> {
+    let hide = f.hide_sensitive;
+    // Field order as Flagsmith's `FeatureSerializer` lists them.
+    let feature = match f.sdk {
+        Some(sdk) => json!({
+            "id": f.feature_id,
+            "name": f.name,
+            "created_date": (!hide).then_some(&sdk.created_date),
+            "description": if hide { None } else { sdk.description.as_ref() },
+            "initial_value": if hide { None } else { sdk.initial_value.as_ref() },
+            "default_enabled": (!hide).then_some(sdk.default_enabled),
+            "type": f.feature_type,
+        }),
+        None => json!({"id": f.feature_id, "name": f.name, "type": f.feature_type}),
+    };
     let head = json!({
-        "id": state_id,
-        "feature": {"id": feature_id, "name": name, "type": feature_type},
-        "environment": environment_id,
+        "id": if hide { None } else { f.state_id },
+        "feature": feature,
+        "environment": (!hide).then_some(f.environment_id),
         "identity": null,
         "feature_segment": null,
     })
@@ -80,6 +118,16 @@ fn item_head(
     bytes.pop();
     bytes.push(b',');
     bytes.into_boxed_slice()
+}
+
+fn mv_options(sdk: Option<&SdkFeature>, default_value: &Value) -> MvOptions {
+    let archived = sdk.is_some_and(|f| f.is_archived);
+    MvOptions {
+        control_value: (!archived).then(|| default_value.clone()),
+        options: sdk
+            .map(|f| f.options.clone().into_boxed_slice())
+            .unwrap_or_default(),
+    }
 }
 
 pub struct EnvSnapshot {
@@ -139,6 +187,11 @@ pub enum SnapshotError {
         environment_id: i64,
         source: serde_json::Error,
     },
+    #[error("SDK feature fields of environment {environment_id} are not valid: {source}")]
+    SdkFeatures {
+        environment_id: i64,
+        source: serde_json::Error,
+    },
 }
 
 /// Parses Flagsmith's ISO `updated_at` to epoch seconds (naive values are UTC, as the SDKs read it).
@@ -155,12 +208,14 @@ fn parse_updated_at(s: Option<&str>) -> f64 {
 }
 
 impl EnvSnapshot {
-    /// Builds a snapshot from a published document (gzip-compressed JSON, as stored).
+    /// Builds a snapshot from a published document (gzip-compressed JSON, as stored) and the
+    /// SDK fields of its features published beside it.
     pub fn build(
         environment_id: i64,
         revision: i64,
         etag: &str,
         document_gz: Bytes,
+        sdk_features: &SdkFeatures,
     ) -> Result<EnvSnapshot, SnapshotError> {
         let json = gunzip(&document_gz).map_err(|source| SnapshotError::Gzip {
             environment_id,
@@ -201,13 +256,16 @@ impl EnvSnapshot {
                         name: fs.feature.name.clone(),
                         feature_type: fs.feature.feature_type.clone(),
                         state_id: fs.django_id,
-                        item_head: item_head(
-                            doc.id,
-                            fs.feature.id,
-                            &fs.feature.name,
-                            &fs.feature.feature_type,
-                            fs.django_id,
-                        ),
+                        item_head: item_head(&ItemFields {
+                            environment_id: doc.id,
+                            feature_id: fs.feature.id,
+                            name: &fs.feature.name,
+                            feature_type: &fs.feature.feature_type,
+                            state_id: fs.django_id,
+                            sdk: sdk_features.get(&fs.feature.id),
+                            hide_sensitive: doc.hide_sensitive_data,
+                        }),
+                        mv: mv_options(sdk_features.get(&fs.feature.id), &fs.feature_state_value),
                     },
                 )
             })
@@ -368,13 +426,84 @@ fn find_overrides_slot(json: &[u8]) -> Option<OverridesSlot> {
 mod tests {
     use super::*;
 
+    fn fields(sdk: Option<&SdkFeature>, hide_sensitive: bool) -> ItemFields<'_> {
+        ItemFields {
+            environment_id: 3,
+            feature_id: 9,
+            name: "banner \"x\"",
+            feature_type: "MULTIVARIATE",
+            state_id: Some(7),
+            sdk,
+            hide_sensitive,
+        }
+    }
+
+    fn sdk() -> SdkFeature {
+        SdkFeature {
+            created_date: "2026-11-30T09:16:06.123000Z".into(),
+            description: Some("the banner".into()),
+            initial_value: Some("42".into()),
+            default_enabled: true,
+            is_archived: false,
+            options: Vec::new(),
+        }
+    }
+
+    fn head_json(f: &ItemFields) -> Value {
+        let mut bytes = item_head(f).into_vec();
+        bytes.pop();
+        bytes.push(b'}');
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[test]
+    fn items_carry_the_sdk_feature_fields_in_flagsmith_order() {
+        let sdk = sdk();
+        let head = head_json(&fields(Some(&sdk), false));
+        assert_eq!(
+            head,
+            json!({"id": 7, "feature": {"id": 9, "name": "banner \"x\"",
+                       "created_date": "2026-11-30T09:16:06.123000Z",
+                       "description": "the banner", "initial_value": "42",
+                       "default_enabled": true, "type": "MULTIVARIATE"},
+                   "environment": 3, "identity": null, "feature_segment": null})
+        );
+        let keys: Vec<&String> = head["feature"].as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "id",
+                "name",
+                "created_date",
+                "description",
+                "initial_value",
+                "default_enabled",
+                "type"
+            ]
+        );
+    }
+
+    #[test]
+    fn hide_sensitive_data_nulls_what_flagsmith_nulls() {
+        let sdk = sdk();
+        let head = head_json(&fields(Some(&sdk), true));
+        assert_eq!(
+            head,
+            json!({"id": null, "feature": {"id": 9, "name": "banner \"x\"",
+                       "created_date": null, "description": null, "initial_value": null,
+                       "default_enabled": null, "type": "MULTIVARIATE"},
+                   "environment": null, "identity": null, "feature_segment": null})
+        );
+    }
+
     #[test]
     fn written_items_are_the_flagsmith_item_json() {
         let meta = FeatureMeta {
             name: "banner \"x\"".into(),
             feature_type: "MULTIVARIATE".into(),
             state_id: Some(7),
-            item_head: item_head(3, 9, "banner \"x\"", "MULTIVARIATE", Some(7)),
+            item_head: item_head(&fields(None, false)),
+            mv: MvOptions::default(),
         };
         let mut out = Vec::new();
         write_flag_item(&mut out, &meta, true, &json!(1.5), Some(Some("v1")));

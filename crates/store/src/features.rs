@@ -4,9 +4,11 @@
 //! default state in every environment, within the `max_features` limit.
 
 pub mod allocations;
+pub mod environment_states;
 mod model;
 mod option_body;
 pub mod options;
+pub mod owners;
 pub mod states;
 
 pub use model::{Feature, FeaturePatch, FeatureType, NewFeature, MAX_DESCRIPTION_CHARS, MAX_TAGS};
@@ -189,7 +191,11 @@ pub async fn get(tx: &mut Tx, project_id: i64, id: i64) -> Result<Feature> {
         .await?
         .remove(&id)
         .unwrap_or_default();
-    row.into_feature(tags, opts)
+    let (mut people, mut groups) = owners::of_features(tx, project_id, id, id).await?;
+    let mut feature = row.into_feature(tags, opts)?;
+    feature.owners = people.remove(&id).unwrap_or_default();
+    feature.group_owners = groups.remove(&id).unwrap_or_default();
+    Ok(feature)
 }
 
 /// Which features of a project a list shows.
@@ -275,19 +281,24 @@ pub async fn list(
             .fetch_all(c)
             .await?
     });
-    let (mut by_feature, mut tags) = match (rows.first(), rows.last()) {
+    let (mut by_feature, mut tags, (mut people, mut groups)) = match (rows.first(), rows.last()) {
         (Some(first), Some(last)) => (
             options::in_range(tx, project_id, first.id, last.id).await?,
             crate::tags::of_features(tx, project_id, first.id, last.id).await?,
+            owners::of_features(tx, project_id, first.id, last.id).await?,
         ),
         _ => Default::default(),
     };
     let results = rows
         .into_iter()
         .map(|r| {
-            let opts = by_feature.remove(&r.id).unwrap_or_default();
-            let tags = tags.remove(&r.id).unwrap_or_default();
-            r.into_feature(tags, opts)
+            let id = r.id;
+            let opts = by_feature.remove(&id).unwrap_or_default();
+            let tags = tags.remove(&id).unwrap_or_default();
+            let mut feature = r.into_feature(tags, opts)?;
+            feature.owners = people.remove(&id).unwrap_or_default();
+            feature.group_owners = groups.remove(&id).unwrap_or_default();
+            Ok(feature)
         })
         .collect::<Result<_>>()?;
     Ok(Page { count, results })
@@ -383,7 +394,9 @@ pub async fn update(
         }
         None => before.tags.clone(),
     };
-    let after = row.into_feature(tags, before.multivariate_options.clone())?;
+    let mut after = row.into_feature(tags, before.multivariate_options.clone())?;
+    after.owners = before.owners.clone();
+    after.group_owners = before.group_owners.clone();
     ch.touch_project(project_id);
     ch.audit(AuditEntry {
         project_id: Some(project_id),

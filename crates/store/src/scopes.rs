@@ -104,6 +104,21 @@ pub async fn by_uuid(tx: &mut Tx, kind: ByUuid, uuid: &str) -> Result<(i64, i64)
     row.ok_or(StoreError::not_found(kind.what()))
 }
 
+/// The multivariate option whose uuid is `uuid`: `(option id, feature id, project id)`. Not
+/// found for an unknown or malformed uuid.
+pub async fn mv_option_by_uuid(tx: &mut Tx, uuid: &str) -> Result<(i64, i64, i64)> {
+    let row: Option<(i64, i64, i64)> = sql!(tx, |c| {
+        sqlx::query_as(
+            "SELECT o.id, o.feature_id, f.project_id FROM mv_options o \
+             JOIN features f ON f.id = o.feature_id WHERE o.uuid = $1",
+        )
+        .bind(uuid)
+        .fetch_optional(c)
+        .await?
+    });
+    row.ok_or(StoreError::not_found("multivariate option"))
+}
+
 /// What a feature-state uuid names: an environment default state or a segment override (the
 /// state of Flagsmith's feature segment), with its id and environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 //! creating and changing features and their options `CREATE_FEATURE`; deleting a feature
 //! `DELETE_FEATURE` (Flagsmith's rules).
 
+mod owners;
 mod states;
 mod usage;
 mod versions;
@@ -41,7 +42,7 @@ pub(crate) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
             update_option,
             delete_option
         ));
-    usage::routes(versions::routes(states::routes(r)))
+    owners::routes(usage::routes(versions::routes(states::routes(r))))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -176,7 +177,35 @@ async fn create_feature(
     Json(new): Json<NewFeature>,
 ) -> ApiResult<(StatusCode, Json<Feature>)> {
     let mut ch = s.store.change(permit.caller.actor()).await?;
-    let feature = features::create(&mut ch, project, &new).await?;
+    let mut feature = features::create(&mut ch, project, &new).await?;
+    // Flagsmith's owners on create: those named, else the person creating it (not a key).
+    let named = new.owners.clone().unwrap_or_default();
+    let people = if named.is_empty() {
+        permit.caller.user_id().into_iter().collect()
+    } else {
+        owners::check_may_own(ch.tx(), permit.at, &named).await?;
+        named
+    };
+    if !people.is_empty() {
+        feature = features::owners::add(
+            &mut ch,
+            project,
+            feature.id,
+            features::owners::OwnerKind::People,
+            &people,
+        )
+        .await?;
+    }
+    if let Some(groups) = new.group_owners.as_deref().filter(|g| !g.is_empty()) {
+        feature = features::owners::add(
+            &mut ch,
+            project,
+            feature.id,
+            features::owners::OwnerKind::Groups,
+            groups,
+        )
+        .await?;
+    }
     ch.commit().await?;
     Ok((StatusCode::CREATED, Json(feature)))
 }

@@ -3,6 +3,7 @@
 
 mod flagsmith_paths;
 mod overrides;
+mod state_list;
 mod versions;
 
 use axum::extract::State;
@@ -25,7 +26,9 @@ pub(crate) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
             update_segment,
             delete_segment
         ));
-    flagsmith_paths::routes(versions::routes(overrides::routes(r)))
+    state_list::routes(flagsmith_paths::routes(versions::routes(
+        overrides::routes(r),
+    )))
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}/segments", tag = "segments",

@@ -1,4 +1,5 @@
-//! Flagsmith's `get-by-uuid` routes: a project, environment, feature or segment addressed by
+//! Flagsmith's `get-by-uuid` routes: a project, environment, feature, multivariate option or
+//! segment addressed by
 //! its `uuid` instead of its id (the Terraform provider keeps uuids in its state and reads
 //! objects back this way). Each answers what its id route answers, with the same permission:
 //! `VIEW_PROJECT` on the object's project, `VIEW_ENVIRONMENT` on an environment.
@@ -6,7 +7,7 @@
 use axum::extract::State;
 use flagstone_access::{EnvironmentPermission, Need, ProjectPermission};
 use flagstone_store::environments::{self, Environment};
-use flagstone_store::features::{self, Feature};
+use flagstone_store::features::{self, Feature, MvOption};
 use flagstone_store::projects::{self, Project};
 use flagstone_store::scopes::{self, ByUuid};
 use flagstone_store::segments::{self, Segment};
@@ -22,6 +23,7 @@ pub(crate) fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
         .routes(routes!(environment_by_uuid))
         .routes(routes!(feature_by_uuid))
         .routes(routes!(segment_by_uuid))
+        .routes(routes!(mv_option_by_uuid))
 }
 
 /// Finds the object's ids and checks the caller may view its project.
@@ -88,4 +90,22 @@ async fn segment_by_uuid(
     let mut tx = s.store.read().await?;
     let (id, project) = view_in_project(&mut tx, &caller, ByUuid::Segment, &uuid).await?;
     Ok(Json(segments::get(&mut tx, project, id).await?))
+}
+
+/// Flagsmith's `get_mv_feature_option_by_uuid` (`/api/v1/multivariate/options/get-by-uuid/`):
+/// the option as `…/features/{id}/mv-options/{option}/` answers it.
+#[utoipa::path(get, path = "/api/v1/multivariate/options/get-by-uuid/{uuid}", tag = "features",
+    params(("uuid" = String, Path)), responses((status = 200, body = MvOption)))]
+async fn mv_option_by_uuid(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(uuid): Path<String>,
+) -> ApiResult<Json<MvOption>> {
+    let mut tx = s.store.read().await?;
+    let (id, feature, project) = scopes::mv_option_by_uuid(&mut tx, &uuid).await?;
+    let at = scopes::project(&mut tx, project).await?;
+    caller.require(Need::Project(at, ProjectPermission::ViewProject))?;
+    Ok(Json(
+        features::options::get(&mut tx, project, feature, id).await?,
+    ))
 }

@@ -156,3 +156,41 @@ async fn features_and_states_take_a_put_of_what_was_read() {
     assert_eq!(put["enabled"], true);
     assert_eq!(put["feature_state_value"], 5);
 }
+
+/// The Terraform provider's `GetFeatureMVOption` reads an option back by its uuid
+/// (`/api/v1/multivariate/options/get-by-uuid/{uuid}/`, `VIEW_PROJECT`).
+#[tokio::test]
+async fn options_are_read_back_by_uuid() {
+    let app = TestApp::new().await;
+    let w = World::new(&app).await;
+    let p = w.project_id();
+    let (s, f) = app
+        .post(
+            &format!("/api/v1/projects/{p}/features/"),
+            json!({"name": "colour", "project": p, "type": "MULTIVARIATE"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{f}");
+    let (s, o) = app
+        .post(
+            &format!("/api/v1/projects/{p}/features/{}/mv-options/", f["id"]),
+            json!({"type": "unicode", "string_value": "blue", "default_percentage_allocation": 30,
+                   "feature": f["id"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{o}");
+    let uuid = o["uuid"].as_str().unwrap();
+    let (s, read) = app
+        .get(&format!("/api/v1/multivariate/options/get-by-uuid/{uuid}/"))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{read}");
+    assert_eq!(read, o);
+    for unknown in [uuid::Uuid::new_v4().to_string(), "not-a-uuid".to_string()] {
+        let (s, e) = app
+            .get(&format!(
+                "/api/v1/multivariate/options/get-by-uuid/{unknown}/"
+            ))
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
+    }
+}

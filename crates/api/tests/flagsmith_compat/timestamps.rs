@@ -114,4 +114,33 @@ async fn every_timestamp_is_an_iso_8601_string_under_flagsmiths_name() {
         .unwrap()
         .clone();
     is_iso_datetime("listed webhook", &listed[0], "created_at");
+
+    // Flagstone's own resources: ISO-8601 under `*_at` names too.
+    let (s, delivery) = app
+        .post(
+            &format!("/api/v1/environments/{key}/webhooks/{}/test/", hook["id"]),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{delivery}");
+    for field in ["created_at", "run_after", "updated_at"] {
+        is_iso_datetime("webhook delivery", &delivery, field);
+    }
+    assert!(delivery["delivered_at"].is_null(), "{delivery}");
+    let (_, deliveries) = app
+        .get(&format!(
+            "/api/v1/environments/{key}/webhooks/{}/deliveries/",
+            hook["id"]
+        ))
+        .await;
+    is_iso_datetime("listed delivery", &deliveries["results"][0], "created_at");
+
+    // Nothing publishes in this harness, so the environment's publish job waits.
+    let (_, jobs) = app.get("/api/v1/tasks/").await;
+    let job = &jobs["results"][0];
+    for field in ["run_after", "first_requested_at", "updated_at"] {
+        is_iso_datetime("publish job", job, field);
+    }
+    let (_, status) = app.get("/api/v1/tasks/status/").await;
+    is_iso_datetime("stale environment", &status["stale"][0], "waiting_since");
 }

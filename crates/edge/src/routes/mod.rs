@@ -7,6 +7,7 @@ mod document;
 mod edge_api;
 mod flags;
 mod identities;
+mod mv_options;
 mod ofrep;
 mod realtime;
 mod traits;
@@ -23,6 +24,10 @@ use crate::EdgeState;
 pub(crate) fn router(state: EdgeState) -> Router {
     Router::new()
         .route("/api/v1/flags", get(flags::get_flags))
+        .route(
+            "/api/v1/flags/{feature_id}/multivariate-options",
+            get(mv_options::get_mv_options),
+        )
         .route(
             "/api/v1/identities",
             get(identities::get_identity).post(identities::post_identity),

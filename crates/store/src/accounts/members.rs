@@ -209,7 +209,8 @@ pub async fn set_role(
 }
 
 /// Removes a member from an organisation, with everything the membership carried there: the
-/// user's place in the organisation's groups and the user's own grants in it. The last admin
+/// user's place in the organisation's groups, the user's own grants in it and the ownership of
+/// its features. The last admin
 /// cannot be removed. The next request of the user is refused (grants are loaded per request).
 pub async fn remove(ch: &mut Change, organisation_id: i64, user_id: i64) -> Result<Member> {
     lock_organisation(ch.tx(), organisation_id).await?;
@@ -219,6 +220,19 @@ pub async fn remove(ch: &mut Change, organisation_id: i64, user_id: i64) -> Resu
         sqlx::query(
             "DELETE FROM user_group_members WHERE user_id = $2 AND group_id IN \
              (SELECT id FROM user_groups WHERE organisation_id = $1)",
+        )
+        .bind(organisation_id)
+        .bind(user_id)
+        .execute(c)
+        .await?
+        .rows_affected()
+    });
+    // Ownership of the organisation's features goes with the membership.
+    sql!(ch.tx(), |c| {
+        sqlx::query(
+            "DELETE FROM feature_owners WHERE user_id = $2 AND feature_id IN \
+             (SELECT f.id FROM features f JOIN projects p ON p.id = f.project_id \
+              WHERE p.organisation_id = $1)",
         )
         .bind(organisation_id)
         .bind(user_id)

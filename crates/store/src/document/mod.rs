@@ -11,6 +11,7 @@
 pub mod fixture;
 pub mod identity_overrides;
 mod rows;
+pub mod sdk_features;
 mod sink;
 pub mod stored;
 mod writer;
@@ -24,6 +25,7 @@ use rows::{Header, Row, SegmentRow};
 use sink::BudgetedSink;
 use writer::DocumentWriter;
 
+pub use sdk_features::{SdkFeature, SdkFeatures};
 pub use stored::{load, published_revisions, store_if_newer, StoredDocument};
 
 /// Every document ends with these bytes: `identity_overrides` is written last and empty, so the
@@ -96,6 +98,9 @@ pub struct BuiltDocument {
     pub build_ms: i64,
     /// The document's `updated_at` (the environment's, Unix ms).
     pub updated_at: i64,
+    /// The SDK fields of the project's features, published beside the document
+    /// ([`sdk_features`]).
+    pub sdk_features: String,
 }
 
 impl BuiltDocument {
@@ -228,6 +233,7 @@ async fn build_with(
             w.state_row(row)?;
         }
     });
+    let sdk_features = sdk_features::read(tx, header.project_id).await?;
     let out = w.finish(&header)?.finish().map_err(|e| {
         BuildError::Store(StoreError::Corrupt {
             what: "document output",
@@ -242,5 +248,6 @@ async fn build_with(
         bytes: out.bytes as i64,
         build_ms: started.elapsed().as_millis() as i64,
         updated_at: header.updated_at,
+        sdk_features,
     })
 }

@@ -24,6 +24,9 @@ pub struct StoredDocument {
     pub updated_at: Option<i64>,
     /// The `updated_at` of the document this one replaced, when known.
     pub previous_updated_at: Option<i64>,
+    /// The SDK fields of the project's features ([`super::sdk_features`]); NULL for documents
+    /// stored before migration 0064.
+    pub sdk_features: Option<String>,
 }
 
 impl StoredDocument {
@@ -54,14 +57,14 @@ pub async fn store_if_newer(tx: &mut Tx, doc: &BuiltDocument) -> Result<bool> {
     let stored = sql!(tx, |c| {
         sqlx::query(
             "INSERT INTO environment_documents (environment_id, revision, body, encoding, etag, \
-                 bytes, compressed_bytes, built_at, build_ms, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 bytes, compressed_bytes, built_at, build_ms, updated_at, sdk_features) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
              ON CONFLICT (environment_id) DO UPDATE SET revision = excluded.revision, \
                  body = excluded.body, encoding = excluded.encoding, etag = excluded.etag, \
                  bytes = excluded.bytes, compressed_bytes = excluded.compressed_bytes, \
                  built_at = excluded.built_at, build_ms = excluded.build_ms, \
                  previous_updated_at = environment_documents.updated_at, \
-                 updated_at = excluded.updated_at \
+                 updated_at = excluded.updated_at, sdk_features = excluded.sdk_features \
              WHERE environment_documents.revision < excluded.revision",
         )
         .bind(doc.environment_id)
@@ -74,6 +77,7 @@ pub async fn store_if_newer(tx: &mut Tx, doc: &BuiltDocument) -> Result<bool> {
         .bind(now_ms())
         .bind(doc.build_ms)
         .bind(doc.updated_at)
+        .bind(&doc.sdk_features)
         .execute(c)
         .await?
         .rows_affected()
@@ -86,7 +90,7 @@ pub async fn load(tx: &mut Tx, environment_id: i64) -> Result<Option<StoredDocum
     Ok(sql!(tx, |c| {
         sqlx::query_as(
             "SELECT environment_id, revision, body, encoding, etag, bytes, compressed_bytes, \
-                 built_at, build_ms, updated_at, previous_updated_at \
+                 built_at, build_ms, updated_at, previous_updated_at, sdk_features \
              FROM environment_documents WHERE environment_id = $1",
         )
         .bind(environment_id)

@@ -66,6 +66,10 @@ pub struct Feature {
     /// Archived features are hidden from the dashboard's default list; they are still served.
     pub is_archived: bool,
     pub multivariate_options: Vec<MvOption>,
+    /// The people responsible for the feature (Flagsmith's `owners`).
+    pub owners: Vec<super::owners::FeatureOwner>,
+    /// The groups responsible for the feature (Flagsmith's `group_owners`).
+    pub group_owners: Vec<super::owners::GroupOwner>,
     #[serde(
         rename = "created_date",
         serialize_with = "crate::clock::iso::serialize"
@@ -112,6 +116,8 @@ impl FeatureRow {
             tags,
             is_archived: self.is_archived,
             multivariate_options,
+            owners: Vec::new(),
+            group_owners: Vec::new(),
             created_at: self.created_at,
         })
     }
@@ -144,6 +150,13 @@ pub struct NewFeature {
     /// Options created with the feature, in the same change.
     #[serde(default)]
     pub multivariate_options: Vec<NewMvOption>,
+    /// Users to own the feature (ids); when absent or empty, the person creating it (not an
+    /// API key), as in Flagsmith. Set by the API after the feature is created.
+    #[serde(default)]
+    pub owners: Option<Vec<i64>>,
+    /// Groups of the organisation to own the feature (ids).
+    #[serde(default)]
+    pub group_owners: Option<Vec<i64>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -182,9 +195,13 @@ pub struct FeaturePatch {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(ignore))]
     pub created_date: Option<serde::de::IgnoredAny>,
+    /// Owners are changed with `add-owners`/`remove-owners` (and the group variants).
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(ignore))]
     pub owners: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub group_owners: Option<serde::de::IgnoredAny>,
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(ignore))]
     pub num_segment_overrides: Option<serde::de::IgnoredAny>,

@@ -139,6 +139,16 @@ pub async fn list(
     feature: Option<i64>,
     page: PageRequest,
 ) -> Result<Page<FeatureState>> {
+    list_at(tx, environment_id, feature, page.offset(), page.page_size).await
+}
+
+async fn list_at(
+    tx: &mut Tx,
+    environment_id: i64,
+    feature: Option<i64>,
+    offset: i64,
+    limit: i64,
+) -> Result<Page<FeatureState>> {
     let filter = "environment_id = $1 AND ($2 IS NULL OR feature_id = $2)";
     let count: i64 = sql!(tx, |c| {
         sqlx::query_scalar(&format!(
@@ -156,8 +166,8 @@ pub async fn list(
         ))
         .bind(environment_id)
         .bind(feature)
-        .bind(page.page_size)
-        .bind(page.offset())
+        .bind(limit)
+        .bind(offset)
         .fetch_all(c)
         .await?
     });
@@ -166,6 +176,20 @@ pub async fn list(
         .map(FeatureState::try_from)
         .collect::<Result<_>>()?;
     Ok(Page { count, results })
+}
+
+/// How many of the environment's states there are (of one feature only, if given), and those
+/// at `offset..offset + limit` by id: one part of Flagsmith's list of every state of an
+/// environment ([`super::environment_states`]).
+pub(crate) async fn window(
+    tx: &mut Tx,
+    environment_id: i64,
+    feature: Option<i64>,
+    offset: i64,
+    limit: i64,
+) -> Result<(i64, Vec<FeatureState>)> {
+    let page = list_at(tx, environment_id, feature, offset, limit).await?;
+    Ok((page.count, page.results))
 }
 
 /// The environment's states of the features with ids in `first..=last`, by feature id (one

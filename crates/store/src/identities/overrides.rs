@@ -248,6 +248,46 @@ pub async fn list(
     Ok(Page { count, results })
 }
 
+/// How many identity overrides the environment has (of one feature only, if given), and those
+/// at `offset..offset + limit` by identity and id: one part of Flagsmith's list of every state
+/// of an environment ([`crate::features::environment_states`]).
+pub(crate) async fn environment_window(
+    tx: &mut Tx,
+    environment_id: i64,
+    feature: Option<i64>,
+    offset: i64,
+    limit: i64,
+) -> Result<(i64, Vec<IdentityOverride>)> {
+    const WHERE: &str = "WHERE environment_id = $1 AND ($2 IS NULL OR feature_id = $2)";
+    let count: i64 = sql!(tx, |c| {
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM identity_overrides {WHERE}"))
+            .bind(environment_id)
+            .bind(feature)
+            .fetch_one(c)
+            .await?
+    });
+    if limit <= 0 || offset >= count {
+        return Ok((count, Vec::new()));
+    }
+    let rows: Vec<OverrideRow> = sql!(tx, |c| {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM identity_overrides {WHERE} \
+             ORDER BY identity_id, id LIMIT $3 OFFSET $4"
+        ))
+        .bind(environment_id)
+        .bind(feature)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(c)
+        .await?
+    });
+    let results = rows
+        .into_iter()
+        .map(IdentityOverride::try_from)
+        .collect::<Result<_>>()?;
+    Ok((count, results))
+}
+
 /// Every override of an identity, ordered by feature (for evaluation).
 pub async fn all(tx: &mut Tx, identity_id: i64) -> Result<Vec<IdentityOverride>> {
     let rows: Vec<OverrideRow> = sql!(tx, |c| {

@@ -19,15 +19,23 @@ pub struct PublishJob {
     /// The revision of the document currently served, if any.
     pub published_revision: Option<i64>,
     pub state: JobState,
+    #[serde(serialize_with = "crate::clock::iso::serialize")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub run_after: i64,
+    #[serde(serialize_with = "crate::clock::iso::serialize")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub first_requested_at: i64,
     /// Failed or crashed attempts so far.
     pub attempts: i64,
     pub lease_owner: Option<String>,
+    #[serde(serialize_with = "crate::clock::iso::option::serialize")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub lease_until: Option<i64>,
     pub last_error: Option<String>,
     /// Why a parked job was parked.
     pub park_reason: Option<ParkReason>,
+    #[serde(serialize_with = "crate::clock::iso::serialize")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: i64,
 }
 
@@ -111,7 +119,11 @@ pub struct PublishLogEntry {
     pub environment_id: i64,
     pub revision: i64,
     pub worker: String,
+    #[serde(serialize_with = "crate::clock::iso::serialize")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub started_at: i64,
+    #[serde(serialize_with = "crate::clock::iso::serialize")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub finished_at: i64,
     pub duration_ms: i64,
     /// Uncompressed document size, for builds that produced one.
@@ -281,10 +293,14 @@ pub struct EnvironmentStaleness {
     pub revision: i64,
     pub published_revision: Option<i64>,
     /// When the served document was built.
+    #[serde(serialize_with = "crate::clock::iso::option::serialize")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub published_at: Option<i64>,
     /// The job's state, or null if it has none.
     pub job_state: Option<JobState>,
     /// Since when a publish has been waiting.
+    #[serde(serialize_with = "crate::clock::iso::option::serialize")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub waiting_since: Option<i64>,
     pub attempts: Option<i64>,
     pub last_error: Option<String>,

@@ -403,6 +403,51 @@ pub async fn list(
     Ok(Page { count, results })
 }
 
+/// How many of the environment's overrides there are (of one feature, and with one id, when
+/// given), and those at `offset..offset + limit` by feature, priority and id: one part of
+/// Flagsmith's list of every state of an environment
+/// ([`crate::features::environment_states`]).
+pub(crate) async fn window(
+    tx: &mut Tx,
+    environment_id: i64,
+    feature: Option<i64>,
+    id: Option<i64>,
+    offset: i64,
+    limit: i64,
+) -> Result<(i64, Vec<SegmentOverride>)> {
+    const WHERE: &str = "WHERE environment_id = $1 AND ($2 IS NULL OR feature_id = $2) \
+                         AND ($3 IS NULL OR id = $3)";
+    let count: i64 = sql!(tx, |c| {
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM segment_overrides {WHERE}"))
+            .bind(environment_id)
+            .bind(feature)
+            .bind(id)
+            .fetch_one(c)
+            .await?
+    });
+    if limit <= 0 || offset >= count {
+        return Ok((count, Vec::new()));
+    }
+    let rows: Vec<OverrideRow> = sql!(tx, |c| {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM segment_overrides {WHERE} \
+             ORDER BY feature_id, priority, id LIMIT $4 OFFSET $5"
+        ))
+        .bind(environment_id)
+        .bind(feature)
+        .bind(id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(c)
+        .await?
+    });
+    let results = rows
+        .into_iter()
+        .map(SegmentOverride::try_from)
+        .collect::<Result<_>>()?;
+    Ok((count, results))
+}
+
 /// Updates the fields given; a new `priority` moves the override to that position.
 pub async fn update(
     ch: &mut Change,

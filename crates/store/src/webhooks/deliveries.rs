@@ -46,10 +46,16 @@ pub struct Delivery {
     pub state: DeliveryState,
     /// Attempts made so far.
     pub attempts: i64,
-    /// When the event was queued (ms since the epoch).
+    /// When the event was queued.
+    #[serde(serialize_with = "crate::clock::iso::serialize")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: i64,
     /// When the next attempt is due, while pending.
+    #[serde(serialize_with = "crate::clock::iso::serialize")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub run_after: i64,
+    #[serde(serialize_with = "crate::clock::iso::option::serialize")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub delivered_at: Option<i64>,
     /// The last attempt's HTTP status, if the receiver answered.
     pub response_status: Option<i64>,
@@ -57,6 +63,8 @@ pub struct Delivery {
     pub response_ms: Option<i64>,
     pub last_error: Option<String>,
     pub park_reason: Option<ParkReason>,
+    #[serde(serialize_with = "crate::clock::iso::serialize")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: i64,
 }
 

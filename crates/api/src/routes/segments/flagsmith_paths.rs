@@ -249,7 +249,7 @@ struct FeatureStateBody {
 
 /// A segment override answered as Flagsmith's feature state of a feature segment.
 #[derive(Serialize, utoipa::ToSchema)]
-struct SegmentFeatureState {
+pub(super) struct SegmentFeatureState {
     #[serde(flatten)]
     state: SegmentOverride,
     feature_segment: i64,

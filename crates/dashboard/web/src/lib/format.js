@@ -1,7 +1,7 @@
 // How values, times and sizes are written on screen.
 
 /** A time as the API gives it (ISO-8601 string, as Flagsmith's admin API does) or Unix ms. */
-function toMs(t) {
+export function toMs(t) {
   return typeof t === 'string' ? Date.parse(t) : t;
 }
 

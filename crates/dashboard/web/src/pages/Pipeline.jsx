@@ -3,7 +3,7 @@
 // limit the project uses (document size against its budget included).
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { get, post } from '../lib/api.js';
-import { ago, bytes, duration } from '../lib/format.js';
+import { ago, bytes, duration, toMs } from '../lib/format.js';
 import { usePlace } from '../lib/session.jsx';
 import { Alert, Button, Empty, PageHeader, toast } from '../components/ui.jsx';
 import { Chart } from '../components/Chart.jsx';
@@ -16,7 +16,7 @@ function summarise(usage, jobs, now) {
   const ids = new Set(usage.environments.map((e) => e.environment_id));
   const mine = jobs.filter((j) => ids.has(j.environment_id));
   const count = (state) => mine.filter((j) => j.state === state).length;
-  const pending = mine.filter((j) => j.state === 'pending').map((j) => j.first_requested_at);
+  const pending = mine.filter((j) => j.state === 'pending').map((j) => toMs(j.first_requested_at));
   return {
     pending: count('pending'),
     running: count('running'),
@@ -28,7 +28,7 @@ function summarise(usage, jobs, now) {
       usage.environments.map((e) => {
         const job = mine.find((j) => j.environment_id === e.environment_id);
         const waiting = job && e.published_revision !== e.revision;
-        return [e.name, waiting ? Math.max(0, now - job.first_requested_at) : 0];
+        return [e.name, waiting ? Math.max(0, now - toMs(job.first_requested_at)) : 0];
       }),
     ),
   };
