@@ -242,7 +242,8 @@ impl Follower {
             body.clone(),
             &sdk_features,
         )?
-        .sharing_its_second(stored.shares_second_with_previous());
+        .sharing_its_second(stored.shares_second_with_previous())
+        .with_sdk_features_json(stored.sdk_features.as_deref());
         let revision = stored.revision;
         if self.registry.install(snap) {
             metrics::histogram!("flagstone_edge_compile_seconds")
@@ -442,7 +443,8 @@ fn read_cached(meta_path: &Path) -> Result<EnvSnapshot, FollowError> {
     let sdk_features = sdk_features(env, meta["sdk_features"].as_str())?;
     Ok(
         EnvSnapshot::build(env, revision, &etag, Bytes::from(gz), &sdk_features)?
-            .sharing_its_second(shares_second),
+            .sharing_its_second(shares_second)
+            .with_sdk_features_json(meta["sdk_features"].as_str()),
     )
 }
 

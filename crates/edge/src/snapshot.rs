@@ -171,6 +171,9 @@ pub struct EnvSnapshot {
     /// `GET /flags/` bodies.
     pub flags_client: Bytes,
     pub flags_server: Bytes,
+    /// The SDK fields of its features as published beside the document (JSON), kept to hand on
+    /// unchanged to edges that follow this one over HTTP and to the last-good cache.
+    pub sdk_features_json: Option<Arc<str>>,
     /// What this revision served, for flag usage ([`crate::usage`]).
     pub usage: Arc<UsageCounters>,
 }
@@ -337,8 +340,15 @@ impl EnvSnapshot {
             // Shrunk to fit: `Bytes::from(Vec)` would keep the spare capacity for the revision.
             flags_client: Bytes::from(client.into_boxed_slice()),
             flags_server: Bytes::from(server.into_boxed_slice()),
+            sdk_features_json: None,
             usage,
         })
+    }
+
+    /// Keeps the SDK feature fields (as published, JSON) the snapshot was built with.
+    pub fn with_sdk_features_json(mut self, json: Option<&str>) -> EnvSnapshot {
+        self.sdk_features_json = json.map(Arc::from);
+        self
     }
 
     /// Records whether an earlier published document shares this one's second (see

@@ -54,6 +54,8 @@ pub struct FetchedDocument {
     pub shares_second: bool,
     /// gzip-compressed JSON, as published.
     pub body: Bytes,
+    /// The SDK fields of its features (JSON), as published beside it.
+    pub sdk_features: Option<String>,
 }
 
 pub enum Fetched {
@@ -148,13 +150,50 @@ impl Client {
         // Unknown: assume the worst (If-Modified-Since never wrongly answers 304).
         let shares_second = text(HEADER_SHARES_SECOND).is_none_or(|v| v != "false");
         let body = resp.bytes().await.map_err(unreachable)?;
+        let sdk_features = self.sdk_features(api_key, revision).await?;
         Ok(Fetched::Document(FetchedDocument {
             environment_id,
             revision,
             etag,
             shares_second,
             body: gzipped(body),
+            sdk_features,
         }))
+    }
+
+    /// The SDK feature fields published beside revision `revision` of an environment's document
+    /// (`None`: published without them). A newer revision in between is an error: the caller's
+    /// resync fetches both again.
+    async fn sdk_features(
+        &self,
+        api_key: &str,
+        revision: i64,
+    ) -> Result<Option<String>, UpstreamError> {
+        let path = format!(
+            "/api/v1/edge/environments/{}/sdk-features",
+            percent_encoding::utf8_percent_encode(api_key, percent_encoding::NON_ALPHANUMERIC)
+        );
+        let resp = self
+            .get(&path)
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let resp = ok(resp)?;
+        let theirs = resp
+            .headers()
+            .get(HEADER_REVISION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<i64>().ok());
+        if theirs != Some(revision) {
+            return Err(UpstreamError::Body(format!(
+                "SDK feature fields of revision {theirs:?} beside document revision {revision}"
+            )));
+        }
+        if resp.status() == StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        Ok(Some(resp.text().await.map_err(unreachable)?))
     }
 
     /// The environments a follower key sees, or `None` if the upstream refuses the key.

@@ -236,14 +236,19 @@ impl UpstreamFollower {
             }
             Fetched::Document(doc) => {
                 let started = std::time::Instant::now();
+                let sdk_features =
+                    flagstone_store::document::sdk_features::parse(doc.sdk_features.as_deref())
+                        .map_err(|e| UpstreamError::Body(format!("SDK feature fields: {e}")))?;
                 let snap = EnvSnapshot::build(
                     doc.environment_id,
                     doc.revision,
                     &doc.etag,
                     doc.body.clone(),
+                    &sdk_features,
                 )
                 .map_err(|e| UpstreamError::Body(e.to_string()))?
-                .sharing_its_second(doc.shares_second);
+                .sharing_its_second(doc.shares_second)
+                .with_sdk_features_json(doc.sdk_features.as_deref());
                 if self.registry.install(snap) {
                     metrics::histogram!("flagstone_edge_compile_seconds")
                         .record(started.elapsed().as_secs_f64());
@@ -253,6 +258,7 @@ impl UpstreamFollower {
                             revision: doc.revision,
                             etag: &doc.etag,
                             shares_second: doc.shares_second,
+                            sdk_features: doc.sdk_features.as_deref(),
                         };
                         write_cached(dir, &meta, &doc.body);
                     }

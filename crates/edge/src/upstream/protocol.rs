@@ -10,6 +10,9 @@
 //! - `GET /api/v1/edge/environments/{api_key}/document`: the compiled document, gzip as
 //!   published; `ETag` is the revision (`If-None-Match` answers 304); headers below say what
 //!   is needed to serve it.
+//! - `GET /api/v1/edge/environments/{api_key}/sdk-features`: the SDK fields of its features
+//!   (created date, description, initial value…) published beside the document, JSON; 204
+//!   when the document predates them. Fetched with each new document.
 //! - `GET /api/v1/edge/scope`, `GET /api/v1/edge/server-key`, `GET /api/v1/edge/identity`:
 //!   what a key follows, a server-side key's environment, an identity's stored data.
 //! - `POST /api/v1/edge/traits`, `POST /api/v1/edge/usage`: what SDKs sent to a follower.

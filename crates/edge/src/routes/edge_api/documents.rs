@@ -208,3 +208,34 @@ pub(super) async fn document(
     ];
     Ok((meta, body, snap.document_gz.clone()).into_response())
 }
+
+/// The SDK fields of the environment's features, as published beside its document (JSON), with
+/// the revision they belong to; 204 when the document was published without them.
+pub(super) async fn sdk_features(
+    State(state): State<EdgeState>,
+    headers: HeaderMap,
+    Path(api_key): Path<String>,
+) -> Result<Response, SdkError> {
+    let scope = follower(&state, &headers).await?;
+    let snap = state
+        .registry
+        .get(&api_key)
+        .filter(|s| scope.sees(s))
+        .ok_or(SdkError::NotFound("Not found."))?;
+    let revision = [(
+        header::HeaderName::from_static(HEADER_REVISION),
+        HeaderValue::from_str(&snap.revision.to_string()).unwrap_or(HeaderValue::from_static("")),
+    )];
+    Ok(match &snap.sdk_features_json {
+        Some(json) => (
+            revision,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            json.to_string(),
+        )
+            .into_response(),
+        None => (StatusCode::NO_CONTENT, revision).into_response(),
+    })
+}

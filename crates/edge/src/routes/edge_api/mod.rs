@@ -27,6 +27,10 @@ pub(crate) fn router() -> Router<EdgeState> {
             "/api/v1/edge/environments/{api_key}/document",
             get(documents::document),
         )
+        .route(
+            "/api/v1/edge/environments/{api_key}/sdk-features",
+            get(documents::sdk_features),
+        )
         .route("/api/v1/edge/scope", get(scope))
         .route("/api/v1/edge/server-key", get(server_key))
         .route("/api/v1/edge/identity", get(identity))
