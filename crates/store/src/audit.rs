@@ -79,33 +79,41 @@ pub async fn list(
 
 /// Audit entries matching `filter`, newest first.
 pub async fn search(tx: &mut Tx, f: &AuditFilter, page: PageRequest) -> Result<Page<AuditRecord>> {
-    const WHERE: &str = "($1 IS NULL OR project_id = $1) AND ($2 IS NULL OR environment_id = $2) \
-         AND ($3 IS NULL OR actor = $3) AND ($4 IS NULL OR created_at >= $4) \
-         AND ($5 IS NULL OR created_at < $5)";
-    let visible = visible(f.visible.as_ref());
+    let mut filter = crate::filter::Where::new()
+        .bound_if(f.project.is_some(), "project_id = ?")
+        .bound_if(f.environment.is_some(), "environment_id = ?")
+        .bound_if(f.actor.is_some(), "actor = ?")
+        .bound_if(f.since.is_some(), "created_at >= ?")
+        .bound_if(f.until.is_some(), "created_at < ?")
+        .fixed(visible(f.visible.as_ref()));
+    let (limit, offset) = (filter.placeholder(), filter.placeholder());
+    let filter = filter.sql();
     let count: i64 = sql!(tx, |c| {
-        sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM audit_log WHERE {WHERE} AND {visible}"
-        ))
-        .bind(f.project)
-        .bind(f.environment)
-        .bind(&f.actor)
-        .bind(f.since)
-        .bind(f.until)
+        crate::bind_present!(
+            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM audit_log WHERE {filter}")),
+            f.project,
+            f.environment,
+            f.actor.as_ref(),
+            f.since,
+            f.until
+        )
         .fetch_one(c)
         .await?
     });
     let results = sql!(tx, |c| {
-        sqlx::query_as(&format!(
-            "SELECT id, created_at, project_id, environment_id, organisation_id, actor, user_id, \
-                 api_key_id, action, resource_type, resource_id, log, before_state, after_state \
-             FROM audit_log WHERE {WHERE} AND {visible} ORDER BY id DESC LIMIT $6 OFFSET $7"
-        ))
-        .bind(f.project)
-        .bind(f.environment)
-        .bind(&f.actor)
-        .bind(f.since)
-        .bind(f.until)
+        crate::bind_present!(
+            sqlx::query_as(&format!(
+                "SELECT id, created_at, project_id, environment_id, organisation_id, actor, \
+                     user_id, api_key_id, action, resource_type, resource_id, log, \
+                     before_state, after_state \
+                 FROM audit_log WHERE {filter} ORDER BY id DESC LIMIT {limit} OFFSET {offset}"
+            )),
+            f.project,
+            f.environment,
+            f.actor.as_ref(),
+            f.since,
+            f.until
+        )
         .bind(page.page_size)
         .bind(page.offset())
         .fetch_all(c)
@@ -125,13 +133,17 @@ pub async fn actors_visible(
     project_id: Option<i64>,
     visible: Option<&Visibility>,
 ) -> Result<Vec<String>> {
-    let visible = self::visible(visible);
+    let filter = crate::filter::Where::new()
+        .bound_if(project_id.is_some(), "project_id = ?")
+        .fixed(self::visible(visible))
+        .sql();
     Ok(sql!(tx, |c| {
-        sqlx::query_scalar(&format!(
-            "SELECT DISTINCT actor FROM audit_log WHERE ($1 IS NULL OR project_id = $1) \
-             AND {visible} ORDER BY actor LIMIT 1000"
-        ))
-        .bind(project_id)
+        crate::bind_present!(
+            sqlx::query_scalar(&format!(
+                "SELECT DISTINCT actor FROM audit_log WHERE {filter} ORDER BY actor LIMIT 1000"
+            )),
+            project_id
+        )
         .fetch_all(c)
         .await?
     }))

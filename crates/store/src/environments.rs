@@ -249,20 +249,27 @@ pub async fn list_visible(
             environment: Some("id"),
         },
     );
+    let mut filter = crate::filter::Where::new()
+        .bound_if(project.is_some(), "project_id = ?")
+        .fixed(visible);
+    let (limit, offset) = (filter.placeholder(), filter.placeholder());
+    let filter = filter.sql();
     let count: i64 = sql!(tx, |c| {
-        sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM environments WHERE ($1 IS NULL OR project_id = $1) AND {visible}"
-        ))
-        .bind(project)
+        crate::bind_present!(
+            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM environments WHERE {filter}")),
+            project
+        )
         .fetch_one(c)
         .await?
     });
     let results = sql!(tx, |c| {
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM environments WHERE ($1 IS NULL OR project_id = $1) \
-             AND {visible} ORDER BY id LIMIT $2 OFFSET $3"
-        ))
-        .bind(project)
+        crate::bind_present!(
+            sqlx::query_as(&format!(
+                "SELECT {COLUMNS} FROM environments WHERE {filter} \
+                 ORDER BY id LIMIT {limit} OFFSET {offset}"
+            )),
+            project
+        )
         .bind(page.page_size)
         .bind(page.offset())
         .fetch_all(c)

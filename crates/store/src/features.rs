@@ -246,40 +246,45 @@ pub async fn list(
         .search
         .as_deref()
         .map(|s| format!("%{}%", escape_like(&s.to_lowercase())));
-    let mut condition = String::from(
-        "project_id = $1 AND ($2 IS NULL OR LOWER(name) LIKE $2 ESCAPE '\\') \
-         AND ($3 IS NULL OR is_archived = $3)",
-    );
+    let mut condition = crate::filter::Where::new()
+        .bound("project_id = ?")
+        .bound_if(pattern.is_some(), "LOWER(name) LIKE ? ESCAPE '\\'")
+        .bound_if(filter.is_archived.is_some(), "is_archived = ?");
     // Tag ids are integers parsed from the query, written inline.
     for tag in &filter.tags {
-        condition.push_str(&format!(
-            " AND id IN (SELECT feature_id FROM feature_tags WHERE tag_id = {tag})"
+        condition = condition.fixed(format!(
+            "id IN (SELECT feature_id FROM feature_tags WHERE tag_id = {tag})"
         ));
     }
     if let Some(ids) = filter.ids.condition() {
-        condition.push_str(" AND ");
-        condition.push_str(&ids);
+        condition = condition.fixed(ids);
     }
+    let (limit, offset) = (condition.placeholder(), condition.placeholder());
+    let condition = condition.sql();
     let count_sql = format!("SELECT COUNT(*) FROM features WHERE {condition}");
     let count: i64 = sql!(tx, |c| {
-        sqlx::query_scalar(&count_sql)
-            .bind(project_id)
-            .bind(&pattern)
-            .bind(filter.is_archived)
-            .fetch_one(c)
-            .await?
+        crate::bind_present!(
+            sqlx::query_scalar(&count_sql).bind(project_id),
+            pattern.as_ref(),
+            filter.is_archived
+        )
+        .fetch_one(c)
+        .await?
     });
-    let rows_sql =
-        format!("SELECT {COLUMNS} FROM features WHERE {condition} ORDER BY id LIMIT $4 OFFSET $5");
+    let rows_sql = format!(
+        "SELECT {COLUMNS} FROM features WHERE {condition} ORDER BY id \
+         LIMIT {limit} OFFSET {offset}"
+    );
     let rows: Vec<FeatureRow> = sql!(tx, |c| {
-        sqlx::query_as(&rows_sql)
-            .bind(project_id)
-            .bind(&pattern)
-            .bind(filter.is_archived)
-            .bind(page.page_size)
-            .bind(page.offset())
-            .fetch_all(c)
-            .await?
+        crate::bind_present!(
+            sqlx::query_as(&rows_sql).bind(project_id),
+            pattern.as_ref(),
+            filter.is_archived
+        )
+        .bind(page.page_size)
+        .bind(page.offset())
+        .fetch_all(c)
+        .await?
     });
     let (mut by_feature, mut tags, (mut people, mut groups)) = match (rows.first(), rows.last()) {
         (Some(first), Some(last)) => (

@@ -17,6 +17,7 @@ pub mod environments;
 mod error;
 pub mod evaluations;
 pub mod features;
+mod filter;
 pub mod history;
 pub mod identities;
 pub mod keys;

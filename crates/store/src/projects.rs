@@ -214,20 +214,27 @@ pub async fn list_visible(
             environment: None,
         },
     );
+    let mut filter = crate::filter::Where::new()
+        .bound_if(organisation.is_some(), "organisation_id = ?")
+        .fixed(visible);
+    let (limit, offset) = (filter.placeholder(), filter.placeholder());
+    let filter = filter.sql();
     let count: i64 = sql!(tx, |c| {
-        sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM projects WHERE ($1 IS NULL OR organisation_id = $1) AND {visible}"
-        ))
-        .bind(organisation)
+        crate::bind_present!(
+            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM projects WHERE {filter}")),
+            organisation
+        )
         .fetch_one(c)
         .await?
     });
     let rows: Vec<ProjectRow> = sql!(tx, |c| {
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM projects WHERE ($1 IS NULL OR organisation_id = $1) \
-             AND {visible} ORDER BY id LIMIT $2 OFFSET $3"
-        ))
-        .bind(organisation)
+        crate::bind_present!(
+            sqlx::query_as(&format!(
+                "SELECT {COLUMNS} FROM projects WHERE {filter} \
+                 ORDER BY id LIMIT {limit} OFFSET {offset}"
+            )),
+            organisation
+        )
         .bind(page.page_size)
         .bind(page.offset())
         .fetch_all(c)

@@ -242,14 +242,20 @@ async fn email_invites(
     organisation_id: i64,
     only: Option<i64>,
 ) -> Result<Vec<EmailInvite>> {
+    let filter = crate::filter::Where::new()
+        .bound("organisation_id = ?")
+        .fixed("kind = 'email'")
+        .bound_if(only.is_some(), "id = ?")
+        .sql();
     let rows: Vec<EmailRow> = sql!(tx, |c| {
-        sqlx::query_as(
-            "SELECT id, email, role, created_at, expires_at, invited_by FROM invites \
-             WHERE organisation_id = $1 AND kind = 'email' AND ($2 IS NULL OR id = $2) \
-             ORDER BY id",
+        crate::bind_present!(
+            sqlx::query_as(&format!(
+                "SELECT id, email, role, created_at, expires_at, invited_by FROM invites \
+                 WHERE {filter} ORDER BY id"
+            ))
+            .bind(organisation_id),
+            only
         )
-        .bind(organisation_id)
-        .bind(only)
         .fetch_all(c)
         .await?
     });

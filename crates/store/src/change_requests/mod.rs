@@ -355,28 +355,39 @@ pub async fn list(
     page: PageRequest,
 ) -> Result<Page<ChangeRequest>> {
     let (committed, assignee) = (filter.committed, filter.assignee);
-    let filter = "environment_id = $1 AND deleted_at IS NULL AND \
-                  ($2 IS NULL OR (committed_at IS NOT NULL) = $2) AND \
-                  ($3 IS NULL OR id IN (SELECT change_request_id FROM change_request_approvals \
-                      WHERE user_id = $3 AND required))";
+    let mut filter = crate::filter::Where::new()
+        .bound("environment_id = ?")
+        .fixed("deleted_at IS NULL")
+        .bound_if(committed.is_some(), "(committed_at IS NOT NULL) = ?")
+        .bound_if(
+            assignee.is_some(),
+            "id IN (SELECT change_request_id FROM change_request_approvals \
+             WHERE user_id = ? AND required)",
+        );
+    let (limit, offset) = (filter.placeholder(), filter.placeholder());
+    let filter = filter.sql();
     let count: i64 = sql!(tx, |c| {
-        sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM change_requests WHERE {filter}"
-        ))
-        .bind(environment_id)
-        .bind(committed)
-        .bind(assignee)
+        crate::bind_present!(
+            sqlx::query_scalar(&format!(
+                "SELECT COUNT(*) FROM change_requests WHERE {filter}"
+            ))
+            .bind(environment_id),
+            committed,
+            assignee
+        )
         .fetch_one(c)
         .await?
     });
     let rows: Vec<Row> = sql!(tx, |c| {
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM change_requests WHERE {filter} \
-             ORDER BY id DESC LIMIT $4 OFFSET $5"
-        ))
-        .bind(environment_id)
-        .bind(committed)
-        .bind(assignee)
+        crate::bind_present!(
+            sqlx::query_as(&format!(
+                "SELECT {COLUMNS} FROM change_requests WHERE {filter} \
+                 ORDER BY id DESC LIMIT {limit} OFFSET {offset}"
+            ))
+            .bind(environment_id),
+            committed,
+            assignee
+        )
         .bind(page.page_size)
         .bind(page.offset())
         .fetch_all(c)

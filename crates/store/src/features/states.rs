@@ -149,23 +149,31 @@ async fn list_at(
     offset: i64,
     limit: i64,
 ) -> Result<Page<FeatureState>> {
-    let filter = "environment_id = $1 AND ($2 IS NULL OR feature_id = $2)";
+    let mut filter = crate::filter::Where::new()
+        .bound("environment_id = ?")
+        .bound_if(feature.is_some(), "feature_id = ?");
+    let (limit_p, offset_p) = (filter.placeholder(), filter.placeholder());
+    let filter = filter.sql();
     let count: i64 = sql!(tx, |c| {
-        sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM feature_states WHERE {filter}"
-        ))
-        .bind(environment_id)
-        .bind(feature)
+        crate::bind_present!(
+            sqlx::query_scalar(&format!(
+                "SELECT COUNT(*) FROM feature_states WHERE {filter}"
+            ))
+            .bind(environment_id),
+            feature
+        )
         .fetch_one(c)
         .await?
     });
     let rows: Vec<StateRow> = sql!(tx, |c| {
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM feature_states WHERE {filter} ORDER BY id \
-             LIMIT $3 OFFSET $4"
-        ))
-        .bind(environment_id)
-        .bind(feature)
+        crate::bind_present!(
+            sqlx::query_as(&format!(
+                "SELECT {COLUMNS} FROM feature_states WHERE {filter} ORDER BY id \
+                 LIMIT {limit_p} OFFSET {offset_p}"
+            ))
+            .bind(environment_id),
+            feature
+        )
         .bind(limit)
         .bind(offset)
         .fetch_all(c)

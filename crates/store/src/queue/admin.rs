@@ -72,23 +72,36 @@ pub async fn jobs_visible(
             environment: Some("j.environment_id"),
         },
     );
+    let mut filter = crate::filter::Where::new()
+        .bound_if(state.is_some(), "j.state = ?")
+        .fixed(visible);
+    let (limit, offset, parked) = (
+        filter.placeholder(),
+        filter.placeholder(),
+        filter.placeholder(),
+    );
+    let filter = filter.sql();
     let count: i64 = sql!(&mut *tx, |c| {
-        sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM publish_jobs j WHERE ($1 IS NULL OR j.state = $1) AND {visible}"
-        ))
-        .bind(state)
+        crate::bind_present!(
+            sqlx::query_scalar(&format!(
+                "SELECT COUNT(*) FROM publish_jobs j WHERE {filter}"
+            )),
+            state
+        )
         .fetch_one(c)
         .await?
     });
     let results = sql!(&mut *tx, |c| {
-        sqlx::query_as(&format!(
-            "SELECT {JOB_COLUMNS} FROM publish_jobs j \
-             LEFT JOIN environment_documents d ON d.environment_id = j.environment_id \
-             WHERE ($1 IS NULL OR j.state = $1) AND {visible} \
-             ORDER BY CASE WHEN j.state = $4 THEN 0 ELSE 1 END, j.environment_id \
-             LIMIT $2 OFFSET $3"
-        ))
-        .bind(state)
+        crate::bind_present!(
+            sqlx::query_as(&format!(
+                "SELECT {JOB_COLUMNS} FROM publish_jobs j \
+                 LEFT JOIN environment_documents d ON d.environment_id = j.environment_id \
+                 WHERE {filter} \
+                 ORDER BY CASE WHEN j.state = {parked} THEN 0 ELSE 1 END, j.environment_id \
+                 LIMIT {limit} OFFSET {offset}"
+            )),
+            state
+        )
         .bind(page.page_size)
         .bind(page.offset())
         .bind(JobState::Parked)
@@ -138,13 +151,19 @@ pub async fn publish_log(
     environment_id: Option<i64>,
     limit: i64,
 ) -> Result<Vec<PublishLogEntry>> {
+    let mut filter =
+        crate::filter::Where::new().bound_if(environment_id.is_some(), "environment_id = ?");
+    let limit_at = filter.placeholder();
+    let filter = filter.sql();
     let mut rows: Vec<PublishLogEntry> = sql!(tx, |c| {
-        sqlx::query_as(
-            "SELECT id, environment_id, revision, worker, started_at, finished_at, duration_ms, \
-                 bytes, outcome, detail FROM publish_log \
-             WHERE ($1 IS NULL OR environment_id = $1) ORDER BY id DESC LIMIT $2",
+        crate::bind_present!(
+            sqlx::query_as(&format!(
+                "SELECT id, environment_id, revision, worker, started_at, finished_at, \
+                     duration_ms, bytes, outcome, detail FROM publish_log \
+                 WHERE {filter} ORDER BY id DESC LIMIT {limit_at}"
+            )),
+            environment_id
         )
-        .bind(environment_id)
         .bind(limit)
         .fetch_all(c)
         .await?

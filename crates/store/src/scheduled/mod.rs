@@ -222,24 +222,32 @@ pub async fn list(
     state: Option<ScheduledState>,
     page: PageRequest,
 ) -> Result<Page<ScheduledChange>> {
-    let filter = "environment_id = $1 AND ($2 IS NULL OR state = $2)";
     let state = state.map(|s| s.as_str());
+    let mut filter = crate::filter::Where::new()
+        .bound("environment_id = ?")
+        .bound_if(state.is_some(), "state = ?");
+    let (limit, offset) = (filter.placeholder(), filter.placeholder());
+    let filter = filter.sql();
     let count: i64 = sql!(tx, |c| {
-        sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM scheduled_changes WHERE {filter}"
-        ))
-        .bind(environment_id)
-        .bind(state)
+        crate::bind_present!(
+            sqlx::query_scalar(&format!(
+                "SELECT COUNT(*) FROM scheduled_changes WHERE {filter}"
+            ))
+            .bind(environment_id),
+            state
+        )
         .fetch_one(c)
         .await?
     });
     let rows: Vec<Row> = sql!(tx, |c| {
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM scheduled_changes WHERE {filter} \
-             ORDER BY live_from, id LIMIT $3 OFFSET $4"
-        ))
-        .bind(environment_id)
-        .bind(state)
+        crate::bind_present!(
+            sqlx::query_as(&format!(
+                "SELECT {COLUMNS} FROM scheduled_changes WHERE {filter} \
+                 ORDER BY live_from, id LIMIT {limit} OFFSET {offset}"
+            ))
+            .bind(environment_id),
+            state
+        )
         .bind(page.page_size)
         .bind(page.offset())
         .fetch_all(c)

@@ -373,24 +373,34 @@ pub async fn list(
     page: PageRequest,
 ) -> Result<Page<SegmentOverride>> {
     let env = environments::get_by_key(tx, api_key).await?;
-    const WHERE: &str = "WHERE environment_id = $1 AND ($2 IS NULL OR feature_id = $2) \
-                         AND ($3 IS NULL OR segment_id = $3)";
+    let mut condition = crate::filter::Where::new()
+        .bound("environment_id = ?")
+        .bound_if(filter.feature.is_some(), "feature_id = ?")
+        .bound_if(filter.segment.is_some(), "segment_id = ?");
+    let (limit, offset) = (condition.placeholder(), condition.placeholder());
+    let condition = condition.sql();
     let count: i64 = sql!(tx, |c| {
-        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM segment_overrides {WHERE}"))
-            .bind(env.id)
-            .bind(filter.feature)
-            .bind(filter.segment)
-            .fetch_one(c)
-            .await?
+        crate::bind_present!(
+            sqlx::query_scalar(&format!(
+                "SELECT COUNT(*) FROM segment_overrides WHERE {condition}"
+            ))
+            .bind(env.id),
+            filter.feature,
+            filter.segment
+        )
+        .fetch_one(c)
+        .await?
     });
     let rows: Vec<OverrideRow> = sql!(tx, |c| {
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM segment_overrides {WHERE} \
-             ORDER BY feature_id, priority, id LIMIT $4 OFFSET $5"
-        ))
-        .bind(env.id)
-        .bind(filter.feature)
-        .bind(filter.segment)
+        crate::bind_present!(
+            sqlx::query_as(&format!(
+                "SELECT {COLUMNS} FROM segment_overrides WHERE {condition} \
+                 ORDER BY feature_id, priority, id LIMIT {limit} OFFSET {offset}"
+            ))
+            .bind(env.id),
+            filter.feature,
+            filter.segment
+        )
         .bind(page.page_size)
         .bind(page.offset())
         .fetch_all(c)
