@@ -263,8 +263,22 @@ async fn populate(store: &Store) -> Installation {
 
     if store.backend() == Backend::Postgres {
         let mut tx = store.write().await.unwrap();
+        // This schema's tables only: a bare ANALYZE would lock every test schema in the
+        // database.
         sql!(&mut tx, |c| {
-            sqlx::query("ANALYZE").execute(c).await.unwrap();
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT CAST(table_name AS TEXT) FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+            )
+            .fetch_all(&mut *c)
+            .await
+            .unwrap();
+            for t in tables {
+                sqlx::query(&format!("ANALYZE \"{t}\""))
+                    .execute(&mut *c)
+                    .await
+                    .unwrap();
+            }
         });
         tx.commit().await.unwrap();
     }
