@@ -258,24 +258,34 @@ pub(crate) async fn environment_window(
     offset: i64,
     limit: i64,
 ) -> Result<(i64, Vec<IdentityOverride>)> {
-    const WHERE: &str = "WHERE environment_id = $1 AND ($2 IS NULL OR feature_id = $2)";
+    let mut filter = crate::filter::Where::new()
+        .bound("environment_id = ?")
+        .bound_if(feature.is_some(), "feature_id = ?");
+    let (limit_p, offset_p) = (filter.placeholder(), filter.placeholder());
+    let filter = filter.sql();
     let count: i64 = sql!(tx, |c| {
-        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM identity_overrides {WHERE}"))
-            .bind(environment_id)
-            .bind(feature)
-            .fetch_one(c)
-            .await?
+        crate::bind_present!(
+            sqlx::query_scalar(&format!(
+                "SELECT COUNT(*) FROM identity_overrides WHERE {filter}"
+            ))
+            .bind(environment_id),
+            feature
+        )
+        .fetch_one(c)
+        .await?
     });
     if limit <= 0 || offset >= count {
         return Ok((count, Vec::new()));
     }
     let rows: Vec<OverrideRow> = sql!(tx, |c| {
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM identity_overrides {WHERE} \
-             ORDER BY identity_id, id LIMIT $3 OFFSET $4"
-        ))
-        .bind(environment_id)
-        .bind(feature)
+        crate::bind_present!(
+            sqlx::query_as(&format!(
+                "SELECT {COLUMNS} FROM identity_overrides WHERE {filter} \
+                 ORDER BY identity_id, id LIMIT {limit_p} OFFSET {offset_p}"
+            ))
+            .bind(environment_id),
+            feature
+        )
         .bind(limit)
         .bind(offset)
         .fetch_all(c)

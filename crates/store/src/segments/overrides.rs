@@ -425,27 +425,37 @@ pub(crate) async fn window(
     offset: i64,
     limit: i64,
 ) -> Result<(i64, Vec<SegmentOverride>)> {
-    const WHERE: &str = "WHERE environment_id = $1 AND ($2 IS NULL OR feature_id = $2) \
-                         AND ($3 IS NULL OR id = $3)";
+    let mut filter = crate::filter::Where::new()
+        .bound("environment_id = ?")
+        .bound_if(feature.is_some(), "feature_id = ?")
+        .bound_if(id.is_some(), "id = ?");
+    let (limit_p, offset_p) = (filter.placeholder(), filter.placeholder());
+    let filter = filter.sql();
     let count: i64 = sql!(tx, |c| {
-        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM segment_overrides {WHERE}"))
-            .bind(environment_id)
-            .bind(feature)
-            .bind(id)
-            .fetch_one(c)
-            .await?
+        crate::bind_present!(
+            sqlx::query_scalar(&format!(
+                "SELECT COUNT(*) FROM segment_overrides WHERE {filter}"
+            ))
+            .bind(environment_id),
+            feature,
+            id
+        )
+        .fetch_one(c)
+        .await?
     });
     if limit <= 0 || offset >= count {
         return Ok((count, Vec::new()));
     }
     let rows: Vec<OverrideRow> = sql!(tx, |c| {
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM segment_overrides {WHERE} \
-             ORDER BY feature_id, priority, id LIMIT $4 OFFSET $5"
-        ))
-        .bind(environment_id)
-        .bind(feature)
-        .bind(id)
+        crate::bind_present!(
+            sqlx::query_as(&format!(
+                "SELECT {COLUMNS} FROM segment_overrides WHERE {filter} \
+                 ORDER BY feature_id, priority, id LIMIT {limit_p} OFFSET {offset_p}"
+            ))
+            .bind(environment_id),
+            feature,
+            id
+        )
         .bind(limit)
         .bind(offset)
         .fetch_all(c)
