@@ -538,7 +538,41 @@ async fn cases(store: &Store, at: &Installation) -> Vec<Case> {
     case!(
         c,
         "change requests of an environment",
-        flagstone_store::change_requests::list(tx, env, None, page).await
+        flagstone_store::change_requests::list(tx, env, Default::default(), page).await
+    );
+    case!(
+        c,
+        "change requests assigned to a user",
+        flagstone_store::change_requests::list(
+            tx,
+            env,
+            flagstone_store::change_requests::ListFilter {
+                committed: Some(false),
+                assignee: Some(1),
+            },
+            page
+        )
+        .await
+    );
+    case!(
+        c,
+        "every state of an environment",
+        flagstone_store::features::environment_states::list(tx, env, Default::default(), page)
+            .await
+    );
+    case!(
+        c,
+        "every state of one feature of an environment",
+        flagstone_store::features::environment_states::list(
+            tx,
+            env,
+            flagstone_store::features::environment_states::StateFilter {
+                feature: Some(feature),
+                feature_segment: None,
+            },
+            page
+        )
+        .await
     );
     case!(c, "publish job", queue::get_job(tx, env).await);
     case!(

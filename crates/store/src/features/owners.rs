@@ -52,7 +52,7 @@ pub(crate) async fn of_features(
              FROM feature_owners o JOIN features f ON f.id = o.feature_id \
              JOIN users u ON u.id = o.user_id \
              WHERE f.project_id = $1 AND o.feature_id BETWEEN $2 AND $3 \
-             ORDER BY o.feature_id, u.id",
+             ORDER BY o.feature_id, o.user_id",
         )
         .bind(project_id)
         .bind(first)
@@ -62,11 +62,13 @@ pub(crate) async fn of_features(
     });
     let groups: Vec<(i64, i64, String)> = sql!(tx, |c| {
         sqlx::query_as(
-            "SELECT o.feature_id, g.id, g.name \
+            // The name by a lookup per owner row: a join lets PostgreSQL's planner walk the
+            // whole groups table when the tables are small (tests/plans.rs would see a scan).
+            "SELECT o.feature_id, o.group_id, \
+                 (SELECT g.name FROM user_groups g WHERE g.id = o.group_id) \
              FROM feature_group_owners o JOIN features f ON f.id = o.feature_id \
-             JOIN user_groups g ON g.id = o.group_id \
              WHERE f.project_id = $1 AND o.feature_id BETWEEN $2 AND $3 \
-             ORDER BY o.feature_id, g.id",
+             ORDER BY o.feature_id, o.group_id",
         )
         .bind(project_id)
         .bind(first)
