@@ -86,12 +86,13 @@ async fn fixture(app: &TestApp, name: &str) -> Fixture {
         json!({"name": "checkout"}),
     )
     .await);
-    let option = id(&created(
+    let option_created = created(
         app,
         &format!("/api/v1/projects/{project}/features/{feature}/mv-options/"),
         json!({"value": "blue"}),
     )
-    .await);
+    .await;
+    let option = id(&option_created);
     let (_, states) = app
         .get(&format!(
             "/api/v1/environments/{api_key}/featurestates/?feature={feature}"
@@ -257,6 +258,10 @@ async fn fixture(app: &TestApp, name: &str) -> Fixture {
         uuids.insert(collection, v["uuid"].as_str().unwrap().to_string());
     }
     uuids.insert("tags", tag["uuid"].as_str().unwrap().to_string());
+    uuids.insert(
+        "multivariate",
+        option_created["uuid"].as_str().unwrap().to_string(),
+    );
     let (_, state) = app
         .get(&format!(
             "/api/v1/environments/{api_key}/featurestates/{feature_state}/"
@@ -441,6 +446,8 @@ fn query(template: &str, f: &Fixture) -> String {
         format!("?project={}", f.project)
     } else if template.ends_with("/evaluation-data") {
         format!("?environment_id={}", f.environment)
+    } else if template == "/api/v1/features/featurestates" {
+        format!("?environment={}", f.environment)
     } else if template == "/api/v1/features/feature-segments" {
         format!("?environment={}&feature={}", f.environment, f.feature)
     } else {
