@@ -11,7 +11,7 @@
 //! ```text
 //! cargo bench -p flagstone-engine-bench [-- --rounds N] [--quick] [--incident PATH] [--cases DIR]
 //!                                      [--only-ours] [--profile-ours SECONDS [--profile-detailed | --profile-conformance]]
-//!                                      [--diagnose]
+//!                                      [--diagnose] [--dump-results PATH]
 //! ```
 
 use std::collections::BTreeMap;
@@ -40,6 +40,8 @@ struct Args {
     /// Profile one-shot `evaluate_context` on the conformance cases instead.
     profile_conformance: bool,
     diagnose: bool,
+    /// Write every incident identity's full result (and of variants of it) as JSON lines.
+    dump_results: Option<PathBuf>,
 }
 
 fn parse_args() -> Args {
@@ -53,6 +55,7 @@ fn parse_args() -> Args {
         profile_detailed: false,
         profile_conformance: false,
         diagnose: false,
+        dump_results: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -65,6 +68,9 @@ fn parse_args() -> Args {
             "--cases" => args.cases = it.next().expect("--cases DIR").into(),
             "--only-ours" => args.only_ours = true,
             "--diagnose" => args.diagnose = true,
+            "--dump-results" => {
+                args.dump_results = Some(it.next().expect("--dump-results PATH").into())
+            }
             "--profile-detailed" => args.profile_detailed = true,
             "--profile-conformance" => args.profile_conformance = true,
             "--profile-ours" => {
@@ -403,6 +409,11 @@ fn bench_incident(args: &Args, python: Option<&Value>) {
         ours_ctx.segments.len()
     );
 
+    if let Some(path) = &args.dump_results {
+        dump_results(path, &compiled, &ids);
+        return;
+    }
+
     if let Some(secs) = args.profile_ours {
         // A plain loop for `perf record` / `valgrind --tool=callgrind`.
         let end = Instant::now() + Duration::from_secs_f64(secs);
@@ -628,6 +639,53 @@ fn bench_incident(args: &Args, python: Option<&Value>) {
         "  target <= {target_us} µs/identity (evaluate_detailed): wall {}, on-CPU {}",
         verdict(&ours_detailed),
         verdict(&ours_detailed_cpu)
+    );
+}
+
+/// Writes `compiled.evaluate` of every identity, and of three variants of each (no hashing
+/// key; traits retyped: numbers as text, text as numbers; half the traits dropped), one
+/// JSON line per evaluation, so that two builds of the engine can be compared with `cmp`:
+/// an optimisation must not change a single result.
+fn dump_results(path: &Path, compiled: &CompiledEnvironment, ids: &[IdentityContext]) {
+    use std::io::Write;
+    let retyped = |v: &Value| match v {
+        Value::Number(n) => Value::String(n.to_string()),
+        Value::String(s) => s
+            .parse::<i64>()
+            .map(Value::from)
+            .unwrap_or_else(|_| Value::String(format!("{s}.1"))),
+        Value::Bool(b) => Value::String(b.to_string()),
+        other => other.clone(),
+    };
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).expect("create dump"));
+    let mut lines = 0;
+    for (i, id) in ids.iter().enumerate() {
+        let unkeyed = IdentityContext {
+            key: None,
+            ..id.clone()
+        };
+        let mut retyped_id = id.clone();
+        for v in retyped_id.traits.values_mut() {
+            *v = retyped(v);
+        }
+        let mut fewer = id.clone();
+        fewer.traits.retain(|_, _| {
+            lines += 1;
+            (lines + i) % 2 == 0
+        });
+        for variant in [id, &unkeyed, &retyped_id, &fewer] {
+            let result = compiled.evaluate(Some(variant));
+            serde_json::to_writer(&mut out, &result).expect("write dump");
+            out.write_all(b"\n").expect("write dump");
+        }
+    }
+    let result = compiled.evaluate(None);
+    serde_json::to_writer(&mut out, &result).expect("write dump");
+    out.flush().expect("write dump");
+    println!(
+        "  wrote {} results to {}",
+        ids.len() * 4 + 1,
+        path.display()
     );
 }
 
