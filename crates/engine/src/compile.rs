@@ -37,6 +37,8 @@ pub struct CompiledEnvironment {
     pub(crate) env_name: Box<str>,
     pub(crate) segments: Vec<CompiledSegment>,
     pub(crate) features: Vec<CompiledFeature>,
+    /// How many features [`CompiledFeature::splits`]: the variant buckets per identity.
+    pub(crate) split_features: usize,
     /// Every segment's rules, flattened.
     pub(crate) program: Program,
     /// Trait name -> slot in the per-evaluation trait table.
@@ -76,8 +78,8 @@ pub(crate) struct CompiledSegment {
     pub key: Box<str>,
     pub name: Box<str>,
     pub metadata: Option<Arc<Map<String, Value>>>,
-    /// Where the segment's rules start in [`Program::code`] (or [`MATCH`]/[`NO_MATCH`]
-    /// directly); a segment without rules never matches.
+    /// Where the segment's rules start in [`Program::code`] ([`NO_MATCH`] for a segment
+    /// without rules, which never matches).
     pub entry: u32,
     /// `TARGETING_MATCH; segment=<name>`, pre-formatted.
     pub reason: Box<str>,
@@ -139,23 +141,54 @@ pub(crate) struct CompiledVariant {
 /// Within a rule, conditions and sub-rules are ordered cheapest first: conditions are pure,
 /// so the order in which `all`/`any`/`none` visits them cannot change the outcome, only
 /// how soon it short-circuits.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Program {
     /// Distinct condition properties; conditions refer to them by index.
     pub accessors: Vec<Accessor>,
     /// Distinct conditions (identical ones in different rules are compiled once), so
-    /// that evaluation can memoise each outcome per identity.
+    /// that evaluation can memoise each outcome per identity. The first two are the
+    /// terminals' pseudo-conditions ([`MATCH`], [`NO_MATCH`]), never evaluated.
     pub conditions: Vec<CompiledCondition>,
     pub code: Vec<Instr>,
+    /// Every `IN` member of every condition, numbered. An identity's value is looked up
+    /// here once (per property), and each `IN` condition then searches a short sorted
+    /// list of numbers instead of hashing and comparing the text again.
+    pub members: FxHashMap<Box<str>, u32>,
     /// Each segment's [`CompiledSegment::entry`], contiguous: the per-identity loop over
     /// segments reads only this.
     pub entries: Vec<u32>,
 }
 
-/// Jump target: the segment matches.
-pub(crate) const MATCH: u32 = u32::MAX;
-/// Jump target: the segment does not match.
-pub(crate) const NO_MATCH: u32 = u32::MAX - 1;
+/// Jump target: the segment matches. Instruction 0 of every program is this terminal:
+/// its condition is the pseudo-condition 0, whose memo slot evaluation presets to "the
+/// walk ended in a match", so the walk's step needs no separate test for the end.
+pub(crate) const MATCH: u32 = 0;
+/// Jump target: the segment does not match (instruction 1, pseudo-condition 1).
+pub(crate) const NO_MATCH: u32 = 1;
+
+impl Program {
+    /// An empty program: just the two terminals, over their two pseudo-conditions.
+    fn new() -> Self {
+        Program {
+            accessors: Vec::new(),
+            conditions: vec![CompiledCondition::Never, CompiledCondition::Never],
+            code: vec![
+                Instr {
+                    condition: MATCH,
+                    on_true: MATCH,
+                    on_false: MATCH,
+                },
+                Instr {
+                    condition: NO_MATCH,
+                    on_true: NO_MATCH,
+                    on_false: NO_MATCH,
+                },
+            ],
+            entries: Vec::new(),
+            members: FxHashMap::default(),
+        }
+    }
+}
 
 /// Evaluate `condition`, continue at `on_true` or `on_false`.
 #[derive(Debug, Clone, Copy)]
@@ -222,7 +255,8 @@ pub(crate) enum CompiledCondition {
     Never,
     IsSet(AccessorId),
     IsNotSet(AccessorId),
-    In(AccessorId, InSet),
+    /// The set's members as ids in [`Program::members`], sorted.
+    In(AccessorId, Box<[u32]>),
     /// `None` accessor: legacy split on the identity key. Seeded with the segment key.
     PercentageSplit(Option<AccessorId>, f64, Box<str>),
     Modulo(AccessorId, f64, f64),
@@ -316,7 +350,7 @@ impl<'c> Compiler<'c> {
             static_base: None,
             current_segment: String::new(),
             current_segment_key: Box::from(""),
-            program: Program::default(),
+            program: Program::new(),
             tree: Tree::default(),
             accessor_ids: HashMap::new(),
             condition_ids: HashMap::new(),
@@ -373,11 +407,13 @@ impl<'c> Compiler<'c> {
         } else {
             None
         };
+        let split_features = by_name.values().filter(|f| f.splits).count();
         CompiledEnvironment {
             env_key: self.ctx.environment.key.as_str().into(),
             env_name: self.ctx.environment.name.as_str().into(),
             segments,
             features: by_name.into_values().collect(),
+            split_features,
             program: self.program,
             trait_slots: self.trait_slots,
             general_base,
@@ -646,7 +682,15 @@ impl<'c> Compiler<'c> {
         match &c.operator {
             Operator::IsSet => CompiledCondition::IsSet(self.accessor(&c.property)),
             Operator::IsNotSet => CompiledCondition::IsNotSet(self.accessor(&c.property)),
-            Operator::In => CompiledCondition::In(self.accessor(&c.property), InSet::new(&c.value)),
+            Operator::In => {
+                let mut ids: Vec<u32> = InSet::new(&c.value)
+                    .members()
+                    .map(|m| self.member_id(m))
+                    .collect();
+                ids.sort_unstable();
+                ids.dedup();
+                CompiledCondition::In(self.accessor(&c.property), ids.into())
+            }
             Operator::NotContains => CompiledCondition::NotContains(
                 self.accessor(&c.property),
                 pyfmt::value_str(&c.value).into(),
@@ -720,6 +764,12 @@ impl<'c> Compiler<'c> {
             operator: c.operator.as_str().to_owned(),
             value: c.value.to_string(),
         });
+    }
+
+    /// Interns an `IN` member.
+    fn member_id(&mut self, member: &str) -> u32 {
+        let next = self.program.members.len() as u32;
+        *self.program.members.entry(member.into()).or_insert(next)
     }
 
     fn slot(&mut self, name: &str) -> usize {

@@ -16,6 +16,7 @@ use crate::compile::{
     CompiledFeatureState, Target, MATCH, NO_MATCH,
 };
 use crate::context::IdentityContext;
+use crate::fxhash::FxHashMap;
 use crate::hashing::{hashed_percentage_pair, PairBatch};
 use crate::operators::{modulo_match, not_contains, typed_match_with, SemverKey};
 use crate::result::{EvaluationResult, FlagResult, SegmentResult};
@@ -218,6 +219,8 @@ struct Resolved<'e> {
     semver: OnceCell<Option<SemverKey>>,
     /// `str(value)` for non-text values.
     text: OnceCell<Box<str>>,
+    /// The value's id among all `IN` members, if it is one.
+    member: OnceCell<Option<u32>>,
 }
 
 impl<'e> Resolved<'e> {
@@ -226,7 +229,18 @@ impl<'e> Resolved<'e> {
             value,
             semver: OnceCell::new(),
             text: OnceCell::new(),
+            member: OnceCell::new(),
         }
+    }
+
+    /// The id of the value's text in `members`: text values as they are, ints (not bools)
+    /// by their decimal form; no other value is a member of any `IN` set.
+    fn member(&self, members: &FxHashMap<Box<str>, u32>) -> Option<u32> {
+        *self.member.get_or_init(|| match &self.value {
+            ContextValue::Str(s) => members.get(&**s).copied(),
+            ContextValue::Int(_) => members.get(self.text()).copied(),
+            _ => None,
+        })
     }
 
     /// Python's `str()` of the value.
@@ -243,12 +257,35 @@ impl<'e> Resolved<'e> {
     }
 }
 
+/// Memo states. Known outcomes are 0 and 1, so the walk's common step (a condition
+/// already decided) is one comparison and a conditional move.
+const FALSE: u8 = 0;
+const TRUE: u8 = 1;
 /// A condition not evaluated yet.
-const UNKNOWN: u8 = 0;
-const FALSE: u8 = 1;
-const TRUE: u8 = 2;
+const UNKNOWN: u8 = 2;
 /// A percentage split waiting to be hashed with the others.
 const PENDING: u8 = 3;
+/// The memo slots of the terminals' pseudo-conditions ([`MATCH`], [`NO_MATCH`]).
+const ENDS_MATCHED: u8 = 4;
+const ENDS_UNMATCHED: u8 = 5;
+
+/// A percentage split a walk reached before it was hashed: its input, looked up once.
+#[derive(Clone, Copy)]
+struct PendingSplit<'a> {
+    condition: u32,
+    threshold: f64,
+    /// The segment key.
+    seed: &'a str,
+    /// The identity's value for the split's property (or its key).
+    value: &'a str,
+}
+
+/// What [`EvalState::decide`] found.
+enum Decided<'a> {
+    Holds(bool),
+    /// A percentage split to hash.
+    Hash(PendingSplit<'a>),
+}
 
 /// Per-evaluation state: the identity's traits laid out in compiled slots, and each
 /// accessor's value resolved on first use.
@@ -260,7 +297,8 @@ struct EvalState<'e> {
     /// Raw trait value per slot.
     slots: Vec<Option<&'e Value>>,
     resolved: Vec<OnceCell<Resolved<'e>>>,
-    /// Outcome per distinct condition: [`UNKNOWN`], [`FALSE`], [`TRUE`] or [`PENDING`].
+    /// Outcome per distinct condition: [`FALSE`], [`TRUE`], [`UNKNOWN`] or [`PENDING`]
+    /// (and the terminals' two preset slots).
     memo: Vec<Cell<u8>>,
     general: OnceCell<Value>,
 }
@@ -279,6 +317,9 @@ impl<'e> EvalState<'e> {
             Some(k) if !k.is_empty() => Cow::Borrowed(k),
             _ => Cow::Owned(format!("{}_{}", env.env_key, i.identifier)),
         });
+        let memo = vec![Cell::new(UNKNOWN); env.program.conditions.len()];
+        memo[MATCH as usize].set(ENDS_MATCHED);
+        memo[NO_MATCH as usize].set(ENDS_UNMATCHED);
         EvalState {
             env,
             identity,
@@ -287,7 +328,7 @@ impl<'e> EvalState<'e> {
             resolved: (0..env.program.accessors.len())
                 .map(|_| OnceCell::new())
                 .collect(),
-            memo: vec![Cell::new(UNKNOWN); env.program.conditions.len()],
+            memo,
             general: OnceCell::new(),
         }
     }
@@ -305,20 +346,21 @@ impl<'e> EvalState<'e> {
     /// exactly the same splits get hashed.
     fn match_segments(&self, matched: &mut [bool]) -> Vec<f64> {
         let entries = &self.env.program.entries;
-        let mut pending = Vec::new();
-        let mut waiting = Vec::new();
+        // Sized for the incident workload's ≈ 35 splits per identity: no regrowth.
+        let mut pending = Vec::with_capacity(64);
+        let mut waiting = Vec::with_capacity(64);
         for (si, (slot, &entry)) in matched.iter_mut().zip(entries).enumerate() {
             match self.walk_inline(entry, &mut pending) {
                 Some(m) => *slot = m,
-                None => waiting.push(si),
+                None => waiting.push(si as u32),
             }
         }
         let buckets = self.hash_splits(&pending, true);
         while !waiting.is_empty() {
             pending.clear();
-            waiting.retain(|&si| match self.walk(entries[si], &mut pending) {
+            waiting.retain(|&si| match self.walk(entries[si as usize], &mut pending) {
                 Some(m) => {
-                    matched[si] = m;
+                    matched[si as usize] = m;
                     false
                 }
                 None => true,
@@ -329,90 +371,93 @@ impl<'e> EvalState<'e> {
     }
 
     /// Runs a segment's branching program from `entry`: whether its rules hold, or `None`
-    /// if it reached a split not hashed yet (recorded in `pending` once).
+    /// if it reached a split not hashed yet (recorded in `pending` once, with its input).
     #[inline(always)]
-    fn walk_inline(&self, entry: u32, pending: &mut Vec<u32>) -> Option<bool> {
+    fn walk_inline<'s>(&'s self, entry: u32, pending: &mut Vec<PendingSplit<'s>>) -> Option<bool> {
         let code = &self.env.program.code;
         let mut pc = entry;
         loop {
-            match pc {
-                MATCH => return Some(true),
-                NO_MATCH => return Some(false),
-                _ => {
-                    let instr = &code[pc as usize];
-                    let memo = &self.memo[instr.condition as usize];
-                    let holds = match memo.get() {
-                        FALSE => false,
-                        TRUE => true,
-                        PENDING => return None,
-                        _ => match self.condition_matches(instr.condition) {
-                            Some(holds) => {
-                                memo.set(if holds { TRUE } else { FALSE });
-                                holds
-                            }
-                            None => {
-                                memo.set(PENDING);
-                                pending.push(instr.condition);
-                                return None;
-                            }
-                        },
-                    };
-                    pc = if holds { instr.on_true } else { instr.on_false };
-                }
+            let instr = &code[pc as usize];
+            let memo = &self.memo[instr.condition as usize];
+            let state = memo.get();
+            if state <= TRUE {
+                pc = if state == TRUE {
+                    instr.on_true
+                } else {
+                    instr.on_false
+                };
+                continue;
             }
+            let holds = match state {
+                ENDS_MATCHED => return Some(true),
+                ENDS_UNMATCHED => return Some(false),
+                PENDING => return None,
+                _ => match self.decide(instr.condition) {
+                    Decided::Holds(holds) => holds,
+                    Decided::Hash(split) => {
+                        memo.set(PENDING);
+                        pending.push(split);
+                        return None;
+                    }
+                },
+            };
+            memo.set(if holds { TRUE } else { FALSE });
+            pc = if holds { instr.on_true } else { instr.on_false };
         }
     }
 
     /// [`Self::walk_inline`], out of line: for the few segments walked again.
     #[inline(never)]
-    fn walk(&self, entry: u32, pending: &mut Vec<u32>) -> Option<bool> {
+    fn walk<'s>(&'s self, entry: u32, pending: &mut Vec<PendingSplit<'s>>) -> Option<bool> {
         self.walk_inline(entry, pending)
     }
 
-    /// For a percentage split that needs hashing: its seed and the identity's value.
-    fn split_input(&self, condition: u32) -> Option<(&'e str, &str)> {
-        let CompiledCondition::PercentageSplit(accessor, _, seed) =
-            &self.env.program.conditions[condition as usize]
-        else {
-            return None;
-        };
-        let value = match accessor {
-            // Legacy form: split on the identity key, as is (no coercion).
-            None => self.key.as_deref()?,
-            Some(a) => {
-                let r = self.resolve(*a);
-                if r.value.is_null() {
-                    return None;
+    /// Evaluates a condition not decided yet: its outcome, or for a percentage split with
+    /// an input, that input (hashed later, in a batch).
+    #[inline(always)]
+    fn decide(&self, condition: u32) -> Decided<'_> {
+        match &self.env.program.conditions[condition as usize] {
+            CompiledCondition::PercentageSplit(accessor, threshold, seed) => {
+                let value = match accessor {
+                    // Legacy form: split on the identity key, as is (no coercion).
+                    None => self.key.as_deref(),
+                    Some(a) => {
+                        let r = self.resolve(*a);
+                        (!r.value.is_null()).then(|| r.text())
+                    }
+                };
+                // Without an identity key or with a null property there is nothing to
+                // hash, and it never matches.
+                match value {
+                    Some(value) => Decided::Hash(PendingSplit {
+                        condition,
+                        threshold: *threshold,
+                        seed,
+                        value,
+                    }),
+                    None => Decided::Holds(false),
                 }
-                r.text()
             }
-        };
-        Some((seed, value))
+            other => Decided::Holds(self.condition_matches(other)),
+        }
     }
 
     /// Hashes the `pending` splits (and, if `variants`, every splitting feature's bucket)
     /// in one batch, memoises the splits' outcomes and returns the variant buckets.
-    fn hash_splits(&self, pending: &[u32], variants: bool) -> Vec<f64> {
-        let mut buckets = Vec::new();
-        // Tag: the split condition, or `None` for the next variant bucket (in order).
+    fn hash_splits(&self, pending: &[PendingSplit<'_>], variants: bool) -> Vec<f64> {
+        let mut buckets = Vec::with_capacity(if variants { self.env.split_features } else { 0 });
+        // Tag: the index in `pending`, or `None` for the next variant bucket (in order).
         let mut sink = |tag: Option<u32>, p: f64| match tag {
-            Some(c) => {
-                if let CompiledCondition::PercentageSplit(_, threshold, _) =
-                    &self.env.program.conditions[c as usize]
-                {
-                    self.memo[c as usize].set(if p <= *threshold { TRUE } else { FALSE });
-                }
+            Some(i) => {
+                let split = &pending[i as usize];
+                let holds = p <= split.threshold;
+                self.memo[split.condition as usize].set(if holds { TRUE } else { FALSE });
             }
             None => buckets.push(p),
         };
         let mut batch = PairBatch::new();
-        for &c in pending {
-            match self.split_input(c) {
-                Some((seed, value)) => batch.push(Some(c), seed, value, &mut sink),
-                // Cannot happen (a split is pending only when it has an input), but a
-                // pending outcome must never stay pending: the re-walk loop waits on it.
-                None => self.memo[c as usize].set(FALSE),
-            }
+        for (i, split) in pending.iter().enumerate() {
+            batch.push(Some(i as u32), split.seed, split.value, &mut sink);
         }
         if let (true, Some(key)) = (variants, self.key.as_deref()) {
             for feature in self.env.features.iter().filter(|f| f.splits) {
@@ -423,31 +468,19 @@ impl<'e> EvalState<'e> {
         buckets
     }
 
+    /// Whether a condition other than a percentage split holds.
     #[inline(always)]
-    /// Whether a condition holds, or `None` for a percentage split that needs hashing
-    /// (batched by [`Self::match_segments`]).
-    fn condition_matches(&self, condition: u32) -> Option<bool> {
-        Some(match &self.env.program.conditions[condition as usize] {
+    fn condition_matches(&self, condition: &'e CompiledCondition) -> bool {
+        match condition {
             CompiledCondition::Never => false,
             CompiledCondition::IsSet(a) => !self.value(*a).is_null(),
             CompiledCondition::IsNotSet(a) => self.value(*a).is_null(),
-            CompiledCondition::In(a, set) => {
-                let r = self.resolve(*a);
-                match &r.value {
-                    ContextValue::Str(s) => set.contains(s),
-                    // Ints (not bools) by their decimal form.
-                    ContextValue::Int(_) => set.contains(r.text()),
-                    _ => false,
-                }
-            }
-            // Hashed in batches by `match_segments`; without an identity key or with a null
-            // property there is nothing to hash, and it never matches.
-            CompiledCondition::PercentageSplit(..) => {
-                return match self.split_input(condition) {
-                    Some(_) => None,
-                    None => Some(false),
-                }
-            }
+            CompiledCondition::In(a, ids) => self
+                .resolve(*a)
+                .member(&self.env.program.members)
+                .is_some_and(|id| ids.binary_search(&id).is_ok()),
+            // Decided by `decide`, which hashes it in a batch.
+            CompiledCondition::PercentageSplit(..) => false,
             CompiledCondition::Modulo(a, divisor, remainder) => {
                 modulo_match(self.value(*a), *divisor, *remainder)
             }
@@ -462,7 +495,7 @@ impl<'e> EvalState<'e> {
                     r.semver(s).map(|left| left.cmp(right))
                 })
             }
-        })
+        }
     }
 
     fn value(&self, accessor: AccessorId) -> &ContextValue<'e> {

@@ -172,7 +172,7 @@ pub fn typed_match_with(
                 return op != Comparison::Contains && op.holds(Some(ord));
             }
             match op {
-                Comparison::Contains => s.contains(&*operand.text),
+                Comparison::Contains => contains_str(s, &operand.text),
                 // Equality needs no ordering: lengths differ for most pairs.
                 Comparison::Equal => **s == *operand.text,
                 Comparison::NotEqual => **s != *operand.text,
@@ -195,7 +195,29 @@ pub fn typed_match_with(
 
 /// `NOT_CONTAINS`: only text values, and only if the operand is not a substring.
 pub fn not_contains(ctx: &ContextValue<'_>, needle: &str) -> bool {
-    matches!(ctx, ContextValue::Str(s) if !s.contains(needle))
+    matches!(ctx, ContextValue::Str(s) if !contains_str(s, needle))
+}
+
+/// Haystacks up to this long are searched by [`contains_str`]'s first-byte scan.
+const SHORT_HAYSTACK: usize = 64;
+
+/// `needle in haystack`. Trait values are short (an email, a version), and for those a
+/// scan for the needle's first byte, comparing the rest where it occurs, costs a fraction
+/// of setting up `str::contains`' Two-Way searcher; longer haystacks get that searcher,
+/// which bounds the worst case.
+#[inline]
+pub fn contains_str(haystack: &str, needle: &str) -> bool {
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    let Some((&first, rest)) = n.split_first() else {
+        return true;
+    };
+    if h.len() > SHORT_HAYSTACK {
+        return haystack.contains(needle);
+    }
+    let Some(last_start) = h.len().checked_sub(n.len()) else {
+        return false;
+    };
+    (0..=last_start).any(|i| h[i] == first && &h[i + 1..i + n.len()] == rest)
 }
 
 /// Compiles a `REGEX` operand with Python's `re.match` anchoring (start only).
@@ -273,6 +295,14 @@ impl InSet {
         match self {
             InSet::Small(v) => v.iter().any(|m| &**m == s),
             InSet::Large(h) => h.contains(s),
+        }
+    }
+
+    /// The members (each once in large sets).
+    pub fn members(&self) -> Box<dyn Iterator<Item = &str> + '_> {
+        match self {
+            InSet::Small(v) => Box::new(v.iter().map(|m| &**m)),
+            InSet::Large(h) => Box::new(h.iter().map(|m| &**m)),
         }
     }
 

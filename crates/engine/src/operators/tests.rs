@@ -190,3 +190,13 @@ fn not_contains_needs_text() {
     assert!(!not_contains(&int(5), "x"));
     assert!(!not_contains(&ContextValue::Null, "x"));
 }
+
+proptest::proptest! {
+    #[test]
+    fn the_short_substring_scan_agrees_with_str_contains(
+        haystack in "[ab@.]{0,70}",
+        needle in "[ab@.]{0,4}",
+    ) {
+        proptest::prop_assert_eq!(contains_str(&haystack, &needle), haystack.contains(&*needle));
+    }
+}
