@@ -190,6 +190,27 @@ impl Program {
     }
 }
 
+impl Program {
+    /// Checks that every entry and jump target is an instruction and every instruction's
+    /// condition exists. Evaluation indexes by them without bounds checks, so this holds
+    /// for every program by construction; a failure is a bug in this module, never bad
+    /// input.
+    fn assert_closed(&self) {
+        let (code, conditions) = (self.code.len(), self.conditions.len());
+        let target = |pc: u32| (pc as usize) < code;
+        assert!(
+            self.entries.iter().all(|&e| target(e)),
+            "entry out of range"
+        );
+        assert!(
+            self.code.iter().all(|i| (i.condition as usize) < conditions
+                && target(i.on_true)
+                && target(i.on_false)),
+            "instruction out of range"
+        );
+    }
+}
+
 /// Evaluate `condition`, continue at `on_true` or `on_false`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Instr {
@@ -401,6 +422,7 @@ impl<'c> Compiler<'c> {
             feature.overrides = list.into_iter().map(|(_, si, oi)| (si, oi)).collect();
         }
         self.program.entries = segments.iter().map(|s| s.entry).collect();
+        self.program.assert_closed();
         let general_base = if self.needs_general {
             self.static_base();
             self.static_base.take()

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::compile::{
     Accessor, AccessorId, CompiledCondition, CompiledEnvironment, CompiledFeature,
-    CompiledFeatureState, Target, MATCH, NO_MATCH,
+    CompiledFeatureState, Instr, Target, MATCH, NO_MATCH,
 };
 use crate::context::IdentityContext;
 use crate::fxhash::FxHashMap;
@@ -374,12 +374,18 @@ impl<'e> EvalState<'e> {
     /// if it reached a split not hashed yet (recorded in `pending` once, with its input).
     #[inline(always)]
     fn walk_inline<'s>(&'s self, entry: u32, pending: &mut Vec<PendingSplit<'s>>) -> Option<bool> {
-        let code = &self.env.program.code;
+        let code: &[Instr] = &self.env.program.code;
+        let memo: &[Cell<u8>] = &self.memo;
+        debug_assert_eq!(memo.len(), self.env.program.conditions.len());
         let mut pc = entry;
         loop {
-            let instr = &code[pc as usize];
-            let memo = &self.memo[instr.condition as usize];
-            let state = memo.get();
+            // SAFETY: the compiler checked (`Program::assert_closed`) that every entry and
+            // jump target indexes `code` and every instruction's condition indexes
+            // `conditions`, which `memo` is as long as (`EvalState::new`). Unchecked,
+            // the walk's common step is a handful of instructions.
+            let instr = unsafe { code.get_unchecked(pc as usize) };
+            let cell = unsafe { memo.get_unchecked(instr.condition as usize) };
+            let state = cell.get();
             if state <= TRUE {
                 pc = if state == TRUE {
                     instr.on_true
@@ -389,19 +395,19 @@ impl<'e> EvalState<'e> {
                 continue;
             }
             let holds = match state {
-                ENDS_MATCHED => return Some(true),
-                ENDS_UNMATCHED => return Some(false),
-                PENDING => return None,
-                _ => match self.decide(instr.condition) {
+                UNKNOWN => match self.decide(instr.condition) {
                     Decided::Holds(holds) => holds,
                     Decided::Hash(split) => {
-                        memo.set(PENDING);
+                        cell.set(PENDING);
                         pending.push(split);
                         return None;
                     }
                 },
+                ENDS_MATCHED => return Some(true),
+                ENDS_UNMATCHED => return Some(false),
+                _ => return None, // PENDING
             };
-            memo.set(if holds { TRUE } else { FALSE });
+            cell.set(if holds { TRUE } else { FALSE });
             pc = if holds { instr.on_true } else { instr.on_false };
         }
     }

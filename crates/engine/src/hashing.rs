@@ -63,26 +63,39 @@ pub fn hashed_percentage_pair(a: &str, b: &str) -> f64 {
 /// [`md5_block::LANES`] at a time (the splits one identity needs, hashed together).
 /// Each pair carries a tag; `sink(tag, bucket)` receives the results as lanes fill up
 /// ([`push`](Self::push)) and at the end ([`finish`](Self::finish)).
+///
+/// Kept lean because it runs ≈ 50 times per identity on a large environment: each push
+/// writes its message straight into its lane's block, and the rare pair that does not fit
+/// one block (or lands on the retried top bucket) is hashed by the general path.
 pub struct PairBatch<'a, T> {
     block: md5_block::Block<{ md5_block::LANES }>,
-    lanes: [Option<(T, &'a str, &'a str, bool)>; md5_block::LANES],
+    tags: [T; md5_block::LANES],
+    pairs: [(&'a str, &'a str); md5_block::LANES],
+    /// Bit `lane` is set when that lane's message fits one block (was padded into it).
+    fits: u32,
     len: usize,
 }
 
-impl<'a, T: Copy> PairBatch<'a, T> {
+impl<'a, T: Copy + Default> PairBatch<'a, T> {
     pub fn new() -> Self {
         PairBatch {
             block: md5_block::empty_block(),
-            lanes: [None; md5_block::LANES],
+            tags: [T::default(); md5_block::LANES],
+            pairs: [("", ""); md5_block::LANES],
+            fits: 0,
             len: 0,
         }
     }
 
     /// Adds a pair; hashes the batch once every lane is taken.
+    #[inline]
     pub fn push(&mut self, tag: T, first: &'a str, second: &'a str, sink: &mut impl FnMut(T, f64)) {
-        let parts = [first.as_bytes(), b",", second.as_bytes()];
-        let fits = md5_block::pad_into(&mut self.block, self.len, &parts);
-        self.lanes[self.len] = Some((tag, first, second, fits));
+        let lane = self.len;
+        if md5_block::pad_pair(&mut self.block[lane], first.as_bytes(), second.as_bytes()) {
+            self.fits |= 1 << lane;
+        }
+        self.tags[lane] = tag;
+        self.pairs[lane] = (first, second);
         self.len += 1;
         if self.len == md5_block::LANES {
             self.finish(sink);
@@ -95,25 +108,27 @@ impl<'a, T: Copy> PairBatch<'a, T> {
             return;
         }
         let words = md5_block::digest_lanes(&self.block);
-        for (slot, words) in self.lanes.iter_mut().zip(words).take(self.len) {
-            let Some((tag, first, second, fits)) = slot.take() else {
-                continue;
-            };
+        for (lane, words) in words.into_iter().enumerate().take(self.len) {
             let bucket = md5_block::digest_mod(words, 9999);
-            let p = if fits && bucket != 9998 {
+            let p = if self.fits & (1 << lane) != 0 && bucket != 9998 {
                 (bucket as f64 / 9998.0) * 100.0
             } else {
                 // Long ids, or the rare retry with the ids repeated.
+                let (first, second) = self.pairs[lane];
                 hashed_percentage_of(&[&[first], &[second]])
             };
-            sink(tag, p);
+            sink(self.tags[lane], p);
         }
-        self.block = md5_block::empty_block();
+        // `pad_pair` writes into zeroed lanes.
+        for lane in &mut self.block[..self.len] {
+            *lane = [0; 64];
+        }
+        self.fits = 0;
         self.len = 0;
     }
 }
 
-impl<T: Copy> Default for PairBatch<'_, T> {
+impl<T: Copy + Default> Default for PairBatch<'_, T> {
     fn default() -> Self {
         Self::new()
     }

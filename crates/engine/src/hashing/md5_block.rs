@@ -86,6 +86,23 @@ pub fn pad_into<const N: usize>(block: &mut Block<N>, lane: usize, parts: &[&[u8
     true
 }
 
+/// Writes `first,second`, padded as MD5 pads a final block, into one lane's block, which
+/// must still be all zero: [`pad_into`] for the bucketing hash's message, with no slice of
+/// parts to walk. Returns `false` (and writes nothing) if it is longer than [`MAX_LEN`].
+#[inline]
+pub fn pad_pair(bytes: &mut [u8; 64], first: &[u8], second: &[u8]) -> bool {
+    let len = first.len() + 1 + second.len();
+    if len > MAX_LEN {
+        return false;
+    }
+    bytes[..first.len()].copy_from_slice(first);
+    bytes[first.len()] = b',';
+    bytes[first.len() + 1..len].copy_from_slice(second);
+    bytes[len] = 0x80;
+    bytes[56..].copy_from_slice(&((len as u64) * 8).to_le_bytes());
+    true
+}
+
 /// An all-zero block, to be filled with [`pad_into`].
 pub fn empty_block<const N: usize>() -> Block<N> {
     [[0; 64]; N]
@@ -349,6 +366,25 @@ mod tests {
         let mut block = empty_block::<1>();
         assert!(pad_into(&mut block, 0, &[&[b'x'; 55]]));
         assert!(!pad_into(&mut block, 0, &[&[b'x'; 30], &[b'y'; 26]]));
+    }
+
+    #[test]
+    fn pad_pair_writes_what_pad_into_writes() {
+        for (a, b) in [
+            ("", ""),
+            ("seg", "27259"),
+            ("a", &"k".repeat(53)[..]),
+            ("ab", &"k".repeat(53)[..]),
+        ] {
+            let mut pair = empty_block::<1>();
+            let mut parts = empty_block::<1>();
+            let fits = pad_pair(&mut pair[0], a.as_bytes(), b.as_bytes());
+            assert_eq!(
+                fits,
+                pad_into(&mut parts, 0, &[a.as_bytes(), b",", b.as_bytes()])
+            );
+            assert_eq!(pair, parts);
+        }
     }
 
     #[test]
