@@ -513,6 +513,7 @@ fn bench_incident(args: &Args, python: Option<&Value>) {
     let mut ours_detailed = Timing::new();
     let mut ours_detailed_cpu = Timing::new();
     let mut theirs = Timing::new();
+    let mut theirs_cpu = Timing::new();
     for round in 0..=args.rounds {
         // Ours is ~100x faster than the crate: several passes per round steady its figure.
         let t = Instant::now();
@@ -533,17 +534,19 @@ fn bench_incident(args: &Args, python: Option<&Value>) {
         let d_detailed = t.elapsed();
         let d_detailed_cpu = thread_cpu_ns().zip(cpu).map(|(end, start)| end - start);
 
-        let d_theirs = match theirs_ctx.as_mut() {
-            None => Duration::ZERO,
+        let (d_theirs, d_theirs_cpu) = match theirs_ctx.as_mut() {
+            None => (Duration::ZERO, None),
             Some(ctx) => {
                 let t = Instant::now();
+                let cpu = thread_cpu_ns();
                 for slot in theirs_ids.iter_mut() {
                     // Moves the prepared identity in and out: no clone inside the timing.
                     ctx.identity = slot.take();
                     black_box(crate_evaluate(black_box(ctx)));
                     *slot = ctx.identity.take();
                 }
-                t.elapsed()
+                let cpu = thread_cpu_ns().zip(cpu).map(|(end, start)| end - start);
+                (t.elapsed(), cpu)
             }
         };
         if round == 0 {
@@ -561,6 +564,9 @@ fn bench_incident(args: &Args, python: Option<&Value>) {
                 .push(ns as f64 / (ids.len() * OURS_PASSES) as f64);
         }
         theirs.rounds.push(ns_per(d_theirs, ids.len()));
+        if let Some(ns) = d_theirs_cpu {
+            theirs_cpu.rounds.push(ns as f64 / ids.len() as f64);
+        }
     }
     println!(
         "{}",
@@ -602,6 +608,27 @@ fn bench_incident(args: &Args, python: Option<&Value>) {
                 ours_detailed.median()
             )
         );
+        // On-CPU time counts only this thread's own time, so on a box shared with other
+        // work this ratio moves less than the wall-clock one.
+        if !theirs_cpu.rounds.is_empty() && !ours_detailed_cpu.rounds.is_empty() {
+            println!("{}", theirs_cpu.line("  crate, on-CPU time (schedstat)"));
+            let per_round: Vec<f64> = theirs_cpu
+                .rounds
+                .iter()
+                .zip(&ours_detailed_cpu.rounds)
+                .map(|(t, o)| t / o)
+                .collect();
+            println!(
+                "{}  (per-round ratios: median {:.1}x, min {:.1}x)",
+                ratio_line(
+                    "ratio crate / ours evaluate_detailed, on-CPU",
+                    theirs_cpu.median(),
+                    ours_detailed_cpu.median()
+                ),
+                median(&per_round),
+                min(&per_round)
+            );
+        }
     }
     if let Some(py) = python
         .and_then(|p| p["incident"]["ns_per_eval_median"].as_f64())
