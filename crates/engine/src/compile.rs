@@ -22,7 +22,7 @@ use crate::document::EnvironmentDocument;
 use crate::fxhash::FxHashMap;
 use crate::jsonpath::{classify, PathTarget};
 use crate::mapping::document_to_context;
-use crate::operators::{compile_regex, parse_modulo, Comparison, InSet, TypedOperand};
+use crate::operators::{compile_regex, parse_modulo, Comparison, InSet, MemberSet, TypedOperand};
 use crate::pyfmt;
 use crate::pynum::parse_py_float;
 use crate::value::ContextValue;
@@ -276,8 +276,8 @@ pub(crate) enum CompiledCondition {
     Never,
     IsSet(AccessorId),
     IsNotSet(AccessorId),
-    /// The set's members as ids in [`Program::members`], sorted.
-    In(AccessorId, Box<[u32]>),
+    /// The set's members as ids in [`Program::members`].
+    In(AccessorId, MemberSet),
     /// `None` accessor: legacy split on the identity key. Seeded with the segment key.
     PercentageSplit(Option<AccessorId>, f64, Box<str>),
     Modulo(AccessorId, f64, f64),
@@ -705,13 +705,11 @@ impl<'c> Compiler<'c> {
             Operator::IsSet => CompiledCondition::IsSet(self.accessor(&c.property)),
             Operator::IsNotSet => CompiledCondition::IsNotSet(self.accessor(&c.property)),
             Operator::In => {
-                let mut ids: Vec<u32> = InSet::new(&c.value)
+                let ids: Vec<u32> = InSet::new(&c.value)
                     .members()
                     .map(|m| self.member_id(m))
                     .collect();
-                ids.sort_unstable();
-                ids.dedup();
-                CompiledCondition::In(self.accessor(&c.property), ids.into())
+                CompiledCondition::In(self.accessor(&c.property), MemberSet::new(ids))
             }
             Operator::NotContains => CompiledCondition::NotContains(
                 self.accessor(&c.property),

@@ -484,7 +484,7 @@ impl<'e> EvalState<'e> {
             CompiledCondition::In(a, ids) => self
                 .resolve(*a)
                 .member(&self.env.program.members)
-                .is_some_and(|id| ids.binary_search(&id).is_ok()),
+                .is_some_and(|id| ids.contains(id)),
             // Decided by `decide`, which hashes it in a batch.
             CompiledCondition::PercentageSplit(..) => false,
             CompiledCondition::Modulo(a, divisor, remainder) => {

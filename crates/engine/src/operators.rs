@@ -321,6 +321,55 @@ impl InSet {
     }
 }
 
+/// An `IN` condition's members as numbers (their index in an environment-wide member
+/// table, so that an identity's value is looked up once): a bitmap over the range they
+/// span when that is compact, one test per condition; else a sorted list.
+#[derive(Debug, Clone)]
+pub enum MemberSet {
+    Bits { first: u32, words: Box<[u64]> },
+    Sorted(Box<[u32]>),
+}
+
+impl MemberSet {
+    pub fn new(mut ids: Vec<u32>) -> Self {
+        ids.sort_unstable();
+        ids.dedup();
+        let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
+            return MemberSet::Sorted(Box::default());
+        };
+        let words = (last - first) as usize / 64 + 1;
+        // At most twice the list's bytes: numbers interned per environment are dense.
+        if words * 8 > ids.len() * 4 * 2 {
+            return MemberSet::Sorted(ids.into());
+        }
+        let mut bits = vec![0u64; words];
+        for id in ids {
+            let offset = (id - first) as usize;
+            bits[offset / 64] |= 1 << (offset % 64);
+        }
+        MemberSet::Bits {
+            first,
+            words: bits.into(),
+        }
+    }
+
+    #[inline]
+    pub fn contains(&self, id: u32) -> bool {
+        match self {
+            MemberSet::Bits { first, words } => {
+                let Some(offset) = id.checked_sub(*first) else {
+                    return false;
+                };
+                let offset = offset as usize;
+                words
+                    .get(offset / 64)
+                    .is_some_and(|w| (w >> (offset % 64)) & 1 == 1)
+            }
+            MemberSet::Sorted(ids) => ids.binary_search(&id).is_ok(),
+        }
+    }
+}
+
 /// `IN`: text values by membership, ints (not bools) by their decimal form.
 #[allow(dead_code)] // the reference form, used by tests; evaluation caches the text
 pub fn in_match(ctx: &ContextValue<'_>, set: &InSet) -> bool {

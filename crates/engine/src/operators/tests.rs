@@ -200,3 +200,29 @@ proptest::proptest! {
         proptest::prop_assert_eq!(contains_str(&haystack, &needle), haystack.contains(&*needle));
     }
 }
+
+proptest::proptest! {
+    #[test]
+    fn member_sets_hold_exactly_their_members(
+        ids in proptest::collection::vec(0u32..3000, 0..120),
+        probes in proptest::collection::vec(0u32..3100, 0..50),
+    ) {
+        let set = MemberSet::new(ids.clone());
+        for probe in probes.iter().chain(&ids) {
+            proptest::prop_assert_eq!(set.contains(*probe), ids.contains(probe));
+        }
+    }
+}
+
+#[test]
+fn member_sets_use_a_bitmap_when_dense_and_a_list_when_sparse() {
+    assert!(matches!(
+        MemberSet::new((10..110).collect()),
+        MemberSet::Bits { .. }
+    ));
+    assert!(matches!(
+        MemberSet::new(vec![0, 100_000]),
+        MemberSet::Sorted(_)
+    ));
+    assert!(!MemberSet::new(Vec::new()).contains(0));
+}
