@@ -333,7 +333,7 @@ fn cache_paths(dir: &Path, env: i64) -> (PathBuf, PathBuf) {
 }
 
 /// What is kept beside a cached document.
-pub(crate) struct CachedMeta<'a> {
+pub struct CachedMeta<'a> {
     pub environment_id: i64,
     pub revision: i64,
     pub etag: &'a str,
@@ -343,7 +343,7 @@ pub(crate) struct CachedMeta<'a> {
 }
 
 /// Writes a last good document (atomically: a crash leaves the previous one).
-pub(crate) fn write_cached(dir: &Path, meta: &CachedMeta<'_>, body: &[u8]) {
+pub fn write_cached(dir: &Path, meta: &CachedMeta<'_>, body: &[u8]) {
     let (body_path, meta_path) = cache_paths(dir, meta.environment_id);
     let meta_json = serde_json::json!({
         "environment_id": meta.environment_id,
@@ -361,14 +361,14 @@ pub(crate) fn write_cached(dir: &Path, meta: &CachedMeta<'_>, body: &[u8]) {
 }
 
 /// Forgets the last good copy of an environment that no longer exists.
-pub(crate) fn remove_cached(dir: &Path, env: i64) {
+pub fn remove_cached(dir: &Path, env: i64) {
     let (body, meta) = cache_paths(dir, env);
     let _ = std::fs::remove_file(meta);
     let _ = std::fs::remove_file(body);
 }
 
 /// Installs every document of the cache directory into `registry`; returns how many.
-pub(crate) fn load_cache_dir(dir: &Path, registry: &Registry, health: &EdgeHealth) -> usize {
+pub fn load_cache_dir(dir: &Path, registry: &Registry, health: &EdgeHealth) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };

@@ -32,6 +32,8 @@ pub struct EdgeArgs {
     #[command(flatten)]
     pub upstream: crate::edge_upstream::UpstreamOptions,
     #[command(flatten)]
+    pub nats: crate::edge_nats::NatsEdgeOptions,
+    #[command(flatten)]
     pub http: crate::transport::HttpOptions,
     #[command(flatten)]
     pub observe: crate::observability::ObserveOptions,
@@ -188,6 +190,9 @@ fn spawn_gauges(follower: Arc<Follower>, registry: Arc<Registry>, identities: Ar
 pub async fn run(args: EdgeArgs) -> anyhow::Result<()> {
     // Record from the first moment (the initial load and first publishes included).
     flagstone_observe::install(flagstone_observe::Role::Edge);
+    if args.nats.from_nats.is_some() {
+        return crate::edge_nats::run(args).await;
+    }
     if args.upstream.upstream.is_some() {
         return crate::edge_upstream::run(args).await;
     }

@@ -37,6 +37,8 @@ pub struct ServeArgs {
     pub observe: crate::observability::ObserveOptions,
     #[command(flatten)]
     pub webhooks: crate::webhooks::WebhookOptions,
+    #[command(flatten)]
+    pub nats: crate::documents_nats::DocumentsNatsOptions,
     /// Days a feature may be served to nobody before it is reported stale, where its project
     /// does not say (`stale_flags_limit_days`).
     #[arg(
@@ -81,6 +83,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Backend::Postgres => PublishFeed::Postgres,
         Backend::Sqlite => PublishFeed::InProcess(publications.subscribe()),
     };
+    let nats_feed = match store.backend() {
+        Backend::Postgres => PublishFeed::Postgres,
+        Backend::Sqlite => PublishFeed::InProcess(publications.subscribe()),
+    };
+    let _nats = args.nats.start(&store, nats_feed).await?;
     let (stop_worker, worker_stop) = tokio::sync::watch::channel(false);
     let worker = crate::worker::spawn_in_process(
         store.clone(),

@@ -76,6 +76,8 @@ pub struct WorkerArgs {
     pub http: crate::transport::HttpOptions,
     #[command(flatten)]
     pub webhooks: crate::webhooks::WebhookOptions,
+    #[command(flatten)]
+    pub nats: crate::documents_nats::DocumentsNatsOptions,
 }
 
 /// `flagstone worker`: processes publish jobs, applies scheduled changes and delivers webhooks until SIGTERM or Ctrl-C. With `--metrics-addr`
@@ -107,7 +109,16 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let deliverer = crate::webhooks::spawn(store.clone(), &args.webhooks, stopped.clone());
     let pruner = spawn_usage_pruner(store.clone(), &args.worker, stopped.clone());
     let scheduler = spawn_scheduler(store.clone(), stopped);
-    let worker = Worker::new(store.clone(), args.worker.config(), Publications::new());
+    let publications = Publications::new();
+    // On PostgreSQL every worker's publishes are heard; on SQLite only this one's.
+    let nats_feed = match store.backend() {
+        flagstone_store::Backend::Postgres => flagstone_edge::PublishFeed::Postgres,
+        flagstone_store::Backend::Sqlite => {
+            flagstone_edge::PublishFeed::InProcess(publications.subscribe())
+        }
+    };
+    let _nats = args.nats.start(&store, nats_feed).await?;
+    let worker = Worker::new(store.clone(), args.worker.config(), publications);
     worker.run(crate::serve::shutdown_signal()).await;
     let _ = stop.send(true);
     let _ = deliverer.await;
