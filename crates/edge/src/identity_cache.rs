@@ -8,6 +8,8 @@
 //! both bounds hold. Its table grows with use: an idle edge pays nothing for it (a table
 //! preallocated for 100,000 entries was 2.2 MB of every edge's memory).
 
+use std::borrow::Borrow;
+use std::hash::{Hash, Hasher};
 use std::mem::size_of;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,6 +27,74 @@ pub struct StoredIdentity {
     pub overrides: Vec<(i64, bool, Value)>,
 }
 
+/// An entry's key: the environment and the identifier.
+struct Key {
+    env: i64,
+    identifier: Box<str>,
+}
+
+/// A key as looked up: [`Key`] itself, or an environment and a borrowed identifier, so a lookup
+/// does not allocate a copy of the identifier (`Key: Borrow<dyn KeyView>`, with the same hash
+/// and equality either way).
+trait KeyView {
+    fn env(&self) -> i64;
+    fn identifier(&self) -> &str;
+}
+
+impl KeyView for Key {
+    fn env(&self) -> i64 {
+        self.env
+    }
+    fn identifier(&self) -> &str {
+        &self.identifier
+    }
+}
+
+impl KeyView for (i64, &str) {
+    fn env(&self) -> i64 {
+        self.0
+    }
+    fn identifier(&self) -> &str {
+        self.1
+    }
+}
+
+impl<'a> Borrow<dyn KeyView + 'a> for Key {
+    fn borrow(&self) -> &(dyn KeyView + 'a) {
+        self
+    }
+}
+
+impl Hash for dyn KeyView + '_ {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.env().hash(h);
+        self.identifier().hash(h);
+    }
+}
+
+impl PartialEq for dyn KeyView + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.env() == other.env() && self.identifier() == other.identifier()
+    }
+}
+
+impl Eq for dyn KeyView + '_ {}
+
+// `Key`'s hash and equality are those of its view, as `Borrow` requires.
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        (self as &dyn KeyView).hash(h);
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        (self as &dyn KeyView) == (other as &dyn KeyView)
+    }
+}
+
+impl Eq for Key {}
+
 struct Entry {
     revision: i64,
     loaded: Instant,
@@ -34,13 +104,13 @@ struct Entry {
 }
 
 struct Lru {
-    entries: LruCache<(i64, String), Entry>,
+    entries: LruCache<Key, Entry>,
     /// Sum of the entries' estimated bytes.
     bytes: usize,
 }
 
 impl Lru {
-    fn remove(&mut self, key: &(i64, String)) {
+    fn remove(&mut self, key: &dyn KeyView) {
         if let Some(e) = self.entries.pop(key) {
             self.bytes -= e.bytes;
         }
@@ -86,7 +156,7 @@ fn value_heap(v: &Value) -> usize {
 fn entry_bytes(identifier: &str, identity: &StoredIdentity) -> usize {
     // LRU node (key, value, two links), plus the hash table's slot (two pointers) and control
     // byte, counted twice: the table grows by doubling, so it is between half and fully loaded.
-    let node = block(size_of::<((i64, String), Entry)>() + 2 * size_of::<usize>())
+    let node = block(size_of::<(Key, Entry)>() + 2 * size_of::<usize>())
         + 2 * (2 * size_of::<usize>() + 1);
     let traits = &identity.traits;
     let trait_map = if traits.capacity() == 0 {
@@ -128,14 +198,14 @@ impl IdentityCache {
     }
 
     pub fn get(&self, env: i64, identifier: &str, revision: i64) -> Option<Arc<StoredIdentity>> {
+        let key: &dyn KeyView = &(env, identifier);
         let mut lru = self.lru.lock().expect("identity cache lock");
-        let key = (env, identifier.to_string());
-        match lru.entries.get(&key) {
+        match lru.entries.get(key) {
             Some(e) if e.revision == revision && e.loaded.elapsed() < self.ttl => {
                 Some(e.identity.clone())
             }
             Some(_) => {
-                lru.remove(&key);
+                lru.remove(key);
                 None
             }
             None => None,
@@ -144,7 +214,10 @@ impl IdentityCache {
 
     pub fn put(&self, env: i64, identifier: &str, revision: i64, identity: Arc<StoredIdentity>) {
         let bytes = entry_bytes(identifier, &identity);
-        let key = (env, identifier.to_string());
+        let key = Key {
+            env,
+            identifier: identifier.into(),
+        };
         let mut lru = self.lru.lock().expect("identity cache lock");
         lru.remove(&key);
         if bytes > self.max_bytes {

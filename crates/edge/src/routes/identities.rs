@@ -109,29 +109,43 @@ pub(crate) fn trait_value(v: Value) -> Option<Value> {
 
 /// The store's rules for trait writes with the project's limits, checked before anything is
 /// answered or queued: what the edge accepts is what the store keeps (transient traits count
-/// towards the request, not towards the identity).
+/// towards the request, not towards the identity). `all` is every incoming trait, `transient`
+/// says which of them are transient.
 async fn check_traits(
     state: &EdgeState,
     c: &Caller,
     stored: &StoredIdentity,
-    incoming: &[IncomingTrait],
+    all: &[(String, Option<Value>)],
+    transient_traits: &[bool],
     transient: bool,
 ) -> Result<(), SdkError> {
     use flagstone_store::identities::traits::{validate_batch, validate_identity_total};
     let limits = state.limits.get(&state.source, c.snap.environment_id).await;
-    let all: Vec<(String, Option<Value>)> = incoming
-        .iter()
-        .map(|(k, v, _)| (k.clone(), v.clone()))
-        .collect();
-    validate_batch(&all, &limits).map_err(refused)?;
+    validate_batch(all, &limits).map_err(refused)?;
     if !transient && c.snap.persist_trait_data {
-        let kept: Vec<(String, Option<Value>)> = incoming
+        // Only growth is refused: writes that add no key the identity lacks need no count
+        // (SDKs re-send the traits an identity has on every call).
+        let grows = all
             .iter()
-            .filter(|(_, _, trait_transient)| !trait_transient)
-            .map(|(k, v, _)| (k.clone(), v.clone()))
-            .collect();
-        validate_identity_total(stored.traits.keys().map(String::as_str), &kept, &limits)
-            .map_err(refused)?;
+            .zip(transient_traits)
+            .any(|((k, v), trait_transient)| {
+                !trait_transient && v.is_some() && !stored.traits.contains_key(k)
+            });
+        if !grows {
+            return Ok(());
+        }
+        if transient_traits.contains(&true) {
+            let kept: Vec<(String, Option<Value>)> = all
+                .iter()
+                .zip(transient_traits)
+                .filter(|(_, trait_transient)| !**trait_transient)
+                .map(|(t, _)| t.clone())
+                .collect();
+            validate_identity_total(stored.traits.keys().map(String::as_str), &kept, &limits)
+        } else {
+            validate_identity_total(stored.traits.keys().map(String::as_str), all, &limits)
+        }
+        .map_err(refused)?;
     }
     Ok(())
 }
@@ -227,31 +241,36 @@ pub(crate) async fn prepare(
     flagstone_store::identities::validate_identifier(&identifier).map_err(refused)?;
     let snap = &c.snap;
     let stored = stored_identity(state, snap.environment_id, snap.revision, &identifier).await;
-    if !incoming.is_empty() {
-        check_traits(state, c, &stored, &incoming, transient).await?;
+    // The incoming traits as the store takes them, and which are transient (moved, not copied).
+    let transient_traits: Vec<bool> = incoming.iter().map(|t| t.2).collect();
+    let all: Vec<(String, Option<Value>)> = incoming.into_iter().map(|(k, v, _)| (k, v)).collect();
+    if !all.is_empty() {
+        check_traits(state, c, &stored, &all, &transient_traits, transient).await?;
     }
-    let mut persisted_traits = stored.traits.clone();
+    // The identity's traits for this request: the stored ones with the incoming merged over
+    // them. Setting a trait to the value it has changes nothing (and keeps its position).
     let mut traits = stored.traits.clone();
-    let mut writes = Vec::new();
-    for (key, value, trait_transient) in incoming {
-        match &value {
-            Some(v) => traits.insert(key.clone(), v.clone()),
-            None => traits.shift_remove(&key),
-        };
-        if !trait_transient {
-            match &value {
-                Some(v) => persisted_traits.insert(key.clone(), v.clone()),
-                None => persisted_traits.shift_remove(&key),
-            };
-            writes.push((key, value));
+    for (key, value) in &all {
+        match value {
+            Some(v) if traits.get(key) != Some(v) => {
+                traits.insert(key.clone(), v.clone());
+            }
+            Some(_) => {}
+            None => {
+                traits.shift_remove(key);
+            }
         }
     }
     // Re-sending the traits an identity already has (SDKs do, on every call) writes nothing.
     let unchanged = stored.exists
-        && writes.iter().all(|(k, v)| match v {
-            Some(v) => stored.traits.get(k) == Some(v),
-            None => !stored.traits.contains_key(k),
-        });
+        && all
+            .iter()
+            .zip(&transient_traits)
+            .filter(|(_, trait_transient)| !**trait_transient)
+            .all(|((k, v), _)| match v {
+                Some(v) => stored.traits.get(k) == Some(v),
+                None => !stored.traits.contains_key(k),
+            });
     let persist = !transient && snap.persist_trait_data && !unchanged;
     if persist && !stored.exists {
         // A new identity: bounded per environment and minute, decided before anything is
@@ -266,16 +285,29 @@ pub(crate) async fn prepare(
             });
         }
     }
+    let write = persist.then(|| {
+        // What the store will hold: the stored traits with the non-transient writes applied.
+        let mut persisted = stored.traits.clone();
+        let mut writes = Vec::with_capacity(all.len());
+        for ((key, value), trait_transient) in all.into_iter().zip(transient_traits) {
+            if trait_transient {
+                continue;
+            }
+            match &value {
+                Some(v) => persisted.insert(key.clone(), v.clone()),
+                None => persisted.shift_remove(&key),
+            };
+            writes.push((key, value));
+        }
+        PendingWrite { writes, persisted }
+    });
     Ok(Prepared {
         identified: Identified {
             identifier,
             traits,
             stored,
         },
-        write: persist.then_some(PendingWrite {
-            writes,
-            persisted: persisted_traits,
-        }),
+        write,
     })
 }
 
@@ -429,11 +461,17 @@ fn respond(c: &Caller, r: Identified, feature: Option<&str>) -> Result<Response,
     c.snap.usage.listed(c.server);
     out.extend_from_slice(b"],\"traits\":[");
     if !c.snap.hide_sensitive_data {
+        // Written directly (the bytes `{"trait_key": k, "trait_value": v}` serializes to),
+        // without building a JSON object per trait.
         for (i, (k, v)) in ctx.traits.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            let _ = serde_json::to_writer(&mut out, &json!({"trait_key": k, "trait_value": v}));
+            out.extend_from_slice(b"{\"trait_key\":");
+            let _ = serde_json::to_writer(&mut out, k);
+            out.extend_from_slice(b",\"trait_value\":");
+            let _ = serde_json::to_writer(&mut out, v);
+            out.push(b'}');
         }
     }
     out.extend_from_slice(b"]}");

@@ -6,7 +6,11 @@
 //! run: identify bodies carry 5 traits (`trait_0..trait_4`, values that match one incident
 //! segment, so every segment is evaluated and one matches), for one identifier or for 10,000
 //! distinct ones. All identities are sent once before the timed rounds, so they exist and
-//! their traits are stored (re-sent traits write nothing). Each round runs every load once,
+//! their traits are stored (re-sent traits write nothing). Before each timed run of a load of
+//! many identities, each of them is sent once more, untimed, so the edge's identity cache holds
+//! them all during the run (the cache trusts an entry for 10 s; the other loads of a round take
+//! longer than that). That pass is reported on its own (`…-reread` rows): what an identify costs
+//! when the identity must be read from the store again. Each round runs every load once,
 //! interleaved, with a closed-loop generator ([`super::loadgen`]); the figures are medians of
 //! rounds. Server CPU per request is the serving process's utime + stime over the run divided
 //! by the requests answered, so it does not depend on what the generator costs on the same
@@ -54,6 +58,10 @@ pub struct IdentifyArgs {
     /// Only these loads (names as printed, comma-separated), e.g. for profiling one of them.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
+    /// The `flagstone` binary that serves (default: this one), e.g. an earlier build, to compare
+    /// two builds under the same loads.
+    #[arg(long)]
+    pub server_binary: Option<std::path::PathBuf>,
 }
 
 /// The small environment: 10 features, no segments.
@@ -93,6 +101,9 @@ struct Load {
     baseline: Option<usize>,
     requests: Arc<Requests>,
     outcomes: Vec<Outcome>,
+    /// The untimed passes that put every identity back in the cache before each run (loads of
+    /// many identities only).
+    rereads: Vec<Outcome>,
 }
 
 pub async fn run(args: IdentifyArgs) -> anyhow::Result<()> {
@@ -103,26 +114,39 @@ pub async fn run(args: IdentifyArgs) -> anyhow::Result<()> {
 
     let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
     let cache_dir = std::env::temp_dir().join(format!("flagstone-bench-identify-{}", addr.port()));
-    let mut server = WorkerProcess::spawn(
-        &[
-            "serve",
-            "--database-url",
-            &target.child_url,
-            "--bind",
-            &addr.to_string(),
-            "--edge-cache-dir",
-            &cache_dir.to_string_lossy(),
-        ],
-        &[("FLAGSTONE_ADMIN_KEY", "bench-identify-admin-key-0123456789")],
-    )?;
+    let serve_args: [&str; 7] = [
+        "serve",
+        "--database-url",
+        &target.child_url,
+        "--bind",
+        &addr.to_string(),
+        "--edge-cache-dir",
+        &cache_dir.to_string_lossy(),
+    ];
+    let admin_key = [("FLAGSTONE_ADMIN_KEY", "bench-identify-admin-key-0123456789")];
+    let mut server = match &args.server_binary {
+        None => WorkerProcess::spawn(&serve_args, &admin_key)?,
+        Some(bin) => WorkerProcess(
+            std::process::Command::new(bin)
+                .args(serve_args)
+                .envs(admin_key)
+                .env("RUST_LOG", "warn")
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .with_context(|| format!("start {} serve", bin.display()))?,
+        ),
+    };
     wait_up(addr, &mut server).await?;
     let pid = server.0.id();
     for (key, features) in [(&small.api_key, 10), (&incident.api_key, 100)] {
         wait_served(addr, key, features).await?;
     }
     println!(
-        "backend: {:?}; flagstone serve (pid {pid}) on {addr}; {} connections, {} s per load, {} rounds",
+        "backend: {:?}; {} serve (pid {pid}) on {addr}; {} connections, {} s per load, {} rounds",
         store.backend(),
+        args.server_binary
+            .as_deref()
+            .map_or("flagstone".into(), |b| b.display().to_string()),
         args.connections,
         args.seconds,
         args.rounds
@@ -145,6 +169,7 @@ pub async fn run(args: IdentifyArgs) -> anyhow::Result<()> {
                 baseline,
                 requests: Arc::new(requests),
                 outcomes: Vec::new(),
+                rereads: Vec::new(),
             })
         };
         add(
@@ -207,6 +232,23 @@ pub async fn run(args: IdentifyArgs) -> anyhow::Result<()> {
     let duration = Duration::from_secs_f64(args.seconds);
     for round in 0..args.rounds {
         for load in &mut loads {
+            if load.requests.raw.len() > 1 {
+                let once = Arc::new(Requests {
+                    raw: load.requests.raw.clone(),
+                    once: true,
+                });
+                let o = loadgen::run(addr, pid, once, args.connections, Duration::from_secs(600))
+                    .await?;
+                if o.errors > 0 {
+                    bail!(
+                        "{} re-read pass: {} of {} requests failed",
+                        load.name,
+                        o.errors,
+                        o.requests
+                    );
+                }
+                load.rereads.push(o);
+            }
             let o =
                 loadgen::run(addr, pid, load.requests.clone(), args.connections, duration).await?;
             if o.errors > 0 {
@@ -236,23 +278,31 @@ pub async fn run(args: IdentifyArgs) -> anyhow::Result<()> {
         args.connections, args.seconds, args.rounds
     );
     println!("|---|---|---|---|---|---|");
-    let cpu = |l: &Load| median(l.outcomes.iter().map(Outcome::cpu_us));
-    for load in &loads {
-        let ratio = load
-            .baseline
-            .and_then(|b| loads.get(b))
+    let row = |name: &str, outcomes: &[Outcome], baseline: Option<&Load>| {
+        let cpu = median(outcomes.iter().map(Outcome::cpu_us));
+        let ratio = baseline
             .filter(|b| b.name.starts_with("flags"))
-            .map(|b| format!("{:.2}x", cpu(load) / cpu(b)))
+            .map(|b| {
+                format!(
+                    "{:.2}x",
+                    cpu / median(b.outcomes.iter().map(Outcome::cpu_us))
+                )
+            })
             .unwrap_or_else(|| "—".into());
         println!(
-            "| `{}` | {:.0} | {:.1} µs | {} | {:.2} ms | {:.2} ms |",
-            load.name,
-            median(load.outcomes.iter().map(Outcome::rps)),
-            cpu(load),
-            ratio,
-            median(load.outcomes.iter().map(|o| o.latency_ms(0.5))),
-            median(load.outcomes.iter().map(|o| o.latency_ms(0.99))),
+            "| `{name}` | {:.0} | {cpu:.1} µs | {ratio} | {:.2} ms | {:.2} ms |",
+            median(outcomes.iter().map(Outcome::rps)),
+            median(outcomes.iter().map(|o| o.latency_ms(0.5))),
+            median(outcomes.iter().map(|o| o.latency_ms(0.99))),
         );
+    };
+    for load in &loads {
+        let baseline = load.baseline.and_then(|b| loads.get(b));
+        row(&load.name, &load.outcomes, baseline);
+    }
+    for load in loads.iter().filter(|l| !l.rereads.is_empty()) {
+        let baseline = load.baseline.and_then(|b| loads.get(b));
+        row(&format!("{}-reread", load.name), &load.rereads, baseline);
     }
     println!("load average (1 min) before the rounds {load_before}, after {load_after}");
 
