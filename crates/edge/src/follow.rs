@@ -1,7 +1,10 @@
 //! Keeps the registry at the store's published revisions (DESIGN §5).
 //!
-//! - At start: load every published document; if the store is unreachable, serve the last good
-//!   documents from the cache directory and keep retrying.
+//! - At start: the last good documents of the cache directory are served at once (read, not
+//!   compiled: a few hundred milliseconds for 10,000), and the first check against the store
+//!   runs in the background; with nothing cached, the first check loads every published
+//!   document before `start` returns. Documents are loaded in pages of [`PAGE`] when many are
+//!   behind, and compiled only when first asked for ([`crate::registry`]).
 //! - Then: a publish notification (PostgreSQL `LISTEN flagstone_publish`, or an in-process
 //!   channel when the worker runs in the same process) loads that environment at once; a
 //!   periodic check of `(environment, revision)` pairs catches anything missed, so a lost
@@ -25,8 +28,14 @@ use flagstone_store::queue::Notice;
 use flagstone_store::{now_ms, Store};
 use tokio::sync::{broadcast, mpsc};
 
+use crate::published::Published;
 use crate::registry::Registry;
-use crate::snapshot::EnvSnapshot;
+
+/// Documents read per query when many environments are behind (at start, after an outage).
+const PAGE: i64 = 500;
+/// From this many environments behind, pages of every document are read rather than one
+/// query per environment.
+const PAGED_FROM: usize = 64;
 
 /// How this edge hears of publishes.
 pub enum PublishFeed {
@@ -132,9 +141,12 @@ impl Follower {
                 f.forget(env);
             }
         });
-        if let Err(e) = f.sync_all().await {
-            tracing::warn!(error = %e, "store unreachable at start; serving the last good documents from the cache directory");
-            f.load_cache_dir();
+        // Served at once; the first periodic check (immediate) brings them up to date.
+        let cached = f.load_cache_dir();
+        if cached == 0 {
+            if let Err(e) = f.sync_all().await {
+                tracing::warn!(error = %e, "store unreachable at start and nothing cached; retrying");
+            }
         }
         let (notify_tx, notify_rx) = mpsc::channel::<Notice>(1024);
         match feed {
@@ -179,6 +191,7 @@ impl Follower {
                             if let Err(e) = self.load_one(env).await {
                                 tracing::warn!(environment = env, error = %e, "loading a published document failed; the periodic check will retry");
                             }
+                            release_free_memory();
                         }
                     }
                     Some(Notice::Deleted { environment_id }) => self.deleted(environment_id).await,
@@ -201,16 +214,26 @@ impl Follower {
             flagstone_store::document::published_revisions(&mut tx).await?
         };
         let live: HashSet<i64> = published.iter().map(|(e, _)| *e).collect();
-        for (env, revision) in published {
-            if self
-                .registry
-                .revision_of(env)
-                .is_none_or(|held| held < revision)
-            {
+        let behind: Vec<i64> = published
+            .iter()
+            .filter(|(env, revision)| {
+                self.registry
+                    .revision_of(*env)
+                    .is_none_or(|held| held < *revision)
+            })
+            .map(|(env, _)| *env)
+            .collect();
+        if behind.len() >= PAGED_FROM {
+            self.load_pages().await?;
+        } else {
+            for env in behind.iter().copied() {
                 if let Err(e) = self.load_one(env).await {
                     tracing::warn!(environment = env, error = %e, "loading a published document failed");
                 }
             }
+        }
+        if !behind.is_empty() {
+            release_free_memory();
         }
         for (env, _) in self.registry.revisions() {
             if !live.contains(&env) {
@@ -223,46 +246,70 @@ impl Follower {
         Ok(())
     }
 
+    /// Reads every published document page by page and installs those newer than held.
+    async fn load_pages(&self) -> flagstone_store::Result<()> {
+        let mut after = 0;
+        loop {
+            let page = {
+                let mut tx = self.store.read().await?;
+                flagstone_store::document::load_page(&mut tx, after, PAGE).await?
+            };
+            let Some(last) = page.last() else {
+                return Ok(());
+            };
+            after = last.environment_id;
+            let full = page.len() as i64 == PAGE;
+            for stored in page {
+                if self
+                    .registry
+                    .revision_of(stored.environment_id)
+                    .is_some_and(|held| held >= stored.revision)
+                {
+                    continue;
+                }
+                let env = stored.environment_id;
+                if let Err(e) = self.install(stored) {
+                    tracing::warn!(environment = env, error = %e, "installing a published document failed");
+                }
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
     async fn load_one(&self, environment_id: i64) -> Result<(), FollowError> {
         let stored = {
             let mut tx = self.store.read().await?;
             flagstone_store::document::load(&mut tx, environment_id).await?
         };
-        let Some(mut stored) = stored else {
-            return Ok(());
-        };
-        let started = std::time::Instant::now();
-        // The snapshot keeps the compressed body itself (shared, not copied).
+        if let Some(stored) = stored {
+            self.install(stored)?;
+        }
+        Ok(())
+    }
+
+    /// Installs a stored document (compiled now only if its environment is resident) and
+    /// keeps it as the last good copy.
+    fn install(&self, mut stored: StoredDocument) -> Result<(), FollowError> {
+        // The registry keeps the compressed body itself (shared, not copied).
         let body = Bytes::from(std::mem::take(&mut stored.body));
-        let sdk_features = sdk_features(environment_id, stored.sdk_features.as_deref())?;
-        let snap = EnvSnapshot::build(
+        let published = Published::new(
             stored.environment_id,
             stored.revision,
             &stored.etag,
             body.clone(),
-            &sdk_features,
-        )?
-        .sharing_its_second(stored.shares_second_with_previous())
-        .with_sdk_features_json(stored.sdk_features.as_deref());
-        let revision = stored.revision;
-        if self.registry.install(snap) {
-            metrics::histogram!("flagstone_edge_compile_seconds")
-                .record(started.elapsed().as_secs_f64());
+            stored.shares_second_with_previous(),
+            stored.sdk_features.as_deref(),
+        )?;
+        if self.registry.install_published(published)? {
             tracing::debug!(
-                environment = environment_id,
-                revision,
+                environment = stored.environment_id,
+                revision = stored.revision,
                 "serving a new revision"
             );
             self.write_cached(&stored, &body);
         }
-        drop(body);
-        let trimming = std::time::Instant::now();
-        release_free_memory();
-        tracing::debug!(
-            environment = environment_id,
-            micros = trimming.elapsed().as_micros() as u64,
-            "returned the freed heap pages to the OS"
-        );
         Ok(())
     }
 
@@ -367,7 +414,8 @@ pub fn remove_cached(dir: &Path, env: i64) {
     let _ = std::fs::remove_file(body);
 }
 
-/// Installs every document of the cache directory into `registry`; returns how many.
+/// Installs every document of the cache directory into `registry` (read and checked, compiled
+/// only when first asked for); returns how many.
 pub fn load_cache_dir(dir: &Path, registry: &Registry, health: &EdgeHealth) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
@@ -381,8 +429,8 @@ pub fn load_cache_dir(dir: &Path, registry: &Registry, health: &EdgeHealth) -> u
             continue;
         }
         match read_cached(&path) {
-            Ok(snap) => {
-                if registry.install(snap) {
+            Ok(published) => {
+                if registry.install_published(published).unwrap_or(false) {
                     loaded += 1;
                     let written = entry
                         .metadata()
@@ -392,7 +440,6 @@ pub fn load_cache_dir(dir: &Path, registry: &Registry, health: &EdgeHealth) -> u
                         .map_or(0, |d| d.as_millis() as i64);
                     newest_ms = newest_ms.max(written);
                 }
-                release_free_memory();
             }
             Err(e) => {
                 tracing::warn!(file = %path.display(), error = %e, "skipping an unreadable cached document")
@@ -400,6 +447,7 @@ pub fn load_cache_dir(dir: &Path, registry: &Registry, health: &EdgeHealth) -> u
         }
     }
     if loaded > 0 {
+        release_free_memory();
         health.from_cache.store(true, Ordering::Relaxed);
         // Staleness counts from when the cache was last written, not from "never".
         if health.last_sync_ms.load(Ordering::Relaxed) == 0 {
@@ -425,7 +473,7 @@ pub enum FollowError {
     Meta(String),
 }
 
-fn read_cached(meta_path: &Path) -> Result<EnvSnapshot, FollowError> {
+fn read_cached(meta_path: &Path) -> Result<Published, FollowError> {
     let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(meta_path)?)
         .map_err(|e| FollowError::Meta(e.to_string()))?;
     let env = meta["environment_id"]
@@ -440,25 +488,14 @@ fn read_cached(meta_path: &Path) -> Result<EnvSnapshot, FollowError> {
     // Unknown (an older cache file): assume the worst, so If-Modified-Since never wrongly 304s.
     let shares_second = meta["shares_second"].as_bool().unwrap_or(true);
     // Absent (an older cache file): the items carry the document's feature fields only.
-    let sdk_features = sdk_features(env, meta["sdk_features"].as_str())?;
-    Ok(
-        EnvSnapshot::build(env, revision, &etag, Bytes::from(gz), &sdk_features)?
-            .sharing_its_second(shares_second)
-            .with_sdk_features_json(meta["sdk_features"].as_str()),
-    )
-}
-
-/// The SDK feature fields published beside a document ([`flagstone_store::document::sdk_features`]).
-fn sdk_features(
-    environment_id: i64,
-    stored: Option<&str>,
-) -> Result<flagstone_store::document::SdkFeatures, crate::snapshot::SnapshotError> {
-    flagstone_store::document::sdk_features::parse(stored).map_err(|source| {
-        crate::snapshot::SnapshotError::SdkFeatures {
-            environment_id,
-            source,
-        }
-    })
+    Ok(Published::new(
+        env,
+        revision,
+        &etag,
+        Bytes::from(gz),
+        shares_second,
+        meta["sdk_features"].as_str(),
+    )?)
 }
 
 /// Hands the heap pages freed after building a snapshot back to the OS.

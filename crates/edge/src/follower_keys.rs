@@ -23,7 +23,7 @@ use flagstone_access::{EnvironmentPermission, EnvironmentRef, Grants};
 use flagstone_store::accounts::{api_keys, grants};
 
 use crate::error::SdkError;
-use crate::snapshot::EnvSnapshot;
+use crate::published::Published;
 use crate::Source;
 
 /// The prefix of organisation API keys.
@@ -41,7 +41,7 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub fn sees(&self, snap: &EnvSnapshot) -> bool {
+    pub fn sees(&self, snap: &Published) -> bool {
         match self {
             Scope::Grants(g) => g
                 .environment_permissions(EnvironmentRef {

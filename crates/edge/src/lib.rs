@@ -2,7 +2,8 @@
 //! in memory that follow the store's publishes. SQL is never on a request's path except for
 //! identity data (cached) and the identity overrides streamed with the environment document.
 //!
-//! - [`registry`]: the snapshots served, swapped atomically per publish.
+//! - [`registry`]: the environments served: every published revision held compressed
+//!   ([`published`]), compiled snapshots kept within a memory budget ([`resident`]).
 //! - [`follow`]: loading and following published documents, with a local last-good cache.
 //! - [`routes`]: `/api/v1/flags/`, `/identities/`, `/environment-document/`, `/analytics/flags/`,
 //!   `/sse/environments/{key}/stream`, and OpenFeature's OFREP (`/ofrep/v1/evaluate/flags[/{key}]`);
@@ -20,8 +21,10 @@ pub mod identity_cache;
 pub mod metrics;
 pub mod new_identities;
 pub mod project_limits;
+pub mod published;
 pub mod query;
 pub mod registry;
+pub mod resident;
 mod routes;
 pub mod snapshot;
 pub mod sse_slots;

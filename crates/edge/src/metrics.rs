@@ -28,3 +28,34 @@ pub const UPSTREAM_ENVIRONMENTS_BEHIND: &str = "flagstone_edge_upstream_environm
 pub const UPSTREAM_REVISION_LAG_MAX: &str = "flagstone_edge_upstream_revision_lag_max";
 /// Gauge: 1 while the upstream's revision stream is connected and synchronised.
 pub const UPSTREAM_REACHABLE: &str = "flagstone_edge_upstream_reachable";
+
+/// Gauge: the budget of compiled snapshots, in bytes (`--edge-memory-budget-mib`).
+pub const MEMORY_BUDGET_BYTES: &str = "flagstone_edge_memory_budget_bytes";
+/// Gauge: estimated bytes of the compiled snapshots held (kept within the budget).
+pub const RESIDENT_BYTES: &str = "flagstone_edge_resident_bytes";
+/// Gauge: environments whose compiled snapshot is held.
+pub const RESIDENT_ENVIRONMENTS: &str = "flagstone_edge_resident_environments";
+/// Gauge: bytes of the compressed documents held for every environment served.
+pub const DOCUMENTS_BYTES: &str = "flagstone_edge_documents_bytes";
+/// Counter: lookups answered by a compiled snapshot already held.
+pub const SNAPSHOT_HITS_TOTAL: &str = "flagstone_edge_snapshot_hits_total";
+/// Counter: lookups that compiled the environment's snapshot first (cold or evicted).
+pub const SNAPSHOT_MISSES_TOTAL: &str = "flagstone_edge_snapshot_misses_total";
+/// Counter: compiled snapshots dropped to stay within the budget.
+pub const SNAPSHOT_EVICTIONS_TOTAL: &str = "flagstone_edge_snapshot_evictions_total";
+/// Counter: held documents that could not be compiled on demand (dropped until reloaded).
+pub const SNAPSHOT_LOAD_FAILURES_TOTAL: &str = "flagstone_edge_snapshot_load_failures_total";
+
+/// Sets the memory series from what `registry` holds (called by the edge's gauge refresh).
+pub fn export_memory(registry: &crate::Registry) {
+    let m = registry.memory();
+    let r = m.resident;
+    metrics::gauge!(MEMORY_BUDGET_BYTES).set(r.budget_bytes as f64);
+    metrics::gauge!(RESIDENT_BYTES).set(r.resident_bytes as f64);
+    metrics::gauge!(RESIDENT_ENVIRONMENTS).set(r.resident_environments as f64);
+    metrics::gauge!(DOCUMENTS_BYTES).set(m.documents_bytes as f64);
+    metrics::counter!(SNAPSHOT_HITS_TOTAL).absolute(r.hits);
+    metrics::counter!(SNAPSHOT_MISSES_TOTAL).absolute(r.misses);
+    metrics::counter!(SNAPSHOT_EVICTIONS_TOTAL).absolute(r.evictions);
+    metrics::counter!(SNAPSHOT_LOAD_FAILURES_TOTAL).absolute(r.load_failures);
+}

@@ -101,6 +101,43 @@ pub struct EdgeOptions {
         default_value_t = 60_000
     )]
     pub edge_max_new_identities_per_minute: u32,
+    /// Memory for compiled environments, in MiB (estimated). Every environment served keeps
+    /// its compressed document; its compiled form (what SDK requests are answered from) is
+    /// built on its first request and kept while it fits, the least recently used evicted
+    /// first. Beyond it an evicted environment's next request compiles it again.
+    #[arg(
+        long,
+        env = "FLAGSTONE_EDGE_MEMORY_BUDGET_MIB",
+        default_value_t = 128,
+        value_parser = clap::value_parser!(u64).range(1..=1_048_576)
+    )]
+    pub edge_memory_budget_mib: u64,
+}
+
+/// An empty registry with the options' memory budget (for every kind of edge).
+pub fn registry(opts: &EdgeOptions) -> Arc<Registry> {
+    let bytes =
+        usize::try_from(opts.edge_memory_budget_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+    let registry = Arc::new(Registry::with_memory_budget(bytes));
+    spawn_memory_gauges(registry.clone());
+    registry
+}
+
+/// Exports the registry's memory use and hit rate every second (weakly held: it ends with
+/// the registry).
+fn spawn_memory_gauges(registry: Arc<Registry>) {
+    let weak = Arc::downgrade(&registry);
+    flagstone_edge::metrics::export_memory(&registry);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let Some(registry) = weak.upgrade() else {
+                return;
+            };
+            flagstone_edge::metrics::export_memory(&registry);
+        }
+    });
 }
 
 /// A running edge: its SDK router, what its readiness looks at, and its usage flusher (to
@@ -113,7 +150,7 @@ pub struct Edge {
 
 /// Loads the published documents and starts following. Call inside the runtime.
 pub async fn start(store: Store, feed: PublishFeed, opts: &EdgeOptions) -> Edge {
-    let registry = Arc::new(Registry::default());
+    let registry = registry(opts);
     let follower = Follower::start(
         store.clone(),
         registry.clone(),

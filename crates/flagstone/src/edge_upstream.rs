@@ -123,7 +123,7 @@ pub async fn run(args: EdgeArgs) -> anyhow::Result<()> {
         anyhow::bail!("--upstream needs --upstream-key (FLAGSTONE_UPSTREAM_KEY)");
     };
     let client = Arc::new(Client::new(url, key)?);
-    let registry = Arc::new(Registry::default());
+    let registry = crate::edge::registry(&args.edge);
     let wanted = &args.upstream.upstream_environments;
     let follower = UpstreamFollower::start(
         client.clone(),

@@ -59,6 +59,12 @@ const EDGE: &[&str] = &[
     "flagstone_sse_subscribers",
     "flagstone_analytics_reports_total",
     "flagstone_analytics_evaluations_total",
+    "flagstone_edge_memory_budget_bytes",
+    "flagstone_edge_resident_bytes",
+    "flagstone_edge_documents_bytes",
+    "flagstone_edge_snapshot_hits_total",
+    "flagstone_edge_snapshot_misses_total",
+    "flagstone_edge_snapshot_evictions_total",
 ];
 
 fn spawn(args: &[String]) -> Proc {
@@ -276,6 +282,26 @@ async fn every_role_exports_every_series_from_the_start_and_counts_a_publish() {
     .await
     .unwrap();
     assert_eq!(status, 200);
+
+    // The first SDK request compiled the environment: a miss, held within the budget (the
+    // memory series are refreshed every second).
+    let start = Instant::now();
+    loop {
+        let text = metrics(serve_port).await;
+        if value(&text, "flagstone_edge_snapshot_misses_total") >= 1.0 {
+            let budget = value(&text, "flagstone_edge_memory_budget_bytes");
+            assert_eq!(budget, (128u64 << 20) as f64, "the default budget");
+            assert!(value(&text, "flagstone_edge_resident_environments") >= 1.0);
+            assert!(value(&text, "flagstone_edge_resident_bytes") <= budget);
+            assert!(value(&text, "flagstone_edge_documents_bytes") > 0.0);
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the compilation was not counted:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     let after_serve = metrics(serve_port).await;
     let after_worker = metrics(worker_port).await;

@@ -235,6 +235,44 @@ fn describe_all() {
         NEW_IDENTITIES_REFUSED_TOTAL,
         "Identify requests refused (429) because their environment created its allowance of new identities on this edge (max_new_identities_per_minute)."
     );
+    {
+        use flagstone_edge::metrics as e;
+        describe_gauge!(
+            e::MEMORY_BUDGET_BYTES,
+            Unit::Bytes,
+            "Budget of compiled environments held by this edge (--edge-memory-budget-mib)."
+        );
+        describe_gauge!(
+            e::RESIDENT_BYTES,
+            Unit::Bytes,
+            "Estimated bytes of the compiled environments held (within the budget)."
+        );
+        describe_gauge!(
+            e::RESIDENT_ENVIRONMENTS,
+            "Environments whose compiled form is held."
+        );
+        describe_gauge!(
+            e::DOCUMENTS_BYTES,
+            Unit::Bytes,
+            "Bytes of the compressed documents held for every environment served."
+        );
+        describe_counter!(
+            e::SNAPSHOT_HITS_TOTAL,
+            "Lookups answered by a compiled environment already held."
+        );
+        describe_counter!(
+            e::SNAPSHOT_MISSES_TOTAL,
+            "Lookups that compiled the environment first (never asked for, or evicted)."
+        );
+        describe_counter!(
+            e::SNAPSHOT_EVICTIONS_TOTAL,
+            "Compiled environments dropped to stay within the memory budget."
+        );
+        describe_counter!(
+            e::SNAPSHOT_LOAD_FAILURES_TOTAL,
+            "Held documents that could not be compiled on demand (dropped until loaded again)."
+        );
+    }
     describe_gauge!(POOL_SIZE, "Store connections open.");
     describe_gauge!(POOL_IN_USE, "Store connections in use.");
     describe_gauge!(POOL_MAX, "The store pool's ceiling.");
@@ -291,6 +329,23 @@ fn register_at_zero(role: Role) {
         metrics::gauge!(USAGE_PENDING_ROWS).set(0.0);
         metrics::counter!(USAGE_DROPPED_TOTAL).absolute(0);
         metrics::counter!(NEW_IDENTITIES_REFUSED_TOTAL).absolute(0);
+        use flagstone_edge::metrics as e;
+        for g in [
+            e::MEMORY_BUDGET_BYTES,
+            e::RESIDENT_BYTES,
+            e::RESIDENT_ENVIRONMENTS,
+            e::DOCUMENTS_BYTES,
+        ] {
+            metrics::gauge!(g).set(0.0);
+        }
+        for c in [
+            e::SNAPSHOT_HITS_TOTAL,
+            e::SNAPSHOT_MISSES_TOTAL,
+            e::SNAPSHOT_EVICTIONS_TOTAL,
+            e::SNAPSHOT_LOAD_FAILURES_TOTAL,
+        ] {
+            metrics::counter!(c).absolute(0);
+        }
     }
     // The request series exist from the start with the route every role serves; others appear
     // with their first request (their labels are not known before).

@@ -20,9 +20,10 @@ pub(crate) async fn stream(
     State(state): State<EdgeState>,
     Path(client_key): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, SdkError> {
+    // The stream needs no compiled snapshot: a subscriber does not make its environment resident.
     let snap = state
         .registry
-        .get(&client_key)
+        .published(&client_key)
         .ok_or(SdkError::NotFound("Not found."))?;
     // Decided before the status line: past a cap the subscriber gets a 503 naming it.
     let slot = state

@@ -1,7 +1,8 @@
 //! Keeps the registry at the upstream's revisions, over HTTP only.
 //!
 //! - At start: the last good documents of the cache directory are served at once (a restart
-//!   without the upstream still serves).
+//!   without the upstream still serves). Documents are compiled on first request
+//!   ([`crate::registry`]).
 //! - Then, per connection to the upstream's revision stream: its first event lists every
 //!   followed environment's revision; what is behind is fetched (conditional GETs, several at
 //!   once) and what the upstream no longer serves is dropped, so a reconnect is a full resync.
@@ -26,8 +27,8 @@ use super::protocol::{
 use crate::follow::{
     load_cache_dir, release_free_memory, remove_cached, write_cached, CachedMeta, EdgeHealth,
 };
+use crate::published::Published;
 use crate::registry::Registry;
-use crate::snapshot::EnvSnapshot;
 
 /// The longest an unread part of the stream may grow (a misbehaving upstream cannot make this
 /// edge hold more).
@@ -217,11 +218,15 @@ impl UpstreamFollower {
                     .is_none_or(|held| held < r.revision)
             })
             .collect();
+        let fetched = !behind.is_empty();
         let results: Vec<Result<(), UpstreamError>> = stream::iter(behind)
             .map(|r| self.fetch(r))
             .buffer_unordered(self.config.fetch_concurrency.max(1))
             .collect()
             .await;
+        if fetched {
+            release_free_memory();
+        }
         // One failure ends the session: the reconnect's resync retries what is missing.
         results.into_iter().collect()
     }
@@ -235,23 +240,24 @@ impl UpstreamFollower {
                 Ok(())
             }
             Fetched::Document(doc) => {
-                let started = std::time::Instant::now();
-                let sdk_features =
-                    flagstone_store::document::sdk_features::parse(doc.sdk_features.as_deref())
-                        .map_err(|e| UpstreamError::Body(format!("SDK feature fields: {e}")))?;
-                let snap = EnvSnapshot::build(
+                // Checked now (its head read, its SDK feature fields parsed); compiled now only
+                // if the environment is resident, otherwise on its first request.
+                flagstone_store::document::sdk_features::parse(doc.sdk_features.as_deref())
+                    .map_err(|e| UpstreamError::Body(format!("SDK feature fields: {e}")))?;
+                let published = Published::new(
                     doc.environment_id,
                     doc.revision,
                     &doc.etag,
                     doc.body.clone(),
-                    &sdk_features,
+                    doc.shares_second,
+                    doc.sdk_features.as_deref(),
                 )
-                .map_err(|e| UpstreamError::Body(e.to_string()))?
-                .sharing_its_second(doc.shares_second)
-                .with_sdk_features_json(doc.sdk_features.as_deref());
-                if self.registry.install(snap) {
-                    metrics::histogram!("flagstone_edge_compile_seconds")
-                        .record(started.elapsed().as_secs_f64());
+                .map_err(|e| UpstreamError::Body(e.to_string()))?;
+                let installed = self
+                    .registry
+                    .install_published(published)
+                    .map_err(|e| UpstreamError::Body(e.to_string()))?;
+                if installed {
                     if let Some(dir) = &self.config.cache_dir {
                         let meta = CachedMeta {
                             environment_id: doc.environment_id,
@@ -263,8 +269,6 @@ impl UpstreamFollower {
                         write_cached(dir, &meta, &doc.body);
                     }
                 }
-                drop(doc);
-                release_free_memory();
                 Ok(())
             }
         }

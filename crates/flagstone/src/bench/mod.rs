@@ -15,7 +15,8 @@
 //! a flags read; `flagstone bench soak` ([`soak`]) runs steady traffic for minutes and samples
 //! the server's RSS, open descriptors and errors; `flagstone bench upstream` ([`upstream`])
 //! edges following the core over HTTP; `flagstone bench import` ([`import`]) the peak RSS and
-//! time of importing documents with many identity overrides.
+//! time of importing documents with many identity overrides; `flagstone bench scale`
+//! ([`scale`]) an installation of 10,000 environments: edge memory and start-up, admin reads.
 
 mod api;
 mod history;
@@ -24,6 +25,7 @@ mod identify;
 mod import;
 mod loadgen;
 mod permissions;
+mod scale;
 mod soak;
 mod upstream;
 mod usage;
@@ -57,6 +59,9 @@ pub enum BenchCommand {
     Upstream(upstream::UpstreamArgs),
     /// Importing documents with many identity overrides: peak RSS and time per size and store.
     Import(import::ImportBenchArgs),
+    /// 10,000 environments: edge RSS, start-up (cold and from its cache), memory budget and
+    /// hit rate, admin read latency small vs large, the same for an HTTP-upstream edge.
+    Scale(scale::ScaleArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -219,6 +224,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Soak(args) => return soak::run(args).await,
         BenchCommand::Upstream(args) => return upstream::run(args).await,
         BenchCommand::Import(args) => return import::run(args).await,
+        BenchCommand::Scale(args) => return scale::run(args).await,
     };
     let target = open_target(args.database_url.as_deref()).await?;
     let store = target.store.clone();

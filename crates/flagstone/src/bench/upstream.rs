@@ -143,7 +143,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 /// More environments in the fixture's project (each gets a state of every feature).
-async fn add_environments(store: &Store, fx: &Fixture, n: usize) -> anyhow::Result<()> {
+pub(super) async fn add_environments(store: &Store, fx: &Fixture, n: usize) -> anyhow::Result<()> {
     for chunk in (0..n).collect::<Vec<_>>().chunks(100) {
         let mut ch = store.change(&Actor::system("bench")).await?;
         for i in chunk {
@@ -159,7 +159,7 @@ async fn add_environments(store: &Store, fx: &Fixture, n: usize) -> anyhow::Resu
     Ok(())
 }
 
-async fn follower_key(store: &Store, fx: &Fixture) -> anyhow::Result<String> {
+pub(super) async fn follower_key(store: &Store, fx: &Fixture) -> anyhow::Result<String> {
     let s = secrets::new_secret(flagstone_edge::follower_keys::ORG_KEY_PREFIX);
     let mut ch = store.change(&Actor::system("bench")).await?;
     api_keys::create(
@@ -180,7 +180,11 @@ async fn follower_key(store: &Store, fx: &Fixture) -> anyhow::Result<String> {
     Ok(s.secret)
 }
 
-async fn scope_len(http: &reqwest::Client, at: SocketAddr, key: &str) -> anyhow::Result<usize> {
+pub(super) async fn scope_len(
+    http: &reqwest::Client,
+    at: SocketAddr,
+    key: &str,
+) -> anyhow::Result<usize> {
     let r = http
         .get(format!("http://{at}/api/v1/edge/scope"))
         .header("authorization", format!("Api-Key {key}"))
@@ -258,7 +262,11 @@ async fn start_edge(
     Ok((edge, first, started.elapsed()))
 }
 
-async fn wait_for<F, Fut>(within: Duration, what: &str, mut check: F) -> anyhow::Result<()>
+pub(super) async fn wait_for<F, Fut>(
+    within: Duration,
+    what: &str,
+    mut check: F,
+) -> anyhow::Result<()>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<bool>>,

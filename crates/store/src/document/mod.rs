@@ -26,7 +26,7 @@ use sink::BudgetedSink;
 use writer::DocumentWriter;
 
 pub use sdk_features::{SdkFeature, SdkFeatures};
-pub use stored::{load, published_revisions, store_if_newer, StoredDocument};
+pub use stored::{load, load_page, published_revisions, store_if_newer, StoredDocument};
 
 /// Every document ends with these bytes: `identity_overrides` is written last and empty, so the
 /// SDK endpoint can replace the tail and stream the overrides in its place.

@@ -120,3 +120,25 @@ pub async fn published_revisions(tx: &mut Tx) -> Result<Vec<(i64, i64)>> {
         .await?
     }))
 }
+
+/// Published documents of environments after `after_environment_id`, in id order, at most
+/// `limit`: keyset pages, so an edge loads thousands of documents in a few queries rather than
+/// one per environment.
+pub async fn load_page(
+    tx: &mut Tx,
+    after_environment_id: i64,
+    limit: i64,
+) -> Result<Vec<StoredDocument>> {
+    Ok(sql!(tx, |c| {
+        sqlx::query_as(
+            "SELECT environment_id, revision, body, encoding, etag, bytes, compressed_bytes, \
+                 built_at, build_ms, updated_at, previous_updated_at, sdk_features \
+             FROM environment_documents WHERE environment_id > $1 \
+             ORDER BY environment_id LIMIT $2",
+        )
+        .bind(after_environment_id)
+        .bind(limit)
+        .fetch_all(c)
+        .await?
+    }))
+}

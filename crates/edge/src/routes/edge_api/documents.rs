@@ -46,7 +46,7 @@ impl Filter {
         }
         state
             .registry
-            .get(api_key)
+            .published(api_key)
             .is_some_and(|s| self.scope.sees(&s))
     }
 }
@@ -167,7 +167,7 @@ pub(super) async fn document(
     let scope = follower(&state, &headers).await?;
     let snap = state
         .registry
-        .get(&api_key)
+        .published(&api_key)
         .filter(|s| scope.sees(s))
         .ok_or(SdkError::NotFound("Not found."))?;
     let etag = format!("\"{}\"", snap.revision);
@@ -184,7 +184,7 @@ pub(super) async fn document(
         ),
         (
             header::HeaderName::from_static(HEADER_DOCUMENT_ETAG),
-            value(snap.document_etag()),
+            value(&snap.etag),
         ),
         (
             header::HeaderName::from_static(HEADER_SHARES_SECOND),
@@ -219,21 +219,21 @@ pub(super) async fn sdk_features(
     let scope = follower(&state, &headers).await?;
     let snap = state
         .registry
-        .get(&api_key)
+        .published(&api_key)
         .filter(|s| scope.sees(s))
         .ok_or(SdkError::NotFound("Not found."))?;
     let revision = [(
         header::HeaderName::from_static(HEADER_REVISION),
         HeaderValue::from_str(&snap.revision.to_string()).unwrap_or(HeaderValue::from_static("")),
     )];
-    Ok(match &snap.sdk_features_json {
+    Ok(match snap.sdk_features_json() {
         Some(json) => (
             revision,
             [(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             )],
-            json.to_string(),
+            json,
         )
             .into_response(),
         None => (StatusCode::NO_CONTENT, revision).into_response(),

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use crate::error::SdkError;
 use crate::follower_keys::{presented, Scope};
-use crate::snapshot::EnvSnapshot;
+use crate::published::Published;
 use crate::upstream::protocol::{IdentityBody, ScopeBody, ServerKeyBody};
 use crate::EdgeState;
 
@@ -52,10 +52,10 @@ pub(crate) fn visible(
     state: &EdgeState,
     scope: &Scope,
     environment_id: i64,
-) -> Result<Arc<EnvSnapshot>, SdkError> {
+) -> Result<Arc<Published>, SdkError> {
     state
         .registry
-        .get_by_id(environment_id)
+        .published_by_id(environment_id)
         .filter(|s| scope.sees(s))
         .ok_or(SdkError::NotFound("Not found."))
 }
@@ -100,7 +100,7 @@ async fn server_key(
         .ok_or(SdkError::NotFound("Not found."))?;
     let snap = state
         .registry
-        .get(&api_key)
+        .published(&api_key)
         .filter(|s| scope.sees(s))
         .ok_or(SdkError::NotFound("Not found."))?;
     Ok(Json(ServerKeyBody {

@@ -51,9 +51,13 @@ pub(super) async fn usage(
         )));
     }
     for r in &batch.rows {
-        let snap = visible(&state, &scope, r.environment_id)?;
+        visible(&state, &scope, r.environment_id)?;
         // Only features of the environment are counted (as for this node's own SDKs).
-        if !snap.features.contains_key(&r.feature_id) {
+        let known = state
+            .registry
+            .get_by_id(r.environment_id)
+            .is_some_and(|snap| snap.features.contains_key(&r.feature_id));
+        if !known {
             return Err(SdkError::BadRequest(format!(
                 "rows: feature {} is not in environment {}",
                 r.feature_id, r.environment_id
