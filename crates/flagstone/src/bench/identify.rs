@@ -126,15 +126,7 @@ pub async fn run(args: IdentifyArgs) -> anyhow::Result<()> {
     let admin_key = [("FLAGSTONE_ADMIN_KEY", "bench-identify-admin-key-0123456789")];
     let mut server = match &args.server_binary {
         None => WorkerProcess::spawn(&serve_args, &admin_key)?,
-        Some(bin) => WorkerProcess(
-            std::process::Command::new(bin)
-                .args(serve_args)
-                .envs(admin_key)
-                .env("RUST_LOG", "warn")
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .with_context(|| format!("start {} serve", bin.display()))?,
-        ),
+        Some(bin) => WorkerProcess::spawn_exe(bin, &serve_args, &admin_key)?,
     };
     wait_up(addr, &mut server).await?;
     let pid = server.0.id();

@@ -16,9 +16,11 @@
 //! the server's RSS, open descriptors and errors; `flagstone bench upstream` ([`upstream`])
 //! edges following the core over HTTP; `flagstone bench import` ([`import`]) the peak RSS and
 //! time of importing documents with many identity overrides; `flagstone bench scale`
-//! ([`scale`]) an installation of 10,000 environments: edge memory and start-up, admin reads.
+//! ([`scale`]) an installation of 10,000 environments: edge memory and start-up, admin reads;
+//! `flagstone bench burst` ([`burst`]) a burst of changes touching 1,000 environments.
 
 mod api;
+mod burst;
 mod history;
 mod http;
 mod identify;
@@ -62,6 +64,9 @@ pub enum BenchCommand {
     /// 10,000 environments: edge RSS, start-up (cold and from its cache), memory budget and
     /// hit rate, admin read latency small vs large, the same for an HTTP-upstream edge.
     Scale(scale::ScaleArgs),
+    /// A burst touching 1,000 environments (one project-wide change, and one change each):
+    /// time until every one is served, builds, claim-to-finish time.
+    Burst(burst::BurstArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -152,7 +157,15 @@ impl WorkerProcess {
     }
 
     fn spawn(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<WorkerProcess> {
-        let exe = std::env::current_exe()?;
+        Self::spawn_exe(&std::env::current_exe()?, args, env)
+    }
+
+    /// [`Self::spawn`] from another build of flagstone (before/after comparisons).
+    fn spawn_exe(
+        exe: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<WorkerProcess> {
         let child = Command::new(exe)
             .args(args)
             .envs(env.iter().copied())
@@ -225,6 +238,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Upstream(args) => return upstream::run(args).await,
         BenchCommand::Import(args) => return import::run(args).await,
         BenchCommand::Scale(args) => return scale::run(args).await,
+        BenchCommand::Burst(args) => return burst::run(args).await,
     };
     let target = open_target(args.database_url.as_deref()).await?;
     let store = target.store.clone();

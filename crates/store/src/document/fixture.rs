@@ -220,6 +220,60 @@ pub async fn create(store: &Store, shape: Shape) -> Result<Fixture> {
 
 /// One admin change: sets the value of feature state `n % features` to `value`, with its
 /// audit entry, revision bump and publish request. Returns the new revision.
+/// One change to every environment of the fixture's project at once: the description of its
+/// first feature (part of every environment's published SDK fields), as editing a feature or a
+/// segment does. Returns the project's environments and the revision each was bumped to.
+pub async fn change_project(store: &Store, fx: &Fixture, value: &str) -> Result<Vec<(i64, i64)>> {
+    let mut ch: Change = store.change(&actor()).await?;
+    let state = fx.feature_state_ids[0];
+    sql!(ch.tx(), |c| {
+        sqlx::query(
+            "UPDATE features SET description = $2 \
+             WHERE id = (SELECT feature_id FROM feature_states WHERE id = $1)",
+        )
+        .bind(state)
+        .bind(value)
+        .execute(c)
+        .await?
+        .rows_affected()
+    });
+    ch.touch_project(fx.project_id);
+    let committed = ch.commit().await?;
+    Ok(committed.revisions)
+}
+
+/// One small admin change in `environment_id` (of the fixture's project): the value of its
+/// state of the fixture's first feature. Returns the environment's new revision.
+pub async fn change_environment(
+    store: &Store,
+    fx: &Fixture,
+    environment_id: i64,
+    value: &str,
+) -> Result<i64> {
+    let mut ch: Change = store.change(&actor()).await?;
+    sql!(ch.tx(), |c| {
+        sqlx::query(
+            "UPDATE feature_states SET value = $3, updated_at = $4 \
+             WHERE environment_id = $1 \
+               AND feature_id = (SELECT feature_id FROM feature_states WHERE id = $2)",
+        )
+        .bind(environment_id)
+        .bind(fx.feature_state_ids[0])
+        .bind(json!(value).to_string())
+        .bind(now_ms())
+        .execute(c)
+        .await?
+        .rows_affected()
+    });
+    ch.touch_environment(environment_id);
+    let committed = ch.commit().await?;
+    Ok(committed
+        .revisions
+        .first()
+        .map(|(_, r)| *r)
+        .unwrap_or_default())
+}
+
 pub async fn change_feature(store: &Store, fx: &Fixture, n: usize, value: &str) -> Result<i64> {
     let mut ch: Change = store.change(&actor()).await?;
     let state = fx.feature_state_ids[n % fx.feature_state_ids.len()];
