@@ -39,40 +39,67 @@ pub async fn claim(
     session: &ClaimSession,
     cfg: &WorkerConfig,
 ) -> Result<Option<Lease>> {
+    Ok(claim_batch(store, session, cfg, 1)
+        .await?
+        .into_iter()
+        .next())
+}
+
+/// Claims up to `max` of the oldest due jobs in one transaction, each decided alone by
+/// [`policy::on_claim`] exactly as [`claim`] decides one: a worker fills all its free build
+/// slots with one round of the queue instead of one per job. Empty when nothing is due.
+pub async fn claim_batch(
+    store: &Store,
+    session: &ClaimSession,
+    cfg: &WorkerConfig,
+    max: usize,
+) -> Result<Vec<Lease>> {
     let owner = session.owner();
-    // Each loop either claims a job or parks one; the bound only guards against surprises.
+    // Each loop claims at least one job or parks some; the bound only guards against surprises.
     for _ in 0..16 {
         let now = store.clock().now_ms();
         let mut tx = queue::begin(store).await?;
-        let Some(due) = queue::next_due(store, &mut tx, now).await? else {
-            return Ok(None);
-        };
-        let decision = policy::on_claim(&cfg.rules, &due, now);
-        let lease = queue::take(&mut tx, &due, session, &decision, now).await?;
-        if let ClaimDecision::Park { message, .. } = &decision {
-            let dead = match &due.claimant {
-                queue::Claimant::Lapsed { owner, .. } => owner.as_str(),
-                queue::Claimant::Unclaimed => owner,
-            };
-            let line = LogLine {
-                environment_id: due.environment_id,
-                revision: due.wanted_revision,
-                worker: dead,
-                started_at: now,
-                finished_at: now,
-                bytes: None,
-                outcome: BuildOutcome::Parked,
-                detail: Some(message),
-            };
-            queue::log(&mut tx, &line, cfg.publish_log_cap).await?;
-            tx.commit().await?;
-            tracing::warn!(environment = due.environment_id, decision = ?decision, "parked at claim");
-            continue;
+        let due = queue::next_due_many(store, &mut tx, now, max.max(1) as i64).await?;
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut leases = Vec::with_capacity(due.len());
+        let mut parked = Vec::new();
+        for due in &due {
+            let decision = policy::on_claim(&cfg.rules, due, now);
+            match queue::take(&mut tx, due, session, &decision, now).await? {
+                Some(lease) => leases.push(lease),
+                None => {
+                    if let ClaimDecision::Park { message, .. } = &decision {
+                        let dead = match &due.claimant {
+                            queue::Claimant::Lapsed { owner, .. } => owner.as_str(),
+                            queue::Claimant::Unclaimed => owner,
+                        };
+                        let line = LogLine {
+                            environment_id: due.environment_id,
+                            revision: due.wanted_revision,
+                            worker: dead,
+                            started_at: now,
+                            finished_at: now,
+                            bytes: None,
+                            outcome: BuildOutcome::Parked,
+                            detail: Some(message),
+                        };
+                        queue::log(&mut tx, &line, cfg.publish_log_cap).await?;
+                    }
+                    parked.push((due.environment_id, decision));
+                }
+            }
         }
         tx.commit().await?;
-        return Ok(lease);
+        for (environment, decision) in parked {
+            tracing::warn!(environment, decision = ?decision, "parked at claim");
+        }
+        if !leases.is_empty() {
+            return Ok(leases);
+        }
     }
-    Ok(None)
+    Ok(Vec::new())
 }
 
 /// Publishes `doc` and ends the job, in one transaction: the document is stored only if newer
@@ -122,9 +149,14 @@ pub async fn finish(
         detail: None,
     };
     queue::log(&mut tx, &line, cfg.publish_log_cap).await?;
-    let current = document::stored::published_revision(&mut tx, doc.environment_id)
-        .await?
-        .unwrap_or(doc.revision);
+    // Just stored: it is the published revision (the row is locked by this transaction).
+    let current = if published {
+        doc.revision
+    } else {
+        document::stored::published_revision(&mut tx, doc.environment_id)
+            .await?
+            .unwrap_or(doc.revision)
+    };
     let delay = store.publish_settings().debounce_ms;
     let decision = policy::after_success(job.wanted_revision > current, now, delay);
     queue::apply(&mut tx, lease.environment_id, &decision, now).await?;

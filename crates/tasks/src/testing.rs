@@ -146,6 +146,21 @@ impl Pipeline {
             .expect("claim")
     }
 
+    /// Claims up to `max` due jobs for `worker` in one round (the production batch claim, as a
+    /// worker with `max` free build slots does).
+    pub async fn claim_batch(&self, worker: &str, max: usize) -> Vec<Lease> {
+        let mut sessions = self.sessions.lock().await;
+        if !sessions.contains_key(worker) {
+            let s = ClaimSession::open(&self.store, worker)
+                .await
+                .expect("claim session");
+            sessions.insert(worker.to_string(), s);
+        }
+        steps::claim_batch(&self.store, &sessions[worker], &self.cfg, max)
+            .await
+            .expect("claim")
+    }
+
     /// Ends `worker`'s claim session, as its process dying would.
     pub async fn kill(&self, worker: &str) {
         self.sessions.lock().await.remove(worker);

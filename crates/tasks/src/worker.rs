@@ -107,52 +107,59 @@ impl Worker {
                 p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
                 _ = &mut shutdown => break,
             };
-            let idle = match steps::claim(&self.store, &session, &cfg).await {
-                Ok(Some(lease)) => {
-                    let store = self.store.clone();
-                    let cfg = cfg.clone();
-                    let publications = self.publications.clone();
-                    let stop = stop_rx.clone();
-                    let session_lost = session.lost();
-                    // The job's id is its environment's id: one job per environment.
-                    let span = tracing::info_span!(
-                        "publish",
-                        environment = lease.environment_id,
-                        task = lease.environment_id,
-                        attempt = lease.attempts + 1,
-                    );
-                    running.spawn(
-                        async move {
-                            let started = Instant::now();
-                            let outcome = publish_job(
-                                &store,
-                                &lease,
-                                &cfg,
-                                &publications,
-                                stop,
-                                session_lost,
-                            )
-                            .await;
-                            crate::metrics::publish_ended(&outcome, started.elapsed());
-                            log_outcome(&outcome, started.elapsed());
-                            drop(permit);
-                        }
-                        .instrument(span),
-                    );
+            // Every free slot is filled by one claim: a burst over many environments costs a
+            // queue round per batch, not per environment.
+            let mut slots = vec![permit];
+            while let Ok(p) = permits.clone().try_acquire_owned() {
+                slots.push(p);
+            }
+            let idle = match steps::claim_batch(&self.store, &session, &cfg, slots.len()).await {
+                Ok(leases) if !leases.is_empty() => {
+                    for lease in leases {
+                        let permit = slots.pop().expect("no more leases than slots");
+                        let store = self.store.clone();
+                        let cfg = cfg.clone();
+                        let publications = self.publications.clone();
+                        let stop = stop_rx.clone();
+                        let session_lost = session.lost();
+                        // The job's id is its environment's id: one job per environment.
+                        let span = tracing::info_span!(
+                            "publish",
+                            environment = lease.environment_id,
+                            task = lease.environment_id,
+                            attempt = lease.attempts + 1,
+                        );
+                        running.spawn(
+                            async move {
+                                let started = Instant::now();
+                                let outcome = publish_job(
+                                    &store,
+                                    &lease,
+                                    &cfg,
+                                    &publications,
+                                    stop,
+                                    session_lost,
+                                )
+                                .await;
+                                crate::metrics::publish_ended(&outcome, started.elapsed());
+                                log_outcome(&outcome, started.elapsed());
+                                drop(permit);
+                            }
+                            .instrument(span),
+                        );
+                    }
                     continue;
                 }
-                Ok(None) => {
-                    match queue::next_due_in(&self.store, self.store.clock().now_ms()).await {
-                        Ok(Some(ms)) => Duration::from_millis(ms as u64).min(cfg.poll_interval),
-                        _ => cfg.poll_interval,
-                    }
-                }
+                Ok(_) => match queue::next_due_in(&self.store, self.store.clock().now_ms()).await {
+                    Ok(Some(ms)) => Duration::from_millis(ms as u64).min(cfg.poll_interval),
+                    _ => cfg.poll_interval,
+                },
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot claim publish jobs; retrying");
                     cfg.poll_interval.max(Duration::from_secs(1))
                 }
             };
-            drop(permit);
+            drop(slots);
             tokio::select! {
                 _ = tokio::time::sleep(idle) => {}
                 _ = self.wake.notified() => {}

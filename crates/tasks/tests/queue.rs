@@ -482,3 +482,41 @@ async fn concurrent_claimants_never_get_the_same_job() {
     claimed.sort();
     assert_eq!(claimed, envs, "each job claimed exactly once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_claim_fills_free_slots_oldest_first_and_each_job_is_decided_alone() {
+    let t = test_store().await;
+    let p = std::sync::Arc::new(Pipeline::new(&t.store).with_rules(rules()));
+    let mut envs = Vec::new();
+    for _ in 0..4 {
+        envs.push(fixture::create(p.store(), SMALL).await.unwrap().environment_id);
+        // Requested in order: oldest first is creation order.
+        p.advance(1);
+    }
+    // The first environment's claimants keep dying: its next claim parks it, in the batch.
+    p.advance(50);
+    for i in 0..3 {
+        let lease = p.claim(&format!("doomed-{i}")).await.expect("due");
+        assert_eq!(lease.environment_id, envs[0]);
+        p.kill(&format!("doomed-{i}")).await;
+        p.advance(1_001);
+    }
+    // Three slots free: the three oldest due are decided together; the poison job is parked
+    // (no lease), the other two are taken. The next round takes the last one.
+    let ids = |leases: Vec<flagstone_store::queue::Lease>| -> Vec<i64> {
+        leases.iter().map(|l| l.environment_id).collect()
+    };
+    assert_eq!(ids(p.claim_batch("w", 3).await), envs[1..3].to_vec());
+    assert_eq!(job_state(p.store(), envs[0]).await, Some(JobState::Parked));
+    assert_eq!(ids(p.claim_batch("w", 3).await), envs[3..4].to_vec());
+    // Concurrent batch claimants never share a job: nothing is left to claim.
+    let others: Vec<_> = (0..4)
+        .map(|i| {
+            let p = p.clone();
+            tokio::spawn(async move { p.claim_batch(&format!("o{i}"), 4).await.len() })
+        })
+        .collect();
+    for o in others {
+        assert_eq!(o.await.unwrap(), 0);
+    }
+}

@@ -126,7 +126,19 @@ fn lock_clause(tx: &Tx, skip_locked: bool) -> &'static str {
 /// ended, or its lease expired before `now`) — locked for this transaction (other claimants skip
 /// it on PostgreSQL; SQLite has one writer). `store` is the one `tx` belongs to.
 pub async fn next_due(store: &Store, tx: &mut Tx, now: i64) -> Result<Option<DueJob>> {
-    // Running claims whose session ended: a handful (one per build in progress), each asked.
+    Ok(next_due_many(store, tx, now, 1).await?.into_iter().next())
+}
+
+/// Up to `limit` due jobs, oldest first, each as [`next_due`] finds one: a worker with several
+/// free build slots claims them in one transaction (a burst touching many environments then
+/// costs one claim per batch, not per environment).
+pub async fn next_due_many(
+    store: &Store,
+    tx: &mut Tx,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<DueJob>> {
+    // Running claims whose session ended: a handful (one per build in progress).
     let running: Vec<(i64, i64)> = sql!(tx, |c| {
         sqlx::query_as(
             "SELECT environment_id, lease_session FROM publish_jobs \
@@ -137,8 +149,12 @@ pub async fn next_due(store: &Store, tx: &mut Tx, now: i64) -> Result<Option<Due
         .fetch_all(c)
         .await?
     });
+    // Asked once per session, not per job: a worker building eight documents holds one.
+    let mut sessions: Vec<i64> = running.into_iter().map(|(_, key)| key).collect();
+    sessions.sort_unstable();
+    sessions.dedup();
     let mut ended = Vec::new();
-    for (_, key) in running {
+    for key in sessions {
         if !session::claimant_alive(store, tx, key).await? {
             ended.push(key.to_string());
         }
@@ -155,35 +171,39 @@ pub async fn next_due(store: &Store, tx: &mut Tx, now: i64) -> Result<Option<Due
          FROM publish_jobs \
          WHERE (state = $2 AND run_after <= $1) \
             OR (state = $3 AND (lease_until < $1{ended_clause})) \
-         ORDER BY run_after LIMIT 1{}",
+         ORDER BY run_after LIMIT $4{}",
         lock_clause(tx, true)
     );
-    let row: Option<DueRow> = sql!(tx, |c| {
+    let rows: Vec<DueRow> = sql!(tx, |c| {
         sqlx::query_as(&query)
             .bind(now)
             .bind(JobState::Pending)
             .bind(JobState::Running)
-            .fetch_optional(c)
+            .bind(limit.max(1))
+            .fetch_all(c)
             .await?
     });
-    Ok(row.map(|r| DueJob {
-        environment_id: r.environment_id,
-        wanted_revision: r.wanted_revision,
-        attempts: r.attempts,
-        claimant: match r.state {
-            JobState::Running => Claimant::Lapsed {
-                owner: r.lease_owner.unwrap_or_else(|| "unknown".to_string()),
-                cause: if r.lease_until.is_some_and(|t| t < now) {
-                    Lapse::LeaseExpired
-                } else {
-                    Lapse::SessionEnded {
-                        waiting_since: r.first_requested_at,
-                    }
+    Ok(rows
+        .into_iter()
+        .map(|r| DueJob {
+            environment_id: r.environment_id,
+            wanted_revision: r.wanted_revision,
+            attempts: r.attempts,
+            claimant: match r.state {
+                JobState::Running => Claimant::Lapsed {
+                    owner: r.lease_owner.unwrap_or_else(|| "unknown".to_string()),
+                    cause: if r.lease_until.is_some_and(|t| t < now) {
+                        Lapse::LeaseExpired
+                    } else {
+                        Lapse::SessionEnded {
+                            waiting_since: r.first_requested_at,
+                        }
+                    },
                 },
+                _ => Claimant::Unclaimed,
             },
-            _ => Claimant::Unclaimed,
-        },
-    }))
+        })
+        .collect())
 }
 
 /// Writes a claim decision for `due`: the job runs under a lease tied to `session` (returned),
@@ -411,12 +431,14 @@ pub struct LogLine<'a> {
     pub detail: Option<&'a str>,
 }
 
-/// Appends to `publish_log` and trims it to about `cap` rows.
+/// Appends to `publish_log` and trims it to about `cap` rows (every [`TRIM_EVERY`] lines: a
+/// burst of builds does not pay a delete per line).
 pub async fn log(tx: &mut Tx, l: &LogLine<'_>, cap: i64) -> Result<()> {
     sql!(tx, |c| {
-        sqlx::query(
+        let id: i64 = sqlx::query_scalar(
             "INSERT INTO publish_log (environment_id, revision, worker, started_at, finished_at, \
-                 duration_ms, bytes, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 duration_ms, bytes, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             RETURNING id",
         )
         .bind(l.environment_id)
         .bind(l.revision)
@@ -427,16 +449,21 @@ pub async fn log(tx: &mut Tx, l: &LogLine<'_>, cap: i64) -> Result<()> {
         .bind(l.bytes)
         .bind(l.outcome)
         .bind(l.detail)
-        .execute(&mut *c)
+        .fetch_one(&mut *c)
         .await?;
-        sqlx::query("DELETE FROM publish_log WHERE id <= (SELECT MAX(id) FROM publish_log) - $1")
-            .bind(cap)
-            .execute(c)
-            .await?
-            .rows_affected()
+        if id % TRIM_EVERY == 0 {
+            sqlx::query("DELETE FROM publish_log WHERE id <= $1 - $2")
+                .bind(id)
+                .bind(cap)
+                .execute(c)
+                .await?;
+        }
     });
     Ok(())
 }
+
+/// How often [`log`] trims the log: it may hold up to this many lines over its cap.
+pub const TRIM_EVERY: i64 = 64;
 
 /// Drops the job of an environment that no longer exists.
 pub async fn forget(tx: &mut Tx, environment_id: i64) -> Result<()> {
