@@ -209,6 +209,13 @@ impl Store {
         self.pool.begin(false).await
     }
 
+    /// A read-only transaction whose statements all see one committed state (a document
+    /// build reads several tables and must not mix two revisions).
+    pub async fn read_snapshot(&self) -> Result<Tx> {
+        self.note_wait();
+        self.pool.begin_snapshot().await
+    }
+
     /// A write transaction without audit or publishing; for internal bookkeeping only.
     /// Admin changes use [`Store::change`].
     pub async fn write(&self) -> Result<Tx> {

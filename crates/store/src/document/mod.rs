@@ -26,7 +26,7 @@ use sink::BudgetedSink;
 use writer::DocumentWriter;
 
 pub use sdk_features::{SdkFeature, SdkFeatures};
-pub use stored::{load, load_page, published_revisions, store_if_newer, StoredDocument};
+pub use stored::{load, load_many, load_page, published_revisions, store_if_newer, StoredDocument};
 
 /// Every document ends with these bytes: `identity_overrides` is written last and empty, so the
 /// SDK endpoint can replace the tail and stream the overrides in its place.
@@ -126,13 +126,7 @@ pub async fn build(
 /// A read transaction in which every query of a build sees the same committed state as the
 /// revision it reads (SQLite's read transactions already do).
 async fn snapshot(store: &Store) -> Result<Tx, BuildError> {
-    let mut tx = store.read().await?;
-    if let Tx::Postgres(t) = &mut tx {
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut **t)
-            .await?;
-    }
-    Ok(tx)
+    Ok(store.read_snapshot().await?)
 }
 
 /// Builds inside a transaction the caller opened (it should be a snapshot).

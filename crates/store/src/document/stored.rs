@@ -99,6 +99,25 @@ pub async fn load(tx: &mut Tx, environment_id: i64) -> Result<Option<StoredDocum
     }))
 }
 
+/// The published documents of `environment_ids` (those that have one), in id order: an edge
+/// that hears of many publishes at once reads them in one query instead of one each.
+pub async fn load_many(tx: &mut Tx, environment_ids: &[i64]) -> Result<Vec<StoredDocument>> {
+    let mut out = Vec::with_capacity(environment_ids.len());
+    for part in environment_ids.chunks(500) {
+        // Integers only: formatted into the statement, not bound (SQLite has no arrays).
+        let list: Vec<String> = part.iter().map(i64::to_string).collect();
+        let query = format!(
+            "SELECT environment_id, revision, body, encoding, etag, bytes, compressed_bytes, \
+                 built_at, build_ms, updated_at, previous_updated_at, sdk_features \
+             FROM environment_documents WHERE environment_id IN ({}) ORDER BY environment_id",
+            list.join(", ")
+        );
+        let rows: Vec<StoredDocument> = sql!(tx, |c| sqlx::query_as(&query).fetch_all(c).await?);
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
 /// The published revision of an environment, without reading its body.
 pub async fn published_revision(tx: &mut Tx, environment_id: i64) -> Result<Option<i64>> {
     Ok(sql!(tx, |c| {
