@@ -16,7 +16,7 @@ use flagstone_store::testing::test_store;
 use serde_json::{json, Value};
 
 mod common;
-use common::{child_url, free_port, http, Proc};
+use common::{child_url, free_port, http, wait_live, Proc};
 
 const ADMIN_KEY: &str = "log-secrets-admin-key-ADMINKEY42";
 const PASSWORD: &str = "correct-horse-PASSWORD-staple-42";
@@ -54,20 +54,6 @@ fn spawn_logged(args: &[String]) -> (Proc, JoinHandle<String>) {
         s + &out.join().unwrap()
     });
     (Proc(child), reader)
-}
-
-async fn wait_up(port: u16, what: &str) {
-    let start = Instant::now();
-    while http(port, "GET", "/health/liveness", &[], None)
-        .await
-        .is_none()
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{what} did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// The URL with a password in it: on PostgreSQL (which the test cluster accepts without
@@ -122,7 +108,7 @@ async fn a_full_scenario_logs_no_secret() {
         "--edge-cache-dir",
         &cache("serve-cache"),
     ]));
-    wait_up(port, "serve").await;
+    wait_live("serve", port, Duration::from_secs(30)).await;
     // The other roles start once serve has migrated the database.
     let (edge, edge_log) = spawn_logged(&s(&[
         "edge",
@@ -146,8 +132,8 @@ async fn a_full_scenario_logs_no_secret() {
         "--metrics-addr",
         &format!("127.0.0.1:{worker_port}"),
     ]));
-    wait_up(edge_port, "edge").await;
-    wait_up(worker_port, "worker").await;
+    wait_live("edge", edge_port, Duration::from_secs(30)).await;
+    wait_live("worker", worker_port, Duration::from_secs(30)).await;
 
     let admin = format!("Api-Key {ADMIN_KEY}");
     let admin = [("Authorization", admin.as_str())];
