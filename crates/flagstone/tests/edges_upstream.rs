@@ -102,6 +102,15 @@ async fn edges_over_http_converge_survive_the_core_and_catch_up() {
         "stored traits reach the edge: {body}"
     );
 
+    // Both edges have heard they are current before the core goes: an upstream's heartbeat
+    // (every 5 s) may still carry what that upstream said before it had synced itself.
+    for port in [near_port, far_port] {
+        wait_readiness(&node(port), port, "current", WITHIN, |r| {
+            r["serving_from_cache"] == false
+        })
+        .await;
+    }
+
     // The core goes away: both edges keep serving, and say they serve last good copies.
     drop(core.take());
     for port in [near_port, far_port] {

@@ -142,6 +142,15 @@ async fn core_worker_and_edges_over_http_and_nats_converge_survive_the_core_and_
     // Traits sent to the NATS edge reach the store (over HTTP to the core, batched).
     identify_reaches_store("the NATS edge", nats_port, &t.store, &fx, "nats-user").await;
 
+    // Every edge has heard it is current before the core goes: an upstream's heartbeat (every
+    // 5 s) may still carry what that upstream said before it had synced itself.
+    for (name, port) in edges {
+        wait_readiness(name, port, "current", WITHIN, |r| {
+            r["serving_from_cache"] == false
+        })
+        .await;
+    }
+
     // The core goes away: every edge keeps serving and reports that it may be stale.
     drop(core.take());
     for (name, port) in edges {

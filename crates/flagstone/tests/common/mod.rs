@@ -262,7 +262,7 @@ pub async fn wait_readiness(
     eventually(
         &format!("{name}: {what}"),
         within,
-        Duration::from_millis(20),
+        Duration::from_millis(50),
         || async move {
             match readiness(port).await {
                 Some(r) if pred(&r) => Ok(r),
