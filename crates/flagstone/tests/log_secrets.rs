@@ -16,7 +16,7 @@ use flagstone_store::testing::test_store;
 use serde_json::{json, Value};
 
 mod common;
-use common::{child_url, free_port, http, wait_live, Proc};
+use common::{call, child_url, free_port, http, wait_live, Proc};
 
 const ADMIN_KEY: &str = "log-secrets-admin-key-ADMINKEY42";
 const PASSWORD: &str = "correct-horse-PASSWORD-staple-42";
@@ -63,14 +63,6 @@ fn with_password(url: &str) -> String {
         Some(rest) => format!("postgres://postgres:{DB_PASSWORD}@{rest}"),
         None => url.to_string(),
     }
-}
-
-async fn call(port: u16, method: &str, path: &str, auth: &[(&str, &str)], body: Value) -> Value {
-    let (status, text) = http(port, method, path, auth, Some(&body))
-        .await
-        .expect("answer");
-    assert!(status < 300, "{method} {path}: {status} {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

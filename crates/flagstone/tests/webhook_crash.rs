@@ -16,7 +16,7 @@ use flagstone_store::PageRequest;
 use serde_json::{json, Value};
 
 mod common;
-use common::{child_url, free_port, http, wait_live, Children, Proc};
+use common::{child_url, free_port, wait_live, Children, Proc};
 
 const ADMIN_KEY: &str = "webhook-crash-admin-key-0123456789";
 
@@ -74,11 +74,7 @@ fn start_serve(t: &TestStore, port: u16, cache: &std::path::Path) -> Proc {
 
 async fn call(port: u16, method: &str, path: &str, body: Value) -> Value {
     let auth = format!("Api-Key {ADMIN_KEY}");
-    let (status, text) = http(port, method, path, &[("Authorization", &auth)], Some(&body))
-        .await
-        .expect("an answer");
-    assert!(status < 300, "{method} {path}: {status} {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
+    common::call(port, method, path, &[("Authorization", &auth)], body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -76,15 +76,22 @@ pub(super) async fn readiness(http: &reqwest::Client, at: SocketAddr) -> Option<
     r.json().await.ok()
 }
 
-/// The status of an SDK flags request with the client key `key`, if the node answers.
-pub(super) async fn flags_status(http: &reqwest::Client, at: SocketAddr, key: &str) -> Option<u16> {
-    let r = http
-        .get(format!("http://{at}/api/v1/flags/"))
+/// An SDK flags request with the client key `key`, if the node answers.
+pub(super) async fn flags(
+    http: &reqwest::Client,
+    at: SocketAddr,
+    key: &str,
+) -> Option<reqwest::Response> {
+    http.get(format!("http://{at}/api/v1/flags/"))
         .header("x-environment-key", key)
         .send()
         .await
-        .ok()?;
-    Some(r.status().as_u16())
+        .ok()
+}
+
+/// The status of an SDK flags request with the client key `key`, if the node answers.
+pub(super) async fn flags_status(http: &reqwest::Client, at: SocketAddr, key: &str) -> Option<u16> {
+    Some(flags(http, at, key).await?.status().as_u16())
 }
 
 /// Polls `check` every 5 ms until it says yes (an error counts as no); fails naming `what`

@@ -16,7 +16,7 @@ use flagstone_store::{Actor, Store};
 use serde_json::Value;
 
 use super::edges::{
-    follower_key, scope_len, start_core, start_edge, wait_for, FirstAnswer, StartedEdge,
+    flags, follower_key, scope_len, start_core, start_edge, wait_for, FirstAnswer, StartedEdge,
 };
 use super::{free_port, open_target};
 
@@ -144,13 +144,7 @@ pub(super) async fn add_environments(store: &Store, fx: &Fixture, n: usize) -> a
 }
 
 async fn served_value(http: &reqwest::Client, at: SocketAddr, client_key: &str) -> Option<String> {
-    let r = http
-        .get(format!("http://{at}/api/v1/flags/"))
-        .header("x-environment-key", client_key)
-        .send()
-        .await
-        .ok()?;
-    let flags: Value = r.json().await.ok()?;
+    let flags: Value = flags(http, at, client_key).await?.json().await.ok()?;
     flags
         .as_array()?
         .iter()

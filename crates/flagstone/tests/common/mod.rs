@@ -176,6 +176,21 @@ pub async fn http(
     Some((status, body.to_string()))
 }
 
+/// A request that must succeed (status below 300); its JSON body, or `Null` if it has none.
+pub async fn call(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Value,
+) -> Value {
+    let (status, text) = http(port, method, path, headers, Some(&body))
+        .await
+        .expect("an answer");
+    assert!(status < 300, "{method} {path}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
 /// `GET /api/v1/flags/` with the client key `key`: status and body.
 pub async fn flags(port: u16, key: &str) -> Option<(u16, String)> {
     http(
