@@ -100,6 +100,55 @@ impl Default for PageRequest {
     }
 }
 
+/// What a list of children reads: `columns` of the rows of `table` whose `parent` column holds
+/// the parent's id, in `order` (an `ORDER BY` clause). All are constants of the calling module.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ListOf {
+    pub table: &'static str,
+    pub columns: &'static str,
+    pub parent: &'static str,
+    pub order: &'static str,
+}
+
+/// One page of the rows [`ListOf`] names under `parent_id`, with the count of all of them.
+pub(crate) async fn list_window<R>(
+    tx: &mut Tx,
+    of: ListOf,
+    parent_id: i64,
+    page: PageRequest,
+) -> Result<Page<R>>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + Send
+        + Unpin,
+{
+    let ListOf {
+        table,
+        columns,
+        parent,
+        order,
+    } = of;
+    let count: i64 = sql!(tx, |c| {
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table} WHERE {parent} = $1"))
+            .bind(parent_id)
+            .fetch_one(c)
+            .await?
+    });
+    let results: Vec<R> = sql!(tx, |c| {
+        sqlx::query_as(&format!(
+            "SELECT {columns} FROM {table} WHERE {parent} = $1 \
+             ORDER BY {order} LIMIT $2 OFFSET $3"
+        ))
+        .bind(parent_id)
+        .bind(page.page_size)
+        .bind(page.offset())
+        .fetch_all(c)
+        .await?
+    });
+    Ok(Page { count, results })
+}
+
 impl Store {
     /// Opens the database and runs pending migrations.
     pub async fn open(opts: &ConnectOptions) -> Result<Store> {
