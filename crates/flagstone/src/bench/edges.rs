@@ -8,10 +8,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use flagstone_access::secrets;
-use flagstone_store::accounts::api_keys::{self, NewApiKey};
-use flagstone_store::document::fixture::Fixture;
-use flagstone_store::{Actor, Store};
+use flagstone_store::document::fixture::{self, Fixture};
+use flagstone_store::Store;
 use serde_json::Value;
 
 use super::WorkerProcess;
@@ -31,24 +29,8 @@ pub(super) fn start_core(
 
 /// An admin organisation key of the fixture's organisation, for edges following an upstream.
 pub(super) async fn follower_key(store: &Store, fx: &Fixture) -> anyhow::Result<String> {
-    let s = secrets::new_secret(flagstone_edge::follower_keys::ORG_KEY_PREFIX);
-    let mut ch = store.change(&Actor::system("bench")).await?;
-    api_keys::create(
-        &mut ch,
-        fx.organisation_id,
-        &NewApiKey {
-            name: "bench edges",
-            is_admin: true,
-            expires_at: None,
-            created_by: None,
-            prefix: &s.lookup,
-            secret_hash: &s.hash,
-        },
-        flagstone_store::now_ms(),
-    )
-    .await?;
-    ch.commit().await?;
-    Ok(s.secret)
+    let prefix = flagstone_edge::follower_keys::ORG_KEY_PREFIX;
+    Ok(fixture::organisation_admin_key(store, fx, prefix, "bench edges").await?)
 }
 
 /// How many environments the node at `at` offers followers holding `key`.

@@ -16,12 +16,10 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use flagstone_access::secrets;
-use flagstone_store::accounts::api_keys::{self, NewApiKey};
-use flagstone_store::document::{self, fixture::Fixture};
+use flagstone_store::document::{self, fixture, fixture::Fixture};
 use flagstone_store::queue;
 use flagstone_store::testing::TestStore;
-use flagstone_store::{Actor, Store};
+use flagstone_store::Store;
 
 /// A child process, killed (SIGKILL) when dropped.
 pub struct Proc(pub Child);
@@ -308,25 +306,10 @@ pub async fn wait_live(name: &str, port: u16, within: Duration) {
 /// An admin organisation API key of the fixture's organisation, as an operator would create
 /// for edges that follow an upstream.
 pub async fn follower_key(store: &Store, fx: &Fixture) -> String {
-    let s = secrets::new_secret("fsk_");
-    let mut ch = store.change(&Actor::system("test")).await.unwrap();
-    api_keys::create(
-        &mut ch,
-        fx.organisation_id,
-        &NewApiKey {
-            name: "edges",
-            is_admin: true,
-            expires_at: None,
-            created_by: None,
-            prefix: &s.lookup,
-            secret_hash: &s.hash,
-        },
-        flagstone_store::now_ms(),
-    )
-    .await
-    .unwrap();
-    ch.commit().await.unwrap();
-    s.secret
+    let prefix = flagstone_edge::follower_keys::ORG_KEY_PREFIX;
+    fixture::organisation_admin_key(store, fx, prefix, "edges")
+        .await
+        .unwrap()
 }
 
 /// Identifies `identifier` of `fx` with the trait `plan = "gold"` at the edge `name` on
