@@ -72,6 +72,16 @@ pub struct Page<T> {
     pub results: Vec<T>,
 }
 
+impl<T> Page<T> {
+    /// The same page with each result converted by `f`; the first failure fails it.
+    pub fn try_map<U>(self, f: impl FnMut(T) -> Result<U>) -> Result<Page<U>> {
+        Ok(Page {
+            count: self.count,
+            results: self.results.into_iter().map(f).collect::<Result<_>>()?,
+        })
+    }
+}
+
 /// Which page of a list to read. `page` starts at 1.
 #[derive(Debug, Clone, Copy)]
 pub struct PageRequest {
@@ -104,10 +114,27 @@ impl Default for PageRequest {
 /// the parent's id, in `order` (an `ORDER BY` clause). All are constants of the calling module.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ListOf {
-    pub table: &'static str,
-    pub columns: &'static str,
-    pub parent: &'static str,
-    pub order: &'static str,
+    table: &'static str,
+    columns: &'static str,
+    parent: &'static str,
+    order: &'static str,
+}
+
+impl ListOf {
+    /// `columns` of `table` under `parent`, in `order`.
+    pub(crate) const fn new(
+        table: &'static str,
+        columns: &'static str,
+        parent: &'static str,
+        order: &'static str,
+    ) -> ListOf {
+        ListOf {
+            table,
+            columns,
+            parent,
+            order,
+        }
+    }
 }
 
 /// One page of the rows [`ListOf`] names under `parent_id`, with the count of all of them.

@@ -316,22 +316,10 @@ pub async fn get(tx: &mut Tx, project_id: i64, id: i64) -> Result<Segment> {
 /// The project's segments ordered by id; 404 when the project does not exist.
 pub async fn list(tx: &mut Tx, project_id: i64, page: PageRequest) -> Result<Page<Segment>> {
     projects::get(tx, project_id).await?;
-    let of = ListOf {
-        table: "segments",
-        columns: COLUMNS,
-        parent: "project_id",
-        order: "id",
-    };
-    let rows: Page<SegmentRow> = list_window(tx, of, project_id, page).await?;
-    let results = rows
-        .results
-        .into_iter()
-        .map(Segment::try_from)
-        .collect::<Result<_>>()?;
-    Ok(Page {
-        count: rows.count,
-        results,
-    })
+    let of = ListOf::new("segments", COLUMNS, "project_id", "id");
+    list_window::<SegmentRow>(tx, of, project_id, page)
+        .await?
+        .try_map(Segment::try_from)
 }
 
 /// Replaces a segment's name, description and rules (PUT).

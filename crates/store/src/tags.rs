@@ -261,17 +261,10 @@ pub async fn get_by_uuid(tx: &mut Tx, project_id: i64, uuid: &str) -> Result<Tag
 /// The tags of a project by id.
 pub async fn list(tx: &mut Tx, project_id: i64, page: PageRequest) -> Result<Page<Tag>> {
     projects::get(tx, project_id).await?;
-    let of = ListOf {
-        table: "tags",
-        columns: COLUMNS,
-        parent: "project_id",
-        order: "id",
-    };
-    let rows: Page<TagRow> = list_window(tx, of, project_id, page).await?;
-    Ok(Page {
-        count: rows.count,
-        results: rows.results.into_iter().map(Tag::from).collect(),
-    })
+    let of = ListOf::new("tags", COLUMNS, "project_id", "id");
+    list_window::<TagRow>(tx, of, project_id, page)
+        .await?
+        .try_map(|row| Ok(Tag::from(row)))
 }
 
 /// Updates a tag; absent fields of `patch` keep their value.

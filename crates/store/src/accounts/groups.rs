@@ -142,12 +142,12 @@ async fn with_users(tx: &mut Tx, rows: Vec<GroupRow>) -> Result<Vec<Group>> {
 
 /// The organisation's groups, by id, with their members.
 pub async fn list(tx: &mut Tx, organisation_id: i64, page: PageRequest) -> Result<Page<Group>> {
-    let of = ListOf {
-        table: "user_groups",
-        columns: "id, name, is_default",
-        parent: "organisation_id",
-        order: "id",
-    };
+    let of = ListOf::new(
+        "user_groups",
+        "id, name, is_default",
+        "organisation_id",
+        "id",
+    );
     let rows: Page<GroupRow> = list_window(tx, of, organisation_id, page).await?;
     Ok(Page {
         count: rows.count,

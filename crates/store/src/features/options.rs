@@ -333,22 +333,10 @@ pub async fn list(
     page: PageRequest,
 ) -> Result<Page<MvOption>> {
     get_feature(tx, project_id, feature_id).await?;
-    let of = ListOf {
-        table: "mv_options",
-        columns: COLUMNS,
-        parent: "feature_id",
-        order: "id",
-    };
-    let rows: Page<OptionRow> = list_window(tx, of, feature_id, page).await?;
-    let results = rows
-        .results
-        .into_iter()
-        .map(MvOption::try_from)
-        .collect::<Result<_>>()?;
-    Ok(Page {
-        count: rows.count,
-        results,
-    })
+    let of = ListOf::new("mv_options", COLUMNS, "feature_id", "id");
+    list_window::<OptionRow>(tx, of, feature_id, page)
+        .await?
+        .try_map(MvOption::try_from)
 }
 
 pub async fn update(

@@ -224,22 +224,10 @@ pub async fn list(
     identity_id: i64,
     page: PageRequest,
 ) -> Result<Page<IdentityOverride>> {
-    let of = ListOf {
-        table: "identity_overrides",
-        columns: COLUMNS,
-        parent: "identity_id",
-        order: "id",
-    };
-    let rows: Page<OverrideRow> = list_window(tx, of, identity_id, page).await?;
-    let results = rows
-        .results
-        .into_iter()
-        .map(IdentityOverride::try_from)
-        .collect::<Result<_>>()?;
-    Ok(Page {
-        count: rows.count,
-        results,
-    })
+    let of = ListOf::new("identity_overrides", COLUMNS, "identity_id", "id");
+    list_window::<OverrideRow>(tx, of, identity_id, page)
+        .await?
+        .try_map(IdentityOverride::try_from)
 }
 
 /// How many identity overrides the environment has (of one feature only, if given), and those

@@ -152,22 +152,10 @@ const COLUMNS: &str = "trait_key, value, updated_at";
 
 /// Traits of an identity, ordered by key.
 pub async fn list(tx: &mut Tx, identity_id: i64, page: PageRequest) -> Result<Page<Trait>> {
-    let of = ListOf {
-        table: "traits",
-        columns: COLUMNS,
-        parent: "identity_id",
-        order: "trait_key",
-    };
-    let rows: Page<TraitRow> = list_window(tx, of, identity_id, page).await?;
-    let results = rows
-        .results
-        .into_iter()
-        .map(Trait::try_from)
-        .collect::<Result<_>>()?;
-    Ok(Page {
-        count: rows.count,
-        results,
-    })
+    let of = ListOf::new("traits", COLUMNS, "identity_id", "trait_key");
+    list_window::<TraitRow>(tx, of, identity_id, page)
+        .await?
+        .try_map(Trait::try_from)
 }
 
 /// Every trait of an identity, ordered by key (for evaluation).

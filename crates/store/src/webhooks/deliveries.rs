@@ -375,12 +375,7 @@ pub async fn next_due_in(tx: &mut Tx, now: i64) -> Result<Option<i64>> {
 
 /// A webhook's deliveries, newest first.
 pub async fn list(tx: &mut Tx, webhook_id: i64, page: PageRequest) -> Result<Page<Delivery>> {
-    let of = ListOf {
-        table: "webhook_deliveries",
-        columns: COLUMNS,
-        parent: "webhook_id",
-        order: "id DESC",
-    };
+    let of = ListOf::new("webhook_deliveries", COLUMNS, "webhook_id", "id DESC");
     list_window(tx, of, webhook_id, page).await
 }
 
