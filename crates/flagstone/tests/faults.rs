@@ -5,19 +5,22 @@
 //! is stuck (no job left running or parked) and no environment was built by two workers at once.
 //! `.ci/run` runs it on PostgreSQL (the connection faults are PostgreSQL-only).
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use flagstone_store::document::{self, fixture, fixture::Fixture};
+use flagstone_store::document::{fixture, fixture::Fixture};
 use flagstone_store::queue;
 use flagstone_store::testing::{test_store, TestStore};
 use flagstone_store::{sql, Store};
 use rand::Rng;
 
 mod common;
-use common::{child_url, free_port, http, Proc};
+use common::{
+    assert_builds_never_overlap, child_url, eventually, flags, free_port, http, readiness,
+    revisions, wait_live, Children, Proc,
+};
 
 const SHAPE: fixture::Shape = fixture::Shape {
     features: 20,
@@ -26,31 +29,12 @@ const SHAPE: fixture::Shape = fixture::Shape {
     overrides: 50,
 };
 
-fn spawn(args: &[&str]) -> Proc {
-    Proc(
-        Command::new(env!("CARGO_BIN_EXE_flagstone"))
-            .args(args)
-            // FAULTS_CHILD_LOG=warn shows what the children decided when a run fails.
-            .env(
-                "RUST_LOG",
-                std::env::var("FAULTS_CHILD_LOG").unwrap_or_else(|_| "error".into()),
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start flagstone"),
-    )
-}
+// FAULTS_CHILD_LOG=warn shows what the children decided when a run fails.
+const CHILDREN: Children = Children::logging("error").overridden_by("FAULTS_CHILD_LOG");
 
 /// A worker with the production lease: anything faster than 30 s is the claim session's doing.
 fn start_worker(url: &str) -> Proc {
-    spawn(&[
-        "worker",
-        "--database-url",
-        url,
-        "--worker-lease-ms",
-        "30000",
-    ])
+    CHILDREN.worker(url, &["--worker-lease-ms", "30000"])
 }
 
 /// Commits a change to every environment every 10 ms until stopped.
@@ -76,18 +60,6 @@ fn start_writes(
         n
     });
     (stop, writer)
-}
-
-async fn revisions(store: &Store, env: i64) -> (i64, Option<i64>) {
-    let mut tx = store.read().await.unwrap();
-    let current = flagstone_store::environments::get(&mut tx, env)
-        .await
-        .unwrap()
-        .revision;
-    let published = document::stored::published_revision(&mut tx, env)
-        .await
-        .unwrap();
-    (current, published)
 }
 
 /// Every environment publishes its current revision within `within`; then the queue is empty
@@ -127,21 +99,29 @@ async fn assert_converged(store: &Store, envs: &[Fixture], within: Duration) {
         let log = queue::publish_log(&mut tx, Some(fx.environment_id), 10_000)
             .await
             .unwrap();
-        let mut spans: Vec<_> = log
-            .iter()
-            .map(|e| (e.started_at, e.finished_at, &e.worker))
-            .collect();
-        spans.sort();
-        for w in spans.windows(2) {
-            assert!(
-                w[1].0 >= w[0].1,
-                "environment {} built by {} and {} at once",
-                fx.environment_id,
-                w[0].2,
-                w[1].2
-            );
-        }
+        assert_builds_never_overlap(fx.environment_id, &log);
     }
+}
+
+/// Waits until the edge on `port` answers `fx`'s flags with what `ok` accepts; returns that.
+async fn wait_flags(port: u16, fx: &Fixture, ok: impl Fn(&(u16, String)) -> bool) -> (u16, String) {
+    let ok = &ok;
+    let what = format!(
+        "the edge on port {port} serves environment {}",
+        fx.environment_id
+    );
+    eventually(
+        &what,
+        Duration::from_secs(20),
+        Duration::from_millis(20),
+        || async move {
+            match flags(port, &fx.api_key).await {
+                Some(answer) if ok(&answer) => Ok(answer),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await
 }
 
 async fn environments(t: &TestStore, n: usize) -> Vec<Fixture> {
@@ -191,23 +171,6 @@ async fn cut_connections(store: &Store, app: &str) -> i64 {
     cut.len() as i64
 }
 
-async fn readiness(port: u16) -> Option<serde_json::Value> {
-    let (_, body) = http(port, "GET", "/health/readiness", &[], None).await?;
-    serde_json::from_str(&body).ok()
-}
-
-/// The value the edge serves for feature `n` of `fx`, with its status.
-async fn served(port: u16, fx: &Fixture) -> Option<(u16, String)> {
-    http(
-        port,
-        "GET",
-        "/api/v1/flags/",
-        &[("X-Environment-Key", &fx.api_key)],
-        None,
-    )
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_cut_during_a_burst_workers_and_edges_reconnect_and_converge() {
     let t = test_store().await;
@@ -221,31 +184,11 @@ async fn connections_cut_during_a_burst_workers_and_edges_reconnect_and_converge
     let _workers = [start_worker(&url), start_worker(&url)];
     let port = free_port();
     let cache = tempfile::tempdir().unwrap();
-    let _edge = spawn(&[
-        "edge",
-        "--database-url",
-        &url,
-        "--bind",
-        &format!("127.0.0.1:{port}"),
-        "--edge-cache-dir",
-        cache.path().to_str().unwrap(),
-        "--edge-poll-ms",
-        "500",
-    ]);
+    let _edge = CHILDREN.db_edge(&url, port, cache.path(), &["--edge-poll-ms", "500"]);
     // The first documents are published and served before the faults start.
     let (stop, writer) = start_writes(&t.store, &envs);
-    let start = Instant::now();
-    loop {
-        let ok = matches!(served(port, &envs[0]).await, Some((200, _)))
-            && matches!(served(port, &envs[1]).await, Some((200, _)));
-        if ok {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "edge never served"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    for fx in &envs {
+        wait_flags(port, fx, |(s, _)| *s == 200).await;
     }
 
     // For two seconds every connection of the workers and the edge is cut as soon as it
@@ -257,7 +200,7 @@ async fn connections_cut_during_a_burst_workers_and_edges_reconnect_and_converge
     while outage.elapsed() < Duration::from_secs(2) {
         cuts += cut_connections(&t.store, &app).await;
         for fx in &envs {
-            let (status, body) = served(port, fx).await.expect("the edge answers");
+            let (status, body) = flags(port, &fx.api_key).await.expect("the edge answers");
             assert_eq!(status, 200, "{body}");
             answered += 1;
         }
@@ -290,7 +233,10 @@ async fn connections_cut_during_a_burst_workers_and_edges_reconnect_and_converge
     let start = Instant::now();
     for fx in &envs {
         loop {
-            let body = served(port, fx).await.map(|(_, b)| b).unwrap_or_default();
+            let body = flags(port, &fx.api_key)
+                .await
+                .map(|(_, b)| b)
+                .unwrap_or_default();
             let r = readiness(port).await;
             let in_sync = r.as_ref().is_some_and(|r| {
                 r["store_reachable"] == true
@@ -324,47 +270,16 @@ async fn an_edge_restarted_while_the_store_is_unreachable_serves_its_cached_docu
     let url = child_url(&t);
     let _worker = start_worker(&url);
     let cache = tempfile::tempdir().unwrap();
-    let edge_args = |url: &str, port: u16| {
-        spawn(&[
-            "edge",
-            "--database-url",
-            url,
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--edge-cache-dir",
-            cache.path().to_str().unwrap(),
-        ])
-    };
     let port = free_port();
-    let edge = edge_args(&url, port);
-    let start = Instant::now();
-    while !served(port, fx)
-        .await
-        .is_some_and(|(s, b)| s == 200 && b.contains("\"w-cached\""))
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "edge never served"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let edge = CHILDREN.db_edge(&url, port, cache.path(), &[]);
+    wait_flags(port, fx, |(s, b)| *s == 200 && b.contains("\"w-cached\"")).await;
     drop(edge); // SIGKILL
 
     // The same edge comes back while the database is unreachable (nothing listens there).
     let unreachable = format!("postgres://postgres@127.0.0.1:{}/test", free_port());
     let port = free_port();
-    let _edge = edge_args(&unreachable, port);
-    let start = Instant::now();
-    let body = loop {
-        if let Some((200, body)) = served(port, fx).await {
-            break body;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the restarted edge never served from its cache"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let _edge = CHILDREN.db_edge(&unreachable, port, cache.path(), &[]);
+    let (_, body) = wait_flags(port, fx, |(s, _)| *s == 200).await;
     assert!(body.contains("\"w-cached\""), "{body}");
     let r = readiness(port).await.expect("readiness answers");
     assert_eq!(r["ready"], true, "{r}");
@@ -548,28 +463,8 @@ async fn a_full_disk_on_sqlite_refuses_writes_with_503_loses_nothing_and_recover
     let key = "disk-full-admin-key-0123456789";
     let port = free_port();
     let cache = tmp.path().join("cache");
-    let serve = spawn(&[
-        "serve",
-        "--database-url",
-        &url,
-        "--bind",
-        &format!("127.0.0.1:{port}"),
-        "--admin-key",
-        key,
-        "--edge-cache-dir",
-        cache.to_str().unwrap(),
-    ]);
-    let start = Instant::now();
-    while !matches!(
-        http(port, "GET", "/health/liveness", &[], None).await,
-        Some((200, _))
-    ) {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "serve never came up"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let serve = CHILDREN.serve(&url, port, &cache, &["--admin-key", key]);
+    wait_live("serve", port, Duration::from_secs(20)).await;
     let auth = format!("Api-Key {key}");
     let path = format!("/api/v1/projects/{project}/features/");
     let create = |name: String| {

@@ -16,7 +16,7 @@ use flagstone_store::testing::test_store;
 use serde_json::{json, Value};
 
 mod common;
-use common::{child_url, free_port, http, Proc};
+use common::{call, child_url, free_port, http, wait_live, Proc};
 
 const ADMIN_KEY: &str = "log-secrets-admin-key-ADMINKEY42";
 const PASSWORD: &str = "correct-horse-PASSWORD-staple-42";
@@ -56,20 +56,6 @@ fn spawn_logged(args: &[String]) -> (Proc, JoinHandle<String>) {
     (Proc(child), reader)
 }
 
-async fn wait_up(port: u16, what: &str) {
-    let start = Instant::now();
-    while http(port, "GET", "/health/liveness", &[], None)
-        .await
-        .is_none()
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{what} did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// The URL with a password in it: on PostgreSQL (which the test cluster accepts without
 /// checking it); a SQLite URL has no password.
 fn with_password(url: &str) -> String {
@@ -77,14 +63,6 @@ fn with_password(url: &str) -> String {
         Some(rest) => format!("postgres://postgres:{DB_PASSWORD}@{rest}"),
         None => url.to_string(),
     }
-}
-
-async fn call(port: u16, method: &str, path: &str, auth: &[(&str, &str)], body: Value) -> Value {
-    let (status, text) = http(port, method, path, auth, Some(&body))
-        .await
-        .expect("answer");
-    assert!(status < 300, "{method} {path}: {status} {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,7 +100,7 @@ async fn a_full_scenario_logs_no_secret() {
         "--edge-cache-dir",
         &cache("serve-cache"),
     ]));
-    wait_up(port, "serve").await;
+    wait_live("serve", port, Duration::from_secs(30)).await;
     // The other roles start once serve has migrated the database.
     let (edge, edge_log) = spawn_logged(&s(&[
         "edge",
@@ -146,8 +124,8 @@ async fn a_full_scenario_logs_no_secret() {
         "--metrics-addr",
         &format!("127.0.0.1:{worker_port}"),
     ]));
-    wait_up(edge_port, "edge").await;
-    wait_up(worker_port, "worker").await;
+    wait_live("edge", edge_port, Duration::from_secs(30)).await;
+    wait_live("worker", worker_port, Duration::from_secs(30)).await;
 
     let admin = format!("Api-Key {ADMIN_KEY}");
     let admin = [("Authorization", admin.as_str())];

@@ -3,14 +3,13 @@
 //! happened; after a write and a publish the counters move; no label holds a raw path or key;
 //! `--metrics-token` protects `/metrics`.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use flagstone_store::testing::test_store;
 use serde_json::{json, Value};
 
 mod common;
-use common::{child_url, free_port, http, Proc};
+use common::{child_url, free_port, http, wait_live, Children};
 
 const ADMIN_KEY: &str = "observability-admin-key-0123456789";
 const METRICS_TOKEN: &str = "scrape-token-for-tests";
@@ -67,31 +66,7 @@ const EDGE: &[&str] = &[
     "flagstone_edge_snapshot_evictions_total",
 ];
 
-fn spawn(args: &[String]) -> Proc {
-    Proc(
-        Command::new(env!("CARGO_BIN_EXE_flagstone"))
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start flagstone"),
-    )
-}
-
-async fn wait_up(port: u16) {
-    let start = Instant::now();
-    while http(port, "GET", "/health/liveness", &[], None)
-        .await
-        .is_none()
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "nothing answers on port {port}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+const CHILDREN: Children = Children::logging("warn");
 
 async fn metrics(port: u16) -> String {
     let auth = format!("Bearer {METRICS_TOKEN}");
@@ -161,11 +136,15 @@ async fn every_role_exports_every_series_from_the_start_and_counts_a_publish() {
         caches[1].path().to_str().unwrap(),
     );
     let worker_args = common("worker", "--metrics-addr", &worker_bind, "");
-    let _serve = spawn(&serve_args);
-    let _edge = spawn(&edge_args);
-    let _worker = spawn(&worker_args);
-    for port in [serve_port, edge_port, worker_port] {
-        wait_up(port).await;
+    let _serve = CHILDREN.spawn(&serve_args);
+    let _edge = CHILDREN.spawn(&edge_args);
+    let _worker = CHILDREN.spawn(&worker_args);
+    for (name, port) in [
+        ("serve", serve_port),
+        ("edge", edge_port),
+        ("worker", worker_port),
+    ] {
+        wait_live(name, port, Duration::from_secs(30)).await;
     }
 
     // Fresh: every series of each role is there, before anything happened.

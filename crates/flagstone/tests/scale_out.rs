@@ -11,21 +11,27 @@
 //! `nats://127.0.0.1:4222`), in a bucket of this test's own. Waits are polls with a deadline
 //! (separate processes).
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use flagstone_access::secrets;
-use flagstone_store::accounts::api_keys::{self, NewApiKey};
 use flagstone_store::document::fixture::{self, Fixture};
 use flagstone_store::testing::test_store;
 use flagstone_store::{Actor, Store};
-use serde_json::{json, Value};
+use serde_json::json;
 
 mod common;
-use common::{child_url, free_port, http, Proc};
+use common::{
+    child_url, follower_key, free_port, identify_reaches_store, readiness, served, wait_readiness,
+    wait_served, Children, Proc,
+};
 
 const ENVIRONMENTS: usize = 4;
 const BURST: usize = 10;
+
+// SCALE_OUT_CHILD_LOG=info shows what the children did when a run fails.
+const CHILDREN: Children = Children::logging("warn").overridden_by("SCALE_OUT_CHILD_LOG");
+
+/// How long an edge may take to notice the core left or came back.
+const WITHIN: Duration = Duration::from_secs(40);
 
 fn nats_url() -> String {
     std::env::var("FLAGSTONE_TEST_NATS_URL")
@@ -34,165 +40,30 @@ fn nats_url() -> String {
         .unwrap_or_else(|| "nats://127.0.0.1:4222".into())
 }
 
-fn spawn(args: &[&str]) -> Proc {
-    Proc(
-        Command::new(env!("CARGO_BIN_EXE_flagstone"))
-            .args(args)
-            // SCALE_OUT_CHILD_LOG=info shows what the children did when a run fails.
-            .env(
-                "RUST_LOG",
-                std::env::var("SCALE_OUT_CHILD_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start flagstone"),
+/// The core, publishing documents to NATS too.
+fn serve(url: &str, port: u16, cache: &std::path::Path, bucket: &str) -> Proc {
+    let nats = nats_url();
+    let extra = ["--edge-poll-ms", "200", "--documents-nats", &nats];
+    CHILDREN.serve(
+        url,
+        port,
+        cache,
+        &[&extra[..], &["--nats-bucket", bucket]].concat(),
     )
 }
 
-fn serve(url: &str, port: u16, cache: &std::path::Path, bucket: &str) -> Proc {
-    spawn(&[
-        "serve",
-        "--database-url",
-        url,
-        "--bind",
-        &format!("127.0.0.1:{port}"),
-        "--edge-cache-dir",
-        cache.to_str().unwrap(),
-        "--edge-poll-ms",
-        "200",
-        "--documents-nats",
-        &nats_url(),
-        "--nats-bucket",
-        bucket,
-    ])
-}
-
-fn worker(url: &str) -> Proc {
-    spawn(&["worker", "--database-url", url])
-}
-
-fn http_edge(upstream: u16, key: &str, port: u16, cache: &std::path::Path) -> Proc {
-    spawn(&[
-        "edge",
-        "--upstream",
-        &format!("http://127.0.0.1:{upstream}"),
-        "--upstream-key",
-        key,
-        "--bind",
-        &format!("127.0.0.1:{port}"),
-        "--edge-cache-dir",
-        cache.to_str().unwrap(),
-        "--edge-usage-flush-seconds",
-        "1",
-    ])
-}
-
+/// An edge following documents on NATS, and the core over HTTP for the rest.
 fn nats_edge(core: u16, key: &str, port: u16, cache: &std::path::Path, bucket: &str) -> Proc {
-    spawn(&[
-        "edge",
+    let nats = nats_url();
+    let extra = [
         "--from-nats",
-        &nats_url(),
+        &nats,
         "--nats-bucket",
         bucket,
         "--nats-publisher-silence-secs",
         "6",
-        "--upstream",
-        &format!("http://127.0.0.1:{core}"),
-        "--upstream-key",
-        key,
-        "--bind",
-        &format!("127.0.0.1:{port}"),
-        "--edge-cache-dir",
-        cache.to_str().unwrap(),
-        "--edge-usage-flush-seconds",
-        "1",
-    ])
-}
-
-/// An admin organisation API key of the fixture's organisation, as an operator would create.
-async fn follower_key(store: &Store, fx: &Fixture) -> String {
-    let s = secrets::new_secret("fsk_");
-    let mut ch = store.change(&Actor::system("test")).await.unwrap();
-    api_keys::create(
-        &mut ch,
-        fx.organisation_id,
-        &NewApiKey {
-            name: "edges",
-            is_admin: true,
-            expires_at: None,
-            created_by: None,
-            prefix: &s.lookup,
-            secret_hash: &s.hash,
-        },
-        flagstone_store::now_ms(),
-    )
-    .await
-    .unwrap();
-    ch.commit().await.unwrap();
-    s.secret
-}
-
-/// Feature 0's value served to `fx`'s client key, with the status.
-async fn served(port: u16, fx: &Fixture) -> Option<(u16, String)> {
-    let (status, body) = http(
-        port,
-        "GET",
-        "/api/v1/flags/",
-        &[("X-Environment-Key", &fx.api_key)],
-        None,
-    )
-    .await?;
-    if status != 200 {
-        return Some((status, body));
-    }
-    let flags: Value = serde_json::from_str(&body).ok()?;
-    let value = flags
-        .as_array()?
-        .iter()
-        .find(|f| f["feature"]["name"] == "feature_0000")
-        .map(|f| f["feature_state_value"].as_str().unwrap_or("").to_string())?;
-    Some((200, value))
-}
-
-async fn wait_served(name: &str, port: u16, fx: &Fixture, value: &str, within: Duration) {
-    let start = Instant::now();
-    loop {
-        if let Some((200, v)) = served(port, fx).await {
-            if v == value {
-                return;
-            }
-        }
-        assert!(
-            start.elapsed() < within,
-            "{name} did not serve {value:?} for environment {} within {within:?} (serves {:?})",
-            fx.environment_id,
-            served(port, fx).await
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn readiness(port: u16) -> Option<Value> {
-    let (_, body) = http(port, "GET", "/health/readiness", &[], None).await?;
-    serde_json::from_str(&body).ok()
-}
-
-async fn wait_readiness(name: &str, port: u16, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let start = Instant::now();
-    loop {
-        if let Some(r) = readiness(port).await {
-            if pred(&r) {
-                return r;
-            }
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(40),
-            "{name}: {what} never held; readiness {:?}",
-            readiness(port).await
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    ];
+    CHILDREN.upstream_edge(core, key, port, cache, &extra)
 }
 
 async fn delete_bucket(bucket: &str) {
@@ -235,9 +106,9 @@ async fn core_worker_and_edges_over_http_and_nats_converge_survive_the_core_and_
     let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
     let (core_port, near_port, far_port, nats_port) = (ports[0], ports[1], ports[2], ports[3]);
     let mut core = Some(serve(&url, core_port, dirs[0].path(), &bucket));
-    let _worker = worker(&url);
-    let _near = http_edge(core_port, &key, near_port, dirs[1].path());
-    let _far = http_edge(near_port, &key, far_port, dirs[2].path());
+    let _worker = CHILDREN.worker(&url, &[]);
+    let _near = CHILDREN.upstream_edge(core_port, &key, near_port, dirs[1].path(), &[]);
+    let _far = CHILDREN.upstream_edge(near_port, &key, far_port, dirs[2].path(), &[]);
     let _nats = nats_edge(core_port, &key, nats_port, dirs[3].path(), &bucket);
     let edges = [
         ("near (HTTP)", near_port),
@@ -269,44 +140,27 @@ async fn core_worker_and_edges_over_http_and_nats_converge_survive_the_core_and_
     }
 
     // Traits sent to the NATS edge reach the store (over HTTP to the core, batched).
-    let (status, body) = http(
-        nats_port,
-        "POST",
-        "/api/v1/identities/",
-        &[("X-Environment-Key", &fx.api_key)],
-        Some(&json!({"identifier": "nats-user", "traits": [{"trait_key": "plan", "trait_value": "gold"}]})),
-    )
-    .await
-    .unwrap();
-    assert_eq!(status, 200, "{body}");
-    let start = Instant::now();
-    loop {
-        let stored = {
-            let mut tx = t.store.read().await.unwrap();
-            flagstone_store::identities::load_identity(&mut tx, fx.environment_id, "nats-user")
-                .await
-                .unwrap()
-        };
-        if stored.is_some_and(|(_, traits, _)| {
-            traits
-                .iter()
-                .any(|t| t.trait_key == "plan" && t.trait_value == json!("gold"))
-        }) {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the NATS edge's traits never reached the store"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    identify_reaches_store("the NATS edge", nats_port, &t.store, &fx, "nats-user").await;
+
+    // Every edge has heard it is current before the core goes: an upstream's heartbeat (every
+    // 5 s) may still carry what that upstream said before it had synced itself.
+    for (name, port) in edges {
+        wait_readiness(name, port, "current", WITHIN, |r| {
+            r["serving_from_cache"] == false
+        })
+        .await;
     }
 
     // The core goes away: every edge keeps serving and reports that it may be stale.
     drop(core.take());
     for (name, port) in edges {
-        let r = wait_readiness(name, port, "reports serving last good copies", |r| {
-            r["serving_from_cache"] == true
-        })
+        let r = wait_readiness(
+            name,
+            port,
+            "reports serving last good copies",
+            WITHIN,
+            |r| r["serving_from_cache"] == true,
+        )
         .await;
         assert_eq!(r["ready"], true, "{name}: {r}");
         assert!(r["staleness_seconds"].is_number(), "{name}: {r}");
@@ -332,9 +186,9 @@ async fn core_worker_and_edges_over_http_and_nats_converge_survive_the_core_and_
     core = Some(serve(&url, core_port, dirs[0].path(), &bucket));
     for (name, port) in edges {
         for e in &envs {
-            wait_served(name, port, e, "while-down", Duration::from_secs(40)).await;
+            wait_served(name, port, e, "while-down", WITHIN).await;
         }
-        wait_readiness(name, port, "current again", |r| {
+        wait_readiness(name, port, "current again", WITHIN, |r| {
             r["serving_from_cache"] == false
         })
         .await;

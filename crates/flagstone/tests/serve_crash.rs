@@ -5,19 +5,18 @@
 //! reclaimed because its session ended, not because its lease ran out. The figures this prints
 //! are the ones in RELIABILITY.md (`FLAGSTONE_CRASH_KILLS` changes the number of kills).
 
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use flagstone_store::document::{self, fixture};
+use flagstone_store::document::fixture;
 use flagstone_store::queue;
 use flagstone_store::testing::test_store;
 use flagstone_store::Store;
 use rand::Rng;
 
 mod common;
-use common::{child_url, free_port, http, Proc};
+use common::{child_url, free_port, http, revisions, wait_live, Children, Proc};
 
 /// The target: published within this long after the restarted process is up (RELIABILITY.md).
 const TARGET: Duration = Duration::from_secs(2);
@@ -26,34 +25,19 @@ const TARGET: Duration = Duration::from_secs(2);
 const LIMIT: Duration = Duration::from_secs(5);
 
 fn start_serve(url: &str, port: u16) -> Proc {
-    Proc(
-        Command::new(env!("CARGO_BIN_EXE_flagstone"))
-            .args(["serve", "--database-url", url])
-            .args(["--bind", &format!("127.0.0.1:{port}")])
-            .args(["--admin-key", "crash-test-admin-key-0123456789"])
-            // The production lease: a reclaim that waited for it would take 30 s.
-            .args(["--worker-lease-ms", "30000"])
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start flagstone serve"),
-    )
-}
-
-/// Waits until the process answers on its port (it is "up").
-async fn wait_up(port: u16) {
-    let start = Instant::now();
-    while !matches!(
-        http(port, "GET", "/health/liveness", &[], None).await,
-        Some((200, _))
-    ) {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "serve never came up"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let bind = format!("127.0.0.1:{port}");
+    Children::logging("error").spawn(&[
+        "serve",
+        "--database-url",
+        url,
+        "--bind",
+        &bind,
+        "--admin-key",
+        "crash-test-admin-key-0123456789",
+        // The production lease: a reclaim that waited for it would take 30 s.
+        "--worker-lease-ms",
+        "30000",
+    ])
 }
 
 async fn job_state(store: &Store, env: i64) -> Option<queue::JobState> {
@@ -61,23 +45,10 @@ async fn job_state(store: &Store, env: i64) -> Option<queue::JobState> {
     queue::get_job(&mut tx, env).await.unwrap().map(|j| j.state)
 }
 
-async fn revisions(store: &Store, env: i64) -> (i64, i64) {
-    let mut tx = store.read().await.unwrap();
-    let current = flagstone_store::environments::get(&mut tx, env)
-        .await
-        .unwrap()
-        .revision;
-    let published = document::stored::published_revision(&mut tx, env)
-        .await
-        .unwrap()
-        .unwrap_or(0);
-    (current, published)
-}
-
 /// How long after `since` the environment published `revision` (bounded).
 async fn published_after(store: &Store, env: i64, revision: i64, since: Instant) -> Duration {
     loop {
-        if revisions(store, env).await.1 >= revision {
+        if revisions(store, env).await.1.unwrap_or(0) >= revision {
             return since.elapsed();
         }
         assert!(
@@ -154,7 +125,7 @@ async fn sigkills_of_serve_during_writes_lose_nothing_and_cost_no_lease() {
     };
 
     let mut serve = start_serve(&url, port);
-    wait_up(port).await;
+    wait_live("serve", port, Duration::from_secs(30)).await;
     let mut rng = rand::thread_rng();
     let mut samples = Vec::new(); // (published after the restart, killed mid-build)
     for k in 0..kills {
@@ -173,7 +144,7 @@ async fn sigkills_of_serve_during_writes_lose_nothing_and_cost_no_lease() {
                      // Whether the dead process held the claim (it was mid-build).
         let held = job_state(&t.store, fx.environment_id).await == Some(queue::JobState::Running);
         serve = start_serve(&url, port);
-        wait_up(port).await;
+        wait_live("serve", port, Duration::from_secs(30)).await;
         let up = Instant::now();
         // Everything acknowledged by now — before and during the downtime.
         let (acknowledged, _) = revisions(&t.store, fx.environment_id).await;

@@ -4,7 +4,6 @@
 //! FLAGSTONE_TEST_DATABASE_URL).
 
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,7 +16,7 @@ use flagstone_store::PageRequest;
 use serde_json::{json, Value};
 
 mod common;
-use common::{child_url, free_port, http, Proc};
+use common::{child_url, free_port, wait_live, Children, Proc};
 
 const ADMIN_KEY: &str = "webhook-crash-admin-key-0123456789";
 
@@ -61,43 +60,21 @@ async fn receiver(accept: Arc<AtomicBool>) -> (String, Seen) {
 }
 
 fn start_serve(t: &TestStore, port: u16, cache: &std::path::Path) -> Proc {
-    let child = Command::new(env!("CARGO_BIN_EXE_flagstone"))
-        .args(["serve", "--database-url", &child_url(t)])
-        .args(["--bind", &format!("127.0.0.1:{port}")])
-        .args(["--admin-key", ADMIN_KEY])
-        .arg("--edge-cache-dir")
-        .arg(cache)
-        .args(["--webhooks-allow-private", "--webhooks-backoff-ms", "100"])
-        .args(["--webhooks-max-attempts", "1000"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start flagstone serve");
-    Proc(child)
-}
-
-async fn wait_up(port: u16) {
-    let start = Instant::now();
-    while http(port, "GET", "/health/liveness", &[], None)
-        .await
-        .is_none()
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "serve never came up"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let extra = [
+        "--admin-key",
+        ADMIN_KEY,
+        "--webhooks-allow-private",
+        "--webhooks-backoff-ms",
+        "100",
+        "--webhooks-max-attempts",
+        "1000",
+    ];
+    Children::logging("warn").serve(&child_url(t), port, cache, &extra)
 }
 
 async fn call(port: u16, method: &str, path: &str, body: Value) -> Value {
     let auth = format!("Api-Key {ADMIN_KEY}");
-    let (status, text) = http(port, method, path, &[("Authorization", &auth)], Some(&body))
-        .await
-        .expect("an answer");
-    assert!(status < 300, "{method} {path}: {status} {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
+    common::call(port, method, path, &[("Authorization", &auth)], body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,7 +88,7 @@ async fn a_server_killed_between_commit_and_delivery_delivers_after_restart() {
     let cache = tempfile::tempdir().unwrap();
     let port = free_port();
     let server = start_serve(&t, port, cache.path());
-    wait_up(port).await;
+    wait_live("serve", port, Duration::from_secs(30)).await;
 
     let key = &fx.api_key;
     let hook = call(

@@ -3,45 +3,25 @@
 //! ended with it — and publishes, without waiting out the 30 s lease), and two workers on
 //! PostgreSQL never build the same environment at once.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use flagstone_store::document::{self, fixture};
+use flagstone_store::document::fixture;
 use flagstone_store::queue;
 use flagstone_store::testing::{test_store, TestStore};
 
 mod common;
-use common::{child_url, Proc};
+use common::{assert_builds_never_overlap, child_url, revisions, Children, Proc};
 use flagstone_store::Store;
 
 /// Starts `flagstone worker`; with `pause_at`, every publish stops at that breakpoint for good
 /// (the process is "mid-build" until the test kills it).
 fn start_worker(t: &TestStore, pause_at: Option<&str>, lease_ms: u64) -> Proc {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_flagstone"));
-    cmd.args(["worker", "--database-url", &child_url(t)])
-        .args(["--worker-lease-ms", &lease_ms.to_string()]);
+    let lease_ms = lease_ms.to_string();
+    let mut extra = vec!["--worker-lease-ms", &lease_ms];
     if let Some(at) = pause_at {
-        cmd.args(["--test-pause-at", at]);
+        extra.extend(["--test-pause-at", at]);
     }
-    let child = cmd
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start flagstone worker");
-    Proc(child)
-}
-
-async fn revisions(store: &Store, env: i64) -> (i64, Option<i64>) {
-    let mut tx = store.read().await.unwrap();
-    let current = flagstone_store::environments::get(&mut tx, env)
-        .await
-        .unwrap()
-        .revision;
-    let published = document::stored::published_revision(&mut tx, env)
-        .await
-        .unwrap();
-    (current, published)
+    Children::logging("warn").worker(&child_url(t), &extra)
 }
 
 async fn wait_converged(store: &Store, env: i64, within: Duration) {
@@ -156,22 +136,7 @@ async fn two_workers_on_postgres_never_build_one_environment_at_once() {
             .await
             .unwrap();
         assert!(log.len() >= 2, "{} builds", log.len());
-        let mut spans: Vec<_> = log
-            .iter()
-            .map(|e| (e.started_at, e.finished_at, &e.worker))
-            .collect();
-        spans.sort();
-        for w in spans.windows(2) {
-            assert!(
-                w[1].0 >= w[0].1,
-                "environment {} built by {} and {} at once: {:?} overlaps {:?}",
-                fx.environment_id,
-                w[0].2,
-                w[1].2,
-                (w[0].0, w[0].1),
-                (w[1].0, w[1].1)
-            );
-        }
+        assert_builds_never_overlap(fx.environment_id, &log);
         workers.extend(log.iter().map(|e| e.worker.clone()));
     }
     assert_eq!(workers.len(), 2, "both workers took part");

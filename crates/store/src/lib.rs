@@ -72,6 +72,16 @@ pub struct Page<T> {
     pub results: Vec<T>,
 }
 
+impl<T> Page<T> {
+    /// The same page with each result converted by `f`; the first failure fails it.
+    pub fn try_map<U>(self, f: impl FnMut(T) -> Result<U>) -> Result<Page<U>> {
+        Ok(Page {
+            count: self.count,
+            results: self.results.into_iter().map(f).collect::<Result<_>>()?,
+        })
+    }
+}
+
 /// Which page of a list to read. `page` starts at 1.
 #[derive(Debug, Clone, Copy)]
 pub struct PageRequest {
@@ -98,6 +108,72 @@ impl Default for PageRequest {
     fn default() -> Self {
         PageRequest::new(1, 100)
     }
+}
+
+/// What a list of children reads: `columns` of the rows of `table` whose `parent` column holds
+/// the parent's id, in `order` (an `ORDER BY` clause). All are constants of the calling module.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ListOf {
+    table: &'static str,
+    columns: &'static str,
+    parent: &'static str,
+    order: &'static str,
+}
+
+impl ListOf {
+    /// `columns` of `table` under `parent`, in `order`.
+    pub(crate) const fn new(
+        table: &'static str,
+        columns: &'static str,
+        parent: &'static str,
+        order: &'static str,
+    ) -> ListOf {
+        ListOf {
+            table,
+            columns,
+            parent,
+            order,
+        }
+    }
+}
+
+/// One page of the rows [`ListOf`] names under `parent_id`, with the count of all of them.
+pub(crate) async fn list_window<R>(
+    tx: &mut Tx,
+    of: ListOf,
+    parent_id: i64,
+    page: PageRequest,
+) -> Result<Page<R>>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + Send
+        + Unpin,
+{
+    let ListOf {
+        table,
+        columns,
+        parent,
+        order,
+    } = of;
+    let count: i64 = sql!(tx, |c| {
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table} WHERE {parent} = $1"))
+            .bind(parent_id)
+            .fetch_one(c)
+            .await?
+    });
+    let results: Vec<R> = sql!(tx, |c| {
+        sqlx::query_as(&format!(
+            "SELECT {columns} FROM {table} WHERE {parent} = $1 \
+             ORDER BY {order} LIMIT $2 OFFSET $3"
+        ))
+        .bind(parent_id)
+        .bind(page.page_size)
+        .bind(page.offset())
+        .fetch_all(c)
+        .await?
+    });
+    Ok(Page { count, results })
 }
 
 impl Store {

@@ -17,8 +17,8 @@ use serde_json::Value;
 use crate::error::unique_as_conflict;
 use crate::organisations::{double_option, validate_name};
 use crate::{
-    clock::now_ms, projects, sql, AuditEntry, Change, LimitName, Limits, Page, PageRequest, Result,
-    StoreError, Tx,
+    clock::now_ms, list_window, projects, sql, AuditEntry, Change, LimitName, Limits, ListOf, Page,
+    PageRequest, Result, StoreError, Tx,
 };
 pub use flagstone_engine::Operator;
 pub use rules::{Condition, RuleType, SegmentRule};
@@ -316,27 +316,10 @@ pub async fn get(tx: &mut Tx, project_id: i64, id: i64) -> Result<Segment> {
 /// The project's segments ordered by id; 404 when the project does not exist.
 pub async fn list(tx: &mut Tx, project_id: i64, page: PageRequest) -> Result<Page<Segment>> {
     projects::get(tx, project_id).await?;
-    let count: i64 = sql!(tx, |c| {
-        sqlx::query_scalar("SELECT COUNT(*) FROM segments WHERE project_id = $1")
-            .bind(project_id)
-            .fetch_one(c)
-            .await?
-    });
-    let rows: Vec<SegmentRow> = sql!(tx, |c| {
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM segments WHERE project_id = $1 ORDER BY id LIMIT $2 OFFSET $3"
-        ))
-        .bind(project_id)
-        .bind(page.page_size)
-        .bind(page.offset())
-        .fetch_all(c)
+    let of = ListOf::new("segments", COLUMNS, "project_id", "id");
+    list_window::<SegmentRow>(tx, of, project_id, page)
         .await?
-    });
-    let results = rows
-        .into_iter()
-        .map(Segment::try_from)
-        .collect::<Result<_>>()?;
-    Ok(Page { count, results })
+        .try_map(Segment::try_from)
 }
 
 /// Replaces a segment's name, description and rules (PUT).

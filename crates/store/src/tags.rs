@@ -8,7 +8,10 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::organisations::double_option;
-use crate::{projects, sql, AuditEntry, Change, Page, PageRequest, Result, StoreError, Tx};
+use crate::{
+    list_window, projects, sql, AuditEntry, Change, ListOf, Page, PageRequest, Result, StoreError,
+    Tx,
+};
 
 /// Characters in a tag's label and description (Flagsmith's column sizes).
 pub const MAX_LABEL_CHARS: usize = 100;
@@ -258,26 +261,10 @@ pub async fn get_by_uuid(tx: &mut Tx, project_id: i64, uuid: &str) -> Result<Tag
 /// The tags of a project by id.
 pub async fn list(tx: &mut Tx, project_id: i64, page: PageRequest) -> Result<Page<Tag>> {
     projects::get(tx, project_id).await?;
-    let count: i64 = sql!(tx, |c| {
-        sqlx::query_scalar("SELECT COUNT(*) FROM tags WHERE project_id = $1")
-            .bind(project_id)
-            .fetch_one(c)
-            .await?
-    });
-    let rows: Vec<TagRow> = sql!(tx, |c| {
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM tags WHERE project_id = $1 ORDER BY id LIMIT $2 OFFSET $3"
-        ))
-        .bind(project_id)
-        .bind(page.page_size)
-        .bind(page.offset())
-        .fetch_all(c)
+    let of = ListOf::new("tags", COLUMNS, "project_id", "id");
+    list_window::<TagRow>(tx, of, project_id, page)
         .await?
-    });
-    Ok(Page {
-        count,
-        results: rows.into_iter().map(Tag::from).collect(),
-    })
+        .try_map(|row| Ok(Tag::from(row)))
 }
 
 /// Updates a tag; absent fields of `patch` keep their value.

@@ -26,7 +26,8 @@ use flagstone_store::document::fixture::{self, Fixture, Shape};
 use flagstone_store::{queue, Store};
 use tokio::task::JoinSet;
 
-use super::upstream::{add_environments, follower_key, scope_len, wait_for};
+use super::edges::{follower_key, scope_len, wait_for};
+use super::upstream::add_environments;
 use super::{free_port, open_target, WorkerProcess};
 
 #[derive(clap::Args, Debug)]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde_json::json;
 
-use super::{open_target, uuid_simple};
+use super::{open_target, proc_status_kib, uuid_simple};
 
 #[derive(clap::Args, Debug)]
 pub struct ImportBenchArgs {
@@ -104,15 +104,6 @@ fn write_document(
     Ok(std::fs::metadata(path)?.len())
 }
 
-/// `VmHWM` of a running process, in KiB.
-fn peak_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
 /// How a child process imports the file.
 #[derive(Clone, Copy)]
 enum Way {
@@ -161,7 +152,7 @@ fn run_import(file: &std::path::Path, url: &str, way: Way) -> anyhow::Result<(f6
     // VmHWM only grows: the last sample before exit is the peak up to then. Sampled often
     // so the final moments are not missed.
     let status = loop {
-        if let Some(kib) = peak_kib(pid) {
+        if let Some(kib) = proc_status_kib(pid, "VmHWM") {
             peak = peak.max(kib);
         }
         if let Some(status) = child.try_wait()? {

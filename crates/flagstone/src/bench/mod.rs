@@ -21,6 +21,7 @@
 
 mod api;
 mod burst;
+mod edges;
 mod history;
 mod http;
 mod identify;
@@ -177,18 +178,25 @@ impl WorkerProcess {
         Ok(WorkerProcess(child))
     }
 
-    /// Peak resident set size of the worker so far, in MiB.
-    fn peak_rss_mib(&self) -> Option<f64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).ok()?;
-        let kb: f64 = status
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()?;
-        Some(kb / 1024.0)
+    /// Resident set size of the process now, in MiB.
+    fn rss_mib(&self) -> Option<f64> {
+        Some(proc_status_kib(self.0.id(), "VmRSS")? as f64 / 1024.0)
     }
+
+    /// Peak resident set size of the process so far, in MiB.
+    fn peak_rss_mib(&self) -> Option<f64> {
+        Some(proc_status_kib(self.0.id(), "VmHWM")? as f64 / 1024.0)
+    }
+}
+
+/// A KiB figure of a running process from `/proc/<pid>/status`: `VmRSS` (resident now),
+/// `VmHWM` (peak resident so far).
+fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 impl Drop for WorkerProcess {

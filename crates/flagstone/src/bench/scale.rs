@@ -24,8 +24,11 @@ use flagstone_store::document::fixture::{self, Shape};
 use flagstone_store::{PageRequest, Store};
 use serde_json::Value;
 
+use super::edges::{
+    flags_status, follower_key, scope_len, start_core, start_edge, wait_for, FirstAnswer,
+};
 use super::loadgen::{self, Requests};
-use super::upstream::{add_environments, follower_key, scope_len, wait_for};
+use super::upstream::add_environments;
 use super::{free_port, open_target, WorkerProcess};
 
 #[derive(clap::Args, Debug)]
@@ -80,18 +83,7 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<()> {
     // The core publishes everything.
     let core: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
     let started = Instant::now();
-    let core_proc = WorkerProcess::spawn(
-        &[
-            "serve",
-            "--database-url",
-            &target.child_url,
-            "--bind",
-            &core.to_string(),
-            "--edge-cache-dir",
-            path(&tmp.join("core"))?,
-        ],
-        &[],
-    )?;
+    let core_proc = start_core(&target.child_url, core, &tmp.join("core"))?;
     wait_for(
         Duration::from_secs(1800),
         "the core to publish everything",
@@ -101,7 +93,7 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<()> {
     println!(
         "core (serve): all {n} published and served after {:.1?}; RSS {:.1} MiB",
         started.elapsed(),
-        rss_mib(&core_proc).unwrap_or(f64::NAN)
+        core_proc.rss_mib().unwrap_or(f64::NAN)
     );
 
     admin_latency(&store, &args, &keys).await?;
@@ -122,54 +114,43 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<()> {
         }
         a
     };
+    let watch = Watch {
+        http: &http,
+        keys: &keys,
+        n,
+    };
     let db_cache = tmp.join("edge-db");
     let bind: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-    let (edge, first, current) = start_edge(
-        &http,
-        bind,
-        &edge_args(bind, &db_cache, None),
-        &[],
-        &keys,
-        n,
-    )
-    .await?;
-    report_edge("edge on the database, cold cache", &edge, first, current);
-    touch_all(&http, bind, &keys).await?;
-    println!(
-        "  after one /flags/ request to each of the {n}: RSS {:.1} MiB; {}",
-        rss_mib(&edge).unwrap_or(f64::NAN),
-        memory_line(&http, bind).await
-    );
+    let edge = watch
+        .start_edge(
+            "edge on the database, cold cache",
+            bind,
+            &edge_args(bind, &db_cache, None),
+            &[],
+        )
+        .await?;
+    watch.touch_all(bind, &edge).await?;
     drop(edge);
-    let (edge, first, current) = start_edge(
-        &http,
-        bind,
-        &edge_args(bind, &db_cache, None),
-        &[],
-        &keys,
-        n,
-    )
-    .await?;
-    report_edge("edge on the database, warm cache", &edge, first, current);
+    let edge = watch
+        .start_edge(
+            "edge on the database, warm cache",
+            bind,
+            &edge_args(bind, &db_cache, None),
+            &[],
+        )
+        .await?;
     drop(edge);
-    let (edge, first, current) = start_edge(
-        &http,
-        bind,
-        &edge_args(bind, &db_cache, Some(args.small_budget_mib)),
-        &[],
-        &keys,
-        n,
-    )
-    .await?;
-    report_edge(
-        &format!(
-            "edge on the database, warm cache, budget {} MiB",
-            args.small_budget_mib
-        ),
-        &edge,
-        first,
-        current,
-    );
+    let edge = watch
+        .start_edge(
+            &format!(
+                "edge on the database, warm cache, budget {} MiB",
+                args.small_budget_mib
+            ),
+            bind,
+            &edge_args(bind, &db_cache, Some(args.small_budget_mib)),
+            &[],
+        )
+        .await?;
     skewed_load(&http, bind, &edge, &keys, &args).await?;
     drop(edge);
 
@@ -187,38 +168,29 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<()> {
         ]
     };
     let env = [("FLAGSTONE_UPSTREAM_KEY", follower.as_str())];
-    let (edge, first, current) =
-        start_edge(&http, bind, &up_args(bind, &up_cache), &env, &keys, n).await?;
-    report_edge(
-        "edge over HTTP (--upstream), cold cache",
-        &edge,
-        first,
-        current,
-    );
+    let edge = watch
+        .start_edge(
+            "edge over HTTP (--upstream), cold cache",
+            bind,
+            &up_args(bind, &up_cache),
+            &env,
+        )
+        .await?;
     drop(edge);
-    let (edge, first, current) =
-        start_edge(&http, bind, &up_args(bind, &up_cache), &env, &keys, n).await?;
-    report_edge(
-        "edge over HTTP (--upstream), warm cache",
-        &edge,
-        first,
-        current,
-    );
-    touch_all(&http, bind, &keys).await?;
-    println!(
-        "  after one /flags/ request to each of the {n}: RSS {:.1} MiB; {}",
-        rss_mib(&edge).unwrap_or(f64::NAN),
-        memory_line(&http, bind).await
-    );
+    let edge = watch
+        .start_edge(
+            "edge over HTTP (--upstream), warm cache",
+            bind,
+            &up_args(bind, &up_cache),
+            &env,
+        )
+        .await?;
+    watch.touch_all(bind, &edge).await?;
     drop(edge);
     drop(core_proc);
     store.close().await;
     let _ = std::fs::remove_dir_all(&tmp);
     Ok(())
-}
-
-fn path(p: &Path) -> anyhow::Result<&str> {
-    p.to_str().context("temporary path is not UTF-8")
 }
 
 /// Every environment's client key, in id order.
@@ -241,111 +213,91 @@ async fn client_keys(store: &Store, project: i64) -> anyhow::Result<Vec<String>>
     Ok(keys)
 }
 
-/// Resident set size of a child now, in MiB.
-fn rss_mib(p: &WorkerProcess) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", p.0.id())).ok()?;
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
-}
-
-fn report_edge(what: &str, edge: &WorkerProcess, first: Duration, current: Duration) {
-    println!(
-        "{what}: first SDK request answered after {first:.2?}, fully current after {current:.2?}; RSS {:.1} MiB",
-        rss_mib(edge).unwrap_or(f64::NAN)
-    );
-}
-
-/// Starts an edge; returns it, the time until an SDK request for the last environment is
-/// answered (200), and the time until it holds all `n` confirmed by its source.
-async fn start_edge(
-    http: &reqwest::Client,
-    bind: SocketAddr,
-    args: &[String],
-    env: &[(&str, &str)],
-    keys: &[String],
+/// What the bench watches its edges with: an HTTP client, every environment's client key (in
+/// id order) and how many there are.
+struct Watch<'a> {
+    http: &'a reqwest::Client,
+    keys: &'a [String],
     n: usize,
-) -> anyhow::Result<(WorkerProcess, Duration, Duration)> {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let started = Instant::now();
-    let edge = WorkerProcess::spawn(&args, env)?;
-    let last = keys.last().context("no environments")?;
-    wait_for(
-        Duration::from_secs(600),
-        "the edge's first answer",
-        || async { Ok(flags_status(http, bind, last).await == Some(200)) },
-    )
-    .await?;
-    let first = started.elapsed();
-    wait_for(
-        Duration::from_secs(1800),
-        "the edge to be current",
-        || async {
-            let r = readiness(http, bind).await.unwrap_or(Value::Null);
-            // Both kinds of edge report these two; an upstream edge also what it lacks.
-            Ok(r["environments"] == n
-                && r["serving_from_cache"] == false
-                && r.get("environments_behind").is_none_or(|b| b == 0))
-        },
-    )
-    .await?;
-    Ok((edge, first, started.elapsed()))
 }
 
-async fn flags_status(http: &reqwest::Client, at: SocketAddr, key: &str) -> Option<u16> {
-    let r = http
-        .get(format!("http://{at}/api/v1/flags/"))
-        .header("x-environment-key", key)
-        .send()
-        .await
-        .ok()?;
-    Some(r.status().as_u16())
-}
+impl Watch<'_> {
+    /// Starts an edge on `bind` with `args` (and `env`) and reports, as `what`, the time until
+    /// an SDK request for the last environment is answered (200), the time until it holds all
+    /// `n` confirmed by its source, and its RSS then.
+    async fn start_edge(
+        &self,
+        what: &str,
+        bind: SocketAddr,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<WorkerProcess> {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let last = self.keys.last().context("no environments")?;
+        let n = self.n;
+        let edge = start_edge(
+            self.http,
+            bind,
+            (&args, env),
+            (FirstAnswer::Flags(last), Duration::from_secs(600)),
+            (
+                // Both kinds of edge report these two; an upstream edge also what it lacks.
+                |r: &Value| {
+                    r["environments"] == n
+                        && r["serving_from_cache"] == false
+                        && r.get("environments_behind").is_none_or(|b| b == 0)
+                },
+                Duration::from_secs(1800),
+            ),
+        )
+        .await?;
+        println!(
+            "{what}: first SDK request answered after {:.2?}, fully current after {:.2?}; RSS {:.1} MiB",
+            edge.first,
+            edge.current,
+            edge.process.rss_mib().unwrap_or(f64::NAN)
+        );
+        Ok(edge.process)
+    }
 
-async fn readiness(http: &reqwest::Client, at: SocketAddr) -> Option<Value> {
-    let r = http
-        .get(format!("http://{at}/health/readiness"))
-        .send()
-        .await
-        .ok()?;
-    r.json().await.ok()
-}
-
-/// One `/flags/` request to every environment (compiling each), from 8 tasks.
-async fn touch_all(http: &reqwest::Client, at: SocketAddr, keys: &[String]) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let keys: Arc<Vec<String>> = Arc::new(keys.to_vec());
-    let mut tasks = tokio::task::JoinSet::new();
-    for t in 0..8 {
-        let (http, keys) = (http.clone(), keys.clone());
-        tasks.spawn(async move {
-            let mut failed = 0;
-            for k in keys.iter().skip(t).step_by(8) {
-                if flags_status(&http, at, k).await != Some(200) {
-                    failed += 1;
+    /// One `/flags/` request to every environment (compiling each), from 8 tasks; then the
+    /// edge's RSS and memory figures.
+    async fn touch_all(&self, at: SocketAddr, edge: &WorkerProcess) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let keys: Arc<Vec<String>> = Arc::new(self.keys.to_vec());
+        let mut tasks = tokio::task::JoinSet::new();
+        for t in 0..8 {
+            let (http, keys) = (self.http.clone(), keys.clone());
+            tasks.spawn(async move {
+                let mut failed = 0;
+                for k in keys.iter().skip(t).step_by(8) {
+                    if flags_status(&http, at, k).await != Some(200) {
+                        failed += 1;
+                    }
                 }
-            }
-            failed
-        });
+                failed
+            });
+        }
+        let mut failed = 0;
+        while let Some(f) = tasks.join_next().await {
+            failed += f?;
+        }
+        if failed > 0 {
+            bail!("{failed} environments did not answer 200");
+        }
+        println!(
+            "  one /flags/ request to each of the {} environments: {:.2?}",
+            keys.len(),
+            started.elapsed()
+        );
+        println!(
+            "  after one /flags/ request to each of the {}: RSS {:.1} MiB; {}",
+            self.n,
+            edge.rss_mib().unwrap_or(f64::NAN),
+            memory_line(self.http, at).await
+        );
+        Ok(())
     }
-    let mut failed = 0;
-    while let Some(f) = tasks.join_next().await {
-        failed += f?;
-    }
-    if failed > 0 {
-        bail!("{failed} environments did not answer 200");
-    }
-    println!(
-        "  one /flags/ request to each of the {} environments: {:.2?}",
-        keys.len(),
-        started.elapsed()
-    );
-    Ok(())
 }
 
 /// The edge's memory series from `/metrics`, after their next refresh (every second).
@@ -456,7 +408,7 @@ async fn skewed_load(
         100.0 * hits / (hits + misses).max(1.0),
         misses,
         after.evictions - before.evictions,
-        rss_mib(edge).unwrap_or(f64::NAN),
+        edge.rss_mib().unwrap_or(f64::NAN),
         after.resident_environments,
         after.resident / MIB,
         after.budget / MIB,

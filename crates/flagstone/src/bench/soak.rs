@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 
 use super::api::Shape;
 use super::http::Client;
-use super::{api, free_port, loadgen, open_target, wait_up, WorkerProcess};
+use super::{api, free_port, loadgen, open_target, proc_status_kib, wait_up, WorkerProcess};
 
 const ADMIN_KEY: &str = "bench-soak-admin-key-0123456789";
 
@@ -165,7 +165,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
         let at = start.elapsed().as_secs_f64();
         let s = Sample {
             at,
-            rss_kib: rss_kib(pid)?,
+            rss_kib: proc_status_kib(pid, "VmRSS").context("no VmRSS")?,
             fds: std::fs::read_dir(format!("/proc/{pid}/fd"))?.count(),
         };
         let reads = counters.reads.load(Ordering::Relaxed);
@@ -357,16 +357,6 @@ async fn subscriber(
             counters.sse_errors.fetch_add(1, Ordering::Relaxed);
         }
     }
-}
-
-/// The server's resident set, KiB.
-fn rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmRSS")
 }
 
 /// Waits until SDKs get `value` for `feature`.

@@ -11,13 +11,14 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use flagstone_access::secrets;
-use flagstone_store::accounts::api_keys::{self, NewApiKey};
 use flagstone_store::document::fixture::{self, Fixture, Shape};
 use flagstone_store::{Actor, Store};
 use serde_json::Value;
 
-use super::{free_port, open_target, WorkerProcess};
+use super::edges::{
+    flags, follower_key, scope_len, start_core, start_edge, wait_for, FirstAnswer, StartedEdge,
+};
+use super::{free_port, open_target};
 
 #[derive(clap::Args, Debug)]
 pub struct UpstreamArgs {
@@ -58,18 +59,7 @@ pub async fn run(args: UpstreamArgs) -> anyhow::Result<()> {
     let tmp =
         std::env::temp_dir().join(format!("flagstone-bench-upstream-{}", super::uuid_simple()));
     std::fs::create_dir_all(&tmp)?;
-    let _core = WorkerProcess::spawn(
-        &[
-            "serve",
-            "--database-url",
-            &target.child_url,
-            "--bind",
-            &core.to_string(),
-            "--edge-cache-dir",
-            tmp.join("core").to_str().context("path")?,
-        ],
-        &[],
-    )?;
+    let _core = start_core(&target.child_url, core, &tmp.join("core"))?;
     let started = Instant::now();
     wait_for(
         Duration::from_secs(600),
@@ -86,22 +76,16 @@ pub async fn run(args: UpstreamArgs) -> anyhow::Result<()> {
     let far: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
     let near_cache = tmp.join("near");
     let far_cache = tmp.join("far");
-    let (_near, first, current) =
-        start_edge(&http, core, near, &key, &near_cache, args.environments).await?;
-    println!(
-        "edge (1 hop, cold cache): first request after {first:.1?}, fully current after {current:.1?}"
-    );
-    let (far_proc, first, current) =
-        start_edge(&http, near, far, &key, &far_cache, args.environments).await?;
-    println!(
-        "edge (2 hops, cold cache): first request after {first:.1?}, fully current after {current:.1?}"
-    );
-    drop(far_proc);
-    let (_far, first, current) =
-        start_edge(&http, near, far, &key, &far_cache, args.environments).await?;
-    println!(
-        "edge (2 hops, warm cache): first request after {first:.1?}, fully current after {current:.1?}"
-    );
+    let near_edge =
+        start_upstream_edge(&http, core, near, &key, &near_cache, args.environments).await?;
+    report("edge (1 hop, cold cache)", &near_edge);
+    let far_cold =
+        start_upstream_edge(&http, near, far, &key, &far_cache, args.environments).await?;
+    report("edge (2 hops, cold cache)", &far_cold);
+    drop(far_cold);
+    let far_edge =
+        start_upstream_edge(&http, near, far, &key, &far_cache, args.environments).await?;
+    report("edge (2 hops, warm cache)", &far_edge);
 
     let mut latencies: [Vec<Duration>; 3] = Default::default();
     for i in 0..args.changes {
@@ -159,49 +143,8 @@ pub(super) async fn add_environments(store: &Store, fx: &Fixture, n: usize) -> a
     Ok(())
 }
 
-pub(super) async fn follower_key(store: &Store, fx: &Fixture) -> anyhow::Result<String> {
-    let s = secrets::new_secret(flagstone_edge::follower_keys::ORG_KEY_PREFIX);
-    let mut ch = store.change(&Actor::system("bench")).await?;
-    api_keys::create(
-        &mut ch,
-        fx.organisation_id,
-        &NewApiKey {
-            name: "bench edges",
-            is_admin: true,
-            expires_at: None,
-            created_by: None,
-            prefix: &s.lookup,
-            secret_hash: &s.hash,
-        },
-        flagstone_store::now_ms(),
-    )
-    .await?;
-    ch.commit().await?;
-    Ok(s.secret)
-}
-
-pub(super) async fn scope_len(
-    http: &reqwest::Client,
-    at: SocketAddr,
-    key: &str,
-) -> anyhow::Result<usize> {
-    let r = http
-        .get(format!("http://{at}/api/v1/edge/scope"))
-        .header("authorization", format!("Api-Key {key}"))
-        .send()
-        .await?;
-    let body: Value = r.json().await?;
-    Ok(body["environments"].as_array().map_or(0, Vec::len))
-}
-
 async fn served_value(http: &reqwest::Client, at: SocketAddr, client_key: &str) -> Option<String> {
-    let r = http
-        .get(format!("http://{at}/api/v1/flags/"))
-        .header("x-environment-key", client_key)
-        .send()
-        .await
-        .ok()?;
-    let flags: Value = r.json().await.ok()?;
+    let flags: Value = flags(http, at, client_key).await?.json().await.ok()?;
     flags
         .as_array()?
         .iter()
@@ -209,76 +152,47 @@ async fn served_value(http: &reqwest::Client, at: SocketAddr, client_key: &str) 
         .and_then(|f| f["feature_state_value"].as_str().map(str::to_string))
 }
 
-async fn readiness(http: &reqwest::Client, at: SocketAddr) -> Option<Value> {
-    let r = http
-        .get(format!("http://{at}/health/readiness"))
-        .send()
-        .await
-        .ok()?;
-    r.json().await.ok()
-}
-
-/// Starts an edge following `upstream`; returns it, the time to its first answered request and
-/// the time until it serves all `n` environments with nothing behind.
-async fn start_edge(
+/// Starts an edge following `upstream` and times it: its first answered request, and until it
+/// serves all `n` environments with nothing behind.
+async fn start_upstream_edge(
     http: &reqwest::Client,
     upstream: SocketAddr,
     bind: SocketAddr,
     key: &str,
     cache: &std::path::Path,
     n: usize,
-) -> anyhow::Result<(WorkerProcess, Duration, Duration)> {
-    let started = Instant::now();
-    let edge = WorkerProcess::spawn(
-        &[
-            "edge",
-            "--upstream",
-            &format!("http://{upstream}"),
-            "--bind",
-            &bind.to_string(),
-            "--edge-cache-dir",
-            cache.to_str().context("path")?,
-        ],
-        &[("FLAGSTONE_UPSTREAM_KEY", key)],
-    )?;
-    wait_for(Duration::from_secs(60), "the edge to answer", || async {
-        Ok(readiness(http, bind).await.is_some())
-    })
-    .await?;
-    let first = started.elapsed();
-    wait_for(
-        Duration::from_secs(600),
-        "the edge to be current",
-        || async {
-            Ok(readiness(http, bind).await.is_some_and(|r| {
+) -> anyhow::Result<StartedEdge> {
+    let (upstream, bind_arg) = (format!("http://{upstream}"), bind.to_string());
+    let args = [
+        "edge",
+        "--upstream",
+        &upstream,
+        "--bind",
+        &bind_arg,
+        "--edge-cache-dir",
+        cache.to_str().context("path")?,
+    ];
+    start_edge(
+        http,
+        bind,
+        (&args, &[("FLAGSTONE_UPSTREAM_KEY", key)]),
+        (FirstAnswer::Readiness, Duration::from_secs(60)),
+        (
+            |r: &Value| {
                 r["environments"] == n
                     && r["environments_behind"] == 0
                     && r["upstream_reachable"] == true
                     && r["serving_from_cache"] == false
-            }))
-        },
+            },
+            Duration::from_secs(600),
+        ),
     )
-    .await?;
-    Ok((edge, first, started.elapsed()))
+    .await
 }
 
-pub(super) async fn wait_for<F, Fut>(
-    within: Duration,
-    what: &str,
-    mut check: F,
-) -> anyhow::Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<bool>>,
-{
-    let start = Instant::now();
-    loop {
-        if check().await.unwrap_or(false) {
-            return Ok(());
-        }
-        if start.elapsed() > within {
-            bail!("timed out after {within:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+fn report(what: &str, edge: &StartedEdge) {
+    println!(
+        "{what}: first request after {:.1?}, fully current after {:.1?}",
+        edge.first, edge.current
+    );
 }

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::members::Person;
 use crate::error::unique_as_conflict;
 use crate::organisations::validate_name;
-use crate::{sql, AuditEntry, Change, Page, PageRequest, Result, StoreError, Tx};
+use crate::{
+    list_window, sql, AuditEntry, Change, ListOf, Page, PageRequest, Result, StoreError, Tx,
+};
 
 /// Longest group name accepted.
 pub const MAX_GROUP_NAME_CHARS: usize = 200;
@@ -140,26 +142,16 @@ async fn with_users(tx: &mut Tx, rows: Vec<GroupRow>) -> Result<Vec<Group>> {
 
 /// The organisation's groups, by id, with their members.
 pub async fn list(tx: &mut Tx, organisation_id: i64, page: PageRequest) -> Result<Page<Group>> {
-    let count: i64 = sql!(tx, |c| {
-        sqlx::query_scalar("SELECT COUNT(*) FROM user_groups WHERE organisation_id = $1")
-            .bind(organisation_id)
-            .fetch_one(c)
-            .await?
-    });
-    let rows: Vec<GroupRow> = sql!(tx, |c| {
-        sqlx::query_as(
-            "SELECT id, name, is_default FROM user_groups WHERE organisation_id = $1 \
-             ORDER BY id LIMIT $2 OFFSET $3",
-        )
-        .bind(organisation_id)
-        .bind(page.page_size)
-        .bind(page.offset())
-        .fetch_all(c)
-        .await?
-    });
+    let of = ListOf::new(
+        "user_groups",
+        "id, name, is_default",
+        "organisation_id",
+        "id",
+    );
+    let rows: Page<GroupRow> = list_window(tx, of, organisation_id, page).await?;
     Ok(Page {
-        count,
-        results: with_users(tx, rows).await?,
+        count: rows.count,
+        results: with_users(tx, rows.results).await?,
     })
 }
 

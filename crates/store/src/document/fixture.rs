@@ -218,6 +218,34 @@ pub async fn create(store: &Store, shape: Shape) -> Result<Fixture> {
     })
 }
 
+/// An admin API key of `fx`'s organisation named `name`, its secret starting with `prefix`:
+/// what an operator creates for edges that follow an upstream. Returns the secret.
+pub async fn organisation_admin_key(
+    store: &Store,
+    fx: &Fixture,
+    prefix: &str,
+    name: &str,
+) -> Result<String> {
+    let s = flagstone_access::secrets::new_secret(prefix);
+    let mut ch = store.change(&actor()).await?;
+    crate::accounts::api_keys::create(
+        &mut ch,
+        fx.organisation_id,
+        &crate::accounts::api_keys::NewApiKey {
+            name,
+            is_admin: true,
+            expires_at: None,
+            created_by: None,
+            prefix: &s.lookup,
+            secret_hash: &s.hash,
+        },
+        now_ms(),
+    )
+    .await?;
+    ch.commit().await?;
+    Ok(s.secret)
+}
+
 /// One admin change: sets the value of feature state `n % features` to `value`, with its
 /// audit entry, revision bump and publish request. Returns the new revision.
 /// One change to every environment of the fixture's project at once: the description of its

@@ -13,7 +13,10 @@ pub use super::option_body::{MvOptionBody, TypedFields};
 use super::{get as get_feature, lock_feature, FeatureType};
 use crate::error::unique_as_conflict;
 use crate::values::{decode_value, encode_value, validate_flag_value};
-use crate::{projects, sql, AuditEntry, Change, Limits, Page, PageRequest, Result, StoreError, Tx};
+use crate::{
+    list_window, projects, sql, AuditEntry, Change, Limits, ListOf, Page, PageRequest, Result,
+    StoreError, Tx,
+};
 
 /// Characters in an option's key.
 pub const MAX_KEY_CHARS: usize = 200;
@@ -330,28 +333,10 @@ pub async fn list(
     page: PageRequest,
 ) -> Result<Page<MvOption>> {
     get_feature(tx, project_id, feature_id).await?;
-    let count: i64 = sql!(tx, |c| {
-        sqlx::query_scalar("SELECT COUNT(*) FROM mv_options WHERE feature_id = $1")
-            .bind(feature_id)
-            .fetch_one(c)
-            .await?
-    });
-    let rows: Vec<OptionRow> = sql!(tx, |c| {
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM mv_options WHERE feature_id = $1 ORDER BY id \
-             LIMIT $2 OFFSET $3"
-        ))
-        .bind(feature_id)
-        .bind(page.page_size)
-        .bind(page.offset())
-        .fetch_all(c)
+    let of = ListOf::new("mv_options", COLUMNS, "feature_id", "id");
+    list_window::<OptionRow>(tx, of, feature_id, page)
         .await?
-    });
-    let results = rows
-        .into_iter()
-        .map(MvOption::try_from)
-        .collect::<Result<_>>()?;
-    Ok(Page { count, results })
+        .try_map(MvOption::try_from)
 }
 
 pub async fn update(

@@ -12,8 +12,8 @@ use super::Identity;
 use crate::environments::Environment;
 use crate::values::{decode_value, encode_value, validate_flag_value};
 use crate::{
-    clock::now_ms, sql, AuditEntry, Change, LimitName, Limits, Page, PageRequest, Result,
-    StoreError, Tx,
+    clock::now_ms, list_window, sql, AuditEntry, Change, LimitName, Limits, ListOf, Page,
+    PageRequest, Result, StoreError, Tx,
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -224,28 +224,10 @@ pub async fn list(
     identity_id: i64,
     page: PageRequest,
 ) -> Result<Page<IdentityOverride>> {
-    let count: i64 = sql!(tx, |c| {
-        sqlx::query_scalar("SELECT COUNT(*) FROM identity_overrides WHERE identity_id = $1")
-            .bind(identity_id)
-            .fetch_one(c)
-            .await?
-    });
-    let rows: Vec<OverrideRow> = sql!(tx, |c| {
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM identity_overrides WHERE identity_id = $1 \
-             ORDER BY id LIMIT $2 OFFSET $3"
-        ))
-        .bind(identity_id)
-        .bind(page.page_size)
-        .bind(page.offset())
-        .fetch_all(c)
+    let of = ListOf::new("identity_overrides", COLUMNS, "identity_id", "id");
+    list_window::<OverrideRow>(tx, of, identity_id, page)
         .await?
-    });
-    let results = rows
-        .into_iter()
-        .map(IdentityOverride::try_from)
-        .collect::<Result<_>>()?;
-    Ok(Page { count, results })
+        .try_map(IdentityOverride::try_from)
 }
 
 /// How many identity overrides the environment has (of one feature only, if given), and those

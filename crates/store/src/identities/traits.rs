@@ -13,8 +13,8 @@ use serde_json::Value;
 use super::Identity;
 use crate::environments::Environment;
 use crate::{
-    clock::now_ms, sql, AuditEntry, Change, LimitName, Limits, Page, PageRequest, Result,
-    StoreError, Tx,
+    clock::now_ms, list_window, sql, AuditEntry, Change, LimitName, Limits, ListOf, Page,
+    PageRequest, Result, StoreError, Tx,
 };
 
 /// Characters of a trait key, at most.
@@ -152,28 +152,10 @@ const COLUMNS: &str = "trait_key, value, updated_at";
 
 /// Traits of an identity, ordered by key.
 pub async fn list(tx: &mut Tx, identity_id: i64, page: PageRequest) -> Result<Page<Trait>> {
-    let count: i64 = sql!(tx, |c| {
-        sqlx::query_scalar("SELECT COUNT(*) FROM traits WHERE identity_id = $1")
-            .bind(identity_id)
-            .fetch_one(c)
-            .await?
-    });
-    let rows: Vec<TraitRow> = sql!(tx, |c| {
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM traits WHERE identity_id = $1 \
-             ORDER BY trait_key LIMIT $2 OFFSET $3"
-        ))
-        .bind(identity_id)
-        .bind(page.page_size)
-        .bind(page.offset())
-        .fetch_all(c)
+    let of = ListOf::new("traits", COLUMNS, "identity_id", "trait_key");
+    list_window::<TraitRow>(tx, of, identity_id, page)
         .await?
-    });
-    let results = rows
-        .into_iter()
-        .map(Trait::try_from)
-        .collect::<Result<_>>()?;
-    Ok(Page { count, results })
+        .try_map(Trait::try_from)
 }
 
 /// Every trait of an identity, ordered by key (for evaluation).

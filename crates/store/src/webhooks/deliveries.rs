@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::queue::{
     text_enum, ClaimDecision, Claimant, Decision, DueJob, ParkReason, UnknownValue,
 };
-use crate::{sql, Page, PageRequest, Result, StoreError, Tx};
+use crate::{list_window, sql, ListOf, Page, PageRequest, Result, StoreError, Tx};
 use flagstone_webhooks::EventType;
 use std::fmt;
 use std::str::FromStr;
@@ -375,24 +375,8 @@ pub async fn next_due_in(tx: &mut Tx, now: i64) -> Result<Option<i64>> {
 
 /// A webhook's deliveries, newest first.
 pub async fn list(tx: &mut Tx, webhook_id: i64, page: PageRequest) -> Result<Page<Delivery>> {
-    let count: i64 = sql!(tx, |c| {
-        sqlx::query_scalar("SELECT COUNT(*) FROM webhook_deliveries WHERE webhook_id = $1")
-            .bind(webhook_id)
-            .fetch_one(c)
-            .await?
-    });
-    let results: Vec<Delivery> = sql!(tx, |c| {
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM webhook_deliveries WHERE webhook_id = $1 \
-             ORDER BY id DESC LIMIT $2 OFFSET $3"
-        ))
-        .bind(webhook_id)
-        .bind(page.page_size)
-        .bind(page.offset())
-        .fetch_all(c)
-        .await?
-    });
-    Ok(Page { count, results })
+    let of = ListOf::new("webhook_deliveries", COLUMNS, "webhook_id", "id DESC");
+    list_window(tx, of, webhook_id, page).await
 }
 
 pub async fn get(tx: &mut Tx, webhook_id: i64, id: i64) -> Result<Delivery> {
