@@ -1,10 +1,13 @@
 //! Keeps the registry at the store's published revisions (DESIGN §5).
 //!
-//! - At start: the last good documents of the cache directory are served at once (read, not
-//!   compiled: a few hundred milliseconds for 10,000), and the first check against the store
-//!   runs in the background; with nothing cached, the first check loads every published
-//!   document before `start` returns. Documents are loaded in pages of [`PAGE`] when many are
-//!   behind, and compiled only when first asked for ([`crate::registry`]).
+//! - At start: [`Follower::start`] returns at once, so the edge listens at once; the initial
+//!   load runs behind it ([`Registry::begin_initial_load`]): the last good documents of the
+//!   cache directory are read in batches on blocking threads and served as each batch is
+//!   installed (read, not compiled: about 0.4 ms each in a release build), then, with nothing
+//!   cached, the first check loads every published document. Requests for a key not held yet
+//!   wait for that load (bounded) rather than be refused. Then the checks against the store
+//!   begin. Documents are loaded in pages of [`PAGE`] when many are behind, and compiled only
+//!   when first asked for ([`crate::registry`]).
 //! - Then: a publish notification (PostgreSQL `LISTEN flagstone_publish`, or an in-process
 //!   channel when the worker runs in the same process) loads that environment at once; a
 //!   periodic check of `(environment, revision)` pairs catches anything missed, so a lost
@@ -36,6 +39,9 @@ const PAGE: i64 = 500;
 /// From this many environments behind, pages of every document are read rather than one
 /// query per environment.
 const PAGED_FROM: usize = 64;
+/// Cached documents read and installed per blocking task at start (≈ 0.1 s in a release
+/// build): each batch is served as soon as it is installed.
+const CACHE_BATCH: usize = 256;
 
 /// How this edge hears of publishes.
 pub enum PublishFeed {
@@ -119,14 +125,16 @@ pub struct Follower {
 }
 
 impl Follower {
-    /// Loads what is published (or the cache directory) and starts following. Returns once the
-    /// first load has been attempted, so the edge starts serving what it has.
+    /// Starts the initial load (the cache directory, then the store if nothing was cached) and
+    /// following, in the background. Returns at once: wait for
+    /// [`Registry::initial_load_finished`] to know that the load is done.
     pub async fn start(
         store: Store,
         registry: Arc<Registry>,
         config: FollowerConfig,
         feed: PublishFeed,
     ) -> Arc<Follower> {
+        let loading = registry.begin_initial_load();
         let f = Arc::new(Follower {
             store,
             registry,
@@ -141,13 +149,6 @@ impl Follower {
                 f.forget(env);
             }
         });
-        // Served at once; the first periodic check (immediate) brings them up to date.
-        let cached = f.load_cache_dir();
-        if cached == 0 {
-            if let Err(e) = f.sync_all().await {
-                tracing::warn!(error = %e, "store unreachable at start and nothing cached; retrying");
-            }
-        }
         let (notify_tx, notify_rx) = mpsc::channel::<Notice>(1024);
         match feed {
             PublishFeed::Postgres => {
@@ -175,7 +176,19 @@ impl Follower {
             }
             PublishFeed::PollOnly => drop(notify_tx),
         }
-        tokio::spawn(f.clone().run(notify_rx));
+        let follower = f.clone();
+        tokio::spawn(async move {
+            // Served as they are read; the first periodic check (immediate) brings them up to
+            // date.
+            let cached = follower.load_cache_dir().await;
+            if cached == 0 {
+                if let Err(e) = follower.sync_all().await {
+                    tracing::warn!(error = %e, "store unreachable at start and nothing cached; retrying");
+                }
+            }
+            drop(loading);
+            follower.run(notify_rx).await;
+        });
         f
     }
 
@@ -364,9 +377,9 @@ impl Follower {
     }
 
     /// Loads every document in the cache directory (used when the store is unreachable).
-    pub fn load_cache_dir(&self) -> usize {
+    pub async fn load_cache_dir(&self) -> usize {
         match &self.config.cache_dir {
-            Some(dir) => load_cache_dir(dir, &self.registry, &self.health),
+            Some(dir) => load_cache_dir(dir, &self.registry, &self.health).await,
             None => 0,
         }
     }
@@ -415,37 +428,32 @@ pub fn remove_cached(dir: &Path, env: i64) {
 }
 
 /// Installs every document of the cache directory into `registry` (read and checked, compiled
-/// only when first asked for); returns how many.
-pub fn load_cache_dir(dir: &Path, registry: &Registry, health: &EdgeHealth) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
+/// only when first asked for); returns how many. The directory is read on blocking threads, in
+/// batches of [`CACHE_BATCH`] each installed (and so served) before the next is read, and the
+/// registry's [`InitialLoad`](crate::registry::InitialLoad) counts them as they come.
+pub async fn load_cache_dir(dir: &Path, registry: &Arc<Registry>, health: &EdgeHealth) -> usize {
+    registry.cache_progress(true, 0);
+    let listed = {
+        let dir = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || list_cached(&dir)).await
     };
     let mut loaded = 0;
     // The newest cached document tells since when, at least, nothing was confirmed.
     let mut newest_ms = 0;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if !path.to_string_lossy().ends_with(".meta.json") {
+    let mut paths = listed.unwrap_or_default().into_iter().peekable();
+    while paths.peek().is_some() {
+        let batch: Vec<PathBuf> = paths.by_ref().take(CACHE_BATCH).collect();
+        let registry2 = registry.clone();
+        let read = tokio::task::spawn_blocking(move || install_cached(&batch, &registry2)).await;
+        let Ok((n, newest)) = read else {
+            // The batch's thread panicked (it logged why); the rest is still worth reading.
             continue;
-        }
-        match read_cached(&path) {
-            Ok(published) => {
-                if registry.install_published(published).unwrap_or(false) {
-                    loaded += 1;
-                    let written = entry
-                        .metadata()
-                        .and_then(|m| m.modified())
-                        .ok()
-                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                        .map_or(0, |d| d.as_millis() as i64);
-                    newest_ms = newest_ms.max(written);
-                }
-            }
-            Err(e) => {
-                tracing::warn!(file = %path.display(), error = %e, "skipping an unreadable cached document")
-            }
-        }
+        };
+        loaded += n;
+        newest_ms = newest_ms.max(newest);
+        registry.cache_progress(true, loaded);
     }
+    registry.cache_progress(false, loaded);
     if loaded > 0 {
         release_free_memory();
         health.from_cache.store(true, Ordering::Relaxed);
@@ -459,6 +467,44 @@ pub fn load_cache_dir(dir: &Path, registry: &Registry, health: &EdgeHealth) -> u
         "loaded last good documents from the cache directory"
     );
     loaded
+}
+
+/// The metadata files of the cache directory (none when it cannot be read).
+fn list_cached(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".meta.json"))
+        .collect()
+}
+
+/// Reads and installs cached documents; returns how many were installed and when the newest of
+/// them was written (Unix ms).
+fn install_cached(meta_paths: &[PathBuf], registry: &Registry) -> (usize, i64) {
+    let mut loaded = 0;
+    let mut newest_ms = 0;
+    for path in meta_paths {
+        match read_cached(path) {
+            Ok(published) => {
+                if registry.install_cached(published).unwrap_or(false) {
+                    loaded += 1;
+                    let written = std::fs::metadata(path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map_or(0, |d| d.as_millis() as i64);
+                    newest_ms = newest_ms.max(written);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "skipping an unreadable cached document")
+            }
+        }
+    }
+    (loaded, newest_ms)
 }
 
 #[derive(Debug, thiserror::Error)]

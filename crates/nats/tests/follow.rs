@@ -169,6 +169,8 @@ async fn follower(
         ..NatsFollowerConfig::new(url, bucket)
     };
     let f = NatsFollower::start(registry.clone(), config).await.unwrap();
+    // The cache directory is read in the background; the scenarios start once it is.
+    registry.initial_load_finished().await;
     (registry, f)
 }
 
@@ -206,7 +208,10 @@ async fn an_edge_follows_the_bucket_through_deletions_outages_and_restarts() {
         r.revision_of(a.environment_id).is_some() && r.revision_of(b.environment_id).is_some()
     })
     .await;
-    assert!(registry.get(&a.api_key).is_some(), "indexed by client key");
+    assert!(
+        registry.get(&a.api_key).await.is_some(),
+        "indexed by client key"
+    );
     wait_until("the follower is synchronised and current", || {
         f.status().synchronised && !f.health.serving_from_cache()
     })

@@ -60,6 +60,7 @@ async fn a_parked_poison_environment_degrades_status_until_it_is_fixed() {
         store: p.store().clone(),
         monitor: monitor.clone(),
         documents: None,
+        publisher: None,
         rule: ReadinessRule::StoreRequired,
     });
 
@@ -173,6 +174,7 @@ async fn readiness_is_false_while_the_store_is_unreachable() {
         store: t.store.clone(),
         monitor: HealthMonitor::new(Thresholds::default()),
         documents: None,
+        publisher: None,
         rule: ReadinessRule::StoreRequired,
     };
     let app = health_router(h.clone());
@@ -205,6 +207,7 @@ async fn a_document_budget_forced_below_a_document_parks_it_and_status_names_it(
         store: p.store().clone(),
         monitor: monitor.clone(),
         documents: None,
+        publisher: None,
         rule: ReadinessRule::StoreRequired,
     });
     p.advance(1_000);

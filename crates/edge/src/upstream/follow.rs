@@ -1,8 +1,8 @@
 //! Keeps the registry at the upstream's revisions, over HTTP only.
 //!
-//! - At start: the last good documents of the cache directory are served at once (a restart
-//!   without the upstream still serves). Documents are compiled on first request
-//!   ([`crate::registry`]).
+//! - At start: the last good documents of the cache directory are served as they are read, in
+//!   the background (a restart without the upstream still serves); the first connection to the
+//!   upstream follows. Documents are compiled on first request ([`crate::registry`]).
 //! - Then, per connection to the upstream's revision stream: its first event lists every
 //!   followed environment's revision; what is behind is fetched (conditional GETs, several at
 //!   once) and what the upstream no longer serves is dropped, so a reconnect is a full resync.
@@ -78,12 +78,14 @@ pub struct Lag {
 }
 
 impl UpstreamFollower {
-    /// Serves the cache directory's documents and starts following. Returns at once.
+    /// Starts the initial load (the cache directory's documents, served as they are read) and
+    /// then following, in the background. Returns at once.
     pub fn start(
         client: Arc<Client>,
         registry: Arc<Registry>,
         config: UpstreamConfig,
     ) -> Arc<UpstreamFollower> {
+        let loading = registry.begin_initial_load();
         let f = Arc::new(UpstreamFollower {
             client,
             registry,
@@ -91,10 +93,14 @@ impl UpstreamFollower {
             health: Arc::default(),
             announced: Mutex::default(),
         });
-        if let Some(dir) = &f.config.cache_dir {
-            load_cache_dir(dir, &f.registry, &f.health);
-        }
-        tokio::spawn(f.clone().run());
+        let follower = f.clone();
+        tokio::spawn(async move {
+            if let Some(dir) = &follower.config.cache_dir {
+                load_cache_dir(dir, &follower.registry, &follower.health).await;
+            }
+            drop(loading);
+            follower.run().await;
+        });
         f
     }
 

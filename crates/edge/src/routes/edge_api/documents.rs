@@ -75,6 +75,9 @@ pub(super) async fn revisions(
         }
     };
     let filter = Arc::new(Filter { scope, listed });
+    // A follower drops whatever the first event does not list: that event waits until this
+    // node's initial load has finished (its cache directory read), rather than list part of it.
+    state.registry.initial_load_finished().await;
     // Subscribed before the snapshot is read: a change in between is sent twice at worst.
     let changes = BroadcastStream::new(state.registry.changes());
     let mut environments: Vec<Revision> = state
