@@ -429,10 +429,10 @@ pub fn remove_cached(dir: &Path, env: i64) {
 
 /// Installs every document of the cache directory into `registry` (read and checked, compiled
 /// only when first asked for); returns how many. The directory is read on blocking threads, in
-/// batches of [`CACHE_BATCH`] each installed (and so served) before the next is read, and the
-/// registry's [`InitialLoad`](crate::registry::InitialLoad) counts them as they come.
+/// batches of [`CACHE_BATCH`], each document served as soon as it is installed; the registry's
+/// [`InitialLoad`](crate::registry::InitialLoad) counts them.
 pub async fn load_cache_dir(dir: &Path, registry: &Arc<Registry>, health: &EdgeHealth) -> usize {
-    registry.cache_progress(true, 0);
+    registry.reading_cache(true);
     let listed = {
         let dir = dir.to_path_buf();
         tokio::task::spawn_blocking(move || list_cached(&dir)).await
@@ -445,15 +445,13 @@ pub async fn load_cache_dir(dir: &Path, registry: &Arc<Registry>, health: &EdgeH
         let batch: Vec<PathBuf> = paths.by_ref().take(CACHE_BATCH).collect();
         let registry2 = registry.clone();
         let read = tokio::task::spawn_blocking(move || install_cached(&batch, &registry2)).await;
-        let Ok((n, newest)) = read else {
-            // The batch's thread panicked (it logged why); the rest is still worth reading.
-            continue;
-        };
-        loaded += n;
-        newest_ms = newest_ms.max(newest);
-        registry.cache_progress(true, loaded);
+        // A batch whose thread panicked (it logged why) is skipped; the rest is still read.
+        if let Ok((n, newest)) = read {
+            loaded += n;
+            newest_ms = newest_ms.max(newest);
+        }
     }
-    registry.cache_progress(false, loaded);
+    registry.reading_cache(false);
     if loaded > 0 {
         release_free_memory();
         health.from_cache.store(true, Ordering::Relaxed);
@@ -469,16 +467,19 @@ pub async fn load_cache_dir(dir: &Path, registry: &Arc<Registry>, health: &EdgeH
     loaded
 }
 
-/// The metadata files of the cache directory (none when it cannot be read).
+/// The metadata files of the cache directory, by name (none when it cannot be read): the
+/// same order every start, whatever order the file system lists them in.
 fn list_cached(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    entries
+    let mut paths: Vec<PathBuf> = entries
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.to_string_lossy().ends_with(".meta.json"))
-        .collect()
+        .collect();
+    paths.sort_unstable();
+    paths
 }
 
 /// Reads and installs cached documents; returns how many were installed and when the newest of

@@ -35,13 +35,14 @@ use crate::usage::UsageBoard;
 const CHANGES_CAPACITY: usize = 4096;
 
 /// From this compressed size a document is compiled on a blocking thread rather than on the
-/// request's async task. Below it the compile is cheaper than the hand-off: measured (debug
-/// build, `crates/edge/tests/startup.rs` sizes) an environment of 20 features (1.3 kB
-/// compressed) compiles in well under a millisecond, about what moving it to the blocking
-/// pool and back costs under load, while the July 2023 incident's document (1.7 MB of JSON,
-/// ≈ 120 kB compressed) takes 25 ms in a release build: 25 ms in which every other request
-/// queued on that worker thread waits.
-pub const BLOCKING_BUILD_FROM_BYTES: usize = 16 << 10;
+/// request's async task. Measured (debug build, documents of `fixture::Shape`; a release build
+/// is about 5.5 times faster): compiling takes about 1 ms per compressed kB (an environment of
+/// 20 features, 1.3 kB: 1.2 ms; 12.8 kB: 13 ms; the July 2023 incident's, 229 kB: 139 ms, 25
+/// ms in release), while handing a task to the blocking pool and back costs 20–60 µs. From 8 kB
+/// (≈ 1.5 ms in release) a compile holds up every other request queued on that worker long
+/// enough to matter, and the hand-off costs under 5% of it; below it, the hand-off would cost
+/// a noticeable share of a compile that is over almost at once, so those stay inline.
+pub const BLOCKING_BUILD_FROM_BYTES: usize = 8 << 10;
 
 /// How far an edge's initial load has come ([`Registry::begin_initial_load`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -109,8 +110,8 @@ pub struct Registry {
     /// The usage counters of every snapshot compiled (drained by the usage flusher).
     pub usage: UsageBoard,
     changes: broadcast::Sender<RegistryChange>,
-    /// The initial load's progress; every batch of the cache directory installed is a change,
-    /// which wakes the requests waiting for a key.
+    /// The initial load's progress; every document of the cache directory installed is a
+    /// change, which wakes the requests waiting for a key.
     initial: watch::Sender<InitialLoad>,
     /// Environments removed while the initial load runs: the cache directory may still hold
     /// a copy read before the removal, which must not be installed after it.
@@ -159,16 +160,14 @@ impl Registry {
         let _ = rx.wait_for(|l| !l.loading).await;
     }
 
-    /// Reports the cache directory's progress (each call wakes requests waiting for a key).
-    pub(crate) fn cache_progress(&self, reading_cache: bool, from_cache: usize) {
-        self.initial.send_modify(|l| {
-            l.reading_cache = reading_cache;
-            l.from_cache = from_cache;
-        });
+    /// Says whether the cache directory is being read.
+    pub(crate) fn reading_cache(&self, reading: bool) {
+        self.initial.send_modify(|l| l.reading_cache = reading);
     }
 
     /// Installs a document read from the cache directory, unless its environment was removed
-    /// since the initial load began (or the same or a newer revision is held).
+    /// since the initial load began (or the same or a newer revision is held). Each install
+    /// is counted and wakes the requests waiting for a key.
     pub(crate) fn install_cached(&self, published: Published) -> Result<bool, SnapshotError> {
         // Held across the install: a removal either comes after it (and removes it) or is
         // seen by it.
@@ -176,11 +175,16 @@ impl Registry {
         if removed.contains(&published.environment_id) {
             return Ok(false);
         }
-        self.install_entry(published, None)
+        let installed = self.install_entry(published, None)?;
+        drop(removed);
+        if installed {
+            self.initial.send_modify(|l| l.from_cache += 1);
+        }
+        Ok(installed)
     }
 
     /// The published revision held for a client key; while the initial load runs and the key
-    /// is not held yet, waits for it up to `max_wait` (each installed batch is looked at).
+    /// is not held yet, waits for it up to `max_wait` (looking again after each install).
     pub async fn published_waiting(
         &self,
         client_key: &str,
