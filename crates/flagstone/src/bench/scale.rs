@@ -124,7 +124,7 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<()> {
     };
     let db_cache = tmp.join("edge-db");
     let bind: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-    let (edge, first, current) = start_edge(
+    let (edge, times) = start_edge(
         &http,
         bind,
         &edge_args(bind, &db_cache, None),
@@ -133,7 +133,7 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<()> {
         n,
     )
     .await?;
-    report_edge("edge on the database, cold cache", &edge, first, current);
+    report_edge("edge on the database, cold cache", &edge, times);
     touch_all(&http, bind, &keys).await?;
     println!(
         "  after one /flags/ request to each of the {n}: RSS {:.1} MiB; {}",
@@ -141,7 +141,7 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<()> {
         memory_line(&http, bind).await
     );
     drop(edge);
-    let (edge, first, current) = start_edge(
+    let (edge, times) = start_edge(
         &http,
         bind,
         &edge_args(bind, &db_cache, None),
@@ -150,9 +150,9 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<()> {
         n,
     )
     .await?;
-    report_edge("edge on the database, warm cache", &edge, first, current);
+    report_edge("edge on the database, warm cache", &edge, times);
     drop(edge);
-    let (edge, first, current) = start_edge(
+    let (edge, times) = start_edge(
         &http,
         bind,
         &edge_args(bind, &db_cache, Some(args.small_budget_mib)),
@@ -167,8 +167,7 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<()> {
             args.small_budget_mib
         ),
         &edge,
-        first,
-        current,
+        times,
     );
     skewed_load(&http, bind, &edge, &keys, &args).await?;
     drop(edge);
@@ -187,23 +186,11 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<()> {
         ]
     };
     let env = [("FLAGSTONE_UPSTREAM_KEY", follower.as_str())];
-    let (edge, first, current) =
-        start_edge(&http, bind, &up_args(bind, &up_cache), &env, &keys, n).await?;
-    report_edge(
-        "edge over HTTP (--upstream), cold cache",
-        &edge,
-        first,
-        current,
-    );
+    let (edge, times) = start_edge(&http, bind, &up_args(bind, &up_cache), &env, &keys, n).await?;
+    report_edge("edge over HTTP (--upstream), cold cache", &edge, times);
     drop(edge);
-    let (edge, first, current) =
-        start_edge(&http, bind, &up_args(bind, &up_cache), &env, &keys, n).await?;
-    report_edge(
-        "edge over HTTP (--upstream), warm cache",
-        &edge,
-        first,
-        current,
-    );
+    let (edge, times) = start_edge(&http, bind, &up_args(bind, &up_cache), &env, &keys, n).await?;
+    report_edge("edge over HTTP (--upstream), warm cache", &edge, times);
     touch_all(&http, bind, &keys).await?;
     println!(
         "  after one /flags/ request to each of the {n}: RSS {:.1} MiB; {}",
@@ -254,15 +241,28 @@ fn rss_mib(p: &WorkerProcess) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-fn report_edge(what: &str, edge: &WorkerProcess, first: Duration, current: Duration) {
+fn report_edge(what: &str, edge: &WorkerProcess, t: StartTimes) {
     println!(
-        "{what}: first SDK request answered after {first:.2?}, fully current after {current:.2?}; RSS {:.1} MiB",
+        "{what}: listening after {:.2?}, first SDK request answered after {:.2?}, fully current after {:.2?}; RSS {:.1} MiB",
+        t.listening,
+        t.first,
+        t.current,
         rss_mib(edge).unwrap_or(f64::NAN)
     );
 }
 
-/// Starts an edge; returns it, the time until an SDK request for the last environment is
-/// answered (200), and the time until it holds all `n` confirmed by its source.
+/// How long an edge took, from its process's start, to answer `/health/readiness` (whatever
+/// the answer), to answer an SDK request, and to be current.
+#[derive(Clone, Copy)]
+struct StartTimes {
+    listening: Duration,
+    first: Duration,
+    current: Duration,
+}
+
+/// Starts an edge; returns it, the time until it listens (its readiness answers), until an SDK
+/// request for the last environment is answered (200), and until it holds all `n` confirmed by
+/// its source.
 async fn start_edge(
     http: &reqwest::Client,
     bind: SocketAddr,
@@ -270,10 +270,15 @@ async fn start_edge(
     env: &[(&str, &str)],
     keys: &[String],
     n: usize,
-) -> anyhow::Result<(WorkerProcess, Duration, Duration)> {
+) -> anyhow::Result<(WorkerProcess, StartTimes)> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let started = Instant::now();
     let edge = WorkerProcess::spawn(&args, env)?;
+    wait_for(Duration::from_secs(600), "the edge to listen", || async {
+        Ok(readiness(http, bind).await.is_some())
+    })
+    .await?;
+    let listening = started.elapsed();
     let last = keys.last().context("no environments")?;
     wait_for(
         Duration::from_secs(600),
@@ -294,7 +299,12 @@ async fn start_edge(
         },
     )
     .await?;
-    Ok((edge, first, started.elapsed()))
+    let times = StartTimes {
+        listening,
+        first,
+        current: started.elapsed(),
+    };
+    Ok((edge, times))
 }
 
 async fn flags_status(http: &reqwest::Client, at: SocketAddr, key: &str) -> Option<u16> {
