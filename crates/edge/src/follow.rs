@@ -77,19 +77,33 @@ pub struct EdgeHealth {
     store_reachable: AtomicBool,
     /// Serving documents read from the cache directory, not (yet) confirmed by the store.
     from_cache: AtomicBool,
+    /// Woken when the edge becomes current or stops being current (or is confirmed for the
+    /// first time), so edges following this one hear it at once rather than at the next
+    /// periodic heartbeat.
+    changed: tokio::sync::Notify,
 }
 
 impl EdgeHealth {
     /// The source (store or upstream) confirmed, now, that what is held is current.
     pub fn confirmed(&self) {
-        self.last_sync_ms.store(now_ms(), Ordering::Relaxed);
+        let first = self.last_sync_ms.swap(now_ms(), Ordering::Relaxed) == 0;
         self.store_reachable.store(true, Ordering::Relaxed);
-        self.from_cache.store(false, Ordering::Relaxed);
+        let was_cache = self.from_cache.swap(false, Ordering::Relaxed);
+        if first || was_cache {
+            self.changed.notify_waiters();
+        }
     }
     /// The source cannot be reached: what is held is the last good copy.
     pub fn unreachable(&self) {
         self.store_reachable.store(false, Ordering::Relaxed);
-        self.from_cache.store(true, Ordering::Relaxed);
+        if !self.from_cache.swap(true, Ordering::Relaxed) {
+            self.changed.notify_waiters();
+        }
+    }
+    /// Resolves at the next change [`EdgeHealth`] announces (becoming current or not, a first
+    /// confirmation).
+    pub async fn changed(&self) {
+        self.changed.notified().await;
     }
     /// When the source last confirmed what is held (Unix ms; `None`: never).
     pub fn confirmed_at_ms(&self) -> Option<i64> {
@@ -100,9 +114,12 @@ impl EdgeHealth {
     /// following a stale upstream is stale too, however well it hears it).
     pub fn upstream_says(&self, confirmed_at_ms: Option<i64>, serving_from_cache: bool) {
         self.store_reachable.store(true, Ordering::Relaxed);
-        self.from_cache.store(serving_from_cache, Ordering::Relaxed);
+        let was_cache = self.from_cache.swap(serving_from_cache, Ordering::Relaxed);
         let at = confirmed_at_ms.unwrap_or(0).min(now_ms());
-        self.last_sync_ms.store(at, Ordering::Relaxed);
+        let before = self.last_sync_ms.swap(at, Ordering::Relaxed);
+        if was_cache != serving_from_cache || (before == 0) != (at == 0) {
+            self.changed.notify_waiters();
+        }
     }
     /// Seconds since the store last confirmed what this edge serves (`None`: never).
     pub fn staleness_seconds(&self) -> Option<f64> {

@@ -75,9 +75,6 @@ pub(super) async fn revisions(
         }
     };
     let filter = Arc::new(Filter { scope, listed });
-    // A follower drops whatever the first event does not list: that event waits until this
-    // node's initial load has finished (its cache directory read), rather than list part of it.
-    state.registry.initial_load_finished().await;
     // Subscribed before the snapshot is read: a change in between is sent twice at worst.
     let changes = BroadcastStream::new(state.registry.changes());
     let mut environments: Vec<Revision> = state
@@ -133,12 +130,18 @@ pub(super) async fn revisions(
             };
             std::future::ready(event)
         });
-    // The first tick is immediate: the follower learns at once how current this node is.
+    // The first tick is immediate: the follower learns at once how current this node is, and
+    // again as soon as that changes (this node confirmed, or cut off), not only every period.
     let health = state.health.clone();
-    let heartbeats = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval(
+    let ticks = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval(
         state.config.follower_heartbeat,
     ))
-    .map(move |_| {
+    .map(|_| ());
+    let changes_of_health = stream::unfold(health.clone(), |h| async move {
+        h.changed().await;
+        Some(((), h))
+    });
+    let heartbeats = stream::select(ticks, changes_of_health).map(move |_| {
         let beat = Heartbeat {
             confirmed_at_ms: health.confirmed_at_ms(),
             serving_from_cache: health.serving_from_cache(),
