@@ -1,8 +1,7 @@
 //! The edge side: keeps an edge's registry at the bucket (`flagstone edge --from-nats`).
 //!
 //! - At start: the last good documents of the cache directory are served as they are read, in
-//!   the background; the watch of the bucket begins once they are all read (with nothing
-//!   cached, the initial load lasts until the bucket is read in full, or cannot be).
+//!   the background; the watch of the bucket begins once they are all read.
 //! - Per connection: an ordered consumer on the bucket's stream delivers the latest entry of
 //!   every key, then every change. Each environment entry newer than what is held is built and
 //!   installed (and written to the cache directory); a deleted key drops the environment. Once
@@ -22,7 +21,6 @@ use async_nats::jetstream;
 use flagstone_edge::follow::{
     load_cache_dir, release_free_memory, remove_cached, write_cached, CachedMeta, EdgeHealth,
 };
-use flagstone_edge::registry::InitialLoadGuard;
 use flagstone_edge::snapshot::EnvSnapshot;
 use flagstone_edge::Registry;
 use futures_util::StreamExt;
@@ -35,9 +33,6 @@ const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How often the connection's state is looked at (and staleness refreshed) while nothing comes.
 const CHECK_INTERVAL: Duration = Duration::from_millis(500);
-/// How long a first connection may take before an edge with nothing cached stops holding
-/// requests for keys it does not know (the connection's own timeout).
-const CONNECT_GRACE: Duration = Duration::from_secs(3);
 
 #[derive(Clone, Debug)]
 pub struct NatsFollowerConfig {
@@ -97,14 +92,11 @@ impl NatsFollower {
         });
         let follower = f.clone();
         tokio::spawn(async move {
-            let cached = match &follower.config.cache_dir {
-                Some(dir) => load_cache_dir(dir, &follower.registry, &follower.health).await,
-                None => 0,
-            };
-            // With nothing cached, the first full read of the bucket (or the first failure to
-            // get one) ends the initial load: edges following this one get a full first list.
-            let loading = if cached == 0 { Some(loading) } else { None };
-            follower.run(loading).await;
+            if let Some(dir) = &follower.config.cache_dir {
+                load_cache_dir(dir, &follower.registry, &follower.health).await;
+            }
+            drop(loading);
+            follower.run().await;
         });
         Ok(f)
     }
@@ -118,15 +110,11 @@ impl NatsFollower {
         self.client.connection_state() == async_nats::connection::State::Connected
     }
 
-    async fn run(self: Arc<Self>, mut loading: Option<InitialLoadGuard>) {
-        let started = std::time::Instant::now();
+    async fn run(self: Arc<Self>) {
         let mut backoff = MIN_BACKOFF;
         loop {
             if self.connected() {
-                let session = self.session(&mut loading).await;
-                // The first attempt is over, in step or not: nobody waits any longer.
-                loading = None;
-                match session {
+                match self.session().await {
                     Ok(()) => {}
                     Err(e) => {
                         tracing::warn!(error = %e, "lost the NATS bucket; serving the last good documents")
@@ -137,11 +125,6 @@ impl NatsFollower {
                 metrics::counter!(m::WATCH_RESTARTS_TOTAL).increment(1);
                 metrics::gauge!(m::REACHABLE).set(0.0);
             } else {
-                // Not connected: past the connection's own timeout, what is held is all there
-                // is for now.
-                if started.elapsed() >= CONNECT_GRACE {
-                    loading = None;
-                }
                 self.health.unreachable();
                 metrics::gauge!(m::REACHABLE).set(0.0);
             }
@@ -155,9 +138,8 @@ impl NatsFollower {
         }
     }
 
-    /// One watch of the bucket, until the connection or the watch fails. The initial load, if
-    /// still running, ends once the bucket's latest entries are all read.
-    async fn session(&self, loading: &mut Option<InitialLoadGuard>) -> Result<(), NatsError> {
+    /// One watch of the bucket, until the connection or the watch fails.
+    async fn session(&self) -> Result<(), NatsError> {
         let js = jetstream::new(self.client.clone());
         let bucket = &self.config.bucket;
         let stream = bucket::stream(&js, bucket).await?;
@@ -168,7 +150,6 @@ impl NatsFollower {
         let mut synced = false;
         if pending == 0 {
             synced = self.resynced(&seen);
-            *loading = None;
         }
         let mut check = tokio::time::interval(CHECK_INTERVAL);
         loop {
@@ -181,7 +162,6 @@ impl NatsFollower {
                     self.apply(&msg.message, &mut seen);
                     if !synced && last {
                         synced = self.resynced(&seen);
-                        *loading = None;
                     }
                     if synced {
                         self.refresh_health();
