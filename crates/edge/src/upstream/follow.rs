@@ -104,7 +104,12 @@ impl UpstreamFollower {
             // failure to reach it) ends the initial load, as the store's first load does on an
             // edge on the database: edges following this one get a full first list, not an
             // empty one that would make them drop what they hold.
-            let loading = if cached == 0 { Some(loading) } else { None };
+            let loading = if cached == 0 {
+                Some(loading)
+            } else {
+                drop(loading);
+                None
+            };
             follower.run(loading).await;
         });
         f
