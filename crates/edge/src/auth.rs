@@ -4,6 +4,9 @@
 //! working within a second without a store query per request. An edge following an upstream
 //! over HTTP asks its upstream instead (which checks its store, or asks its own upstream), with
 //! the same cache. Keys are never logged.
+//!
+//! While the edge's initial load runs (it listens before its cache directory is read), a client
+//! key not held yet is waited for, up to [`INITIAL_LOAD_WAIT`], before it is called unknown.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,6 +23,9 @@ use crate::Source;
 pub const KEY_HEADER: &str = "x-environment-key";
 const SERVER_KEY_TTL: Duration = Duration::from_secs(1);
 const MAX_CACHED_KEYS: usize = 10_000;
+/// How long a request for a key not held yet waits for the initial load (10,000 cached
+/// environments are read in about 4 s in a release build).
+pub const INITIAL_LOAD_WAIT: Duration = Duration::from_secs(5);
 
 /// An authenticated SDK caller.
 pub struct Caller {
@@ -107,7 +113,7 @@ impl ServerKeys {
 
 pub async fn authenticate(
     headers: &HeaderMap,
-    registry: &Registry,
+    registry: &Arc<Registry>,
     server_keys: &ServerKeys,
     source: &Source,
 ) -> Result<Caller, SdkError> {
@@ -123,7 +129,7 @@ pub async fn authenticate(
 /// Authenticates an environment key (client or server-side) however the caller sent it.
 pub async fn authenticate_key(
     key: &str,
-    registry: &Registry,
+    registry: &Arc<Registry>,
     server_keys: &ServerKeys,
     source: &Source,
 ) -> Result<Caller, SdkError> {
@@ -132,9 +138,11 @@ pub async fn authenticate_key(
             .resolve(source, key)
             .await?
             .ok_or(SdkError::UnknownKey)?;
-        (registry.get(&api_key).ok_or(SdkError::UnknownKey)?, true)
+        let snap = registry.get_waiting(&api_key, INITIAL_LOAD_WAIT).await;
+        (snap.ok_or(SdkError::UnknownKey)?, true)
     } else {
-        (registry.get(key).ok_or(SdkError::UnknownKey)?, false)
+        let snap = registry.get_waiting(key, INITIAL_LOAD_WAIT).await;
+        (snap.ok_or(SdkError::UnknownKey)?, false)
     };
     if snap.stop_serving_flags {
         return Err(SdkError::ServingDisabled);

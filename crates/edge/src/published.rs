@@ -11,7 +11,7 @@
 
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
@@ -70,8 +70,11 @@ pub struct Published {
     pub(crate) referenced: AtomicBool,
     /// Replaced by a newer revision or removed: a snapshot built for it must not stay.
     pub(crate) retired: AtomicBool,
-    /// Held while its snapshot is built, so concurrent first requests build it once.
-    pub(crate) building: Mutex<()>,
+    /// Held while its snapshot is built, so concurrent first requests build it once. An async
+    /// lock: the requests waiting for the build wait on their tasks, not on a worker thread;
+    /// owned, so a build moved to a blocking thread keeps it until the snapshot is admitted,
+    /// even if the request that started it goes away.
+    pub(crate) building: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Published {
@@ -108,7 +111,7 @@ impl Published {
             hot: ArcSwapOption::empty(),
             referenced: AtomicBool::new(false),
             retired: AtomicBool::new(false),
-            building: Mutex::new(()),
+            building: Arc::default(),
         })
     }
 
@@ -130,7 +133,7 @@ impl Published {
             hot: ArcSwapOption::empty(),
             referenced: AtomicBool::new(false),
             retired: AtomicBool::new(false),
-            building: Mutex::new(()),
+            building: Arc::default(),
         };
         (published, snap)
     }

@@ -7,14 +7,24 @@
 //! stays hot), that of a cold one only when it is next asked for. A request in flight keeps
 //! the snapshot it started with.
 //!
+//! A snapshot is compiled on the request's task when its document is small, and on a
+//! blocking thread when it is large ([`BLOCKING_BUILD_FROM_BYTES`]), so a 25 ms compile does not
+//! hold up every other request scheduled on that async worker; concurrent first requests for
+//! one environment share one compile either way.
+//!
+//! While an edge's initial load runs ([`Registry::begin_initial_load`]: its cache directory
+//! read in the background, after the edge already listens), a request for a client key not yet
+//! held waits for it ([`Registry::get_waiting`]) rather than being told the key is unknown.
+//!
 //! Each install announces the environment's new `updated_at` on a per-environment broadcast
 //! channel that feeds SSE streams (created only when someone subscribes), and every install or
 //! removal on one channel for edges following this one ([`Registry::changes`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::published::Published;
 use crate::resident::{Resident, ResidentStats};
@@ -23,6 +33,44 @@ use crate::usage::UsageBoard;
 
 /// Installs and removals queued per follower before it lags (and resynchronises).
 const CHANGES_CAPACITY: usize = 4096;
+
+/// From this compressed size a document is compiled on a blocking thread rather than on the
+/// request's async task. Measured (debug build, documents of `fixture::Shape`; a release build
+/// is about 5.5 times faster): compiling takes about 1 ms per compressed kB (an environment of
+/// 20 features, 1.3 kB: 1.2 ms; 12.8 kB: 13 ms; the July 2023 incident's, 229 kB: 139 ms, 25
+/// ms in release), while handing a task to the blocking pool and back costs 20–60 µs. From 8 kB
+/// (≈ 1.5 ms in release) a compile holds up every other request queued on that worker long
+/// enough to matter, and the hand-off costs under 5% of it; below it, the hand-off would cost
+/// a noticeable share of a compile that is over almost at once, so those stay inline.
+pub const BLOCKING_BUILD_FROM_BYTES: usize = 8 << 10;
+
+/// How far an edge's initial load has come ([`Registry::begin_initial_load`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InitialLoad {
+    /// The initial load is under way (the cache directory, then the source when nothing was
+    /// cached): a client key not held yet may still arrive.
+    pub loading: bool,
+    /// The cache directory is being read.
+    pub reading_cache: bool,
+    /// Documents installed from the cache directory so far.
+    pub from_cache: usize,
+}
+
+/// Marks the initial load finished when dropped (also if the task loading it fails), so no
+/// request waits for a load that will not finish.
+pub struct InitialLoadGuard {
+    registry: Arc<Registry>,
+}
+
+impl Drop for InitialLoadGuard {
+    fn drop(&mut self) {
+        self.registry.initial.send_modify(|l| {
+            l.loading = false;
+            l.reading_cache = false;
+        });
+        self.registry.lock_removed_while_loading().clear();
+    }
+}
 
 /// What changed in the registry, as announced to edges following this one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +110,12 @@ pub struct Registry {
     /// The usage counters of every snapshot compiled (drained by the usage flusher).
     pub usage: UsageBoard,
     changes: broadcast::Sender<RegistryChange>,
+    /// The initial load's progress; every document of the cache directory installed is a
+    /// change, which wakes the requests waiting for a key.
+    initial: watch::Sender<InitialLoad>,
+    /// Environments removed while the initial load runs: the cache directory may still hold
+    /// a copy read before the removal, which must not be installed after it.
+    removed_while_loading: Mutex<HashSet<i64>>,
 }
 
 impl Default for Registry {
@@ -80,7 +134,93 @@ impl Registry {
             resident: Resident::new(bytes),
             usage: UsageBoard::default(),
             changes: broadcast::channel(CHANGES_CAPACITY).0,
+            initial: watch::Sender::new(InitialLoad::default()),
+            removed_while_loading: Mutex::default(),
         }
+    }
+
+    /// Marks the initial load under way until the guard is dropped. Call it before the edge
+    /// listens, so that no request sees an empty registry as a finished one.
+    pub fn begin_initial_load(self: &Arc<Self>) -> InitialLoadGuard {
+        self.initial.send_modify(|l| l.loading = true);
+        InitialLoadGuard {
+            registry: self.clone(),
+        }
+    }
+
+    /// How far the initial load has come.
+    pub fn initial_load(&self) -> InitialLoad {
+        *self.initial.borrow()
+    }
+
+    /// Resolves once the initial load is finished (at once when none runs).
+    pub async fn initial_load_finished(&self) {
+        let mut rx = self.initial.subscribe();
+        // The sender lives as long as `self`: `wait_for` cannot fail while it is borrowed.
+        let _ = rx.wait_for(|l| !l.loading).await;
+    }
+
+    /// Says whether the cache directory is being read.
+    pub(crate) fn reading_cache(&self, reading: bool) {
+        self.initial.send_modify(|l| l.reading_cache = reading);
+    }
+
+    /// Installs a document read from the cache directory, unless its environment was removed
+    /// since the initial load began (or the same or a newer revision is held). Each install
+    /// is counted and wakes the requests waiting for a key.
+    pub(crate) fn install_cached(&self, published: Published) -> Result<bool, SnapshotError> {
+        // Held across the install: a removal either comes after it (and removes it) or is
+        // seen by it.
+        let removed = self.lock_removed_while_loading();
+        if removed.contains(&published.environment_id) {
+            return Ok(false);
+        }
+        let installed = self.install_entry(published, None)?;
+        drop(removed);
+        if installed {
+            self.initial.send_modify(|l| l.from_cache += 1);
+        }
+        Ok(installed)
+    }
+
+    /// The published revision held for a client key; while the initial load runs and the key
+    /// is not held yet, waits for it up to `max_wait` (looking again after each install).
+    pub async fn published_waiting(
+        &self,
+        client_key: &str,
+        max_wait: Duration,
+    ) -> Option<Arc<Published>> {
+        if let Some(p) = self.published(client_key) {
+            return Some(p);
+        }
+        let deadline = tokio::time::Instant::now() + max_wait;
+        let mut rx = self.initial.subscribe();
+        loop {
+            // Read before the lookup: a load reported finished had installed everything before
+            // saying so, and an install after this read is announced as a change.
+            let loading = rx.borrow_and_update().loading;
+            if let Some(p) = self.published(client_key) {
+                return Some(p);
+            }
+            if !loading {
+                return None;
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => return self.published(client_key),
+            }
+        }
+    }
+
+    /// The snapshot to answer an SDK request with, waiting up to `max_wait` for a key not held
+    /// yet while the initial load runs ([`Registry::published_waiting`]).
+    pub async fn get_waiting(
+        self: &Arc<Self>,
+        client_key: &str,
+        max_wait: Duration,
+    ) -> Option<Arc<EnvSnapshot>> {
+        let entry = self.published_waiting(client_key, max_wait).await?;
+        self.hot(entry).await
     }
 
     /// A receiver of every install and removal from now on (subscribe before reading
@@ -105,15 +245,15 @@ impl Registry {
     }
 
     /// The snapshot of an environment, by id (compiled if it is not resident).
-    pub fn get_by_id(&self, environment_id: i64) -> Option<Arc<EnvSnapshot>> {
+    pub async fn get_by_id(self: &Arc<Self>, environment_id: i64) -> Option<Arc<EnvSnapshot>> {
         let entry = self.published_by_id(environment_id)?;
-        self.hot(entry)
+        self.hot(entry).await
     }
 
     /// The snapshot to answer an SDK request with (compiled if it is not resident).
-    pub fn get(&self, client_key: &str) -> Option<Arc<EnvSnapshot>> {
+    pub async fn get(self: &Arc<Self>, client_key: &str) -> Option<Arc<EnvSnapshot>> {
         let entry = self.published(client_key)?;
-        self.hot(entry)
+        self.hot(entry).await
     }
 
     /// The revision held for an environment, if any.
@@ -194,8 +334,9 @@ impl Registry {
         };
         let entry = Arc::new(published);
         // Held until the snapshot is admitted: a request arriving meanwhile waits for it
-        // rather than compiling it a second time.
-        let building = entry.building.lock().unwrap_or_else(|p| p.into_inner());
+        // rather than compiling it a second time. Nobody else can hold the lock of an entry
+        // not yet visible, so this never fails.
+        let building = entry.building.try_lock();
         let replaced = {
             let mut index = self.write();
             if index
@@ -238,6 +379,9 @@ impl Registry {
     /// Forgets an environment that no longer exists. Its real-time subscribers' channel is
     /// dropped, which ends their streams with an explicit error event.
     pub fn remove(&self, environment_id: i64) {
+        if self.initial.borrow().loading {
+            self.lock_removed_while_loading().insert(environment_id);
+        }
         let removed = {
             let mut index = self.write();
             let removed = index.by_id.remove(&environment_id);
@@ -284,19 +428,40 @@ impl Registry {
         }
     }
 
-    /// The resident snapshot of `entry`, compiled now if it is not.
-    fn hot(&self, entry: Arc<Published>) -> Option<Arc<EnvSnapshot>> {
+    /// The resident snapshot of `entry`, compiled now if it is not: once however many
+    /// requests ask at the same time, on a blocking thread if its document is large.
+    async fn hot(self: &Arc<Self>, entry: Arc<Published>) -> Option<Arc<EnvSnapshot>> {
         if let Some(snap) = entry.resident() {
             entry.mark_referenced();
             self.resident.hit();
             return Some(snap);
         }
-        let _building = entry.building.lock().unwrap_or_else(|p| p.into_inner());
+        let building = entry.building.clone().lock_owned().await;
         // Another request may have compiled it while this one waited.
         if let Some(snap) = entry.resident() {
             self.resident.hit();
             return Some(snap);
         }
+        if entry.document_gz.len() < BLOCKING_BUILD_FROM_BYTES {
+            return self.compile(&entry);
+        }
+        let registry = self.clone();
+        // The lock moves with the build: if this request goes away, the build still finishes
+        // and is admitted before the next request takes the lock (which then finds it).
+        let build = tokio::task::spawn_blocking(move || {
+            let _building = building;
+            registry.compile(&entry)
+        });
+        match build.await {
+            Ok(snap) => snap,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Cancelled: only when the runtime shuts down.
+            Err(_) => None,
+        }
+    }
+
+    /// Compiles `entry` (its `building` lock held by the caller) and admits the snapshot.
+    fn compile(&self, entry: &Arc<Published>) -> Option<Arc<EnvSnapshot>> {
         self.resident.miss();
         let started = std::time::Instant::now();
         match entry.build_snapshot() {
@@ -305,10 +470,10 @@ impl Registry {
                     .record(started.elapsed().as_secs_f64());
                 let snap = Arc::new(snap);
                 self.usage.register(snap.usage.clone());
-                self.resident.admit(&entry, snap.clone());
+                self.resident.admit(entry, snap.clone());
                 // Replaced or removed while it compiled: answer this request, keep nothing.
                 if entry.retired.load(std::sync::atomic::Ordering::Acquire) {
-                    self.resident.release(&entry);
+                    self.resident.release(entry);
                 }
                 Some(snap)
             }
@@ -322,7 +487,7 @@ impl Registry {
                     let current = index
                         .by_id
                         .get(&entry.environment_id)
-                        .is_some_and(|c| Arc::ptr_eq(c, &entry));
+                        .is_some_and(|c| Arc::ptr_eq(c, entry));
                     if current {
                         index.by_id.remove(&entry.environment_id);
                         index.by_key.remove(&entry.api_key);
@@ -354,5 +519,11 @@ impl Registry {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Index> {
         self.index.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_removed_while_loading(&self) -> std::sync::MutexGuard<'_, HashSet<i64>> {
+        self.removed_while_loading
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -160,19 +160,20 @@ async fn a_deletion_this_edge_has_not_heard_of_is_a_clean_refusal_not_a_short_20
             PublishFeed::Postgres,
         )
         .await;
+        registry.initial_load_finished().await;
         let (project2, key2, _) = app.setup().await;
         app.feature(project2, &key2, "banner", true, json!("on"))
             .await;
         app.publish().await;
         listening.sync_all().await.unwrap();
-        assert!(registry.get(&key2).is_some());
+        assert!(registry.get(&key2).await.is_some());
         let mut ch = other.change(&Actor::system("other")).await.unwrap();
         flagstone_store::environments::delete(&mut ch, &key2)
             .await
             .unwrap();
         ch.commit().await.unwrap();
         let start = Instant::now();
-        while registry.get(&key2).is_some() {
+        while registry.get(&key2).await.is_some() {
             assert!(
                 start.elapsed() < Duration::from_secs(2),
                 "the notification of the deletion reaches the edge"

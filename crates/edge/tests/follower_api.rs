@@ -94,7 +94,7 @@ async fn keys_see_only_their_environments_and_documents_are_conditional() {
     // The document: the published gzip, tagged with its revision; 304 once held.
     let r = call(&app, Method::GET, &doc_path, Some(&admin), None, &[]).await;
     assert_eq!(r.status, StatusCode::OK);
-    let revision = app.state.registry.get(&client_key).unwrap().revision;
+    let revision = app.state.registry.get(&client_key).await.unwrap().revision;
     let etag = format!("\"{revision}\"");
     assert_eq!(r.headers["etag"], etag.as_str());
     assert_eq!(
@@ -184,7 +184,7 @@ async fn the_revision_stream_opens_with_a_snapshot_and_a_heartbeat() {
         let frame = body.frame().await.unwrap().unwrap();
         text.push_str(&String::from_utf8_lossy(&frame.into_data().unwrap()));
     }
-    let revision = app.state.registry.get(&client_key).unwrap().revision;
+    let revision = app.state.registry.get(&client_key).await.unwrap().revision;
     let mut buf = text.into_bytes();
     let events = flagstone_edge::upstream::protocol::take_events(&mut buf);
     assert_eq!(events[0].event, "snapshot");

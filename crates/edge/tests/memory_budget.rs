@@ -100,7 +100,7 @@ async fn environments_compile_on_demand_and_the_least_recently_used_is_evicted_u
     assert!(m.documents_bytes > 0);
 
     // Room for one compiled environment and a half.
-    let one = registry.get(&keys[0]).unwrap().heap_bytes;
+    let one = registry.get(&keys[0]).await.unwrap().heap_bytes;
     registry.set_memory_budget(one * 3 / 2);
     let base = registry.memory().resident;
     assert_eq!(base.resident_environments, 1);
@@ -222,10 +222,11 @@ async fn a_restarted_edge_serves_its_cache_before_the_store_is_asked_then_catche
         PublishFeed::PollOnly,
     )
     .await;
-    // Returned with the cached revisions installed (the store check runs behind).
+    // The cache directory is read behind `start`; the store is asked only once it is read.
+    registry.initial_load_finished().await;
     assert_eq!(registry.len(), 3);
     assert!(registry.revision_of(env).unwrap() < newest);
-    let cached = registry.get(&keys[1]).unwrap();
+    let cached = registry.get(&keys[1]).await.unwrap();
     assert_eq!(
         value_of(
             &serde_json::from_slice(&cached.flags_client).unwrap(),
@@ -252,7 +253,7 @@ async fn a_restarted_edge_serves_its_cache_before_the_store_is_asked_then_catche
         caught_up.is_ok(),
         "the edge caught up with the store within 10 s"
     );
-    let current = registry.get(&keys[1]).unwrap();
+    let current = registry.get(&keys[1]).await.unwrap();
     assert_eq!(
         value_of(
             &serde_json::from_slice(&current.flags_client).unwrap(),

@@ -442,7 +442,7 @@ async fn without_overrides_to_splice_the_document_is_served_as_stored() {
     assert!(gz.headers.contains_key("etag"));
     let stored = {
         let mut tx = app.t.store.read().await.unwrap();
-        let env = app.state.registry.get(&key).unwrap().environment_id;
+        let env = app.state.registry.get(&key).await.unwrap().environment_id;
         flagstone_store::document::load(&mut tx, env)
             .await
             .unwrap()
@@ -547,7 +547,10 @@ async fn subscribers_hear_every_publish_of_their_environment() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(updated_at, app.state.registry.get(&key).unwrap().updated_at);
+    assert_eq!(
+        updated_at,
+        app.state.registry.get(&key).await.unwrap().updated_at
+    );
     assert!(updated_at > 0.0);
 }
 
@@ -572,11 +575,12 @@ async fn a_restarted_edge_serves_its_last_good_documents_while_the_store_is_unre
         flagstone_edge::PublishFeed::PollOnly,
     )
     .await;
+    registry.initial_load_finished().await;
     assert!(follower.health.serving_from_cache());
-    let snap = registry.get(&key).expect("served from the cache");
+    let snap = registry.get(&key).await.expect("served from the cache");
     assert_eq!(
         snap.revision,
-        app.state.registry.get(&key).unwrap().revision
+        app.state.registry.get(&key).await.unwrap().revision
     );
     let flags: Value = serde_json::from_slice(&snap.flags_client).unwrap();
     assert_eq!(flag(&flags, "banner")["feature_state_value"], "cached");

@@ -157,7 +157,8 @@ async fn flags_and_identities_carry_flagsmiths_sdk_feature_fields() {
         flagstone_edge::PublishFeed::PollOnly,
     )
     .await;
-    let snap = registry.get(&key).expect("served from the cache");
+    registry.initial_load_finished().await;
+    let snap = registry.get(&key).await.expect("served from the cache");
     let cached: Value = serde_json::from_slice(&snap.flags_client).unwrap();
     assert_eq!(
         flag(&cached, "limit")["feature"]["description"],

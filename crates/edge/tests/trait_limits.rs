@@ -80,7 +80,7 @@ async fn the_sdk_and_admin_apis_apply_the_projects_trait_limits_alike() {
     .await;
     assert_eq!(s, StatusCode::OK, "{p}");
     app.publish().await;
-    let env = app.state.registry.get(&key).unwrap().environment_id;
+    let env = app.state.registry.get(&key).await.unwrap().environment_id;
     let identify = |body: Value| {
         let app = &app;
         let key = key.clone();

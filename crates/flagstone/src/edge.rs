@@ -2,7 +2,8 @@
 //! it holds in memory, follows publishes (PostgreSQL `LISTEN/NOTIFY` plus a periodic check),
 //! keeps its last good documents in a cache directory so a restart can serve while the store
 //! is unreachable, and reports how stale it is at `/health/readiness` (ready while it has
-//! documents to serve, even with the store unreachable). Any number can run.
+//! documents to serve, even with the store unreachable). It listens at once: the cache
+//! directory is read behind it, and readiness says so (`loading_cache`). Any number can run.
 //! [`start`] is also what `flagstone serve` uses to run the edge in-process. With `--upstream`
 //! it follows another Flagstone over HTTP instead of the database ([`crate::edge_upstream`]).
 
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use flagstone_edge::follow::EdgeHealth;
 use flagstone_edge::identity_cache::IdentityCache;
 use flagstone_edge::{EdgeConfig, EdgeState, Follower, FollowerConfig, PublishFeed, Registry};
 use flagstone_observe::health::DocumentsLoaded;
@@ -148,7 +150,8 @@ pub struct Edge {
     pub usage: Arc<flagstone_edge::usage::UsageFlusher>,
 }
 
-/// Loads the published documents and starts following. Call inside the runtime.
+/// Starts loading the published documents (the cache directory, then the store) and following,
+/// in the background: the edge can listen at once. Call inside the runtime.
 pub async fn start(store: Store, feed: PublishFeed, opts: &EdgeOptions) -> Edge {
     let registry = registry(opts);
     let follower = Follower::start(
@@ -161,25 +164,46 @@ pub async fn start(store: Store, feed: PublishFeed, opts: &EdgeOptions) -> Edge 
         feed,
     )
     .await;
-    tracing::info!(environments = registry.len(), "edge loaded its documents");
+    log_when_loaded(registry.clone());
     let config = edge_config(opts);
     let mut state = EdgeState::new(store, registry.clone(), config);
     state.health = follower.health.clone();
     spawn_gauges(follower.clone(), registry.clone(), state.identities.clone());
     let health = follower.health.clone();
-    // `start` returns after the initial load (from the store or the cache), so documents are
-    // loaded from here on.
-    let documents: DocumentsProbe = Arc::new(move || DocumentsLoaded {
-        loaded: true,
-        environments: registry.len(),
-        serving_from_cache: health.serving_from_cache(),
-        staleness_seconds: health.staleness_seconds(),
-    });
+    let documents: DocumentsProbe = Arc::new(move || documents_loaded(&registry, &health));
     Edge {
         usage: state.usage.clone(),
         router: flagstone_edge::router(state),
         documents,
     }
+}
+
+/// What readiness reports of an edge's documents.
+pub(crate) fn documents_loaded(registry: &Registry, health: &EdgeHealth) -> DocumentsLoaded {
+    let initial = registry.initial_load();
+    DocumentsLoaded {
+        loaded: !initial.loading,
+        environments: registry.len(),
+        serving_from_cache: health.serving_from_cache(),
+        staleness_seconds: health.staleness_seconds(),
+        loading_cache: initial.reading_cache,
+        cache_loaded: initial.from_cache,
+    }
+}
+
+/// Logs when the initial load (begun before the edge listens) has finished.
+fn log_when_loaded(registry: Arc<Registry>) {
+    let started = std::time::Instant::now();
+    tokio::spawn(async move {
+        registry.initial_load_finished().await;
+        let initial = registry.initial_load();
+        tracing::info!(
+            environments = registry.len(),
+            from_cache = initial.from_cache,
+            seconds = started.elapsed().as_secs_f64(),
+            "edge loaded its documents"
+        );
+    });
 }
 
 /// The SDK API's tunables from the options.
@@ -246,6 +270,7 @@ pub async fn run(args: EdgeArgs) -> anyhow::Result<()> {
         &args.observe,
         &args.http,
         Some(edge.documents),
+        None,
         edge.router,
     )
     .await?;

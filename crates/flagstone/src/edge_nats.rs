@@ -3,25 +3,23 @@
 //! publishes to (`--documents-nats`), not from the core's HTTP revision stream. Identities are
 //! read, and traits and flag usage sent back (batched, bounded, never on a request's path),
 //! over HTTP to `--upstream`, as on an HTTP-upstream edge ([`crate::edge_upstream`]). It serves
-//! its last good documents from the cache directory from the moment it starts, reports at
-//! `/health/readiness` whether NATS is reachable and how stale it may be, and serves the
-//! edge-follower API itself, so HTTP edges can chain behind it (docs/topologies.md).
+//! its last good documents from the cache directory from the moment it starts (read behind the
+//! listener), reports at `/health/readiness` whether NATS is reachable and how stale it may be,
+//! and serves the edge-follower API itself, so HTTP edges can chain behind it
+//! (docs/topologies.md). It starts as every database-less edge does ([`crate::edge_remote`]),
+//! with the same memory budget (`--edge-memory-budget-mib`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use flagstone_edge::follow::EdgeHealth;
 use flagstone_edge::upstream::Client;
-use flagstone_edge::{EdgeState, Registry, Source};
 use flagstone_nats::bucket::{parse_bucket_name, parse_nats_url};
 use flagstone_nats::{NatsFollower, NatsFollowerConfig, DEFAULT_BUCKET};
 use serde::Serialize;
 
 use crate::edge::EdgeArgs;
+use crate::edge_remote::Following;
 
 /// Following the documents in a NATS bucket.
 #[derive(clap::Args, Debug, Clone)]
@@ -56,53 +54,38 @@ pub struct NatsEdgeOptions {
     pub nats_publisher_silence_secs: u64,
 }
 
-#[derive(Clone)]
-struct Health {
-    follower: Arc<NatsFollower>,
-    registry: Arc<Registry>,
-}
-
-/// What `/health/readiness` answers on an edge following a NATS bucket.
+/// What `/health/readiness` says of NATS (beside what every edge says).
 #[derive(Serialize)]
-struct Readiness {
-    /// Ready while it has documents to serve (however stale) or is synchronised.
-    ready: bool,
+pub(crate) struct NatsReadiness {
     nats_reachable: bool,
     /// Every entry of the bucket read since the last (re)connection.
     synchronised: bool,
-    environments: usize,
-    /// NATS is unreachable, or no publisher has confirmed the bucket lately: the documents
-    /// are the last good copies.
-    serving_from_cache: bool,
-    /// Seconds since a publisher last confirmed the bucket against the store (`null`: never).
-    staleness_seconds: Option<f64>,
     /// Entries of the bucket this edge could not use since it started.
     entries_rejected: u64,
 }
 
-async fn readiness(State(h): State<Health>) -> Response {
-    let health = &h.follower.health;
-    let status = h.follower.status();
-    let environments = h.registry.len();
-    let body = Readiness {
-        ready: environments > 0 || status.synchronised,
-        nats_reachable: h.follower.connected(),
-        synchronised: status.synchronised,
-        environments,
-        serving_from_cache: health.serving_from_cache(),
-        staleness_seconds: health.staleness_seconds(),
-        entries_rejected: status.entries_rejected,
-    };
-    let code = if body.ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (code, Json(body)).into_response()
+impl Following for NatsFollower {
+    type Status = NatsReadiness;
+
+    fn health(&self) -> Arc<EdgeHealth> {
+        self.health.clone()
+    }
+
+    fn in_step(&self) -> bool {
+        self.status().synchronised
+    }
+
+    fn status(&self) -> NatsReadiness {
+        let status = NatsFollower::status(self);
+        NatsReadiness {
+            nats_reachable: self.connected(),
+            synchronised: status.synchronised,
+            entries_rejected: status.entries_rejected,
+        }
+    }
 }
 
 pub async fn run(args: EdgeArgs) -> anyhow::Result<()> {
-    let handle = flagstone_observe::install(flagstone_observe::Role::Edge);
     let (Some(nats), Some(url), Some(key)) = (
         &args.nats.from_nats,
         &args.upstream.upstream,
@@ -111,7 +94,7 @@ pub async fn run(args: EdgeArgs) -> anyhow::Result<()> {
         anyhow::bail!("--from-nats needs --upstream and --upstream-key (identities, traits and usage go over HTTP)");
     };
     let client = Arc::new(Client::new(url, key)?);
-    let registry = Arc::new(Registry::default());
+    let registry = crate::edge::registry(&args.edge);
     let follower = NatsFollower::start(
         registry.clone(),
         NatsFollowerConfig {
@@ -121,59 +104,6 @@ pub async fn run(args: EdgeArgs) -> anyhow::Result<()> {
         },
     )
     .await?;
-    tracing::info!(nats = %nats, bucket = %args.nats.nats_bucket, upstream = %url, cached = registry.len(), "edge following a NATS bucket");
-    let mut state = EdgeState::with_source(
-        Source::Upstream(client),
-        registry.clone(),
-        crate::edge::edge_config(&args.edge),
-    );
-    state.health = follower.health.clone();
-    spawn_gauges(follower.clone(), registry.clone());
-    let usage = state.usage.clone();
-    let health = Router::new()
-        .route("/health/liveness", get(|| async { "ok" }))
-        .route("/health/readiness", get(readiness))
-        .with_state(Health { follower, registry });
-    let metrics = flagstone_observe::metrics_router(handle, args.observe.access());
-    let side = health.clone().merge(metrics);
-    let app = match args.observe.metrics_addr {
-        Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr).await?;
-            tracing::info!(addr = %listener.local_addr()?, "metrics and health listening");
-            let side = flagstone_observe::http::with_request_metrics(side);
-            let http = args.http.clone();
-            tokio::spawn(async move {
-                crate::transport::serve(
-                    listener,
-                    crate::transport::Listener::Metrics,
-                    side,
-                    &http,
-                    std::future::pending(),
-                )
-                .await;
-            });
-            flagstone_edge::router(state).merge(health)
-        }
-        None => flagstone_edge::router(state).merge(side),
-    };
-    let app = crate::serve::with_common_routes(app);
-    crate::serve::serve_http(args.bind, app, &args.http).await?;
-    usage.flush().await;
-    Ok(())
-}
-
-/// Exports how current this edge is.
-fn spawn_gauges(follower: Arc<NatsFollower>, registry: Arc<Registry>) {
-    use flagstone_edge::metrics as m;
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            tick.tick().await;
-            metrics::gauge!("flagstone_edge_environments").set(registry.len() as f64);
-            metrics::gauge!(m::SSE_SUBSCRIBERS).set(registry.subscribers() as f64);
-            if let Some(s) = follower.health.staleness_seconds() {
-                metrics::gauge!("flagstone_edge_staleness_seconds").set(s);
-            }
-        }
-    });
+    tracing::info!(nats = %nats, bucket = %args.nats.nats_bucket, upstream = %url, "edge following a NATS bucket (reading its cache directory)");
+    crate::edge_remote::serve(&args, client, registry, follower).await
 }

@@ -8,6 +8,7 @@ mod db_args;
 mod documents_nats;
 mod edge;
 mod edge_nats;
+mod edge_remote;
 mod edge_upstream;
 mod eval;
 mod invite_args;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use flagstone_observe::health::{ReadinessRule, Thresholds};
-use flagstone_observe::probe::DocumentsProbe;
+use flagstone_observe::probe::{DocumentsProbe, PublisherProbe};
 use flagstone_observe::{HealthEndpoints, HealthMonitor, MetricsAccess, Role};
 use flagstone_store::Store;
 
@@ -80,13 +80,15 @@ pub struct Observed {
 /// and adds health and metrics routes to `app`. With `--metrics-addr`, `/metrics` and
 /// `/health/*` are (also) served on that address, behind the same transport limits as the main
 /// listener (`http`: header and idle timeouts, connection cap): a scraper's port is no softer a
-/// target than the public one. `documents` is the role's edge, if any.
+/// target than the public one. `documents` is the role's edge, if any; `publisher` its NATS
+/// document publisher (`--documents-nats`), if any.
 pub async fn observe(
     role: Role,
     store: &Store,
     opts: &ObserveOptions,
     http: &crate::transport::HttpOptions,
     documents: Option<DocumentsProbe>,
+    publisher: Option<PublisherProbe>,
     app: Router,
 ) -> anyhow::Result<Observed> {
     let handle = flagstone_observe::install(role);
@@ -105,31 +107,43 @@ pub async fn observe(
             Role::Serve | Role::Worker => ReadinessRule::StoreRequired,
         },
         documents,
+        publisher,
     });
     let metrics = flagstone_observe::metrics_router(handle, opts.access());
     let app = match opts.metrics_addr {
         Some(addr) => {
-            let side = flagstone_observe::http::with_request_metrics(metrics.merge(health.clone()));
-            let listener = tokio::net::TcpListener::bind(addr).await?;
-            // The bound address: with port 0 this is how to find the port.
-            let addr = listener.local_addr()?;
-            tracing::info!(%addr, "metrics and health listening on {addr}");
-            let http = http.clone();
-            // It serves until the process exits (the main listener's shutdown ends the process),
-            // so health stays answerable while the role drains.
-            tokio::spawn(async move {
-                crate::transport::serve(
-                    listener,
-                    crate::transport::Listener::Metrics,
-                    side,
-                    &http,
-                    std::future::pending(),
-                )
-                .await;
-            });
+            serve_side(addr, metrics.merge(health.clone()), http).await?;
             app.merge(health)
         }
         None => app.merge(health).merge(metrics),
     };
     Ok(Observed { app, monitor })
+}
+
+/// Serves `side` (`/metrics` and `/health/*`) on `--metrics-addr`, with request metrics, behind
+/// the same transport limits as the main listener. Returns once it listens; it serves until
+/// the process exits (the main listener's shutdown ends the process), so health stays
+/// answerable while the role drains.
+pub async fn serve_side(
+    addr: SocketAddr,
+    side: Router,
+    http: &crate::transport::HttpOptions,
+) -> anyhow::Result<()> {
+    let side = flagstone_observe::http::with_request_metrics(side);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    // The bound address: with port 0 this is how to find the port.
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "metrics and health listening on {addr}");
+    let http = http.clone();
+    tokio::spawn(async move {
+        crate::transport::serve(
+            listener,
+            crate::transport::Listener::Metrics,
+            side,
+            &http,
+            std::future::pending(),
+        )
+        .await;
+    });
+    Ok(())
 }

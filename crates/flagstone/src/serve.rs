@@ -87,7 +87,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Backend::Postgres => PublishFeed::Postgres,
         Backend::Sqlite => PublishFeed::InProcess(publications.subscribe()),
     };
-    let _nats = args.nats.start(&store, nats_feed).await?;
+    let nats = args.nats.start(&store, nats_feed).await?;
     let (stop_worker, worker_stop) = tokio::sync::watch::channel(false);
     let worker = crate::worker::spawn_in_process(
         store.clone(),
@@ -118,6 +118,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         &args.observe,
         &args.http,
         Some(edge.documents),
+        nats.as_ref().map(crate::documents_nats::probe),
         admin.merge(edge.router),
     )
     .await?;

@@ -88,6 +88,16 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         flagstone_observe::install(flagstone_observe::Role::Worker);
     }
     let store = args.db.open().await?;
+    let publications = Publications::new();
+    // On PostgreSQL every worker's publishes are heard; on SQLite only this one's.
+    let nats_feed = match store.backend() {
+        flagstone_store::Backend::Postgres => flagstone_edge::PublishFeed::Postgres,
+        flagstone_store::Backend::Sqlite => {
+            flagstone_edge::PublishFeed::InProcess(publications.subscribe())
+        }
+    };
+    // Started first, so that the metrics listener's readiness reports it.
+    let nats = args.nats.start(&store, nats_feed).await?;
     if args.observe.metrics_addr.is_some() {
         crate::observability::observe(
             flagstone_observe::Role::Worker,
@@ -95,6 +105,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
             &args.observe,
             &args.http,
             None,
+            nats.as_ref().map(crate::documents_nats::probe),
             axum::Router::new(),
         )
         .await?;
@@ -109,15 +120,6 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let deliverer = crate::webhooks::spawn(store.clone(), &args.webhooks, stopped.clone());
     let pruner = spawn_usage_pruner(store.clone(), &args.worker, stopped.clone());
     let scheduler = spawn_scheduler(store.clone(), stopped);
-    let publications = Publications::new();
-    // On PostgreSQL every worker's publishes are heard; on SQLite only this one's.
-    let nats_feed = match store.backend() {
-        flagstone_store::Backend::Postgres => flagstone_edge::PublishFeed::Postgres,
-        flagstone_store::Backend::Sqlite => {
-            flagstone_edge::PublishFeed::InProcess(publications.subscribe())
-        }
-    };
-    let _nats = args.nats.start(&store, nats_feed).await?;
     let worker = Worker::new(store.clone(), args.worker.config(), publications);
     worker.run(crate::serve::shutdown_signal()).await;
     let _ = stop.send(true);

@@ -1,6 +1,7 @@
 //! The edge side: keeps an edge's registry at the bucket (`flagstone edge --from-nats`).
 //!
-//! - At start: the last good documents of the cache directory are served at once.
+//! - At start: the last good documents of the cache directory are served as they are read, in
+//!   the background; the watch of the bucket begins once they are all read.
 //! - Per connection: an ordered consumer on the bucket's stream delivers the latest entry of
 //!   every key, then every change. Each environment entry newer than what is held is built and
 //!   installed (and written to the cache directory); a deleted key drops the environment. Once
@@ -74,13 +75,14 @@ pub struct NatsFollower {
 }
 
 impl NatsFollower {
-    /// Serves the cache directory's documents and starts following (connecting in the
-    /// background). Returns at once.
+    /// Starts the initial load (the cache directory's documents, served as they are read) and
+    /// then following (connecting in the background). Returns at once.
     pub async fn start(
         registry: Arc<Registry>,
         config: NatsFollowerConfig,
     ) -> Result<Arc<NatsFollower>, NatsError> {
         let client = bucket::connect(&config.url, "flagstone-edge").await?;
+        let loading = registry.begin_initial_load();
         let f = Arc::new(NatsFollower {
             client,
             registry,
@@ -88,10 +90,14 @@ impl NatsFollower {
             health: Arc::default(),
             status: Mutex::default(),
         });
-        if let Some(dir) = &f.config.cache_dir {
-            load_cache_dir(dir, &f.registry, &f.health);
-        }
-        tokio::spawn(f.clone().run());
+        let follower = f.clone();
+        tokio::spawn(async move {
+            if let Some(dir) = &follower.config.cache_dir {
+                load_cache_dir(dir, &follower.registry, &follower.health).await;
+            }
+            drop(loading);
+            follower.run().await;
+        });
         Ok(f)
     }
 

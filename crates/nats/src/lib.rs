@@ -17,4 +17,4 @@ pub mod value;
 
 pub use bucket::{BucketKey, NatsError, DEFAULT_BUCKET};
 pub use follow::{NatsFollower, NatsFollowerConfig};
-pub use publish::{Publisher, PublisherConfig};
+pub use publish::{Publisher, PublisherConfig, PublisherStatus};

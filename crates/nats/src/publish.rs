@@ -15,9 +15,11 @@
 //!   overwrites a newer one put meanwhile by another publisher.
 //! - After each successful comparison it rewrites the heartbeat key (at most every
 //!   [`HEARTBEAT_INTERVAL`]), from which edges tell how current the bucket is.
+//! - [`Publisher::status`] says how it is doing (connected, last put, documents behind), for
+//!   `/health/readiness`; the same figures are gauges in `/metrics`.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -73,6 +75,23 @@ struct Known {
     heartbeat_at: Option<Instant>,
 }
 
+/// How a publisher is doing ([`Publisher::status`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PublisherStatus {
+    /// The connection to the NATS server is up.
+    pub connected: bool,
+    /// The last operation on the bucket succeeded.
+    pub in_step: bool,
+    /// When a document was last put successfully (Unix ms; `None`: not since start).
+    pub last_put_at_ms: Option<i64>,
+    /// When a comparison last found the bucket in step with the store (Unix ms).
+    pub last_in_step_at_ms: Option<i64>,
+    /// Published documents not in the bucket at the last comparison.
+    pub documents_behind: usize,
+    /// Documents larger than the server's `max_payload`, not put.
+    pub documents_too_large: usize,
+}
+
 pub struct Publisher {
     store: Store,
     client: async_nats::Client,
@@ -81,6 +100,11 @@ pub struct Publisher {
     known: tokio::sync::Mutex<Known>,
     reachable: AtomicBool,
     behind: Mutex<usize>,
+    /// Unix ms of the last successful put (0: none yet).
+    last_put_ms: AtomicI64,
+    /// Unix ms of the last comparison that left the bucket in step (0: none yet).
+    last_in_step_ms: AtomicI64,
+    too_large: AtomicUsize,
 }
 
 impl Publisher {
@@ -101,6 +125,9 @@ impl Publisher {
             known: tokio::sync::Mutex::default(),
             reachable: AtomicBool::new(false),
             behind: Mutex::new(0),
+            last_put_ms: AtomicI64::new(0),
+            last_in_step_ms: AtomicI64::new(0),
+            too_large: AtomicUsize::new(0),
         });
         let (tx, rx) = mpsc::channel::<Notice>(1024);
         match feed {
@@ -125,6 +152,19 @@ impl Publisher {
     /// Published documents not in the bucket at the last comparison.
     pub fn behind(&self) -> usize {
         *self.behind.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How this publisher is doing, as of now.
+    pub fn status(&self) -> PublisherStatus {
+        let at = |a: &AtomicI64| Some(a.load(Ordering::Relaxed)).filter(|t| *t > 0);
+        PublisherStatus {
+            connected: self.client.connection_state() == async_nats::connection::State::Connected,
+            in_step: self.reachable(),
+            last_put_at_ms: at(&self.last_put_ms),
+            last_in_step_at_ms: at(&self.last_in_step_ms),
+            documents_behind: self.behind(),
+            documents_too_large: self.too_large.load(Ordering::Relaxed),
+        }
     }
 
     async fn run(self: Arc<Self>, mut notices: mpsc::Receiver<Notice>) {
@@ -196,16 +236,24 @@ impl Publisher {
             .is_none_or(|at| at.elapsed() >= self.config.full_resync_interval);
         if stale {
             known.read_at = None;
-            known.held = self.read_bucket().await.inspect_err(|e| {
-                metrics::counter!(m::PUBLISH_ERRORS_TOTAL, "operation" => "read").increment(1);
-                tracing::debug!(error = %e, "reading the bucket failed");
-            })?;
-            known.read_at = Some(Instant::now());
+            match self.read_bucket().await {
+                Ok(held) => {
+                    known.held = held;
+                    known.read_at = Some(Instant::now());
+                }
+                Err(e) => {
+                    metrics::counter!(m::PUBLISH_ERRORS_TOTAL, "operation" => "read").increment(1);
+                    tracing::debug!(error = %e, "reading the bucket failed");
+                    // Still counted, against what was last known to be held (nothing, before
+                    // the first read): NATS down at start leaves every document behind.
+                    if let Ok(published) = self.published_revisions().await {
+                        self.set_behind(count_behind(&known, &published));
+                    }
+                    return Err(e);
+                }
+            }
         }
-        let published = {
-            let mut tx = self.store.read().await?;
-            flagstone_store::document::published_revisions(&mut tx).await?
-        };
+        let published = self.published_revisions().await?;
         let live: HashSet<i64> = published.iter().map(|(e, _)| *e).collect();
         let mut first_error = None;
         let mut behind = 0;
@@ -214,12 +262,16 @@ impl Publisher {
             if held >= revision || known.too_large.get(&env) == Some(&revision) {
                 continue;
             }
+            if first_error.is_some() {
+                // NATS is failing: the rest waits for the next comparison (counted behind).
+                behind += 1;
+                continue;
+            }
             if let Err(e) = self.put(&mut known, env).await {
                 behind += 1;
                 if matches!(e, NatsError::Nats(_)) {
-                    first_error.get_or_insert(e);
-                    // NATS is failing: the rest waits for the next comparison.
-                    break;
+                    first_error = Some(e);
+                    continue;
                 }
                 tracing::warn!(environment = env, error = %e, "cannot publish a document to NATS");
             }
@@ -239,8 +291,9 @@ impl Publisher {
             }
         }
         known.too_large.retain(|e, _| live.contains(e));
-        *self.behind.lock().unwrap_or_else(|p| p.into_inner()) = behind;
-        metrics::gauge!(m::DOCUMENTS_BEHIND).set(behind as f64);
+        self.set_behind(behind);
+        self.too_large
+            .store(known.too_large.len(), Ordering::Relaxed);
         metrics::gauge!(m::DOCUMENTS_TOO_LARGE).set(known.too_large.len() as f64);
         if let Some(e) = first_error {
             known.read_at = None;
@@ -255,7 +308,19 @@ impl Publisher {
                 .inspect_err(|_| known.read_at = None)?;
             known.heartbeat_at = Some(Instant::now());
         }
+        self.last_in_step_ms
+            .store(flagstone_store::now_ms(), Ordering::Relaxed);
         Ok(())
+    }
+
+    async fn published_revisions(&self) -> Result<Vec<(i64, i64)>, NatsError> {
+        let mut tx = self.store.read().await?;
+        Ok(flagstone_store::document::published_revisions(&mut tx).await?)
+    }
+
+    fn set_behind(&self, behind: usize) {
+        *self.behind.lock().unwrap_or_else(|p| p.into_inner()) = behind;
+        metrics::gauge!(m::DOCUMENTS_BEHIND).set(behind as f64);
     }
 
     /// Every environment's revision in the bucket (headers only, no documents).
@@ -352,6 +417,8 @@ impl Publisher {
             match ack.await {
                 Ok(_) => {
                     known.held.insert(env, revision);
+                    self.last_put_ms
+                        .store(flagstone_store::now_ms(), Ordering::Relaxed);
                     metrics::counter!(m::DOCUMENTS_PUT_TOTAL).increment(1);
                     tracing::debug!(
                         environment = env,
@@ -439,6 +506,18 @@ impl Publisher {
         metrics::counter!(m::PUBLISH_ERRORS_TOTAL, "operation" => operation).increment(1);
         NatsError::nats(e)
     }
+}
+
+/// Published documents newer than what `known` says the bucket holds (those too large to put
+/// left out).
+fn count_behind(known: &Known, published: &[(i64, i64)]) -> usize {
+    published
+        .iter()
+        .filter(|(env, revision)| {
+            known.held.get(env).copied().unwrap_or(0) < *revision
+                && known.too_large.get(env) != Some(revision)
+        })
+        .count()
 }
 
 async fn forward_in_process(mut rx: broadcast::Receiver<(i64, i64)>, tx: mpsc::Sender<Notice>) {

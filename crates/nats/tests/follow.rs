@@ -3,7 +3,8 @@
 //! the bucket at the published documents (puts, purges what is gone, even what it finds there
 //! from before), and an edge follower behind a TCP proxy the test controls installs them,
 //! drops deleted environments, keeps serving its last good copies while NATS is cut off (and
-//! after a restart), and catches up with what happened meanwhile once NATS is back. Waits
+//! after a restart), and catches up with what happened meanwhile once NATS is back; a
+//! publisher cut off from NATS says so (not connected, documents behind, its last put). Waits
 //! follow the registry's change feed where there is one; health is polled, with a deadline.
 
 use std::net::SocketAddr;
@@ -141,9 +142,13 @@ async fn wait_registry(
 
 /// Polls `pred` (health has no change feed), with a deadline.
 async fn wait_until(what: &str, pred: impl Fn() -> bool) {
+    wait_within(WAIT, what, pred).await
+}
+
+async fn wait_within(within: Duration, what: &str, pred: impl Fn() -> bool) {
     let start = Instant::now();
     while !pred() {
-        assert!(start.elapsed() < WAIT, "{what}: not within {WAIT:?}");
+        assert!(start.elapsed() < within, "{what}: not within {within:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -169,6 +174,8 @@ async fn follower(
         ..NatsFollowerConfig::new(url, bucket)
     };
     let f = NatsFollower::start(registry.clone(), config).await.unwrap();
+    // The cache directory is read in the background; the scenarios start once it is.
+    registry.initial_load_finished().await;
     (registry, f)
 }
 
@@ -206,7 +213,10 @@ async fn an_edge_follows_the_bucket_through_deletions_outages_and_restarts() {
         r.revision_of(a.environment_id).is_some() && r.revision_of(b.environment_id).is_some()
     })
     .await;
-    assert!(registry.get(&a.api_key).is_some(), "indexed by client key");
+    assert!(
+        registry.get(&a.api_key).await.is_some(),
+        "indexed by client key"
+    );
     wait_until("the follower is synchronised and current", || {
         f.status().synchronised && !f.health.serving_from_cache()
     })
@@ -349,5 +359,72 @@ async fn an_unusable_entry_keeps_the_previous_revision_and_the_publisher_repairs
     })
     .await;
     assert!(p.reachable());
+    delete_bucket(&bucket).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_reports_whether_it_is_connected_when_it_last_put_and_what_is_behind() {
+    let t = test_store().await;
+    let store = &t.store;
+    let a = fixture::create(store, fixture::Shape::INCIDENT.times(0))
+        .await
+        .unwrap();
+    let b = fixture::create(store, fixture::Shape::INCIDENT.times(0))
+        .await
+        .unwrap();
+    publish(store, a.environment_id).await;
+    publish(store, b.environment_id).await;
+    let bucket = unique_bucket("status");
+    let mut proxy = Proxy::start().await;
+    proxy.down().await;
+
+    // NATS unreachable from the start: nothing put, both documents behind.
+    let config = PublisherConfig {
+        poll_interval: Duration::from_millis(100),
+        ..PublisherConfig::new(&proxy.url(), &bucket)
+    };
+    let p = Publisher::start(store.clone(), PublishFeed::PollOnly, config)
+        .await
+        .unwrap();
+    // Each of the publisher's requests to an unreachable NATS waits for its own timeout.
+    wait_within(
+        Duration::from_secs(90),
+        "both documents counted behind",
+        || p.status().documents_behind == 2,
+    )
+    .await;
+    let s = p.status();
+    assert!(!s.connected && !s.in_step, "{s:?}");
+    assert_eq!((s.last_put_at_ms, s.last_in_step_at_ms), (None, None));
+
+    // NATS back: both put, in step.
+    proxy.up().await;
+    wait_until("in step", || {
+        let s = p.status();
+        s.in_step && s.documents_behind == 0 && s.last_in_step_at_ms.is_some()
+    })
+    .await;
+    let s = p.status();
+    assert!(s.connected, "{s:?}");
+    let put = s.last_put_at_ms.expect("documents were put");
+    assert!(s.last_in_step_at_ms.unwrap() >= put, "{s:?}");
+
+    // Cut off again, and a change: that one is behind, the last put stays what it was.
+    proxy.down().await;
+    change_and_publish(store, &a, "while cut off").await;
+    wait_until("the change counted behind", || {
+        let s = p.status();
+        !s.connected && s.documents_behind == 1
+    })
+    .await;
+    let s = p.status();
+    assert_eq!(s.last_put_at_ms, Some(put), "{s:?}");
+    assert!(!s.in_step, "{s:?}");
+    proxy.up().await;
+    wait_until("caught up", || {
+        let s = p.status();
+        s.in_step && s.documents_behind == 0 && s.last_put_at_ms > Some(put)
+    })
+    .await;
     delete_bucket(&bucket).await;
 }

@@ -291,6 +291,32 @@ pub struct DocumentsLoaded {
     pub environments: usize,
     pub serving_from_cache: bool,
     pub staleness_seconds: Option<f64>,
+    /// The last-good cache directory is being read (the edge already answers: what is read is
+    /// served, and a request for a key not read yet waits for it).
+    pub loading_cache: bool,
+    /// Documents read from the cache directory so far.
+    pub cache_loaded: usize,
+}
+
+/// A document publisher's state (`--documents-nats`: the NATS key-value bucket edges follow).
+/// Reported, never a reason not to be ready: edges following the bucket serve their last good
+/// documents while it is behind.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct PublisherState {
+    /// The connection to the NATS server is up.
+    pub connected: bool,
+    /// The last comparison with the bucket (or put) succeeded: the bucket is in step with the
+    /// store as of `last_in_step_at_ms`.
+    pub in_step: bool,
+    /// When a document was last put in the bucket successfully (Unix ms; `null`: not since
+    /// this process started).
+    pub last_put_at_ms: Option<i64>,
+    /// When the bucket was last found in step with the store (Unix ms; `null`: not yet).
+    pub last_in_step_at_ms: Option<i64>,
+    /// Published documents not in the bucket at the last comparison.
+    pub documents_behind: usize,
+    /// Documents larger than the NATS server's `max_payload`, never put.
+    pub documents_too_large: usize,
 }
 
 /// Whether readiness requires the store.

@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 use utoipa::OpenApi;
 
-use crate::health::{Check, CheckName, HealthReport, Lagging, Status};
+use crate::health::{Check, CheckName, HealthReport, Lagging, PublisherState, Status};
 use crate::probe::HealthEndpoints;
 
 /// What `/health/readiness` answers.
@@ -36,12 +36,23 @@ pub struct ReadinessBody {
     /// (`null` until known).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub staleness_seconds: Option<Option<f64>>,
+    /// Roles with an SDK API only: the last-good cache directory is still being read (the SDK
+    /// API already answers from what is read; `documents_loaded` is false meanwhile).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loading_cache: Option<bool>,
+    /// Roles with an SDK API only: documents read from the cache directory so far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_loaded: Option<usize>,
+    /// `serve` and `worker` with `--documents-nats` only: the NATS document publisher (does not
+    /// affect `ready`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub documents_nats: Option<PublisherState>,
 }
 
 #[derive(OpenApi)]
 #[openapi(
     paths(liveness, readiness, status),
-    components(schemas(ReadinessBody, HealthReport, Check, CheckName, Lagging, Status)),
+    components(schemas(ReadinessBody, PublisherState, HealthReport, Check, CheckName, Lagging, Status)),
     tags((name = "health", description = "Liveness, readiness and the publishing pipeline's health (docs/observability.md). Served by every role, without authentication."))
 )]
 struct HealthDoc;
@@ -85,6 +96,9 @@ async fn readiness(State(h): State<HealthEndpoints>) -> Response {
         environments: docs.map(|d| d.environments),
         serving_from_cache: docs.map(|d| d.serving_from_cache),
         staleness_seconds: docs.map(|d| d.staleness_seconds),
+        loading_cache: docs.map(|d| d.loading_cache),
+        cache_loaded: docs.map(|d| d.cache_loaded),
+        documents_nats: h.publisher(),
     };
     let code = if ready {
         StatusCode::OK

@@ -12,7 +12,7 @@ use tokio::sync::broadcast;
 use crate::catalogue::HEALTH_DEGRADED;
 use crate::health::{
     decide, transition, unreachable, DocumentsLoaded, HealthInputs, HealthReport, HealthTransition,
-    Readiness, ReadinessRule, Status, Thresholds,
+    PublisherState, Readiness, ReadinessRule, Status, Thresholds,
 };
 
 /// How long the store gets to answer a readiness probe.
@@ -106,12 +106,17 @@ impl HealthMonitor {
 /// What a role's documents look like right now (`None`: the role serves no SDK API).
 pub type DocumentsProbe = Arc<dyn Fn() -> DocumentsLoaded + Send + Sync>;
 
+/// What a role's document publisher looks like right now (`--documents-nats`).
+pub type PublisherProbe = Arc<dyn Fn() -> PublisherState + Send + Sync>;
+
 /// The health endpoints of one process.
 #[derive(Clone)]
 pub struct HealthEndpoints {
     pub store: Store,
     pub monitor: Arc<HealthMonitor>,
     pub documents: Option<DocumentsProbe>,
+    /// The role's NATS document publisher, if it runs one (reported, not required).
+    pub publisher: Option<PublisherProbe>,
     pub rule: ReadinessRule,
 }
 
@@ -122,5 +127,10 @@ impl HealthEndpoints {
             store_reachable: store_reachable(&self.store).await,
             documents: self.documents.as_ref().map(|d| d()),
         }
+    }
+
+    /// The document publisher's state as of now, if the role runs one.
+    pub fn publisher(&self) -> Option<PublisherState> {
+        self.publisher.as_ref().map(|p| p())
     }
 }

@@ -135,6 +135,7 @@ async fn a_blocked_queue_alerts_once_and_recovery_alerts_again() {
         store: store.clone(),
         monitor: monitor.clone(),
         documents: None,
+        publisher: None,
         rule: ReadinessRule::StoreRequired,
     });
     let elsewhere = HealthMonitor::new(Thresholds::default());

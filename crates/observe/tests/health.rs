@@ -2,7 +2,7 @@
 //! stepped by hand: a poison environment that parks turns `/health/status` degraded naming it and
 //! its task, an operator's retry after the fix brings it back to ok (each change announced as a
 //! transition), a publish waiting past the staleness threshold degrades, and readiness follows
-//! the store.
+//! the store, reports an edge still reading its cache, and a document publisher's state.
 
 use flagstone_observe::health::{CheckName, ReadinessRule, Status};
 use flagstone_observe::probe::{gather, store_reachable};
@@ -60,6 +60,7 @@ async fn a_parked_poison_environment_degrades_status_until_it_is_fixed() {
         store: p.store().clone(),
         monitor: monitor.clone(),
         documents: None,
+        publisher: None,
         rule: ReadinessRule::StoreRequired,
     });
 
@@ -173,6 +174,7 @@ async fn readiness_is_false_while_the_store_is_unreachable() {
         store: t.store.clone(),
         monitor: HealthMonitor::new(Thresholds::default()),
         documents: None,
+        publisher: None,
         rule: ReadinessRule::StoreRequired,
     };
     let app = health_router(h.clone());
@@ -195,6 +197,76 @@ async fn readiness_is_false_while_the_store_is_unreachable() {
 }
 
 #[tokio::test]
+async fn readiness_reports_the_document_publisher_without_depending_on_it() {
+    use flagstone_observe::health::{DocumentsLoaded, PublisherState};
+    let t = test_store().await;
+    let behind = PublisherState {
+        connected: false,
+        in_step: false,
+        last_put_at_ms: Some(1_700_000_000_000),
+        last_in_step_at_ms: Some(1_700_000_000_000),
+        documents_behind: 3,
+        documents_too_large: 0,
+    };
+    let loading = DocumentsLoaded {
+        loaded: false,
+        environments: 40,
+        serving_from_cache: true,
+        staleness_seconds: None,
+        loading_cache: true,
+        cache_loaded: 40,
+    };
+    let (p, d) = (behind.clone(), loading.clone());
+    let h = HealthEndpoints {
+        store: t.store.clone(),
+        monitor: HealthMonitor::new(Thresholds::default()),
+        documents: Some(std::sync::Arc::new(move || d.clone())),
+        publisher: Some(std::sync::Arc::new(move || p.clone())),
+        rule: ReadinessRule::StoreRequired,
+    };
+    // Still reading its cache: answered at once, not ready, saying so.
+    let (code, body) = get(&health_router(h.clone()), "/health/readiness").await;
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(
+        (
+            &body["loading_cache"],
+            &body["cache_loaded"],
+            &body["documents_loaded"]
+        ),
+        (
+            &serde_json::json!(true),
+            &serde_json::json!(40),
+            &serde_json::json!(false)
+        )
+    );
+    let nats = &body["documents_nats"];
+    assert_eq!(nats["connected"], false, "{body}");
+    assert_eq!(nats["documents_behind"], 3, "{body}");
+    assert_eq!(nats["last_put_at_ms"], 1_700_000_000_000_i64, "{body}");
+
+    // Loaded: ready, whatever the publisher says (edges following NATS serve their copies).
+    let loaded = DocumentsLoaded {
+        loaded: true,
+        loading_cache: false,
+        ..loading
+    };
+    let h = HealthEndpoints {
+        documents: Some(std::sync::Arc::new(move || loaded.clone())),
+        ..h
+    };
+    let (code, body) = get(&health_router(h.clone()), "/health/readiness").await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["documents_nats"]["in_step"], false, "{body}");
+    // Without a publisher the field is absent.
+    let h = HealthEndpoints {
+        publisher: None,
+        ..h
+    };
+    let (_, body) = get(&health_router(h), "/health/readiness").await;
+    assert!(body.get("documents_nats").is_none(), "{body}");
+}
+
+#[tokio::test]
 async fn a_document_budget_forced_below_a_document_parks_it_and_status_names_it() {
     use flagstone_store::projects::{self, LimitLowering, ProjectPatch};
     let t = test_store().await;
@@ -205,6 +277,7 @@ async fn a_document_budget_forced_below_a_document_parks_it_and_status_names_it(
         store: p.store().clone(),
         monitor: monitor.clone(),
         documents: None,
+        publisher: None,
         rule: ReadinessRule::StoreRequired,
     });
     p.advance(1_000);

@@ -23,7 +23,8 @@ pub(crate) async fn stream(
     // The stream needs no compiled snapshot: a subscriber does not make its environment resident.
     let snap = state
         .registry
-        .published(&client_key)
+        .published_waiting(&client_key, crate::auth::INITIAL_LOAD_WAIT)
+        .await
         .ok_or(SdkError::NotFound("Not found."))?;
     // Decided before the status line: past a cap the subscriber gets a 503 naming it.
     let slot = state

@@ -1,8 +1,9 @@
 //! Keeps the registry at the upstream's revisions, over HTTP only.
 //!
-//! - At start: the last good documents of the cache directory are served at once (a restart
-//!   without the upstream still serves). Documents are compiled on first request
-//!   ([`crate::registry`]).
+//! - At start: the last good documents of the cache directory are served as they are read, in
+//!   the background (a restart without the upstream still serves); the first connection to the
+//!   upstream follows (with nothing cached, the initial load lasts until it synchronises or
+//!   fails). Documents are compiled on first request ([`crate::registry`]).
 //! - Then, per connection to the upstream's revision stream: its first event lists every
 //!   followed environment's revision; what is behind is fetched (conditional GETs, several at
 //!   once) and what the upstream no longer serves is dropped, so a reconnect is a full resync.
@@ -28,7 +29,7 @@ use crate::follow::{
     load_cache_dir, release_free_memory, remove_cached, write_cached, CachedMeta, EdgeHealth,
 };
 use crate::published::Published;
-use crate::registry::Registry;
+use crate::registry::{InitialLoadGuard, Registry};
 
 /// The longest an unread part of the stream may grow (a misbehaving upstream cannot make this
 /// edge hold more).
@@ -78,12 +79,14 @@ pub struct Lag {
 }
 
 impl UpstreamFollower {
-    /// Serves the cache directory's documents and starts following. Returns at once.
+    /// Starts the initial load (the cache directory's documents, served as they are read) and
+    /// then following, in the background. Returns at once.
     pub fn start(
         client: Arc<Client>,
         registry: Arc<Registry>,
         config: UpstreamConfig,
     ) -> Arc<UpstreamFollower> {
+        let loading = registry.begin_initial_load();
         let f = Arc::new(UpstreamFollower {
             client,
             registry,
@@ -91,10 +94,24 @@ impl UpstreamFollower {
             health: Arc::default(),
             announced: Mutex::default(),
         });
-        if let Some(dir) = &f.config.cache_dir {
-            load_cache_dir(dir, &f.registry, &f.health);
-        }
-        tokio::spawn(f.clone().run());
+        let follower = f.clone();
+        tokio::spawn(async move {
+            let cached = match &follower.config.cache_dir {
+                Some(dir) => load_cache_dir(dir, &follower.registry, &follower.health).await,
+                None => 0,
+            };
+            // With nothing cached, the first synchronisation with the upstream (or the first
+            // failure to reach it) ends the initial load, as the store's first load does on an
+            // edge on the database: edges following this one get a full first list, not an
+            // empty one that would make them drop what they hold.
+            let loading = if cached == 0 {
+                Some(loading)
+            } else {
+                drop(loading);
+                None
+            };
+            follower.run(loading).await;
+        });
         f
     }
 
@@ -112,10 +129,13 @@ impl UpstreamFollower {
         lag
     }
 
-    async fn run(self: Arc<Self>) {
+    async fn run(self: Arc<Self>, mut loading: Option<InitialLoadGuard>) {
         let mut backoff = MIN_BACKOFF;
         loop {
-            match self.session().await {
+            let session = self.session(&mut loading).await;
+            // The first attempt is over, in step or not: nobody waits any longer.
+            loading = None;
+            match session {
                 Ok(true) => backoff = MIN_BACKOFF,
                 Ok(false) => {}
                 Err(e) => {
@@ -130,7 +150,8 @@ impl UpstreamFollower {
     }
 
     /// One connection to the revision stream, until it ends. Returns whether it synchronised.
-    async fn session(&self) -> Result<bool, UpstreamError> {
+    /// The initial load, if still running, ends with the first synchronisation.
+    async fn session(&self, loading: &mut Option<InitialLoadGuard>) -> Result<bool, UpstreamError> {
         let mut resp = self
             .client
             .revisions(self.config.environments.as_deref())
@@ -164,6 +185,7 @@ impl UpstreamFollower {
                         self.resync(snap.environments).await?;
                         synced = true;
                         self.health.confirmed();
+                        *loading = None;
                     }
                     EVENT_REVISION => changed.push(parse(&ev.data)?),
                     EVENT_REMOVED => {

@@ -72,6 +72,7 @@ impl EdgeApp {
             PublishFeed::PollOnly,
         )
         .await;
+        registry.initial_load_finished().await;
         let state = EdgeState::new(t.store.clone(), registry, config);
         EdgeApp {
             t,

@@ -111,6 +111,8 @@ pub(super) enum FirstAnswer<'a> {
 /// An edge process started by [`start_edge`], with how long it took.
 pub(super) struct StartedEdge {
     pub process: WorkerProcess,
+    /// From the start until its readiness answered (whatever it said): it listens.
+    pub listening: Duration,
     /// From the start until its first answer.
     pub first: Duration,
     /// From the start until it was fully current.
@@ -129,6 +131,11 @@ pub(super) async fn start_edge(
 ) -> anyhow::Result<StartedEdge> {
     let started = Instant::now();
     let process = WorkerProcess::spawn(args, env)?;
+    wait_for(first_within, "the edge to listen", || async {
+        Ok(readiness(http, bind).await.is_some())
+    })
+    .await?;
+    let listening = started.elapsed();
     wait_for(first_within, "the edge's first answer", || async {
         Ok(match first {
             FirstAnswer::Readiness => readiness(http, bind).await.is_some(),
@@ -143,6 +150,7 @@ pub(super) async fn start_edge(
     .await?;
     Ok(StartedEdge {
         process,
+        listening,
         first,
         current: started.elapsed(),
     })

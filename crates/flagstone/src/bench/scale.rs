@@ -252,7 +252,8 @@ impl Watch<'_> {
         )
         .await?;
         println!(
-            "{what}: first SDK request answered after {:.2?}, fully current after {:.2?}; RSS {:.1} MiB",
+            "{what}: listening after {:.2?}, first SDK request answered after {:.2?}, fully current after {:.2?}; RSS {:.1} MiB",
+            edge.listening,
             edge.first,
             edge.current,
             edge.process.rss_mib().unwrap_or(f64::NAN)

@@ -121,6 +121,7 @@ pub async fn run(args: UsageArgs) -> anyhow::Result<()> {
         PublishFeed::PollOnly,
     )
     .await;
+    registry.initial_load_finished().await;
     let state = EdgeState::new(store.clone(), registry, EdgeConfig::default());
     let app = crate::serve::with_common_routes(flagstone_edge::router(state.clone()));
     println!(

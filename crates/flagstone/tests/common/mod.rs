@@ -126,6 +126,7 @@ impl Children {
 
 /// The test store's URL as a child process must use it (on PostgreSQL, with the test's
 /// schema on the search path).
+#[allow(dead_code)]
 pub fn child_url(t: &TestStore) -> String {
     match &t.pg_schema {
         Some(schema) => format!("{}?options=-c%20search_path%3D{schema}", t.url),

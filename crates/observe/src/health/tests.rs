@@ -124,6 +124,8 @@ fn readiness_rules() {
             environments,
             serving_from_cache: false,
             staleness_seconds: None,
+            loading_cache: !loaded,
+            cache_loaded: environments,
         })
     };
     let r = |store_reachable, documents| Readiness {

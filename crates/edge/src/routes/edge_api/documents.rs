@@ -130,12 +130,18 @@ pub(super) async fn revisions(
             };
             std::future::ready(event)
         });
-    // The first tick is immediate: the follower learns at once how current this node is.
+    // The first tick is immediate: the follower learns at once how current this node is, and
+    // again as soon as that changes (this node confirmed, or cut off), not only every period.
     let health = state.health.clone();
-    let heartbeats = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval(
+    let ticks = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval(
         state.config.follower_heartbeat,
     ))
-    .map(move |_| {
+    .map(|_| ());
+    let changes_of_health = stream::unfold(health.clone(), |h| async move {
+        h.changed().await;
+        Some(((), h))
+    });
+    let heartbeats = stream::select(ticks, changes_of_health).map(move |_| {
         let beat = Heartbeat {
             confirmed_at_ms: health.confirmed_at_ms(),
             serving_from_cache: health.serving_from_cache(),

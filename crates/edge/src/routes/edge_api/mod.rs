@@ -38,12 +38,16 @@ pub(crate) fn router() -> Router<EdgeState> {
         .route("/api/v1/edge/usage", post(writes::usage))
 }
 
-/// The follower's scope, from its `Authorization` header.
+/// The follower's scope, from its `Authorization` header. Answered once this node's initial
+/// load is over: what a follower is told (the environments it sees, the first list of
+/// revisions) must not be part of what this node is still loading, or the follower would drop
+/// the rest.
 pub(crate) async fn follower(
     state: &EdgeState,
     headers: &HeaderMap,
 ) -> Result<Arc<Scope>, SdkError> {
     let key = presented(headers)?;
+    state.registry.initial_load_finished().await;
     state.followers.resolve(&state.source, key).await
 }
 

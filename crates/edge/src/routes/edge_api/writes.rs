@@ -56,6 +56,7 @@ pub(super) async fn usage(
         let known = state
             .registry
             .get_by_id(r.environment_id)
+            .await
             .is_some_and(|snap| snap.features.contains_key(&r.feature_id));
         if !known {
             return Err(SdkError::BadRequest(format!(
