@@ -489,7 +489,12 @@ async fn a_batch_claim_fills_free_slots_oldest_first_and_each_job_is_decided_alo
     let p = std::sync::Arc::new(Pipeline::new(&t.store).with_rules(rules()));
     let mut envs = Vec::new();
     for _ in 0..4 {
-        envs.push(fixture::create(p.store(), SMALL).await.unwrap().environment_id);
+        envs.push(
+            fixture::create(p.store(), SMALL)
+                .await
+                .unwrap()
+                .environment_id,
+        );
         // Requested in order: oldest first is creation order.
         p.advance(1);
     }
