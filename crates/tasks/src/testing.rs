@@ -134,16 +134,7 @@ impl Pipeline {
     /// Claims the oldest due job for `worker` (the production claim step), under its claim
     /// session (opened at its first claim).
     pub async fn claim(&self, worker: &str) -> Option<Lease> {
-        let mut sessions = self.sessions.lock().await;
-        if !sessions.contains_key(worker) {
-            let s = ClaimSession::open(&self.store, worker)
-                .await
-                .expect("claim session");
-            sessions.insert(worker.to_string(), s);
-        }
-        steps::claim(&self.store, &sessions[worker], &self.cfg)
-            .await
-            .expect("claim")
+        self.claim_batch(worker, 1).await.into_iter().next()
     }
 
     /// Claims up to `max` due jobs for `worker` in one round (the production batch claim, as a

@@ -294,12 +294,7 @@ pub async fn change_environment(
         .rows_affected()
     });
     ch.touch_environment(environment_id);
-    let committed = ch.commit().await?;
-    Ok(committed
-        .revisions
-        .first()
-        .map(|(_, r)| *r)
-        .unwrap_or_default())
+    Ok(first_revision(ch.commit().await?))
 }
 
 pub async fn change_feature(store: &Store, fx: &Fixture, n: usize, value: &str) -> Result<i64> {
@@ -325,10 +320,14 @@ pub async fn change_feature(store: &Store, fx: &Fixture, n: usize, value: &str) 
         before: None,
         after: Some(json!({ "feature_state_value": value })),
     });
-    let committed = ch.commit().await?;
-    Ok(committed
+    Ok(first_revision(ch.commit().await?))
+}
+
+/// The new revision of the (one) environment a committed change touched.
+fn first_revision(committed: crate::change::Committed) -> i64 {
+    committed
         .revisions
         .first()
         .map(|(_, r)| *r)
-        .unwrap_or_default())
+        .unwrap_or_default()
 }
