@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::{OnceLock, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::{Method, StatusCode};
@@ -105,13 +105,32 @@ pub fn with_request_metrics(app: Router) -> Router {
 
 /// `app` with a tracing span per request carrying its method and route template, never the raw
 /// path or query (they hold environment keys and identifiers). Apply it to the complete router.
+///
+/// Server errors are logged at ERROR, except 503: that is an answer, not a fault — readiness
+/// while a node loads its cache or has lost its store (each probe would log a line; the health
+/// probe already logs the state change once) and load shedding (counted in metrics).
 pub fn with_request_tracing(app: Router) -> Router {
+    use tower_http::classify::ServerErrorsFailureClass;
     app.layer(
-        tower_http::trace::TraceLayer::new_for_http().make_span_with(
-            |req: &axum::http::Request<axum::body::Body>| {
+        tower_http::trace::TraceLayer::new_for_http()
+            .make_span_with(|req: &axum::http::Request<axum::body::Body>| {
                 let route = route_label(req.extensions().get::<MatchedPath>());
                 tracing::debug_span!("request", method = %req.method(), route = %route)
-            },
-        ),
+            })
+            .on_failure(
+                |class: ServerErrorsFailureClass, latency: Duration, _: &tracing::Span| {
+                    let latency_ms = latency.as_millis() as u64;
+                    match class {
+                        ServerErrorsFailureClass::StatusCode(s)
+                            if s == axum::http::StatusCode::SERVICE_UNAVAILABLE =>
+                        {
+                            tracing::debug!(status = %s, latency_ms, "service unavailable")
+                        }
+                        other => {
+                            tracing::error!(classification = %other, latency_ms, "response failed")
+                        }
+                    }
+                },
+            ),
     )
 }
