@@ -22,12 +22,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use flagstone_edge::upstream::protocol::{self, Revision, Snapshot};
-use flagstone_store::document::fixture::{self, Fixture, Shape};
+use flagstone_store::document::fixture::{self, Fixture};
 use flagstone_store::{queue, Store};
 use tokio::task::JoinSet;
 
 use super::edges::{follower_key, scope_len, wait_for};
-use super::upstream::add_environments;
+use super::upstream::{add_environments, TWENTY_FEATURES};
 use super::{free_port, open_target, WorkerProcess};
 
 #[derive(clap::Args, Debug)]
@@ -52,13 +52,6 @@ pub struct BurstArgs {
     pub server_binary: Option<PathBuf>,
 }
 
-const SHAPE: Shape = Shape {
-    features: 20,
-    mv_features: 0,
-    segments: 0,
-    overrides: 0,
-};
-
 pub async fn run(args: BurstArgs) -> anyhow::Result<()> {
     let n = args.environments.max(1);
     let target = open_target(Some(&args.database_url)).await?;
@@ -68,7 +61,7 @@ pub async fn run(args: BurstArgs) -> anyhow::Result<()> {
         store.backend(),
         super::loadgen::load_average()
     );
-    let fx = fixture::create(&store, SHAPE).await?;
+    let fx = fixture::create(&store, TWENTY_FEATURES).await?;
     add_environments(&store, &fx, n - 1).await?;
     let follower = follower_key(&store, &fx).await?;
     let http = reqwest::Client::new();

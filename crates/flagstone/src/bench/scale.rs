@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use flagstone_store::document::fixture::{self, Shape};
+use flagstone_store::document::fixture;
 use flagstone_store::{PageRequest, Store};
 use serde_json::Value;
 
@@ -28,7 +28,7 @@ use super::edges::{
     flags_status, follower_key, scope_len, start_core, start_edge, wait_for, FirstAnswer,
 };
 use super::loadgen::{self, Requests};
-use super::upstream::add_environments;
+use super::upstream::{add_environments, TWENTY_FEATURES};
 use super::{free_port, open_target, WorkerProcess};
 
 #[derive(clap::Args, Debug)]
@@ -51,13 +51,6 @@ pub struct ScaleArgs {
     pub admin_reads: usize,
 }
 
-const SHAPE: Shape = Shape {
-    features: 20,
-    mv_features: 0,
-    segments: 0,
-    overrides: 0,
-};
-
 pub async fn run(args: ScaleArgs) -> anyhow::Result<()> {
     let n = args.environments.max(1);
     let target = open_target(Some(&args.database_url)).await?;
@@ -67,7 +60,7 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<()> {
         store.backend(),
         loadgen::load_average()
     );
-    let fx = fixture::create(&store, SHAPE).await?;
+    let fx = fixture::create(&store, TWENTY_FEATURES).await?;
     let created = Instant::now();
     add_environments(&store, &fx, n - 1).await?;
     println!(
@@ -421,7 +414,7 @@ async fn skewed_load(
 /// on this installation and on a fresh one with a single environment, side by side.
 async fn admin_latency(store: &Store, args: &ScaleArgs, keys: &[String]) -> anyhow::Result<()> {
     let small = open_target(Some(&args.database_url)).await?;
-    let small_fx = fixture::create(&small.store, SHAPE).await?;
+    let small_fx = fixture::create(&small.store, TWENTY_FEATURES).await?;
     let large_env = {
         let mut tx = store.read().await?;
         let key = &keys[keys.len() / 2];

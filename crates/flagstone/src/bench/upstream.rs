@@ -38,13 +38,7 @@ pub async fn run(args: UpstreamArgs) -> anyhow::Result<()> {
     let target = open_target(args.database_url.as_deref()).await?;
     let store = target.store.clone();
     println!("backend: {:?}", store.backend());
-    let shape = Shape {
-        features: 20,
-        mv_features: 0,
-        segments: 0,
-        overrides: 0,
-    };
-    let fx = fixture::create(&store, shape).await?;
+    let fx = fixture::create(&store, TWENTY_FEATURES).await?;
     let created = Instant::now();
     add_environments(&store, &fx, args.environments.saturating_sub(1)).await?;
     println!(
@@ -125,6 +119,15 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v.get(v.len() / 2).copied().unwrap_or_default()
 }
+
+/// The environments of the many-environment benches (upstream, scale, burst): 20 plain
+/// features, documents of a few kB.
+pub(super) const TWENTY_FEATURES: Shape = Shape {
+    features: 20,
+    mv_features: 0,
+    segments: 0,
+    overrides: 0,
+};
 
 /// More environments in the fixture's project (each gets a state of every feature).
 pub(super) async fn add_environments(store: &Store, fx: &Fixture, n: usize) -> anyhow::Result<()> {
