@@ -26,7 +26,10 @@ use sink::BudgetedSink;
 use writer::DocumentWriter;
 
 pub use sdk_features::{SdkFeature, SdkFeatures};
-pub use stored::{load, load_many, load_page, published_revisions, store_if_newer, StoredDocument};
+pub use stored::{
+    load, load_many, load_page, published_revisions, store_if_newer, store_many_if_newer,
+    StoredDocument,
+};
 
 /// Every document ends with these bytes: `identity_overrides` is written last and empty, so the
 /// SDK endpoint can replace the tail and stream the overrides in its place.
@@ -181,15 +184,13 @@ async fn build_with(
         .unwrap_or(limits.max_document_bytes.max(0) as u64);
     let mut w = DocumentWriter::new(BudgetedSink::new(budget, opts.compression_level));
 
+    // The project's features in one pass: the SDK fields published beside the document and
+    // the server-key-only ids written into it.
+    let features = sdk_features::read(tx, header.project_id).await?;
     w.header(&header)?;
-    sql!(&mut *tx, |c| {
-        let mut ids = sqlx::query_scalar::<_, i64>(rows::SERVER_KEY_ONLY)
-            .bind(header.project_id)
-            .fetch(c);
-        while let Some(id) = ids.try_next().await? {
-            w.server_key_only_feature(id)?;
-        }
-    });
+    for &id in &features.server_key_only {
+        w.server_key_only_feature(id)?;
+    }
     w.begin_segments()?;
     #[cfg(feature = "testing")]
     if shape == SegmentsShape::Union {
@@ -227,7 +228,6 @@ async fn build_with(
             w.state_row(row)?;
         }
     });
-    let sdk_features = sdk_features::read(tx, header.project_id).await?;
     let out = w.finish(&header)?.finish().map_err(|e| {
         BuildError::Store(StoreError::Corrupt {
             what: "document output",
@@ -242,6 +242,6 @@ async fn build_with(
         bytes: out.bytes as i64,
         build_ms: started.elapsed().as_millis() as i64,
         updated_at: header.updated_at,
-        sdk_features,
+        sdk_features: features.sdk,
     })
 }

@@ -70,9 +70,6 @@ pub(crate) const HEADER: &str =
     FROM environments e JOIN projects p ON p.id = e.project_id \
     JOIN organisations o ON o.id = p.organisation_id WHERE e.id = $1";
 
-pub(crate) const SERVER_KEY_ONLY: &str =
-    "SELECT id FROM features WHERE project_id = $1 AND is_server_key_only = TRUE ORDER BY id";
-
 /// One segment with all of this environment's overrides on it: `overrides` is a JSON array of
 /// [`OverrideItem`]s in document order (priority, hashing id, uuid, option id), or NULL when it has
 /// none. One row per segment keeps the per-row cost of the driver (a channel hop and a copy of

@@ -43,20 +43,34 @@ struct Row {
     initial_value: Option<String>,
     default_enabled: bool,
     is_archived: bool,
+    is_server_key_only: bool,
+}
+
+/// What a build reads of its project's features in one pass: the SDK fields published beside
+/// the document, and the ids of the server-key-only features the document lists.
+pub(super) struct ProjectFeatures {
+    /// The [`SdkFeatures`] as JSON.
+    pub sdk: String,
+    /// In id order.
+    pub server_key_only: Vec<i64>,
 }
 
 const QUERY: &str = "SELECT id, created_at, description, initial_value, default_enabled, \
-     is_archived FROM features WHERE project_id = $1 ORDER BY id";
+     is_archived, is_server_key_only FROM features WHERE project_id = $1 ORDER BY id";
 
 const OPTIONS: &str = "SELECT o.feature_id, o.value FROM mv_options o \
      JOIN features f ON f.id = o.feature_id WHERE f.project_id = $1 ORDER BY o.feature_id, o.id";
 
 /// The SDK fields of every feature of a project, as the JSON stored beside its documents.
-pub(super) async fn read(tx: &mut Tx, project_id: i64) -> Result<String, BuildError> {
+pub(super) async fn read(tx: &mut Tx, project_id: i64) -> Result<ProjectFeatures, BuildError> {
     let mut out = SdkFeatures::new();
+    let mut server_key_only = Vec::new();
     sql!(&mut *tx, |c| {
         let mut rows = sqlx::query_as::<_, Row>(QUERY).bind(project_id).fetch(c);
         while let Some(row) = rows.try_next().await? {
+            if row.is_server_key_only {
+                server_key_only.push(row.id);
+            }
             let initial_value = initial_value_text(row.initial_value.as_deref())?;
             out.insert(
                 row.id,
@@ -82,11 +96,15 @@ pub(super) async fn read(tx: &mut Tx, project_id: i64) -> Result<String, BuildEr
             }
         }
     });
-    serde_json::to_string(&out).map_err(|e| {
+    let sdk = serde_json::to_string(&out).map_err(|e| {
         BuildError::Store(StoreError::Corrupt {
             what: "sdk features",
             detail: e.to_string(),
         })
+    })?;
+    Ok(ProjectFeatures {
+        sdk,
+        server_key_only,
     })
 }
 
