@@ -19,6 +19,7 @@ pub mod evaluations;
 pub mod features;
 mod filter;
 pub mod history;
+pub mod id_list;
 pub mod identities;
 pub mod keys;
 pub mod limits;

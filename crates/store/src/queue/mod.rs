@@ -14,6 +14,7 @@ pub mod notify;
 pub mod session;
 mod state;
 
+use crate::id_list::{any_of, IdList};
 use crate::{sql, Result, Store, Tx};
 
 pub use admin::{
@@ -21,7 +22,8 @@ pub use admin::{
     EnvironmentStaleness, PublishJob, PublishLogEntry, QueueStatus,
 };
 pub use notify::{
-    listen, notify_deleted, notify_published, parse_notification, Notice, PUBLISH_CHANNEL,
+    listen, notify_deleted, notify_published, notify_published_many, parse_notification, Notice,
+    PUBLISH_CHANNEL,
 };
 pub use session::ClaimSession;
 pub(crate) use state::text_enum;
@@ -240,19 +242,7 @@ pub async fn take(
                 .await?
                 .rows_affected()
             });
-            Ok(Some(Lease {
-                environment_id: due.environment_id,
-                wanted_revision: due.wanted_revision,
-                attempts: *attempts,
-                owner: session.owner().to_string(),
-                session: session.key(),
-                lease_until: *lease_until,
-                claimed_at: now,
-                reclaimed_from: match &due.claimant {
-                    Claimant::Lapsed { owner, .. } => Some(owner.clone()),
-                    Claimant::Unclaimed => None,
-                },
-            }))
+            Ok(Some(lease_of(due, session, *attempts, *lease_until, now)))
         }
         ClaimDecision::Park {
             reason,
@@ -267,6 +257,93 @@ pub async fn take(
             apply(tx, due.environment_id, &park, now).await?;
             Ok(None)
         }
+    }
+}
+
+/// [`take`] for several due jobs of one claiming transaction: the takes that write the same
+/// values (a burst's fresh jobs all do: no attempts yet, one lease length, no note) share one
+/// statement; parks are written one by one. Returns, per job, its lease or `None` (parked).
+pub async fn take_many(
+    tx: &mut Tx,
+    decided: &[(&DueJob, &ClaimDecision)],
+    session: &ClaimSession,
+    now: i64,
+) -> Result<Vec<Option<Lease>>> {
+    let mut groups: Vec<((i64, i64, Option<&str>), Vec<i64>)> = Vec::new();
+    for (due, decision) in decided {
+        match decision {
+            ClaimDecision::Take {
+                attempts,
+                lease_until,
+                note,
+            } => {
+                let key = (*attempts, *lease_until, note.as_deref());
+                match groups.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, envs)) => envs.push(due.environment_id),
+                    None => groups.push((key, vec![due.environment_id])),
+                }
+            }
+            ClaimDecision::Park { .. } => {
+                take(tx, due, session, decision, now).await?;
+            }
+        }
+    }
+    let q = format!(
+        "UPDATE publish_jobs SET state = $1, lease_owner = $2, lease_until = $3, \
+             attempts = $4, last_error = COALESCE($5, last_error), updated_at = $6, \
+             lease_session = $7 \
+         WHERE {}",
+        any_of(tx.backend(), "environment_id", 8)
+    );
+    for ((attempts, lease_until, note), envs) in groups {
+        let ids = IdList(envs);
+        sql!(tx, |c| {
+            sqlx::query(&q)
+                .bind(JobState::Running)
+                .bind(session.owner())
+                .bind(lease_until)
+                .bind(attempts)
+                .bind(note)
+                .bind(now)
+                .bind(session.key())
+                .bind(&ids)
+                .execute(c)
+                .await?
+                .rows_affected()
+        });
+    }
+    Ok(decided
+        .iter()
+        .map(|(due, decision)| match decision {
+            ClaimDecision::Take {
+                attempts,
+                lease_until,
+                ..
+            } => Some(lease_of(due, session, *attempts, *lease_until, now)),
+            ClaimDecision::Park { .. } => None,
+        })
+        .collect())
+}
+
+fn lease_of(
+    due: &DueJob,
+    session: &ClaimSession,
+    attempts: i64,
+    lease_until: i64,
+    now: i64,
+) -> Lease {
+    Lease {
+        environment_id: due.environment_id,
+        wanted_revision: due.wanted_revision,
+        attempts,
+        owner: session.owner().to_string(),
+        session: session.key(),
+        lease_until,
+        claimed_at: now,
+        reclaimed_from: match &due.claimant {
+            Claimant::Lapsed { owner, .. } => Some(owner.clone()),
+            Claimant::Unclaimed => None,
+        },
     }
 }
 
@@ -292,6 +369,73 @@ pub async fn owned(tx: &mut Tx, lease: &Lease) -> Result<Option<OwnedJob>> {
         wanted_revision,
         attempts,
     }))
+}
+
+/// [`owned`] for several leases of distinct environments in one statement: per lease, its job
+/// (locked) if the lease still owns it.
+pub async fn owned_many(tx: &mut Tx, leases: &[&Lease]) -> Result<Vec<Option<OwnedJob>>> {
+    if leases.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = IdList(leases.iter().map(|l| l.environment_id).collect());
+    let q = format!(
+        "SELECT environment_id, wanted_revision, attempts, lease_owner, lease_session \
+         FROM publish_jobs WHERE {} AND state = $1{}",
+        any_of(tx.backend(), "environment_id", 2),
+        lock_clause(tx, false)
+    );
+    type Row = (i64, i64, i64, Option<String>, Option<i64>);
+    let rows: Vec<Row> = sql!(tx, |c| {
+        sqlx::query_as(&q)
+            .bind(JobState::Running)
+            .bind(&ids)
+            .fetch_all(c)
+            .await?
+    });
+    Ok(leases
+        .iter()
+        .map(|lease| {
+            rows.iter()
+                .find(|(env, _, _, owner, session)| {
+                    *env == lease.environment_id
+                        && owner.as_deref() == Some(lease.owner.as_str())
+                        && *session == Some(lease.session)
+                })
+                .map(|&(_, wanted_revision, attempts, _, _)| OwnedJob {
+                    wanted_revision,
+                    attempts,
+                })
+        })
+        .collect())
+}
+
+/// Writes each decision to its job, as [`apply`] does one: the jobs that are done are deleted
+/// in one statement (the common end of a group of builds), the others one by one.
+pub async fn apply_many(tx: &mut Tx, decisions: &[(i64, Decision)], now: i64) -> Result<()> {
+    let done = IdList(
+        decisions
+            .iter()
+            .filter(|(_, d)| *d == Decision::Done)
+            .map(|(env, _)| *env)
+            .collect(),
+    );
+    if !done.0.is_empty() {
+        let q = format!(
+            "DELETE FROM publish_jobs WHERE {}",
+            any_of(tx.backend(), "environment_id", 1)
+        );
+        sql!(tx, |c| sqlx::query(&q)
+            .bind(&done)
+            .execute(c)
+            .await?
+            .rows_affected());
+    }
+    for (env, decision) in decisions {
+        if *decision != Decision::Done {
+            apply(tx, *env, decision, now).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes `decision` to the job of `environment_id`. The caller checked (in this transaction)
@@ -434,31 +578,83 @@ pub struct LogLine<'a> {
 /// Appends to `publish_log` and trims it to about `cap` rows (every [`TRIM_EVERY`] lines: a
 /// burst of builds does not pay a delete per line).
 pub async fn log(tx: &mut Tx, l: &LogLine<'_>, cap: i64) -> Result<()> {
-    sql!(tx, |c| {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO publish_log (environment_id, revision, worker, started_at, finished_at, \
-                 duration_ms, bytes, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             RETURNING id",
-        )
-        .bind(l.environment_id)
-        .bind(l.revision)
-        .bind(l.worker)
-        .bind(l.started_at)
-        .bind(l.finished_at)
-        .bind(l.finished_at - l.started_at)
-        .bind(l.bytes)
-        .bind(l.outcome)
-        .bind(l.detail)
-        .fetch_one(&mut *c)
-        .await?;
-        if id % TRIM_EVERY == 0 {
-            sqlx::query("DELETE FROM publish_log WHERE id <= $1 - $2")
-                .bind(id)
-                .bind(cap)
-                .execute(c)
-                .await?;
+    log_many(tx, std::slice::from_ref(l), cap).await
+}
+
+/// [`log`] for several lines in one statement: on PostgreSQL as arrays (`UNNEST`, one
+/// prepared statement for any number of lines), on SQLite as `VALUES` rows.
+pub async fn log_many(tx: &mut Tx, lines: &[LogLine<'_>], cap: i64) -> Result<()> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = match tx {
+        Tx::Postgres(t) => {
+            let ints = |f: fn(&LogLine) -> i64| -> Vec<i64> { lines.iter().map(f).collect() };
+            let bytes: Vec<Option<i64>> = lines.iter().map(|l| l.bytes).collect();
+            let outcomes: Vec<&str> = lines.iter().map(|l| l.outcome.as_str()).collect();
+            let workers: Vec<&str> = lines.iter().map(|l| l.worker).collect();
+            let details: Vec<Option<&str>> = lines.iter().map(|l| l.detail).collect();
+            sqlx::query_scalar(
+                "INSERT INTO publish_log (environment_id, revision, worker, started_at, \
+                     finished_at, duration_ms, bytes, outcome, detail) \
+                 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], \
+                     $5::bigint[], $6::bigint[], $7::bigint[], $8::text[], $9::text[]) \
+                 RETURNING id",
+            )
+            .bind(ints(|l| l.environment_id))
+            .bind(ints(|l| l.revision))
+            .bind(workers)
+            .bind(ints(|l| l.started_at))
+            .bind(ints(|l| l.finished_at))
+            .bind(ints(|l| l.finished_at - l.started_at))
+            .bind(bytes)
+            .bind(outcomes)
+            .bind(details)
+            .fetch_all(&mut **t)
+            .await?
         }
-    });
+        Tx::Sqlite(t, _) => {
+            const COLUMNS: usize = 9;
+            let rows: Vec<String> = (0..lines.len())
+                .map(|i| {
+                    let params: Vec<String> = (1..=COLUMNS)
+                        .map(|c| format!("${}", i * COLUMNS + c))
+                        .collect();
+                    format!("({})", params.join(", "))
+                })
+                .collect();
+            let insert = format!(
+                "INSERT INTO publish_log (environment_id, revision, worker, started_at, \
+                     finished_at, duration_ms, bytes, outcome, detail) VALUES {} RETURNING id",
+                rows.join(", ")
+            );
+            let mut q = sqlx::query_scalar(&insert).persistent(lines.len() == 1);
+            for l in lines {
+                q = q
+                    .bind(l.environment_id)
+                    .bind(l.revision)
+                    .bind(l.worker)
+                    .bind(l.started_at)
+                    .bind(l.finished_at)
+                    .bind(l.finished_at - l.started_at)
+                    .bind(l.bytes)
+                    .bind(l.outcome)
+                    .bind(l.detail);
+            }
+            q.fetch_all(&mut **t).await?
+        }
+    };
+    // Trim when this insert passed a multiple of TRIM_EVERY.
+    if let Some(&last) = ids.iter().filter(|id| *id % TRIM_EVERY == 0).max() {
+        sql!(tx, |c| sqlx::query(
+            "DELETE FROM publish_log WHERE id <= $1 - $2"
+        )
+        .bind(last)
+        .bind(cap)
+        .execute(c)
+        .await?
+        .rows_affected());
+    }
     Ok(())
 }
 

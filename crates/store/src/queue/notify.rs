@@ -39,6 +39,22 @@ pub async fn notify_published(tx: &mut Tx, environment_id: i64, revision: i64) -
     Ok(())
 }
 
+/// [`notify_published`] for several `(environment_id, revision)` publishes in one statement.
+pub async fn notify_published_many(tx: &mut Tx, published: &[(i64, i64)]) -> Result<()> {
+    if let (Tx::Postgres(t), false) = (&mut *tx, published.is_empty()) {
+        let payloads: Vec<String> = published
+            .iter()
+            .map(|(env, revision)| format!("{env}:{revision}"))
+            .collect();
+        sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
+            .bind(PUBLISH_CHANNEL)
+            .bind(payloads)
+            .execute(&mut **t)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Announces, when `tx` commits, that an environment no longer exists (PostgreSQL; nothing on
 /// SQLite, where every edge runs in the deleting process).
 pub async fn notify_deleted(tx: &mut Tx, environment_id: i64) -> Result<()> {
