@@ -17,8 +17,8 @@ pub use flagstone_edge::metrics::{
     SSE_SUBSCRIBERS, USAGE_DROPPED_TOTAL, USAGE_FLUSHES_TOTAL, USAGE_PENDING_ROWS,
 };
 pub use flagstone_tasks::metrics::{
-    BUILDS_TOTAL, BUILD_SECONDS, DELIVERY_OUTCOMES, DOCUMENT_BYTES, WEBHOOK_DELIVERIES_TOTAL,
-    WEBHOOK_DELIVERY_SECONDS,
+    BUILDS_TOTAL, BUILD_SECONDS, DELIVERY_OUTCOMES, DOCUMENT_BYTES, FINISH_GROUP_BUILDS,
+    WEBHOOK_DELIVERIES_TOTAL, WEBHOOK_DELIVERY_SECONDS,
 };
 pub use flagstone_tasks::retention::PRUNED_TOTAL as USAGE_ROWS_PRUNED_TOTAL;
 pub use flagstone_tasks::schedule::{
@@ -112,6 +112,12 @@ pub fn install(role: Role) -> Option<PrometheusHandle> {
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Suffix("_bytes".into()), BYTES_BUCKETS)
                 })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(FINISH_GROUP_BUILDS.into()),
+                        &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0],
+                    )
+                })
                 .and_then(|b| b.install_recorder());
             match built {
                 Ok(h) => {
@@ -182,6 +188,11 @@ fn describe_all() {
         DOCUMENT_BYTES,
         Unit::Bytes,
         "Uncompressed size of published documents."
+    );
+    describe_histogram!(
+        FINISH_GROUP_BUILDS,
+        Unit::Count,
+        "Builds finished per transaction by a worker's group commit."
     );
     describe_counter!(
         HTTP_REQUESTS_TOTAL,
@@ -307,6 +318,7 @@ fn register_at_zero(role: Role) {
         }
         let _ = metrics::histogram!(BUILD_SECONDS);
         let _ = metrics::histogram!(DOCUMENT_BYTES);
+        let _ = metrics::histogram!(FINISH_GROUP_BUILDS);
         for o in DELIVERY_OUTCOMES {
             metrics::counter!(WEBHOOK_DELIVERIES_TOTAL, "outcome" => *o).absolute(0);
         }

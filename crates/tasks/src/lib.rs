@@ -7,6 +7,7 @@
 //! - [`steps`]: one transaction per step of a job (claim, finish, fail, hand back), each asking
 //!   the policy and having the store write its decision;
 //! - [`publish`]: one publish — build under a heartbeat, then settle the result;
+//! - [`finishing`]: group commit — builds that end together are finished in one transaction;
 //! - [`Worker`]: N concurrent publishes, the reconciler, graceful shutdown; every publish is
 //!   announced in-process through [`Publications`] (PostgreSQL listeners also get a `NOTIFY`);
 //! - [`metrics`]: the names and recording of the processor's metrics;
@@ -19,6 +20,7 @@
 pub mod breakpoints;
 mod config;
 pub mod deliveries;
+pub mod finishing;
 pub mod metrics;
 pub mod policy;
 mod publications;

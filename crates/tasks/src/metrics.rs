@@ -34,6 +34,15 @@ pub fn publish_ended(outcome: &PublishOutcome, took: Duration) {
     metrics::histogram!(BUILD_SECONDS).record(took.as_secs_f64());
 }
 
+/// Histogram: builds finished per transaction by a worker's group commit
+/// (`crate::finishing`).
+pub const FINISH_GROUP_BUILDS: &str = "flagstone_publish_finish_group_builds";
+
+/// Records one group of `builds` finished in one transaction.
+pub fn finish_group(builds: usize) {
+    metrics::histogram!(FINISH_GROUP_BUILDS).record(builds as f64);
+}
+
 /// Records the size of a document that was published.
 pub fn document_published(bytes: i64) {
     metrics::histogram!(DOCUMENT_BYTES).record(bytes.max(0) as f64);

@@ -11,6 +11,7 @@ use flagstone_store::{Store, StoreError};
 use tokio::sync::{watch, Notify};
 
 use crate::breakpoints::Breakpoint;
+use crate::finishing::Finishing;
 use crate::policy::Failure;
 use crate::steps::{self, Settled};
 use crate::{Publications, WorkerConfig};
@@ -133,6 +134,7 @@ pub async fn publish_job(
     lease: &Lease,
     cfg: &WorkerConfig,
     publications: &Publications,
+    finishing: &Finishing,
     mut shutdown: watch::Receiver<bool>,
     mut session_lost: watch::Receiver<bool>,
 ) -> PublishOutcome {
@@ -172,38 +174,39 @@ pub async fn publish_job(
     };
     heartbeat.abort();
     match result {
-        Some(result) => settle(store, lease, result, cfg, publications).await,
+        Some(result) => settle(store, lease, result, cfg, publications, finishing).await,
         None => PublishOutcome::LeaseLost,
     }
 }
 
 /// Ends the job of `lease` according to what its build produced: finish (and announce) a
-/// document, drop the job of a deleted environment, or record a classified failure.
+/// document (through `finishing`, alone or in a group), drop the job of a deleted environment,
+/// or record a classified failure.
 pub async fn settle(
     store: &Store,
     lease: &Lease,
     result: BuildResult,
     cfg: &WorkerConfig,
     publications: &Publications,
+    finishing: &Finishing,
 ) -> PublishOutcome {
     let abandoned = |e: StoreError| PublishOutcome::Abandoned {
         error: e.to_string(),
     };
     let (failure, error) = match result {
         BuildResult::Built(doc) => {
-            return match steps::finish(store, lease, &doc, cfg).await {
+            let (environment, revision, bytes) = (doc.environment_id, doc.revision, doc.bytes);
+            return match finishing.finish(store, lease, doc, cfg).await {
                 Ok(f) if f.published => {
-                    crate::metrics::document_published(doc.bytes);
-                    publications.announce(doc.environment_id, doc.revision);
+                    crate::metrics::document_published(bytes);
+                    publications.announce(environment, revision);
                     PublishOutcome::Published {
-                        revision: doc.revision,
+                        revision,
                         follow_up: matches!(f.settled, Settled::Decided(Decision::FollowUp { .. })),
                     }
                 }
                 Ok(f) if f.settled == Settled::LeaseLost => PublishOutcome::LeaseLost,
-                Ok(_) => PublishOutcome::Superseded {
-                    revision: doc.revision,
-                },
+                Ok(_) => PublishOutcome::Superseded { revision },
                 Err(e) => abandoned(e),
             };
         }

@@ -63,33 +63,37 @@ pub async fn claim_batch(
         if due.is_empty() {
             return Ok(Vec::new());
         }
+        let decisions: Vec<ClaimDecision> = due
+            .iter()
+            .map(|due| policy::on_claim(&cfg.rules, due, now))
+            .collect();
+        let decided: Vec<(&queue::DueJob, &ClaimDecision)> = due.iter().zip(&decisions).collect();
+        let taken = queue::take_many(&mut tx, &decided, session, now).await?;
         let mut leases = Vec::with_capacity(due.len());
         let mut parked = Vec::new();
-        for due in &due {
-            let decision = policy::on_claim(&cfg.rules, due, now);
-            match queue::take(&mut tx, due, session, &decision, now).await? {
-                Some(lease) => leases.push(lease),
-                None => {
-                    if let ClaimDecision::Park { message, .. } = &decision {
-                        let dead = match &due.claimant {
-                            queue::Claimant::Lapsed { owner, .. } => owner.as_str(),
-                            queue::Claimant::Unclaimed => owner,
-                        };
-                        let line = LogLine {
-                            environment_id: due.environment_id,
-                            revision: due.wanted_revision,
-                            worker: dead,
-                            started_at: now,
-                            finished_at: now,
-                            bytes: None,
-                            outcome: BuildOutcome::Parked,
-                            detail: Some(message),
-                        };
-                        queue::log(&mut tx, &line, cfg.publish_log_cap).await?;
-                    }
-                    parked.push((due.environment_id, decision));
-                }
+        for ((due, decision), lease) in decided.into_iter().zip(taken) {
+            if let Some(lease) = lease {
+                leases.push(lease);
+                continue;
             }
+            if let ClaimDecision::Park { message, .. } = decision {
+                let dead = match &due.claimant {
+                    queue::Claimant::Lapsed { owner, .. } => owner.as_str(),
+                    queue::Claimant::Unclaimed => owner,
+                };
+                let line = LogLine {
+                    environment_id: due.environment_id,
+                    revision: due.wanted_revision,
+                    worker: dead,
+                    started_at: now,
+                    finished_at: now,
+                    bytes: None,
+                    outcome: BuildOutcome::Parked,
+                    detail: Some(message),
+                };
+                queue::log(&mut tx, &line, cfg.publish_log_cap).await?;
+            }
+            parked.push((due.environment_id, decision.clone()));
         }
         tx.commit().await?;
         for (environment, decision) in parked {
@@ -117,57 +121,108 @@ pub async fn finish(
     doc: &BuiltDocument,
     cfg: &WorkerConfig,
 ) -> Result<Finished> {
+    let mut finished = finish_many(store, &[(lease, doc)], cfg).await?;
+    Ok(finished.pop().expect("one result per build"))
+}
+
+/// [`finish`] for several builds of distinct environments in one transaction (group commit):
+/// each is checked, stored, logged and decided exactly as alone — a lost lease or a superseded
+/// document affects only its own build — but the group shares the transaction and most of its
+/// statements. Returns one [`Finished`] per build, in order. A failure fails the whole group;
+/// the caller ([`crate::finishing`]) then finishes each alone.
+pub async fn finish_many(
+    store: &Store,
+    builds: &[(&Lease, &BuiltDocument)],
+    cfg: &WorkerConfig,
+) -> Result<Vec<Finished>> {
+    debug_assert!(
+        {
+            let mut envs: Vec<i64> = builds.iter().map(|(l, _)| l.environment_id).collect();
+            envs.sort_unstable();
+            envs.windows(2).all(|w| w[0] != w[1])
+        },
+        "a group finishes distinct environments"
+    );
     let now = store.clock().now_ms();
     let mut tx = queue::begin(store).await?;
-    let Some(job) = queue::owned(&mut tx, lease).await? else {
-        return Ok(Finished {
-            published: false,
-            settled: Settled::LeaseLost,
-        });
-    };
-    let announce = crate::published::prepare(&mut tx, doc).await?;
-    let published = document::store_if_newer(&mut tx, doc).await?;
+    let leases: Vec<&Lease> = builds.iter().map(|(l, _)| *l).collect();
+    let owned = queue::owned_many(&mut tx, &leases).await?;
+    // Only builds whose lease still holds are recorded at all.
+    let live: Vec<(usize, queue::OwnedJob)> = owned
+        .iter()
+        .enumerate()
+        .filter_map(|(i, job)| job.map(|j| (i, j)))
+        .collect();
+    let docs: Vec<&BuiltDocument> = live.iter().map(|(i, _)| builds[*i].1).collect();
+    let prepared = crate::published::prepare_many(&mut tx, &docs).await?;
+    let stored = document::store_many_if_newer(&mut tx, &docs).await?;
+    let published: Vec<(i64, i64)> = docs
+        .iter()
+        .zip(&stored)
+        .filter(|(_, stored)| **stored)
+        .map(|(d, _)| (d.environment_id, d.revision))
+        .collect();
+    queue::notify_published_many(&mut tx, &published).await?;
     let mut announced = 0;
-    if published {
-        queue::notify_published(&mut tx, doc.environment_id, doc.revision).await?;
-        if let Some(prepared) = announce {
-            announced = crate::published::announce(&mut tx, prepared, doc, now).await?;
+    for ((doc, stored), prepared) in docs.iter().zip(&stored).zip(prepared) {
+        if let (true, Some(prepared)) = (*stored, prepared) {
+            announced += crate::published::announce(&mut tx, prepared, doc, now).await?;
         }
     }
-    let line = LogLine {
-        environment_id: doc.environment_id,
-        revision: doc.revision,
-        worker: &lease.owner,
-        started_at: lease.claimed_at,
-        finished_at: now,
-        bytes: Some(doc.bytes),
-        outcome: if published {
-            BuildOutcome::Published
-        } else {
-            BuildOutcome::Superseded
-        },
-        detail: None,
-    };
-    queue::log(&mut tx, &line, cfg.publish_log_cap).await?;
-    // Just stored: it is the published revision (the row is locked by this transaction).
-    let current = if published {
-        doc.revision
-    } else {
-        document::stored::published_revision(&mut tx, doc.environment_id)
-            .await?
-            .unwrap_or(doc.revision)
-    };
+    let lines: Vec<LogLine> = live
+        .iter()
+        .zip(&stored)
+        .map(|((i, _), stored)| {
+            let (lease, doc) = builds[*i];
+            LogLine {
+                environment_id: doc.environment_id,
+                revision: doc.revision,
+                worker: &lease.owner,
+                started_at: lease.claimed_at,
+                finished_at: now,
+                bytes: Some(doc.bytes),
+                outcome: if *stored {
+                    BuildOutcome::Published
+                } else {
+                    BuildOutcome::Superseded
+                },
+                detail: None,
+            }
+        })
+        .collect();
+    queue::log_many(&mut tx, &lines, cfg.publish_log_cap).await?;
     let delay = store.publish_settings().debounce_ms;
-    let decision = policy::after_success(job.wanted_revision > current, now, delay);
-    queue::apply(&mut tx, lease.environment_id, &decision, now).await?;
+    let mut decisions = Vec::with_capacity(live.len());
+    for ((i, job), stored) in live.iter().zip(&stored) {
+        let doc = builds[*i].1;
+        // Just stored: it is the published revision (the row is locked by this transaction).
+        let current = if *stored {
+            doc.revision
+        } else {
+            document::stored::published_revision(&mut tx, doc.environment_id)
+                .await?
+                .unwrap_or(doc.revision)
+        };
+        let decision = policy::after_success(job.wanted_revision > current, now, delay);
+        decisions.push((doc.environment_id, decision));
+    }
+    queue::apply_many(&mut tx, &decisions, now).await?;
     tx.commit().await?;
     if announced > 0 {
         store.webhook_notifier().notify_one();
     }
-    Ok(Finished {
-        published,
-        settled: Settled::Decided(decision),
-    })
+    let lost = Finished {
+        published: false,
+        settled: Settled::LeaseLost,
+    };
+    let mut out = vec![lost; builds.len()];
+    for (((i, _), stored), (_, decision)) in live.iter().zip(stored).zip(decisions) {
+        out[*i] = Finished {
+            published: stored,
+            settled: Settled::Decided(decision),
+        };
+    }
+    Ok(out)
 }
 
 /// Records a failed attempt: the policy retries it after backoff or parks it. The environment

@@ -14,6 +14,7 @@ use flagstone_store::{sql, Clock, Store, StoreError};
 
 use crate::breakpoints::Breakpoint;
 use crate::config::JitterSource;
+use crate::finishing::Finishing;
 use crate::policy::{Jitter, Rules};
 use crate::publish::{settle, BuildResult, PublishOutcome};
 use crate::{steps, Publications, WorkerConfig};
@@ -192,7 +193,26 @@ impl Pipeline {
 
     /// Ends `lease`'s job with `result` (the production settle step).
     pub async fn settle(&self, lease: &Lease, result: BuildResult) -> PublishOutcome {
-        settle(&self.store, lease, result, &self.cfg, &self.publications).await
+        settle(
+            &self.store,
+            lease,
+            result,
+            &self.cfg,
+            &self.publications,
+            &Finishing::alone(),
+        )
+        .await
+    }
+
+    /// Finishes several built documents in one transaction (the production group-commit step,
+    /// [`steps::finish_many`]), as a worker whose builds ended together does.
+    pub async fn finish_together(
+        &self,
+        builds: &[(&Lease, &document::BuiltDocument)],
+    ) -> Vec<steps::Finished> {
+        steps::finish_many(&self.store, builds, &self.cfg)
+            .await
+            .expect("finish")
     }
 
     /// One publish, claim → build → settle, as a worker named `worker` runs it.

@@ -12,6 +12,7 @@ use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use crate::finishing::Finishing;
 use crate::publish::{publish_job, PublishOutcome};
 use crate::{steps, Publications, WorkerConfig};
 
@@ -71,6 +72,8 @@ impl Worker {
         let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
         let mut running: JoinSet<()> = JoinSet::new();
         let mut next_reconcile = Instant::now();
+        // Builds that end together are finished in one transaction.
+        let finishing = Finishing::grouped(self.store.clone(), cfg.clone());
         tokio::pin!(shutdown);
         // Claims are tied to this session: if the process dies, they are reclaimed at once.
         let Some(mut session) = open_session(&self.store, &cfg, &mut shutdown).await else {
@@ -120,6 +123,7 @@ impl Worker {
                         let store = self.store.clone();
                         let cfg = cfg.clone();
                         let publications = self.publications.clone();
+                        let finishing = finishing.clone();
                         let stop = stop_rx.clone();
                         let session_lost = session.lost();
                         // The job's id is its environment's id: one job per environment.
@@ -137,6 +141,7 @@ impl Worker {
                                     &lease,
                                     &cfg,
                                     &publications,
+                                    &finishing,
                                     stop,
                                     session_lost,
                                 )

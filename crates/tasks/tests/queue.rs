@@ -7,7 +7,9 @@ use flagstone_store::document::fixture::{self, Fixture, Shape};
 use flagstone_store::queue::{self, JobState, ParkReason};
 use flagstone_store::testing::test_store;
 use flagstone_store::{sql, Actor, Store};
-use flagstone_tasks::testing::{Fault, Pipeline, Ran};
+use flagstone_tasks::publish::BuildResult;
+use flagstone_tasks::steps::Settled;
+use flagstone_tasks::testing::{Fault, Pipeline, Ran, START_MS};
 use flagstone_tasks::{Breakpoint, PublishOutcome, Rules};
 use insta::assert_snapshot;
 
@@ -524,4 +526,77 @@ async fn a_batch_claim_fills_free_slots_oldest_first_and_each_job_is_decided_alo
     for o in others {
         assert_eq!(o.await.unwrap(), 0);
     }
+}
+
+#[tokio::test]
+async fn builds_finished_together_share_a_transaction_and_are_each_decided_alone() {
+    let t = test_store().await;
+    let p = Pipeline::new(&t.store).with_rules(rules());
+    let mut fxs = Vec::new();
+    for _ in 0..3 {
+        fxs.push(fixture::create(p.store(), SMALL).await.unwrap());
+        p.advance(1);
+    }
+    let envs: Vec<i64> = fxs.iter().map(|f| f.environment_id).collect();
+    p.advance(50);
+    // A worker claims the first environment and dies; w1 reclaims it with the other two.
+    let stale = p.claim("w-old").await.expect("due");
+    assert_eq!(stale.environment_id, envs[0]);
+    p.kill("w-old").await;
+    p.advance(1_001);
+    let leases = p.claim_batch("w1", 3).await;
+    let claimed: Vec<i64> = leases.iter().map(|l| l.environment_id).collect();
+    assert_eq!(claimed, envs);
+    let doc = |r: BuildResult| match r {
+        BuildResult::Built(d) => d,
+        other => panic!("build failed: {other:?}"),
+    };
+    let stale_doc = doc(p.build(&stale).await);
+    let mut docs = Vec::new();
+    for l in &leases {
+        docs.push(doc(p.build(l).await));
+    }
+    // A change to the second environment lands while its document is being written.
+    fixture::change_feature(p.store(), &fxs[1], 0, "during")
+        .await
+        .unwrap();
+    // The dead worker's late build goes in the same group as two of w1's: it records nothing,
+    // the second gets its one follow-up, the third is done.
+    let finished = p
+        .finish_together(&[
+            (&stale, &stale_doc),
+            (&leases[1], &docs[1]),
+            (&leases[2], &docs[2]),
+        ])
+        .await;
+    let summary: Vec<(bool, String)> = finished
+        .iter()
+        .map(|f| {
+            let settled = match &f.settled {
+                Settled::LeaseLost => "lease lost".to_string(),
+                Settled::Decided(d) => format!("{d:?}"),
+            };
+            (f.published, settled)
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (false, "lease lost".to_string()),
+            (
+                true,
+                format!(
+                    "FollowUp {{ run_after: {} }}",
+                    START_MS + 50 + 3 + 1_001 + 50
+                )
+            ),
+            (true, "Done".to_string()),
+        ]
+    );
+    assert_snapshot!("together_1_each_decided_alone", p.snapshot().await);
+    // w1's own build of the first environment still finishes as usual.
+    assert_eq!(
+        p.finish_together(&[(&leases[0], &docs[0])]).await[0].published,
+        true
+    );
 }

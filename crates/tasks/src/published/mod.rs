@@ -42,6 +42,24 @@ pub async fn prepare(tx: &mut Tx, doc: &BuiltDocument) -> Result<Option<Prepared
     Ok(Some(Prepared { target, previous }))
 }
 
+/// [`prepare`] for a group of publishes: when no enabled webhook anywhere subscribes to
+/// `ENVIRONMENT_PUBLISHED` (the usual case) one query answers for the whole group; otherwise
+/// each publish is prepared as alone.
+pub async fn prepare_many(tx: &mut Tx, docs: &[&BuiltDocument]) -> Result<Vec<Option<Prepared>>> {
+    let anyone = !announcements::subscribed_organisations(tx, EventType::EnvironmentPublished)
+        .await?
+        .is_empty();
+    let mut out = Vec::with_capacity(docs.len());
+    for doc in docs {
+        out.push(if anyone {
+            prepare(tx, doc).await?
+        } else {
+            None
+        });
+    }
+    Ok(out)
+}
+
 /// The event id of the publish of `revision`: a revision is published at most once (a newer
 /// document replaces an older one, never the same revision twice).
 pub fn event_id(environment_id: i64, revision: i64) -> String {
