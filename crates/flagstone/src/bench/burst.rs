@@ -141,10 +141,12 @@ pub async fn run(args: BurstArgs) -> anyhow::Result<()> {
             println!(
                 "round {round} {kind:>8}: {} environments changed in {committed:.1?}; all served \
                  {after_commit:.1?} after the last commit (last build finished {} ms after it); \
-                 {} builds, claim to finish p50 {:.1?} p99 {:.1?}",
+                 {} builds in about {} finishing transactions, claim to finish p50 {:.1?} \
+                 p99 {:.1?}",
                 wanted.len(),
                 b.last_finished_ms - committed_ms,
                 b.builds,
+                b.finishes,
                 b.p50,
                 b.p99,
             );
@@ -220,6 +222,9 @@ struct Builds {
     p99: Duration,
     /// When the last one finished (wall clock, ms).
     last_finished_ms: i64,
+    /// Distinct (worker, finish time) pairs: the finishing transactions, as the builds one
+    /// group commit finishes share both.
+    finishes: usize,
 }
 
 /// The builds logged after `since`.
@@ -238,6 +243,11 @@ async fn builds_since(store: &Store, since: i64) -> anyhow::Result<Builds> {
         p50: at(0.5),
         p99: at(0.99),
         last_finished_ms: recent.iter().map(|e| e.finished_at).max().unwrap_or(0),
+        finishes: recent
+            .iter()
+            .map(|e| (e.worker.as_str(), e.finished_at))
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
     })
 }
 
