@@ -62,6 +62,19 @@ macro_rules! sql {
     };
 }
 
+/// The placeholders of a multi-row `VALUES` list: `($1, $2), ($3, $4)` for 2 rows of 2
+/// columns. For SQLite, where a statement per row count is cheap to prepare; PostgreSQL binds
+/// arrays instead (`UNNEST`), keeping one statement text.
+pub(crate) fn values_rows(rows: usize, columns: usize) -> String {
+    let row = |i: usize| {
+        let params: Vec<String> = (1..=columns)
+            .map(|c| format!("${}", i * columns + c))
+            .collect();
+        format!("({})", params.join(", "))
+    };
+    (0..rows).map(row).collect::<Vec<_>>().join(", ")
+}
+
 impl Tx {
     pub async fn commit(self) -> Result<(), StoreError> {
         match self {

@@ -119,20 +119,11 @@ pub async fn store_many_if_newer(tx: &mut Tx, docs: &[&BuiltDocument]) -> Result
                 .await?
         }
         Tx::Sqlite(t, _) => {
-            const COLUMNS: usize = 11;
-            let rows: Vec<String> = (0..docs.len())
-                .map(|i| {
-                    let params: Vec<String> = (1..=COLUMNS)
-                        .map(|c| format!("${}", i * COLUMNS + c))
-                        .collect();
-                    format!("({})", params.join(", "))
-                })
-                .collect();
             let query = format!(
                 "INSERT INTO environment_documents (environment_id, revision, body, encoding, \
                      etag, bytes, compressed_bytes, built_at, build_ms, updated_at, sdk_features) \
                  VALUES {} {ON_CONFLICT}",
-                rows.join(", ")
+                crate::db::values_rows(docs.len(), 11)
             );
             let mut q = sqlx::query_scalar(&query).persistent(docs.len() == 1);
             for doc in docs {

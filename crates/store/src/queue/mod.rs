@@ -217,47 +217,8 @@ pub async fn take(
     decision: &ClaimDecision,
     now: i64,
 ) -> Result<Option<Lease>> {
-    match decision {
-        ClaimDecision::Take {
-            attempts,
-            lease_until,
-            note,
-        } => {
-            sql!(tx, |c| {
-                sqlx::query(
-                    "UPDATE publish_jobs SET state = $2, lease_owner = $3, lease_until = $4, \
-                         attempts = $5, last_error = COALESCE($6, last_error), updated_at = $7, \
-                         lease_session = $8 \
-                     WHERE environment_id = $1",
-                )
-                .bind(due.environment_id)
-                .bind(JobState::Running)
-                .bind(session.owner())
-                .bind(lease_until)
-                .bind(attempts)
-                .bind(note.as_deref())
-                .bind(now)
-                .bind(session.key())
-                .execute(c)
-                .await?
-                .rows_affected()
-            });
-            Ok(Some(lease_of(due, session, *attempts, *lease_until, now)))
-        }
-        ClaimDecision::Park {
-            reason,
-            attempts,
-            message,
-        } => {
-            let park = Decision::Park {
-                reason: *reason,
-                attempts: *attempts,
-                message: message.clone(),
-            };
-            apply(tx, due.environment_id, &park, now).await?;
-            Ok(None)
-        }
-    }
+    let mut taken = take_many(tx, &[(due, decision)], session, now).await?;
+    Ok(taken.pop().flatten())
 }
 
 /// [`take`] for several due jobs of one claiming transaction: the takes that write the same
@@ -283,8 +244,17 @@ pub async fn take_many(
                     None => groups.push((key, vec![due.environment_id])),
                 }
             }
-            ClaimDecision::Park { .. } => {
-                take(tx, due, session, decision, now).await?;
+            ClaimDecision::Park {
+                reason,
+                attempts,
+                message,
+            } => {
+                let park = Decision::Park {
+                    reason: *reason,
+                    attempts: *attempts,
+                    message: message.clone(),
+                };
+                apply(tx, due.environment_id, &park, now).await?;
             }
         }
     }
@@ -614,19 +584,10 @@ pub async fn log_many(tx: &mut Tx, lines: &[LogLine<'_>], cap: i64) -> Result<()
             .await?
         }
         Tx::Sqlite(t, _) => {
-            const COLUMNS: usize = 9;
-            let rows: Vec<String> = (0..lines.len())
-                .map(|i| {
-                    let params: Vec<String> = (1..=COLUMNS)
-                        .map(|c| format!("${}", i * COLUMNS + c))
-                        .collect();
-                    format!("({})", params.join(", "))
-                })
-                .collect();
             let insert = format!(
                 "INSERT INTO publish_log (environment_id, revision, worker, started_at, \
                      finished_at, duration_ms, bytes, outcome, detail) VALUES {} RETURNING id",
-                rows.join(", ")
+                crate::db::values_rows(lines.len(), 9)
             );
             let mut q = sqlx::query_scalar(&insert).persistent(lines.len() == 1);
             for l in lines {
