@@ -244,17 +244,10 @@ pub async fn take_many(
                     None => groups.push((key, vec![due.environment_id])),
                 }
             }
-            ClaimDecision::Park {
-                reason,
-                attempts,
-                message,
-            } => {
-                let park = Decision::Park {
-                    reason: *reason,
-                    attempts: *attempts,
-                    message: message.clone(),
-                };
-                apply(tx, due.environment_id, &park, now).await?;
+            ClaimDecision::Park { .. } => {
+                if let Some(park) = decision.parked() {
+                    apply(tx, due.environment_id, &park, now).await?;
+                }
             }
         }
     }

@@ -221,3 +221,21 @@ pub enum ClaimDecision {
         message: String,
     },
 }
+
+impl ClaimDecision {
+    /// The job's [`Decision`] when the claim parks it (`None` for a take).
+    pub fn parked(&self) -> Option<Decision> {
+        match self {
+            ClaimDecision::Park {
+                reason,
+                attempts,
+                message,
+            } => Some(Decision::Park {
+                reason: *reason,
+                attempts: *attempts,
+                message: message.clone(),
+            }),
+            ClaimDecision::Take { .. } => None,
+        }
+    }
+}

@@ -206,17 +206,10 @@ pub async fn take(
                 },
             }))
         }
-        ClaimDecision::Park {
-            reason,
-            attempts,
-            message,
-        } => {
-            let park = Decision::Park {
-                reason: *reason,
-                attempts: *attempts,
-                message: message.clone(),
-            };
-            apply(tx, id, &park, &AttemptRecord::default(), now).await?;
+        ClaimDecision::Park { .. } => {
+            if let Some(park) = decision.parked() {
+                apply(tx, id, &park, &AttemptRecord::default(), now).await?;
+            }
             Ok(None)
         }
     }
