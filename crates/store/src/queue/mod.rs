@@ -230,7 +230,9 @@ pub async fn take_many(
     session: &ClaimSession,
     now: i64,
 ) -> Result<Vec<Option<Lease>>> {
-    let mut groups: Vec<((i64, i64, Option<&str>), Vec<i64>)> = Vec::new();
+    // (attempts, lease_until, note): the values a take writes besides the claimant's.
+    type Written<'a> = (i64, i64, Option<&'a str>);
+    let mut groups: Vec<(Written, Vec<i64>)> = Vec::new();
     for (due, decision) in decided {
         match decision {
             ClaimDecision::Take {
