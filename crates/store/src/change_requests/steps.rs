@@ -110,15 +110,11 @@ pub async fn commit(
         Ok(p) => p,
         Err(refused) => return Ok(Err(CommitRefused::Refused(refused))),
     };
-    let items = r.items()?;
-    let current = snapshots(ch.tx(), env.id, &items).await?;
-    let conflicts = decide::conflicts(&items, &r.base()?, &current);
-    if !conflicts.is_empty() {
-        return Ok(Err(CommitRefused::Stale(conflicts)));
-    }
     let by = ch.actor().name.clone();
     // Marking it committed only while it is still open makes two commits at once apply it
-    // once: the second waits for the first's row lock, then matches nothing.
+    // once: the second waits for the first's row lock, then matches nothing. It comes before
+    // the staleness check so that the second sees "already committed", not the first's own
+    // writes as a conflict; a stale refusal drops the change, and the mark with it.
     let marked = sql!(ch.tx(), |c| {
         sqlx::query(
             "UPDATE change_requests SET committed_at = $2, committed_by = $3, updated_at = $2 \
@@ -136,6 +132,12 @@ pub async fn commit(
         return Ok(Err(CommitRefused::Refused(Refusal::NotOpen(
             again.status(),
         ))));
+    }
+    let items = r.items()?;
+    let current = snapshots(ch.tx(), env.id, &items).await?;
+    let conflicts = decide::conflicts(&items, &r.base()?, &current);
+    if !conflicts.is_empty() {
+        return Ok(Err(CommitRefused::Stale(conflicts)));
     }
     let scheduled = match plan {
         decide::Commit::Now => {
