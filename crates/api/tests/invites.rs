@@ -383,7 +383,7 @@ async fn mail_server() -> (u16, Arc<Mutex<Vec<String>>>) {
 async fn with_smtp_the_join_link_goes_by_mail_and_not_into_the_response() {
     let (port, inbox) = mail_server().await;
     let mut app = TestApp::new().await;
-    app.state = app.state.clone().with_invitations(Invitations {
+    let state = app.state.clone().with_invitations(Invitations {
         public_url: Some("https://flags.example.com/".into()),
         mailer: Some(Arc::new(
             SmtpMailer::new(
@@ -393,6 +393,7 @@ async fn with_smtp_the_join_link_goes_by_mail_and_not_into_the_response() {
             .unwrap(),
         )),
     });
+    app.set_state(state);
     app.sign_up("root@example.com").await;
     let org = organisation(&app).await;
     let (s, sent) = app

@@ -28,11 +28,9 @@ const SECRET: &str = "whsec-events-0123";
 async fn app() -> (TestApp, Pipeline) {
     let mut app = TestApp::new().await;
     let pipeline = Pipeline::new(app.store());
-    app.state.store = pipeline.store().clone();
-    app.state = app
-        .state
-        .clone()
-        .with_webhook_policy(AddressPolicy::allowing_private());
+    let mut state = app.state.clone();
+    state.store = pipeline.store().clone();
+    app.set_state(state.with_webhook_policy(AddressPolicy::allowing_private()));
     (app, pipeline)
 }
 

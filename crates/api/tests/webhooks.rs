@@ -31,11 +31,9 @@ const SECRET: &str = "whsec-test-0123";
 async fn app() -> (TestApp, Pipeline) {
     let mut app = TestApp::new().await;
     let pipeline = Pipeline::new(app.store());
-    app.state.store = pipeline.store().clone();
-    app.state = app
-        .state
-        .clone()
-        .with_webhook_policy(AddressPolicy::allowing_private());
+    let mut state = app.state.clone();
+    state.store = pipeline.store().clone();
+    app.set_state(state.with_webhook_policy(AddressPolicy::allowing_private()));
     (app, pipeline)
 }
 
@@ -490,7 +488,8 @@ async fn private_and_odd_urls_are_refused_and_nothing_is_written() {
         .state
         .clone()
         .with_webhook_policy(AddressPolicy::allowing_private());
-    let app = TestApp { state: open, ..app };
+    let mut app = app;
+    app.set_state(open);
     let (s, b) = app
         .post(&path, json!({"url": "http://127.0.0.1:9/hook"}))
         .await;

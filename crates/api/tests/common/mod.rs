@@ -3,11 +3,12 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::Router;
 use flagstone_api::auth::AuthConfig;
 use flagstone_api::clock::ManualClock;
 use flagstone_api::AppState;
@@ -21,9 +22,14 @@ pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
 
 pub struct TestApp {
     pub t: TestStore,
+    /// Read freely; change it with [`TestApp::set_state`], which rebuilds the router.
     pub state: AppState,
     /// The clock token expiry and rate limits read; tests move it instead of sleeping.
     pub clock: Arc<ManualClock>,
+    /// The admin router over `state`, built on first use: building it generates the OpenAPI
+    /// document, which an unoptimised build takes tens of milliseconds for, and some tests
+    /// send hundreds of requests.
+    router: OnceLock<Router>,
 }
 
 /// Who sends a request.
@@ -59,6 +65,20 @@ impl Sent {
 pub const PASSWORD: &str = "correct-horse-battery";
 
 impl TestApp {
+    /// Replaces the state requests are served with.
+    pub fn set_state(&mut self, state: AppState) {
+        self.state = state;
+        self.router = OnceLock::new();
+    }
+
+    /// The admin router as `flagstone serve` runs it (trailing slashes trimmed).
+    fn app(&self) -> tower_http::normalize_path::NormalizePath<Router> {
+        let router = self
+            .router
+            .get_or_init(|| flagstone_api::router(self.state.clone()));
+        NormalizePathLayer::trim_trailing_slash().layer(router.clone())
+    }
+
     pub async fn new() -> TestApp {
         TestApp::with_config(|_| {}).await
     }
@@ -73,7 +93,12 @@ impl TestApp {
         f(&mut config);
         let clock = Arc::new(ManualClock::starting_now());
         let state = AppState::with_auth(t.store.clone(), config, clock.clone());
-        TestApp { t, state, clock }
+        TestApp {
+            t,
+            state,
+            clock,
+            router: OnceLock::new(),
+        }
     }
 
     /// Sends a request as `who` from client address `from` (the socket peer).
@@ -106,9 +131,7 @@ impl TestApp {
         };
         let peer: SocketAddr = format!("{from}:40000").parse().expect("an IP address");
         req.extensions_mut().insert(ConnectInfo(peer));
-        let app = NormalizePathLayer::trim_trailing_slash()
-            .layer(flagstone_api::router(self.state.clone()));
-        let resp = app.oneshot(req).await.unwrap();
+        let resp = self.app().oneshot(req).await.unwrap();
         let status = resp.status();
         let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
@@ -210,9 +233,7 @@ impl TestApp {
                 .unwrap(),
             None => b.body(Body::empty()).unwrap(),
         };
-        let app = NormalizePathLayer::trim_trailing_slash()
-            .layer(flagstone_api::router(self.state.clone()));
-        let resp = app.oneshot(req).await.unwrap();
+        let resp = self.app().oneshot(req).await.unwrap();
         let status = resp.status();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
         let v = if bytes.is_empty() {

@@ -26,6 +26,9 @@ pub struct EdgeApp {
     pub state: EdgeState,
     pub follower: Arc<Follower>,
     pub cache_dir: tempfile::TempDir,
+    /// The admin router, built on first use (building it generates the OpenAPI document:
+    /// tens of milliseconds unoptimised, per request were it rebuilt each time).
+    admin: std::sync::OnceLock<Router>,
 }
 
 pub struct Resp {
@@ -79,11 +82,17 @@ impl EdgeApp {
             state,
             follower,
             cache_dir,
+            admin: std::sync::OnceLock::new(),
         }
     }
 
-    fn admin(&self) -> Router {
-        flagstone_api::router(flagstone_api::AppState::new(self.t.store.clone()))
+    /// The admin API over this app's store, as `flagstone serve` mounts it.
+    pub fn admin(&self) -> Router {
+        self.admin
+            .get_or_init(|| {
+                flagstone_api::router(flagstone_api::AppState::new(self.t.store.clone()))
+            })
+            .clone()
     }
 
     async fn send(router: Router, req: Request<Body>) -> Resp {

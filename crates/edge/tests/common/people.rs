@@ -74,9 +74,7 @@ pub async fn call(
     };
     let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
     req.extensions_mut().insert(ConnectInfo(peer));
-    let router = NormalizePathLayer::trim_trailing_slash().layer(flagstone_api::router(
-        flagstone_api::AppState::new(app.t.store.clone()),
-    ));
+    let router = NormalizePathLayer::trim_trailing_slash().layer(app.admin());
     let resp = router.oneshot(req).await.unwrap();
     let status = resp.status();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
