@@ -306,6 +306,18 @@ impl Pool {
             Pool::Postgres(pool) => pool.close().await,
         }
     }
+
+    /// PostgreSQL: drops `schema` and everything in it. SQLite has no schemas: nothing to do.
+    pub(crate) async fn drop_schema(&self, schema: &str) -> Result<(), StoreError> {
+        validate_schema_name(schema)?;
+        if let Pool::Postgres(pool) = self {
+            // A name cannot be bound as a parameter; validated above to [A-Za-z0-9_].
+            sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

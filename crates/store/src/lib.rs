@@ -317,4 +317,12 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await
     }
+
+    /// Drops a PostgreSQL schema this store's connections can reach (a bench's or a test's
+    /// own, when it ends); nothing on SQLite. Then closes the store: its tables are gone.
+    pub async fn drop_schema(&self, schema: &str) -> Result<()> {
+        let dropped = self.pool.drop_schema(schema).await;
+        self.pool.close().await;
+        dropped
+    }
 }

@@ -65,8 +65,8 @@ pub async fn run(args: BurstArgs) -> anyhow::Result<()> {
     add_environments(&store, &fx, n - 1).await?;
     let follower = follower_key(&store, &fx).await?;
     let http = reqwest::Client::new();
-    let tmp = std::env::temp_dir().join(format!("flagstone-bench-burst-{}", super::uuid_simple()));
-    std::fs::create_dir_all(&tmp)?;
+    let scratch = super::scratch_dir("flagstone-bench-burst-")?;
+    let tmp = scratch.path().to_path_buf();
     let exe = match &args.server_binary {
         Some(b) => b.clone(),
         None => std::env::current_exe()?,
@@ -169,7 +169,6 @@ pub async fn run(args: BurstArgs) -> anyhow::Result<()> {
     }
     drop(processes);
     store.close().await;
-    let _ = std::fs::remove_dir_all(&tmp);
     Ok(())
 }
 

@@ -202,11 +202,8 @@ pub async fn run(args: ImportBenchArgs) -> anyhow::Result<()> {
                 // A fresh store per import (its schema migrated here, not in the measured
                 // child).
                 let target = open_target(*url).await?;
-                target.store.close().await;
                 let (secs, peak, imported) = run_import(&file, &target.child_url, *way)?;
-                if let Some(d) = &target._dir {
-                    let _ = std::fs::remove_dir_all(d);
-                }
+                drop(target);
                 if imported != n as u64 {
                     bail!("{name}: imported {imported} identities with overrides, expected {n}");
                 }

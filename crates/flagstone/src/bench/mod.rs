@@ -91,11 +91,32 @@ pub struct IncidentArgs {
     pub store_level: bool,
 }
 
-/// Where the bench's data lives, and how a child process reaches it.
+/// Where the bench's data lives, and how a child process reaches it. Dropping it removes what
+/// the bench created: its PostgreSQL schema (thousands of environments for `burst` and
+/// `scale`) or its SQLite temporary directory, also when the bench ends with an error.
 struct Target {
     store: Store,
     child_url: String,
-    _dir: Option<std::path::PathBuf>,
+    /// The schema this bench created (PostgreSQL).
+    schema: Option<String>,
+    /// The temporary directory holding this bench's SQLite file (removed when dropped).
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if let Some(schema) = self.schema.take() {
+            // Drop is synchronous; the bench runs on the multi-threaded runtime (main.rs),
+            // where a blocking section may wait for the statement.
+            let store = self.store.clone();
+            let dropped = tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(store.drop_schema(&schema))
+            });
+            if let Err(e) = dropped {
+                eprintln!("bench: could not drop schema {schema}: {e}");
+            }
+        }
+    }
 }
 
 async fn open_target(url: Option<&str>) -> anyhow::Result<Target> {
@@ -109,25 +130,33 @@ async fn open_target(url: Option<&str>) -> anyhow::Result<Target> {
             Ok(Target {
                 store,
                 child_url: format!("{url}{sep}options=-c%20search_path%3D{schema}"),
+                schema: Some(schema),
                 _dir: None,
             })
         }
         Some(url) => Ok(Target {
             store: Store::open(&ConnectOptions::new(url)).await?,
             child_url: url.to_string(),
+            schema: None,
             _dir: None,
         }),
         None => {
-            let dir = std::env::temp_dir().join(format!("flagstone-bench-{}", &uuid_simple()[..8]));
-            std::fs::create_dir_all(&dir)?;
-            let url = format!("sqlite://{}", dir.join("bench.db").display());
+            let dir = scratch_dir("flagstone-bench-")?;
+            let url = format!("sqlite://{}", dir.path().join("bench.db").display());
             Ok(Target {
                 store: Store::open(&ConnectOptions::new(url.clone())).await?,
                 child_url: url,
+                schema: None,
                 _dir: Some(dir),
             })
         }
     }
+}
+
+/// A fresh directory under the system's temporary directory, removed when dropped (also when
+/// a bench ends with an error).
+fn scratch_dir(prefix: &str) -> anyhow::Result<tempfile::TempDir> {
+    Ok(tempfile::Builder::new().prefix(prefix).tempdir()?)
 }
 
 fn uuid_simple() -> String {

@@ -70,8 +70,8 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<()> {
     let keys = client_keys(&store, fx.project_id).await?;
     let follower = follower_key(&store, &fx).await?;
     let http = reqwest::Client::new();
-    let tmp = std::env::temp_dir().join(format!("flagstone-bench-scale-{}", super::uuid_simple()));
-    std::fs::create_dir_all(&tmp)?;
+    let scratch = super::scratch_dir("flagstone-bench-scale-")?;
+    let tmp = scratch.path().to_path_buf();
 
     // The core publishes everything.
     let core: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
@@ -182,7 +182,6 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<()> {
     drop(edge);
     drop(core_proc);
     store.close().await;
-    let _ = std::fs::remove_dir_all(&tmp);
     Ok(())
 }
 

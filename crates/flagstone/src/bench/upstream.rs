@@ -50,9 +50,8 @@ pub async fn run(args: UpstreamArgs) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
 
     let core: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-    let tmp =
-        std::env::temp_dir().join(format!("flagstone-bench-upstream-{}", super::uuid_simple()));
-    std::fs::create_dir_all(&tmp)?;
+    let scratch = super::scratch_dir("flagstone-bench-upstream-")?;
+    let tmp = scratch.path().to_path_buf();
     let _core = start_core(&target.child_url, core, &tmp.join("core"))?;
     let started = Instant::now();
     wait_for(
@@ -111,7 +110,6 @@ pub async fn run(args: UpstreamArgs) -> anyhow::Result<()> {
         two.as_secs_f64() / core_l.as_secs_f64(),
     );
     store.close().await;
-    let _ = std::fs::remove_dir_all(&tmp);
     Ok(())
 }
 
