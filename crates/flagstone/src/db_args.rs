@@ -26,49 +26,54 @@ pub struct DbArgs {
 }
 
 impl DbArgs {
-    /// Opens the store; if it is a PostgreSQL store that cannot be reached now, one that
-    /// connects on first use instead (`flagstone edge` starts on its cached documents and picks
-    /// the database up when it returns). Nothing is migrated on that path.
+    /// The store `flagstone edge` serves from. A PostgreSQL store connects on first use and
+    /// migrates in the background, so an edge listens and serves its cached documents at once
+    /// however the database is doing (refusing, or a host that never answers, which a connect
+    /// would wait out); it picks the database up when it answers. SQLite opens as usual.
     pub async fn open_or_lazy(&self) -> anyhow::Result<Store> {
-        let postgres = self.database_url.starts_with("postgres");
-        // Not the pool's 10 s: an edge with documents to serve should not wait that long.
-        let opened =
-            match tokio::time::timeout(std::time::Duration::from_secs(3), self.open()).await {
-                Ok(opened) => opened,
-                Err(_) => Err(anyhow::anyhow!(
-                    "cannot open database {}: no connection within 3 s",
-                    flagstone_store::db::redact_url(&self.database_url)
-                )),
-            };
-        match opened {
-            Ok(store) => Ok(store),
-            Err(e) if postgres => {
+        if !self.database_url.starts_with("postgres") {
+            return self.open().await;
+        }
+        let store = Store::connect_lazy(&self.connect_options())?
+            .with_publish_settings(self.publish_settings());
+        let migrating = store.clone();
+        let url = flagstone_store::db::redact_url(&self.database_url);
+        tokio::spawn(async move {
+            let mut wait = std::time::Duration::from_secs(1);
+            while let Err(e) = migrating.migrate().await {
                 tracing::warn!(
                     error = %e,
-                    "the store is unreachable at start; serving the cached documents until it is back"
+                    database = %url,
+                    "cannot reach or migrate the store; serving the cached documents until it answers"
                 );
-                let mut opts = ConnectOptions::new(self.database_url.clone());
-                opts.max_connections = self.database_max_connections;
-                Ok(Store::connect_lazy(&opts)?)
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(30));
             }
-            Err(e) => Err(e),
+        });
+        Ok(store)
+    }
+
+    fn connect_options(&self) -> ConnectOptions {
+        let mut opts = ConnectOptions::new(self.database_url.clone());
+        opts.max_connections = self.database_max_connections;
+        opts
+    }
+
+    fn publish_settings(&self) -> PublishSettings {
+        PublishSettings {
+            debounce_ms: self.publish_debounce_ms as i64,
+            max_delay_ms: self.publish_max_delay_ms.max(self.publish_debounce_ms) as i64,
         }
     }
 
     /// Opens the store and runs pending migrations.
     pub async fn open(&self) -> anyhow::Result<Store> {
-        let mut opts = ConnectOptions::new(self.database_url.clone());
-        opts.max_connections = self.database_max_connections;
-        let publish = PublishSettings {
-            debounce_ms: self.publish_debounce_ms as i64,
-            max_delay_ms: self.publish_max_delay_ms.max(self.publish_debounce_ms) as i64,
-        };
-        let store = Store::open(&opts).await.map_err(|e| {
+        let store = Store::open(&self.connect_options()).await.map_err(|e| {
             anyhow::anyhow!(
                 "cannot open database {}: {e}",
                 flagstone_store::db::redact_url(&self.database_url)
             )
         })?;
-        Ok(store.with_publish_settings(publish))
+        Ok(store.with_publish_settings(self.publish_settings()))
     }
 }

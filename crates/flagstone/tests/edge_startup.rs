@@ -166,11 +166,11 @@ async fn edges_listen_before_their_cache_is_read_and_answer_cached_keys_meanwhil
         .await
         .unwrap();
     let doc: Value = serde_json::from_slice(&built.json().unwrap()).unwrap();
-    // An upstream that accepts connections and never answers, and a database port that
-    // refuses them.
+    // An upstream and a database that accept connections and never answer (a connect would
+    // wait for its timeout: the edge must not).
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_url = format!("http://{}", silent.local_addr().unwrap());
-    let no_database = format!("postgres://postgres@127.0.0.1:{}/none", free_port());
+    let no_database = format!("postgres://postgres@{}/none", silent.local_addr().unwrap());
 
     for kind in ["database", "upstream"] {
         let dir = tempfile::tempdir().unwrap();
@@ -210,6 +210,11 @@ async fn edges_listen_before_their_cache_is_read_and_answer_cached_keys_meanwhil
         eprintln!(
             "{kind} edge: first readiness answer after {:?}",
             started.elapsed()
+        );
+        // Generous for a loaded machine, and still below any connect timeout (3 s and more).
+        assert!(
+            started.elapsed() < Duration::from_millis(2500),
+            "{kind}: the edge waited for its source before listening"
         );
         assert_eq!(status, 503, "{kind}: {body}");
         assert_eq!(body["ready"], false, "{kind}: {body}");
