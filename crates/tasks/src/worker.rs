@@ -1,7 +1,15 @@
 //! The worker loop: keeps up to `concurrency` publishes running, sleeps exactly until the next
 //! job is due (at most `poll_interval`), reconciles periodically, and on shutdown hands running
 //! jobs back. The main entry point is [`Worker::run`].
+//!
+//! Claims run one at a time in this loop, so during a burst the loop claims ahead: up to
+//! `concurrency` leases beyond its free slots wait in a short queue, and a slot that frees
+//! starts the next one without a claim round trip (a claim is a transaction and a commit;
+//! claiming only for the slots free at that moment took one claim per two builds, and slots
+//! sat idle behind it). A waiting lease older than a third of the lease length is handed back
+//! rather than started, so it can never expire unrenewed and be counted as a crashed attempt.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -72,6 +80,7 @@ impl Worker {
         let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
         let mut running: JoinSet<()> = JoinSet::new();
         let mut next_reconcile = Instant::now();
+        let mut ahead = Ahead::default();
         // Builds that end together are finished in one transaction.
         let finishing = Finishing::grouped(self.store.clone(), cfg.clone());
         tokio::pin!(shutdown);
@@ -88,6 +97,8 @@ impl Worker {
         );
         loop {
             if session.is_lost() {
+                // Leases claimed ahead under the old session are no longer this worker's.
+                ahead.clear();
                 // Builds under the old session stop (they watch it); new claims need a new one.
                 match open_session(&self.store, &cfg, &mut shutdown).await {
                     Some(s) => session = s,
@@ -116,10 +127,32 @@ impl Worker {
             while let Ok(p) = permits.clone().try_acquire_owned() {
                 slots.push(p);
             }
-            let idle = match steps::claim_batch(&self.store, &session, &cfg, slots.len()).await {
-                Ok(leases) if !leases.is_empty() => {
-                    for lease in leases {
-                        let permit = slots.pop().expect("no more leases than slots");
+            let now = self.store.clock().now_ms();
+            let stale = ahead.stale(now, cfg.rules.lease_ms / 3);
+            hand_back_all(&self.store, stale).await;
+            let claimed = if ahead.len() < slots.len() {
+                // Enough for every free slot, and one more round ahead.
+                let want = slots.len() - ahead.len() + cfg.concurrency.max(1);
+                steps::claim_batch(&self.store, &session, &cfg, want)
+                    .await
+                    .map(|leases| ahead.extend(leases))
+            } else {
+                Ok(())
+            };
+            // A failed claim does not hold back leases already in hand.
+            let claimed = match claimed {
+                Err(e) if !ahead.is_empty() => {
+                    tracing::warn!(error = %e, "cannot claim publish jobs; starting those in hand");
+                    Ok(())
+                }
+                other => other,
+            };
+            let idle = match claimed {
+                Ok(()) if !ahead.is_empty() => {
+                    while let Some(permit) = slots.pop() {
+                        let Some(lease) = ahead.pop() else {
+                            break;
+                        };
                         let store = self.store.clone();
                         let cfg = cfg.clone();
                         let publications = self.publications.clone();
@@ -155,10 +188,12 @@ impl Worker {
                     }
                     continue;
                 }
-                Ok(_) => match queue::next_due_in(&self.store, self.store.clock().now_ms()).await {
-                    Ok(Some(ms)) => Duration::from_millis(ms as u64).min(cfg.poll_interval),
-                    _ => cfg.poll_interval,
-                },
+                Ok(()) => {
+                    match queue::next_due_in(&self.store, self.store.clock().now_ms()).await {
+                        Ok(Some(ms)) => Duration::from_millis(ms as u64).min(cfg.poll_interval),
+                        _ => cfg.poll_interval,
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot claim publish jobs; retrying");
                     cfg.poll_interval.max(Duration::from_secs(1))
@@ -172,6 +207,8 @@ impl Worker {
             }
         }
         tracing::info!(running = running.len(), "worker stopping");
+        // Claimed ahead, never started: back to the queue at once, for another worker.
+        hand_back_all(&self.store, ahead.drain()).await;
         let grace = tokio::time::sleep(cfg.shutdown_grace);
         tokio::pin!(grace);
         loop {
@@ -205,6 +242,65 @@ async fn open_session(
         tokio::select! {
             _ = tokio::time::sleep(cfg.poll_interval.max(Duration::from_millis(500))) => {}
             _ = shutdown.as_mut() => return None,
+        }
+    }
+}
+
+/// Leases claimed ahead of free slots, oldest first.
+#[derive(Default)]
+struct Ahead(VecDeque<queue::Lease>);
+
+impl Ahead {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn extend(&mut self, leases: Vec<queue::Lease>) {
+        self.0.extend(leases);
+    }
+
+    fn pop(&mut self) -> Option<queue::Lease> {
+        self.0.pop_front()
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    fn drain(&mut self) -> Vec<queue::Lease> {
+        self.0.drain(..).collect()
+    }
+
+    /// Removes and returns the leases claimed more than `max_wait_ms` before `now`: nothing
+    /// renews a lease that waits here, so one that waited that long is handed back instead of
+    /// started.
+    fn stale(&mut self, now: i64, max_wait_ms: i64) -> Vec<queue::Lease> {
+        let mut stale = Vec::new();
+        self.0.retain(|l| {
+            let waited_too_long = now - l.claimed_at > max_wait_ms;
+            if waited_too_long {
+                stale.push(l.clone());
+            }
+            !waited_too_long
+        });
+        stale
+    }
+}
+
+/// Hands back leases that were claimed but never started (their jobs are pending again,
+/// without an attempt counted).
+async fn hand_back_all(store: &Store, leases: Vec<queue::Lease>) {
+    for lease in leases {
+        if let Err(e) = steps::hand_back(store, &lease).await {
+            tracing::warn!(
+                environment = lease.environment_id,
+                error = %e,
+                "cannot hand back a job claimed ahead; it is reclaimed when its lease ends"
+            );
         }
     }
 }
