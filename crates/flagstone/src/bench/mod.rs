@@ -97,20 +97,24 @@ pub struct IncidentArgs {
 struct Target {
     store: Store,
     child_url: String,
-    /// The schema this bench created (PostgreSQL).
-    schema: Option<String>,
+    /// The schema this bench created (PostgreSQL), and the URL of its database.
+    schema: Option<(String, String)>,
     /// The temporary directory holding this bench's SQLite file (removed when dropped).
     _dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for Target {
     fn drop(&mut self) {
-        if let Some(schema) = self.schema.take() {
+        if let Some((schema, url)) = self.schema.take() {
             // Drop is synchronous; the bench runs on the multi-threaded runtime (main.rs),
-            // where a blocking section may wait for the statement.
-            let store = self.store.clone();
+            // where a blocking section may wait for the statement. A connection of its own:
+            // benches close their store when they are done with it.
             let dropped = tokio::task::block_in_place(|| {
-                tokio::runtime::Handle::current().block_on(store.drop_schema(&schema))
+                tokio::runtime::Handle::current().block_on(async {
+                    let mut opts = ConnectOptions::new(url);
+                    opts.max_connections = 1;
+                    Store::connect(&opts).await?.drop_schema(&schema).await
+                })
             });
             if let Err(e) = dropped {
                 eprintln!("bench: could not drop schema {schema}: {e}");
@@ -130,7 +134,7 @@ async fn open_target(url: Option<&str>) -> anyhow::Result<Target> {
             Ok(Target {
                 store,
                 child_url: format!("{url}{sep}options=-c%20search_path%3D{schema}"),
-                schema: Some(schema),
+                schema: Some((schema, url.to_string())),
                 _dir: None,
             })
         }
