@@ -307,14 +307,21 @@ impl Pool {
         }
     }
 
-    /// PostgreSQL: drops `schema` and everything in it. SQLite has no schemas: nothing to do.
+    /// PostgreSQL: drops `schema` and everything in it, giving up (an error) if a table's lock
+    /// is not granted within 5 s rather than waiting behind a session that still uses it.
+    /// SQLite has no schemas: nothing to do.
     pub(crate) async fn drop_schema(&self, schema: &str) -> Result<(), StoreError> {
         validate_schema_name(schema)?;
         if let Pool::Postgres(pool) = self {
+            let mut tx = pool.begin().await?;
+            sqlx::query("SET LOCAL lock_timeout = '5s'")
+                .execute(&mut *tx)
+                .await?;
             // A name cannot be bound as a parameter; validated above to [A-Za-z0-9_].
             sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
+            tx.commit().await?;
         }
         Ok(())
     }

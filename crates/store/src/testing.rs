@@ -1,6 +1,8 @@
 //! Test harness: an isolated, migrated store per test. SQLite (a temp file) by default; when
 //! `FLAGSTONE_TEST_DATABASE_URL` is set to a PostgreSQL URL, a fresh schema in that database,
-//! so the same suite runs on both backends and tests run in parallel.
+//! so the same suite runs on both backends and tests run in parallel. Either is removed when
+//! the test's [`TestStore`] is dropped (a PostgreSQL database would otherwise gather a schema of
+//! some forty tables per test and run, and its catalog grow with every run).
 
 use crate::{ConnectOptions, Store};
 
@@ -12,6 +14,59 @@ pub struct TestStore {
     pub url: String,
     pub pg_schema: Option<String>,
     _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        let Some(schema) = self.pg_schema.take() else {
+            return;
+        };
+        let url = self.url.clone();
+        // Tests run on current-thread runtimes, where a destructor cannot wait for a future:
+        // a thread with a runtime of its own drops the schema, over a connection of its own.
+        // The test's own connections may still be inside a transaction whose rollback was
+        // left to the (now blocked) runtime, holding locks the drop would wait for: the schema
+        // is this test's alone, so the sessions holding locks in it are ended first.
+        let dropped = std::thread::spawn(move || -> Result<(), String> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(async {
+                let mut opts = ConnectOptions::new(url);
+                opts.max_connections = 1;
+                let store = Store::connect(&opts).await.map_err(|e| e.to_string())?;
+                end_sessions_in(&store, &schema)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                store.drop_schema(&schema).await.map_err(|e| e.to_string())
+            })
+        })
+        .join();
+        if let Ok(Err(e)) = dropped {
+            eprintln!("test store: schema left behind: {e}");
+        }
+    }
+}
+
+/// Ends the other PostgreSQL sessions holding a lock on a table of `schema`.
+async fn end_sessions_in(store: &Store, schema: &str) -> crate::Result<()> {
+    use crate::sql;
+    let mut tx = store.write().await?;
+    sql!(&mut tx, |c| {
+        sqlx::query(
+            "SELECT pg_terminate_backend(l.pid) FROM pg_locks l \
+             JOIN pg_class r ON r.oid = l.relation \
+             JOIN pg_namespace n ON n.oid = r.relnamespace \
+             WHERE n.nspname = $1 AND l.pid <> pg_backend_pid() \
+             GROUP BY l.pid",
+        )
+        .bind(schema)
+        .execute(c)
+        .await?
+        .rows_affected()
+    });
+    tx.commit().await
 }
 
 impl TestStore {
