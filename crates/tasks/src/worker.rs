@@ -80,7 +80,7 @@ impl Worker {
         let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
         let mut running: JoinSet<()> = JoinSet::new();
         let mut next_reconcile = Instant::now();
-        let mut ahead = Ahead::default();
+        let mut ahead: VecDeque<queue::Lease> = VecDeque::new();
         // Builds that end together are finished in one transaction.
         let finishing = Finishing::grouped(self.store.clone(), cfg.clone());
         tokio::pin!(shutdown);
@@ -128,7 +128,7 @@ impl Worker {
                 slots.push(p);
             }
             let now = self.store.clock().now_ms();
-            let stale = ahead.stale(now, cfg.rules.lease_ms / 3);
+            let stale = take_stale(&mut ahead, now, cfg.rules.lease_ms / 3);
             hand_back_all(&self.store, stale).await;
             let claimed = if ahead.len() < slots.len() {
                 // Enough for every free slot, and one more round ahead.
@@ -150,7 +150,7 @@ impl Worker {
             let idle = match claimed {
                 Ok(()) if !ahead.is_empty() => {
                     while let Some(permit) = slots.pop() {
-                        let Some(lease) = ahead.pop() else {
+                        let Some(lease) = ahead.pop_front() else {
                             break;
                         };
                         let store = self.store.clone();
@@ -208,7 +208,7 @@ impl Worker {
         }
         tracing::info!(running = running.len(), "worker stopping");
         // Claimed ahead, never started: back to the queue at once, for another worker.
-        hand_back_all(&self.store, ahead.drain()).await;
+        hand_back_all(&self.store, ahead.drain(..).collect()).await;
         let grace = tokio::time::sleep(cfg.shutdown_grace);
         tokio::pin!(grace);
         loop {
@@ -246,49 +246,19 @@ async fn open_session(
     }
 }
 
-/// Leases claimed ahead of free slots, oldest first.
-#[derive(Default)]
-struct Ahead(VecDeque<queue::Lease>);
-
-impl Ahead {
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    fn extend(&mut self, leases: Vec<queue::Lease>) {
-        self.0.extend(leases);
-    }
-
-    fn pop(&mut self) -> Option<queue::Lease> {
-        self.0.pop_front()
-    }
-
-    fn clear(&mut self) {
-        self.0.clear();
-    }
-
-    fn drain(&mut self) -> Vec<queue::Lease> {
-        self.0.drain(..).collect()
-    }
-
-    /// Removes and returns the leases claimed more than `max_wait_ms` before `now`: nothing
-    /// renews a lease that waits here, so one that waited that long is handed back instead of
-    /// started.
-    fn stale(&mut self, now: i64, max_wait_ms: i64) -> Vec<queue::Lease> {
-        let mut stale = Vec::new();
-        self.0.retain(|l| {
-            let waited_too_long = now - l.claimed_at > max_wait_ms;
-            if waited_too_long {
-                stale.push(l.clone());
-            }
-            !waited_too_long
-        });
-        stale
-    }
+/// Removes from `ahead` (leases claimed ahead of free slots, oldest first) and returns those
+/// claimed more than `max_wait_ms` before `now`: nothing renews a lease that waits there, so
+/// one that waited that long is handed back instead of started.
+fn take_stale(ahead: &mut VecDeque<queue::Lease>, now: i64, max_wait_ms: i64) -> Vec<queue::Lease> {
+    let mut stale = Vec::new();
+    ahead.retain(|l| {
+        let waited_too_long = now - l.claimed_at > max_wait_ms;
+        if waited_too_long {
+            stale.push(l.clone());
+        }
+        !waited_too_long
+    });
+    stale
 }
 
 /// Hands back leases that were claimed but never started (their jobs are pending again,
