@@ -18,6 +18,15 @@ pub struct WorkerOptions {
     /// Documents built at once by this process.
     #[arg(long, env = "FLAGSTONE_WORKER_CONCURRENCY", default_value_t = 2)]
     pub worker_concurrency: usize,
+    /// Most environments one build slot takes at a time during a burst: built from one
+    /// database snapshot and published in one transaction (1 = one at a time).
+    #[arg(
+        long,
+        env = "FLAGSTONE_WORKER_BATCH",
+        default_value_t = 16,
+        value_parser = clap::value_parser!(u16).range(1..=32)
+    )]
+    pub worker_batch: u16,
     /// How long a claimed job stays leased without a heartbeat, in milliseconds: the backstop
     /// for a worker that is alive but stalled. A worker that dies loses its jobs at once (its
     /// claim session ends with it).
@@ -49,6 +58,7 @@ impl WorkerOptions {
     pub fn config(&self) -> WorkerConfig {
         WorkerConfig {
             concurrency: self.worker_concurrency.max(1),
+            batch: usize::from(self.worker_batch),
             reconcile_interval: Duration::from_secs(self.worker_reconcile_secs.max(1)),
             rules: Rules {
                 lease_ms: self.worker_lease_ms.max(100),

@@ -435,3 +435,59 @@ async fn per_segment_reads_write_the_same_bytes_as_the_sorted_union() {
         .collect();
     assert_eq!(pcts, vec![100.0 / 3.0, 12.25, 1e-7]);
 }
+
+/// A run of builds from one snapshot (`document::Builder`, what a worker's batch uses) makes
+/// exactly the documents that building each alone makes — environments of one project sharing
+/// the project's features read once, and of another project — and sees the store as it was when
+/// the snapshot was taken.
+#[tokio::test]
+async fn builds_from_one_snapshot_equal_builds_alone() {
+    let t = test_store().await;
+    let a = fixture::create(&t.store, SMALL).await.unwrap();
+    let b = fixture::create(&t.store, SMALL).await.unwrap();
+    let mut ch = t
+        .store
+        .change(&flagstone_store::Actor::system("test"))
+        .await
+        .unwrap();
+    let new =
+        serde_json::from_value(serde_json::json!({"name": "second", "project": a.project_id}))
+            .unwrap();
+    let a2 = flagstone_store::environments::create(&mut ch, &new)
+        .await
+        .unwrap()
+        .id;
+    ch.commit().await.unwrap();
+    let opts = BuildOptions::default();
+    let order = [a.environment_id, b.environment_id, a2];
+    let mut alone = Vec::new();
+    for env in order {
+        alone.push(document::build(&t.store, env, &opts).await.unwrap());
+    }
+    let mut builder = document::Builder::open(&t.store).await.unwrap();
+    for (env, alone) in order.iter().zip(&alone) {
+        let built = builder.build(*env, &opts).await.unwrap();
+        assert_eq!(built.revision, alone.revision, "environment {env}");
+        assert_eq!(
+            built.json().unwrap(),
+            alone.json().unwrap(),
+            "environment {env}"
+        );
+        assert_eq!(built.etag, alone.etag);
+        assert_eq!(built.sdk_features, alone.sdk_features);
+    }
+    // The two environments of one project carry the same project features.
+    assert_eq!(alone[0].sdk_features, alone[2].sdk_features);
+    assert_ne!(alone[0].sdk_features, "{}");
+    // A change after the snapshot was taken is not in it; a new builder sees it.
+    fixture::change_feature(&t.store, &a, 0, "later")
+        .await
+        .unwrap();
+    let stale = builder.build(a.environment_id, &opts).await.unwrap();
+    assert_eq!(stale.json().unwrap(), alone[0].json().unwrap());
+    drop(builder);
+    let mut builder = document::Builder::open(&t.store).await.unwrap();
+    let fresh = builder.build(a.environment_id, &opts).await.unwrap();
+    assert!(fresh.revision > alone[0].revision);
+    assert_ne!(fresh.json().unwrap(), alone[0].json().unwrap());
+}

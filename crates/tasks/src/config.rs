@@ -29,6 +29,10 @@ impl JitterSource {
 pub struct WorkerConfig {
     /// Builds that run at once in this process.
     pub concurrency: usize,
+    /// Most environments one build slot takes at a time during a burst, built from one
+    /// snapshot and finished in one transaction ([`crate::batch`]); at most
+    /// [`crate::finishing::MAX_GROUP`].
+    pub batch: usize,
     /// Longest idle sleep between looks at the queue.
     pub poll_interval: Duration,
     /// How often the reconciler runs.
@@ -54,6 +58,7 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
             concurrency: 2,
+            batch: 16,
             poll_interval: Duration::from_millis(100),
             reconcile_interval: Duration::from_secs(30),
             build_timeout: Duration::from_secs(300),

@@ -6,7 +6,9 @@
 //! - [`policy`]: the queue's rules as pure functions (claim, retry, back off, park, follow up);
 //! - [`steps`]: one transaction per step of a job (claim, finish, fail, hand back), each asking
 //!   the policy and having the store write its decision;
-//! - [`publish`]: one publish — build under a heartbeat, then settle the result;
+//! - [`batch`]: a slot's run of publishes — builds of several claimed environments from one
+//!   snapshot, under one heartbeat, finished together;
+//! - [`publish`]: how one publish ends — settle a build's result as a [`PublishOutcome`];
 //! - [`finishing`]: group commit — builds that end together are finished in one transaction;
 //! - [`Worker`]: N concurrent publishes, the reconciler, graceful shutdown; every publish is
 //!   announced in-process through [`Publications`] (PostgreSQL listeners also get a `NOTIFY`);
@@ -17,6 +19,7 @@
 //! - [`retention`]: deleting flag-usage rows past their retention, in bounded batches;
 //! - [`breakpoints`] and `testing` (feature `testing`): stepping the pipeline in tests.
 
+pub mod batch;
 pub mod breakpoints;
 mod config;
 pub mod deliveries;

@@ -1,19 +1,18 @@
-//! One publish: build the claimed environment's document while a heartbeat keeps the lease,
-//! then settle it — [`settle`] turns the build's result into a finish or a classified failure
-//! (through [`crate::steps`], which asks the policy). The main function is [`publish_job`].
+//! How one publish ends: [`settle`] turns a build's result into a finish or a classified
+//! failure (through [`crate::steps`], which asks the policy), as a [`PublishOutcome`]. Builds
+//! run in batches ([`crate::batch`]); [`publish_job`] is a batch of one.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use flagstone_store::document::{self, BuildError, BuiltDocument};
+use flagstone_store::document::{BuildError, BuiltDocument};
 use flagstone_store::queue::{Decision, Lease, ParkReason};
 use flagstone_store::{Store, StoreError};
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
-use crate::breakpoints::Breakpoint;
+use crate::batch::{publish_batch, BatchContext};
 use crate::finishing::Finishing;
 use crate::policy::Failure;
-use crate::steps::{self, Settled};
+use crate::steps::{self, Finished, Settled};
 use crate::{Publications, WorkerConfig};
 
 /// How a publish ended: logged by the worker, counted in `flagstone_publish_builds_total`,
@@ -93,89 +92,53 @@ pub fn classify(e: &BuildError) -> Failure {
     }
 }
 
-/// Renews the lease every third of its length until dropped; signals `lost` if it cannot.
-fn spawn_heartbeat(
-    store: Store,
-    lease: Lease,
-    cfg: &WorkerConfig,
-    lost: Arc<Notify>,
-) -> tokio::task::JoinHandle<()> {
-    let cfg = cfg.clone();
-    let every = Duration::from_millis((cfg.rules.lease_ms / 3).max(10) as u64);
-    // The heartbeat logs inside the publish's span (environment, task), like the build.
-    let span = tracing::Span::current();
-    tokio::spawn(tracing::Instrument::instrument(
-        async move {
-            loop {
-                tokio::time::sleep(every).await;
-                match steps::heartbeat(&store, &lease, &cfg).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        lost.notify_one();
-                        return;
-                    }
-                    // Transient: try again next beat; the lease is still ours until it expires.
-                    Err(e) => {
-                        tracing::warn!(error = %e, "heartbeat failed")
-                    }
-                }
-            }
-        },
-        span,
-    ))
-}
-
-/// Builds and publishes the environment of `lease`. Never returns an error: every ending is a
-/// [`PublishOutcome`], and the queue row always ends up in a state another worker can act on.
-/// `session_lost` is the claim session's [`lost`](flagstone_store::queue::ClaimSession::lost):
-/// once it fires another worker may be reclaiming the job, so the build stops.
+/// Builds and publishes the environment of `lease`: a batch of one ([`publish_batch`]).
+/// Never returns an error: every ending is a [`PublishOutcome`], and the queue row always ends
+/// up in a state another worker can act on. `session_lost` is the claim session's
+/// [`lost`](flagstone_store::queue::ClaimSession::lost): once it fires another worker may be
+/// reclaiming the job, so the build stops.
 pub async fn publish_job(
     store: &Store,
     lease: &Lease,
     cfg: &WorkerConfig,
     publications: &Publications,
     finishing: &Finishing,
-    mut shutdown: watch::Receiver<bool>,
-    mut session_lost: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
+    session_lost: watch::Receiver<bool>,
 ) -> PublishOutcome {
-    let lost = Arc::new(Notify::new());
-    let heartbeat = spawn_heartbeat(store.clone(), lease.clone(), cfg, lost.clone());
-    let env = lease.environment_id;
-    let build = async {
-        if let Some(b) = &cfg.breakpoints {
-            b.reached(Breakpoint::Claimed, env).await;
-        }
-        let result =
-            match tokio::time::timeout(cfg.build_timeout, document::build(store, env, &cfg.build))
-                .await
-            {
-                Ok(Ok(doc)) => BuildResult::Built(doc),
-                Ok(Err(e)) => BuildResult::Failed(e),
-                Err(_) => BuildResult::TimedOut(cfg.build_timeout),
-            };
-        if let Some(b) = &cfg.breakpoints {
-            b.reached(Breakpoint::Built, env).await;
-        }
-        result
+    let ctx = BatchContext {
+        store,
+        cfg,
+        publications,
+        finishing,
     };
-    let result = tokio::select! {
-        r = build => Some(r),
-        _ = lost.notified() => None,
-        // A closed channel means the session was dropped: just as lost.
-        _ = async { let _ = session_lost.wait_for(|lost| *lost).await; } => None,
-        _ = async { let _ = shutdown.wait_for(|stop| *stop).await; } => {
-            heartbeat.abort();
-            return match steps::hand_back(store, lease).await {
-                Ok(Settled::Decided(_)) => PublishOutcome::Released,
-                Ok(Settled::LeaseLost) => PublishOutcome::LeaseLost,
-                Err(e) => PublishOutcome::Abandoned { error: e.to_string() },
-            };
+    let mut ended = publish_batch(&ctx, vec![lease.clone()], shutdown, session_lost).await;
+    ended.pop().expect("one outcome per lease").1
+}
+
+/// The outcome of finishing a built document (revision `revision` of `environment`, `bytes`
+/// uncompressed), announced in-process when it was published.
+pub(crate) fn published_outcome(
+    publications: &Publications,
+    environment: i64,
+    revision: i64,
+    bytes: i64,
+    finished: Result<Finished, StoreError>,
+) -> PublishOutcome {
+    match finished {
+        Ok(f) if f.published => {
+            crate::metrics::document_published(bytes);
+            publications.announce(environment, revision);
+            PublishOutcome::Published {
+                revision,
+                follow_up: matches!(f.settled, Settled::Decided(Decision::FollowUp { .. })),
+            }
         }
-    };
-    heartbeat.abort();
-    match result {
-        Some(result) => settle(store, lease, result, cfg, publications, finishing).await,
-        None => PublishOutcome::LeaseLost,
+        Ok(f) if f.settled == Settled::LeaseLost => PublishOutcome::LeaseLost,
+        Ok(_) => PublishOutcome::Superseded { revision },
+        Err(e) => PublishOutcome::Abandoned {
+            error: e.to_string(),
+        },
     }
 }
 
@@ -196,19 +159,8 @@ pub async fn settle(
     let (failure, error) = match result {
         BuildResult::Built(doc) => {
             let (environment, revision, bytes) = (doc.environment_id, doc.revision, doc.bytes);
-            return match finishing.finish(store, lease, doc, cfg).await {
-                Ok(f) if f.published => {
-                    crate::metrics::document_published(bytes);
-                    publications.announce(environment, revision);
-                    PublishOutcome::Published {
-                        revision,
-                        follow_up: matches!(f.settled, Settled::Decided(Decision::FollowUp { .. })),
-                    }
-                }
-                Ok(f) if f.settled == Settled::LeaseLost => PublishOutcome::LeaseLost,
-                Ok(_) => PublishOutcome::Superseded { revision },
-                Err(e) => abandoned(e),
-            };
+            let finished = finishing.finish(store, lease, doc, cfg).await;
+            return published_outcome(publications, environment, revision, bytes, finished);
         }
         BuildResult::Failed(BuildError::EnvironmentNotFound) => {
             return match steps::forget(store, lease.environment_id).await {

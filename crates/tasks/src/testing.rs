@@ -253,6 +253,39 @@ impl Pipeline {
         }
     }
 
+    /// Runs the production batch ([`crate::batch::publish_batch`]) over `leases`, claimed by
+    /// `worker`, stopping at `breakpoints` if given; the pipeline's injected faults do not apply.
+    /// `shutdown` is the worker's shutdown signal. Returns each environment's outcome, in the
+    /// order settled.
+    pub async fn publish_batch(
+        &self,
+        worker: &str,
+        leases: Vec<Lease>,
+        breakpoints: Option<crate::Breakpoints>,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Vec<(i64, PublishOutcome)> {
+        let session_lost = match self.sessions.lock().await.get(worker) {
+            Some(s) => s.lost(),
+            // Killed: the session is gone, as a dead process's is.
+            None => tokio::sync::watch::channel(true).1,
+        };
+        let cfg = WorkerConfig {
+            breakpoints,
+            ..self.cfg.clone()
+        };
+        let ctx = crate::batch::BatchContext {
+            store: &self.store,
+            cfg: &cfg,
+            publications: &self.publications,
+            finishing: &Finishing::alone(),
+        };
+        crate::batch::publish_batch(&ctx, leases, shutdown, session_lost)
+            .await
+            .into_iter()
+            .map(|(lease, outcome, _)| (lease.environment_id, outcome))
+            .collect()
+    }
+
     /// Runs publishes for `worker` until nothing is due (at most `max` of them).
     pub async fn drain(&self, worker: &str, max: usize) -> Vec<Ran> {
         let mut ran = Vec::new();

@@ -1,13 +1,14 @@
-//! The worker loop: keeps up to `concurrency` publishes running, sleeps exactly until the next
-//! job is due (at most `poll_interval`), reconciles periodically, and on shutdown hands running
-//! jobs back. The main entry point is [`Worker::run`].
+//! The worker loop: keeps up to `concurrency` build slots busy, each with a batch of up to
+//! `batch` claimed environments ([`crate::batch`]), sleeps exactly until the next job is due (at
+//! most `poll_interval`), reconciles periodically, and on shutdown hands running jobs back. The
+//! main entry point is [`Worker::run`].
 //!
-//! Claims run one at a time in this loop, so during a burst the loop claims ahead: up to
-//! `concurrency` leases beyond its free slots wait in a short queue, and a slot that frees
-//! starts the next one without a claim round trip (a claim is a transaction and a commit;
-//! claiming only for the slots free at that moment took one claim per two builds, and slots
-//! sat idle behind it). A waiting lease older than a third of the lease length is handed back
-//! rather than started, so it can never expire unrenewed and be counted as a crashed attempt.
+//! Claims run one at a time in this loop, so during a burst the loop claims ahead: up to one
+//! batch of leases beyond what its free slots take waits in a short queue, and a slot that
+//! frees starts its next batch without a claim round trip (a claim is a transaction and a
+//! commit; claiming only for the slots free at that moment left slots idle behind it). A
+//! waiting lease older than a third of the lease length is handed back rather than started, so
+//! it can never expire unrenewed and be counted as a crashed attempt.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -18,10 +19,10 @@ use flagstone_store::queue;
 use flagstone_store::Store;
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
-use tracing::Instrument;
 
+use crate::batch::{publish_batch, BatchContext};
 use crate::finishing::Finishing;
-use crate::publish::{publish_job, PublishOutcome};
+use crate::publish::PublishOutcome;
 use crate::{steps, Publications, WorkerConfig};
 
 pub struct Worker {
@@ -130,9 +131,10 @@ impl Worker {
             let now = self.store.clock().now_ms();
             let stale = take_stale(&mut ahead, now, cfg.rules.lease_ms / 3);
             hand_back_all(&self.store, stale).await;
-            let claimed = if ahead.len() < slots.len() {
-                // Enough for every free slot, and one more round ahead.
-                let want = slots.len() - ahead.len() + cfg.concurrency.max(1);
+            let batch = cfg.batch.clamp(1, crate::finishing::MAX_GROUP);
+            let claimed = if ahead.len() < slots.len() * batch {
+                // Full batches for every free slot, and one more batch ahead.
+                let want = slots.len() * batch - ahead.len() + batch;
                 steps::claim_batch(&self.store, &session, &cfg, want)
                     .await
                     .map(|leases| ahead.extend(leases))
@@ -149,42 +151,31 @@ impl Worker {
             };
             let idle = match claimed {
                 Ok(()) if !ahead.is_empty() => {
-                    while let Some(permit) = slots.pop() {
-                        let Some(lease) = ahead.pop_front() else {
-                            break;
-                        };
+                    for size in batch_sizes(ahead.len(), slots.len(), batch) {
+                        let permit = slots.pop().expect("a slot per batch");
+                        let leases: Vec<queue::Lease> = ahead.drain(..size).collect();
                         let store = self.store.clone();
                         let cfg = cfg.clone();
                         let publications = self.publications.clone();
                         let finishing = finishing.clone();
                         let stop = stop_rx.clone();
                         let session_lost = session.lost();
-                        // The job's id is its environment's id: one job per environment.
-                        let span = tracing::info_span!(
-                            "publish",
-                            environment = lease.environment_id,
-                            task = lease.environment_id,
-                            attempt = lease.attempts + 1,
-                        );
-                        running.spawn(
-                            async move {
-                                let started = Instant::now();
-                                let outcome = publish_job(
-                                    &store,
-                                    &lease,
-                                    &cfg,
-                                    &publications,
-                                    &finishing,
-                                    stop,
-                                    session_lost,
-                                )
-                                .await;
-                                crate::metrics::publish_ended(&outcome, started.elapsed());
-                                log_outcome(&outcome, started.elapsed());
-                                drop(permit);
+                        running.spawn(async move {
+                            let ctx = BatchContext {
+                                store: &store,
+                                cfg: &cfg,
+                                publications: &publications,
+                                finishing: &finishing,
+                            };
+                            for (lease, outcome, took) in
+                                publish_batch(&ctx, leases, stop, session_lost).await
+                            {
+                                crate::metrics::publish_ended(&outcome, took);
+                                crate::batch::publish_span(&lease)
+                                    .in_scope(|| log_outcome(&outcome, took));
                             }
-                            .instrument(span),
-                        );
+                            drop(permit);
+                        });
                     }
                     continue;
                 }
@@ -225,6 +216,21 @@ impl Worker {
         drop(session);
         tracing::info!("worker stopped");
     }
+}
+
+/// How `available` leases in hand are shared among `free` slots, at most `max` each: evenly,
+/// so a burst keeps every slot busy and a trickle still starts each lease at once. One size per
+/// batch to start; leases beyond the sizes stay in hand.
+pub fn batch_sizes(available: usize, free: usize, max: usize) -> Vec<usize> {
+    let max = max.max(1);
+    let batches = available.min(free);
+    if batches == 0 {
+        return Vec::new();
+    }
+    let total = available.min(batches * max);
+    (0..batches)
+        .map(|i| total / batches + usize::from(i < total % batches))
+        .collect()
 }
 
 /// Opens a claim session, retrying while the database is unreachable; `None` if `shutdown`
@@ -272,5 +278,26 @@ async fn hand_back_all(store: &Store, leases: Vec<queue::Lease>) {
                 "cannot hand back a job claimed ahead; it is reclaimed when its lease ends"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batch_sizes;
+
+    #[test]
+    fn leases_in_hand_are_shared_evenly_among_free_slots() {
+        // A burst: full batches for every free slot, the rest stays in hand.
+        assert_eq!(batch_sizes(48, 2, 16), vec![16, 16]);
+        // Fewer than full batches: spread, so both slots work.
+        assert_eq!(batch_sizes(5, 2, 16), vec![3, 2]);
+        assert_eq!(batch_sizes(17, 2, 16), vec![9, 8]);
+        // A trickle: one lease starts at once in one slot; the other stays free.
+        assert_eq!(batch_sizes(1, 2, 16), vec![1]);
+        assert_eq!(batch_sizes(0, 2, 16), Vec::<usize>::new());
+        assert_eq!(batch_sizes(3, 0, 16), Vec::<usize>::new());
+        // Batches of one: one lease per slot, as without batching.
+        assert_eq!(batch_sizes(10, 4, 1), vec![1, 1, 1, 1]);
+        assert_eq!(batch_sizes(10, 4, 0), vec![1, 1, 1, 1]);
     }
 }

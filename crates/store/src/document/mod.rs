@@ -8,6 +8,7 @@
 //! with cursors in document order and written straight into the output; the only buffer is the
 //! gzip-compressed body, and the build stops the moment the JSON passes the budget.
 
+mod builder;
 pub mod fixture;
 pub mod identity_overrides;
 mod rows;
@@ -25,6 +26,8 @@ use rows::{Header, Row, SegmentRow};
 use sink::BudgetedSink;
 use writer::DocumentWriter;
 
+pub use builder::Builder;
+use builder::ProjectCache;
 pub use sdk_features::{SdkFeature, SdkFeatures};
 pub use stored::{
     load, load_many, load_page, published_revisions, store_if_newer, store_many_if_newer,
@@ -113,17 +116,18 @@ impl BuiltDocument {
     }
 }
 
-/// Builds the document of `environment_id` from a consistent snapshot of the store.
+/// Builds the document of `environment_id` from a consistent snapshot of the store. A worker
+/// building several environments shares one snapshot between them ([`Builder`]).
 pub async fn build(
     store: &Store,
     environment_id: i64,
     opts: &BuildOptions,
 ) -> Result<BuiltDocument, BuildError> {
-    let mut tx = snapshot(store).await?;
-    let doc = build_in(&mut tx, environment_id, opts).await;
-    // Read-only: nothing to commit; dropping rolls back and releases the snapshot.
-    drop(tx);
-    doc
+    // Read-only: nothing to commit; dropping the builder rolls back and releases the snapshot.
+    Builder::open(store)
+        .await?
+        .build(environment_id, opts)
+        .await
 }
 
 /// A read transaction in which every query of a build sees the same committed state as the
@@ -138,7 +142,15 @@ pub async fn build_in(
     environment_id: i64,
     opts: &BuildOptions,
 ) -> Result<BuiltDocument, BuildError> {
-    build_with(tx, environment_id, opts, SegmentsShape::PerSegment).await
+    let mut projects = ProjectCache::default();
+    build_with(
+        tx,
+        &mut projects,
+        environment_id,
+        opts,
+        SegmentsShape::PerSegment,
+    )
+    .await
 }
 
 /// How the segments part of the document is read.
@@ -161,11 +173,20 @@ pub async fn build_with_union_query(
     opts: &BuildOptions,
 ) -> Result<BuiltDocument, BuildError> {
     let mut tx = snapshot(store).await?;
-    build_with(&mut tx, environment_id, opts, SegmentsShape::Union).await
+    let mut projects = ProjectCache::default();
+    build_with(
+        &mut tx,
+        &mut projects,
+        environment_id,
+        opts,
+        SegmentsShape::Union,
+    )
+    .await
 }
 
 async fn build_with(
     tx: &mut Tx,
+    projects: &mut ProjectCache,
     environment_id: i64,
     opts: &BuildOptions,
     shape: SegmentsShape,
@@ -186,7 +207,7 @@ async fn build_with(
 
     // The project's features in one pass: the SDK fields published beside the document and
     // the server-key-only ids written into it.
-    let features = sdk_features::read(tx, header.project_id).await?;
+    let features = projects.features(tx, header.project_id).await?;
     w.header(&header)?;
     for &id in &features.server_key_only {
         w.server_key_only_feature(id)?;
@@ -242,6 +263,6 @@ async fn build_with(
         bytes: out.bytes as i64,
         build_ms: started.elapsed().as_millis() as i64,
         updated_at: header.updated_at,
-        sdk_features: features.sdk,
+        sdk_features: features.sdk.clone(),
     })
 }
