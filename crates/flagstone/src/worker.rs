@@ -19,7 +19,7 @@ pub struct WorkerOptions {
     #[arg(long, env = "FLAGSTONE_WORKER_CONCURRENCY", default_value_t = 2)]
     pub worker_concurrency: usize,
     /// Most environments one build slot takes at a time during a burst: built from one
-    /// database snapshot and published in one transaction (1 = one at a time).
+    /// database snapshot and published in one transaction (1 to 32; 1 = one at a time).
     #[arg(
         long,
         env = "FLAGSTONE_WORKER_BATCH",
