@@ -11,7 +11,8 @@
 //! transaction.
 //!
 //! Each environment is still decided alone: a lost lease, a failed or timed-out build, a deleted
-//! environment or a superseded document affects only its own lease. Memory stays bounded: built
+//! environment or a superseded document affects only its own lease. The exception is a database
+//! that cannot be reached: the rest of the batch goes back to the queue unbuilt. Memory stays bounded: built
 //! documents are finished as soon as they hold [`HELD_BYTES`], and a snapshot is replaced once
 //! it is [`SNAPSHOT_AGE`] old (an old snapshot holds back PostgreSQL's cleanup).
 
@@ -27,7 +28,8 @@ use tracing::Instrument;
 
 use crate::breakpoints::Breakpoint;
 use crate::finishing::Finishing;
-use crate::publish::{published_outcome, settle, BuildResult, PublishOutcome};
+use crate::policy::Failure;
+use crate::publish::{classify, published_outcome, settle, BuildResult, PublishOutcome};
 use crate::steps::{self, Settled};
 use crate::{Publications, WorkerConfig};
 
@@ -206,7 +208,9 @@ pub async fn publish_batch(
                 if !matches!(result, BuildResult::Failed(BuildError::EnvironmentNotFound)) {
                     builder = None;
                 }
-                settle(
+                let unreachable = matches!(&result,
+                    BuildResult::Failed(e) if classify(e) == Failure::StoreUnavailable);
+                let outcome = settle(
                     ctx.store,
                     &lease,
                     result,
@@ -214,7 +218,15 @@ pub async fn publish_batch(
                     ctx.publications,
                     ctx.finishing,
                 )
-                .await
+                .await;
+                if unreachable {
+                    // The rest would wait for the database one by one: back to the queue.
+                    renewals.settled(&[env]);
+                    out.push((lease, outcome, started.elapsed()));
+                    hand_back_rest(ctx, leases.by_ref(), &mut out, started).await;
+                    break;
+                }
+                outcome
             }
             Ended::LeaseLost => PublishOutcome::LeaseLost,
             Ended::SessionLost => {
@@ -225,16 +237,13 @@ pub async fn publish_batch(
             }
             Ended::Shutdown => {
                 // Not built: back to the queue at once. What was built is still finished.
-                for lease in std::iter::once(lease).chain(leases.by_ref()) {
-                    let outcome = match steps::hand_back(ctx.store, &lease).await {
-                        Ok(Settled::Decided(_)) => PublishOutcome::Released,
-                        Ok(Settled::LeaseLost) => PublishOutcome::LeaseLost,
-                        Err(e) => PublishOutcome::Abandoned {
-                            error: e.to_string(),
-                        },
-                    };
-                    out.push((lease, outcome, started.elapsed()));
-                }
+                hand_back_rest(
+                    ctx,
+                    std::iter::once(lease).chain(leases.by_ref()),
+                    &mut out,
+                    started,
+                )
+                .await;
                 break;
             }
         };
@@ -304,6 +313,35 @@ async fn build_one(
         // A closed channel means the session was dropped: just as lost.
         _ = async { let _ = session_lost.wait_for(|lost| *lost).await; } => Ended::SessionLost,
         _ = async { let _ = shutdown.wait_for(|stop| *stop).await; } => Ended::Shutdown,
+    }
+}
+
+/// Hands the jobs of `leases` back to the queue unbuilt, without an attempt counted. After the
+/// first hand-back that cannot reach the database, the rest are left to lapse (their claim
+/// session or lease ends and they are reclaimed) rather than each waiting for it in turn.
+async fn hand_back_rest(
+    ctx: &BatchContext<'_>,
+    leases: impl Iterator<Item = Lease>,
+    out: &mut Vec<(Lease, PublishOutcome, Duration)>,
+    started: Instant,
+) {
+    let mut unreachable: Option<String> = None;
+    for lease in leases {
+        let outcome = match &unreachable {
+            Some(error) => PublishOutcome::Abandoned {
+                error: error.clone(),
+            },
+            None => match steps::hand_back(ctx.store, &lease).await {
+                Ok(Settled::Decided(_)) => PublishOutcome::Released,
+                Ok(Settled::LeaseLost) => PublishOutcome::LeaseLost,
+                Err(e) => {
+                    let error = e.to_string();
+                    unreachable = Some(error.clone());
+                    PublishOutcome::Abandoned { error }
+                }
+            },
+        };
+        out.push((lease, outcome, started.elapsed()));
     }
 }
 
