@@ -12,7 +12,8 @@
 //!   channel when the worker runs in the same process) loads that environment at once; a
 //!   periodic check of `(environment, revision)` pairs catches anything missed, so a lost
 //!   notification delays a change by one interval, never forever.
-//! - After each swap the document is written to the cache directory (atomically).
+//! - After each swap the document is written to the cache directory (atomically, on the cache
+//!   writer's thread: [`crate::cache_writer`]).
 //! - A deleted environment is dropped at once: in this process before the deleting change's
 //!   commit returns (`Store::on_environment_deleted`), in others on its `deleted` notification;
 //!   the periodic check drops any whose notification was lost.
@@ -31,6 +32,7 @@ use flagstone_store::queue::Notice;
 use flagstone_store::{now_ms, Store};
 use tokio::sync::{broadcast, mpsc};
 
+use crate::cache_writer::{CacheWriter, CachedMeta};
 use crate::published::Published;
 use crate::registry::Registry;
 
@@ -140,6 +142,7 @@ pub struct Follower {
     store: Store,
     registry: Arc<Registry>,
     config: FollowerConfig,
+    cache: Option<CacheWriter>,
     pub health: Arc<EdgeHealth>,
 }
 
@@ -157,6 +160,7 @@ impl Follower {
         let f = Arc::new(Follower {
             store,
             registry,
+            cache: config.cache_dir.clone().map(CacheWriter::start),
             config,
             health: Arc::default(),
         });
@@ -377,15 +381,14 @@ impl Follower {
                 revision = stored.revision,
                 "serving a new revision"
             );
-            self.write_cached(&stored, &body);
+            self.write_cached(&stored, body);
         }
         Ok(())
     }
 
-    fn write_cached(&self, stored: &StoredDocument, body: &[u8]) {
-        if let Some(dir) = &self.config.cache_dir {
-            write_cached(
-                dir,
+    fn write_cached(&self, stored: &StoredDocument, body: Bytes) {
+        if let Some(cache) = &self.cache {
+            cache.write(
                 &CachedMeta {
                     environment_id: stored.environment_id,
                     revision: stored.revision,
@@ -427,8 +430,16 @@ impl Follower {
     }
 
     fn remove_cached(&self, env: i64) {
-        if let Some(dir) = &self.config.cache_dir {
-            remove_cached(dir, env);
+        if let Some(cache) = &self.cache {
+            cache.remove(env);
+        }
+    }
+
+    /// Resolves once every document installed so far is in the cache directory (its writes
+    /// run on a thread of their own).
+    pub async fn cache_written(&self) {
+        if let Some(cache) = &self.cache {
+            cache.written().await;
         }
     }
 
@@ -439,51 +450,6 @@ impl Follower {
             None => 0,
         }
     }
-}
-
-fn cache_paths(dir: &Path, env: i64) -> (PathBuf, PathBuf) {
-    (
-        dir.join(format!("env-{env}.json.gz")),
-        dir.join(format!("env-{env}.meta.json")),
-    )
-}
-
-/// What is kept beside a cached document.
-pub struct CachedMeta<'a> {
-    pub environment_id: i64,
-    pub revision: i64,
-    pub etag: &'a str,
-    pub shares_second: bool,
-    /// The SDK fields of its features, as published beside it.
-    pub sdk_features: Option<&'a str>,
-}
-
-/// Writes a last good document (atomically: a crash leaves the previous one).
-pub fn write_cached(dir: &Path, meta: &CachedMeta<'_>, body: &[u8]) {
-    let (body_path, meta_path) = cache_paths(dir, meta.environment_id);
-    let meta_json = serde_json::json!({
-        "environment_id": meta.environment_id,
-        "revision": meta.revision,
-        "etag": meta.etag,
-        "shares_second": meta.shares_second,
-        "sdk_features": meta.sdk_features,
-    });
-    let result = std::fs::create_dir_all(dir)
-        .and_then(|_| write_atomic(&body_path, body))
-        .and_then(|_| write_atomic(&meta_path, meta_json.to_string().as_bytes()));
-    if let Err(e) = result {
-        tracing::warn!(dir = %dir.display(), error = %e, "cannot write the last-good document cache");
-    }
-}
-
-/// Forgets the last good copy of an environment that no longer exists.
-pub fn remove_cached(dir: &Path, env: i64) {
-    let (body, meta) = cache_paths(dir, env);
-    let _ = std::fs::remove_file(&meta);
-    let _ = std::fs::remove_file(&body);
-    // The previous copies `write_atomic` keeps.
-    let _ = std::fs::remove_file(meta.with_extension("tmp"));
-    let _ = std::fs::remove_file(body.with_extension("tmp"));
 }
 
 /// Installs every document of the cache directory into `registry` (read and checked, compiled
@@ -632,49 +598,6 @@ pub fn release_free_memory() {
     }
 }
 
-/// Replaces `path` with `bytes` in one step: written beside it as `<name>.tmp`, then swapped
-/// in. Where the two names can be exchanged (Linux `renameat2(RENAME_EXCHANGE)`), the previous
-/// copy stays as the `.tmp` file and is overwritten by the next write, so a rewrite allocates
-/// no inode and deletes none: on ext4, a burst that created and deleted a file per publish
-/// spent most of the edge's CPU in inode allocation skipping recently deleted inodes.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
-    if exchange(&tmp, path).is_ok() {
-        return Ok(());
-    }
-    // The first write (nothing to exchange with), or a platform or filesystem without it.
-    std::fs::rename(tmp, path)
-}
-
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let a = std::ffi::CString::new(a.as_os_str().as_bytes())?;
-    let b = std::ffi::CString::new(b.as_os_str().as_bytes())?;
-    // SAFETY: both paths are valid NUL-terminated strings that outlive the call; AT_FDCWD makes
-    // relative paths resolve as `std::fs` does. The call touches no memory of ours.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            a.as_ptr(),
-            libc::AT_FDCWD,
-            b.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn exchange(_: &Path, _: &Path) -> std::io::Result<()> {
-    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
-}
-
 /// Forwards PostgreSQL publish notifications; reconnects after a lost connection.
 async fn listen_postgres(store: Store, out: mpsc::Sender<Notice>) {
     loop {
@@ -700,40 +623,5 @@ async fn listen_postgres(store: Store, out: mpsc::Sender<Notice>) {
             Err(e) => tracing::warn!(error = %e, "cannot listen for publish notifications"),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rewrites_swap_in_place_and_removal_leaves_nothing() {
-        let dir = std::env::temp_dir().join(format!("flagstone-cache-test-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("env-1.meta.json");
-        for n in 0..3 {
-            write_atomic(&path, format!("copy {n}").as_bytes()).unwrap();
-            assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("copy {n}"));
-        }
-        // On Linux the previous copy stays beside it, to be overwritten next time.
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        {
-            use std::os::unix::fs::MetadataExt;
-            let tmp = path.with_extension("tmp");
-            assert_eq!(std::fs::read_to_string(&tmp).unwrap(), "copy 1");
-            let inodes = |p: &Path| std::fs::metadata(p).unwrap().ino();
-            let before = [inodes(&path), inodes(&tmp)];
-            write_atomic(&path, b"copy 3").unwrap();
-            // The same two files, swapped: no file created, none deleted.
-            assert_eq!([inodes(&tmp), inodes(&path)], before);
-            assert_eq!(std::fs::read_to_string(&path).unwrap(), "copy 3");
-        }
-        std::fs::write(dir.join("env-1.json.gz"), b"x").unwrap();
-        std::fs::write(dir.join("env-1.json.tmp"), b"x").unwrap();
-        remove_cached(&dir, 1);
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

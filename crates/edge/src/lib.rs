@@ -4,7 +4,8 @@
 //!
 //! - [`registry`]: the environments served: every published revision held compressed
 //!   ([`published`]), compiled snapshots kept within a memory budget ([`resident`]).
-//! - [`follow`]: loading and following published documents, with a local last-good cache.
+//! - [`follow`]: loading and following published documents, with a local last-good cache
+//!   ([`cache_writer`]).
 //! - [`routes`]: `/api/v1/flags/`, `/identities/`, `/environment-document/`, `/analytics/flags/`,
 //!   `/sse/environments/{key}/stream`, and OpenFeature's OFREP (`/ofrep/v1/evaluate/flags[/{key}]`);
 //!   plus the edge-follower API (`/api/v1/edge/…`) that lets other edges follow this one.
@@ -13,6 +14,7 @@
 //!   its upstream).
 
 pub mod auth;
+pub mod cache_writer;
 pub mod cors;
 pub mod error;
 pub mod follow;

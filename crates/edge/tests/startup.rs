@@ -16,7 +16,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
 use bytes::Bytes;
-use flagstone_edge::follow::{write_cached, CachedMeta};
+use flagstone_edge::cache_writer::{write_cached, CachedMeta};
 use flagstone_edge::published::Published;
 use flagstone_edge::registry::BLOCKING_BUILD_FROM_BYTES;
 use flagstone_edge::{EdgeConfig, EdgeState, Follower, FollowerConfig, PublishFeed, Registry};

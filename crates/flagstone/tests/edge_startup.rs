@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use flagstone_edge::follow::{write_cached, CachedMeta};
+use flagstone_edge::cache_writer::{write_cached, CachedMeta};
 use flagstone_store::document::fixture::{self, Shape};
 use flagstone_store::testing::test_store;
 use serde_json::Value;

@@ -18,9 +18,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream;
-use flagstone_edge::follow::{
-    load_cache_dir, release_free_memory, remove_cached, write_cached, CachedMeta, EdgeHealth,
-};
+use flagstone_edge::cache_writer::{CacheWriter, CachedMeta};
+use flagstone_edge::follow::{load_cache_dir, release_free_memory, EdgeHealth};
 use flagstone_edge::snapshot::EnvSnapshot;
 use flagstone_edge::Registry;
 use futures_util::StreamExt;
@@ -70,6 +69,7 @@ pub struct NatsFollower {
     client: async_nats::Client,
     registry: Arc<Registry>,
     config: NatsFollowerConfig,
+    cache: Option<CacheWriter>,
     pub health: Arc<EdgeHealth>,
     status: Mutex<NatsStatus>,
 }
@@ -86,6 +86,7 @@ impl NatsFollower {
         let f = Arc::new(NatsFollower {
             client,
             registry,
+            cache: config.cache_dir.clone().map(CacheWriter::start),
             config,
             health: Arc::default(),
             status: Mutex::default(),
@@ -268,7 +269,7 @@ impl NatsFollower {
                 revision = v.revision,
                 "serving a new revision from NATS"
             );
-            if let Some(dir) = &self.config.cache_dir {
+            if let Some(cache) = &self.cache {
                 let meta = CachedMeta {
                     environment_id: env,
                     revision: v.revision,
@@ -276,7 +277,7 @@ impl NatsFollower {
                     shares_second: v.shares_second,
                     sdk_features: v.sdk_features.as_deref(),
                 };
-                write_cached(dir, &meta, &v.document_gz);
+                cache.write(&meta, v.document_gz.clone());
             }
         }
         drop(v);
@@ -287,8 +288,8 @@ impl NatsFollower {
     /// Forgets the last good copy first: once the registry announces the removal, a restart
     /// cannot serve the environment again.
     fn forget(&self, env: i64) {
-        if let Some(dir) = &self.config.cache_dir {
-            remove_cached(dir, env);
+        if let Some(cache) = &self.cache {
+            cache.remove(env);
         }
         self.registry.remove(env);
     }

@@ -25,9 +25,8 @@ use super::protocol::{
     take_events, Heartbeat, Removed, Revision, Snapshot, EVENT_HEARTBEAT, EVENT_REMOVED,
     EVENT_REVISION, EVENT_SNAPSHOT,
 };
-use crate::follow::{
-    load_cache_dir, release_free_memory, remove_cached, write_cached, CachedMeta, EdgeHealth,
-};
+use crate::cache_writer::{CacheWriter, CachedMeta};
+use crate::follow::{load_cache_dir, release_free_memory, EdgeHealth};
 use crate::published::Published;
 use crate::registry::{InitialLoadGuard, Registry};
 
@@ -64,6 +63,7 @@ pub struct UpstreamFollower {
     client: Arc<Client>,
     registry: Arc<Registry>,
     config: UpstreamConfig,
+    cache: Option<CacheWriter>,
     pub health: Arc<EdgeHealth>,
     /// The newest revision the upstream announced per environment (for the lag).
     announced: Mutex<HashMap<i64, i64>>,
@@ -90,6 +90,7 @@ impl UpstreamFollower {
         let f = Arc::new(UpstreamFollower {
             client,
             registry,
+            cache: config.cache_dir.clone().map(CacheWriter::start),
             config,
             health: Arc::default(),
             announced: Mutex::default(),
@@ -280,7 +281,7 @@ impl UpstreamFollower {
                     .install_published(published)
                     .map_err(|e| UpstreamError::Body(e.to_string()))?;
                 if installed {
-                    if let Some(dir) = &self.config.cache_dir {
+                    if let Some(cache) = &self.cache {
                         let meta = CachedMeta {
                             environment_id: doc.environment_id,
                             revision: doc.revision,
@@ -288,7 +289,7 @@ impl UpstreamFollower {
                             shares_second: doc.shares_second,
                             sdk_features: doc.sdk_features.as_deref(),
                         };
-                        write_cached(dir, &meta, &doc.body);
+                        cache.write(&meta, doc.body.clone());
                     }
                 }
                 Ok(())
@@ -298,8 +299,8 @@ impl UpstreamFollower {
 
     fn forget(&self, env: i64) {
         self.registry.remove(env);
-        if let Some(dir) = &self.config.cache_dir {
-            remove_cached(dir, env);
+        if let Some(cache) = &self.cache {
+            cache.remove(env);
         }
     }
 

@@ -208,6 +208,8 @@ impl EdgeApp {
             tx.commit().await.unwrap();
         }
         self.follower.sync_all().await.unwrap();
+        // Its last good copies too, as a stopped edge leaves them.
+        self.follower.cache_written().await;
     }
 
     /// The id of the environment whose client key is `key`.
