@@ -6,31 +6,18 @@
 
 use std::collections::BTreeMap;
 
-use flagstone_store::document::fixture::{self, Fixture, Shape};
+use flagstone_store::document::fixture::{self, Fixture};
 use flagstone_store::document::{self, BuildOptions};
 use flagstone_store::queue::{self, JobState, ParkReason};
 use flagstone_store::testing::{test_store, TestStore};
 use flagstone_store::{environments, sql, Actor};
 use flagstone_tasks::testing::Pipeline;
-use flagstone_tasks::{Breakpoint, Breakpoints, PublishOutcome, Rules};
+use flagstone_tasks::{Breakpoint, Breakpoints, PublishOutcome};
 use tokio::sync::watch;
 
-const SMALL: Shape = Shape {
-    features: 3,
-    mv_features: 1,
-    segments: 2,
-    overrides: 2,
-};
+mod common;
 
-fn rules() -> Rules {
-    Rules {
-        lease_ms: 1_000,
-        max_attempts: 3,
-        backoff_base_ms: 100,
-        backoff_cap_ms: 400,
-        session_lapse_window_ms: 1_000,
-    }
-}
+use common::{rules, SMALL};
 
 /// `n` environments, each in a project of its own, requested in this order and due.
 async fn setup(n: usize) -> (TestStore, Pipeline, Vec<Fixture>) {

@@ -3,33 +3,19 @@
 //! a manual clock instead of sleeping, and snapshots the queue and the publish log at each step
 //! (`tests/snapshots/`). A change of behaviour shows up as a readable diff.
 
-use flagstone_store::document::fixture::{self, Fixture, Shape};
+use flagstone_store::document::fixture::{self, Fixture};
 use flagstone_store::queue::{self, JobState, ParkReason};
 use flagstone_store::testing::test_store;
 use flagstone_store::{sql, Actor, Store};
 use flagstone_tasks::publish::BuildResult;
 use flagstone_tasks::steps::Settled;
 use flagstone_tasks::testing::{Fault, Pipeline, Ran, START_MS};
-use flagstone_tasks::{Breakpoint, PublishOutcome, Rules};
+use flagstone_tasks::{Breakpoint, PublishOutcome};
 use insta::assert_snapshot;
 
-const SMALL: Shape = Shape {
-    features: 3,
-    mv_features: 0,
-    segments: 2,
-    overrides: 2,
-};
+mod common;
 
-/// Short leases and backoff, three attempts: every rule shows within a few steps.
-fn rules() -> Rules {
-    Rules {
-        lease_ms: 1_000,
-        max_attempts: 3,
-        backoff_base_ms: 100,
-        backoff_cap_ms: 400,
-        session_lapse_window_ms: 1_000,
-    }
-}
+use common::{rules, SMALL};
 
 async fn setup() -> (flagstone_store::testing::TestStore, Pipeline, Fixture) {
     let t = test_store().await;
