@@ -138,7 +138,8 @@ struct Signals {
 /// How one environment's build ended, before it is settled.
 enum Ended {
     Result(BuildResult),
-    /// Its lease was lost, or the claim session ended: record nothing.
+    /// Its lease was lost (the heartbeat could not renew it: another worker took the job
+    /// over): record nothing.
     LeaseLost,
     /// The claim session ended: nothing of the batch can be recorded any more.
     SessionLost,
