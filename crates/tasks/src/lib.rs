@@ -40,7 +40,7 @@ pub use breakpoints::{Breakpoint, Breakpoints};
 pub use config::{default_owner, JitterSource, WorkerConfig};
 pub use policy::Rules;
 pub use publications::Publications;
-pub use publish::{publish_job, PublishOutcome};
+pub use publish::PublishOutcome;
 pub use worker::Worker;
 
 /// The process's peak resident set size in bytes (`VmHWM`), where the OS reports it.

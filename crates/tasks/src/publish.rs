@@ -1,15 +1,13 @@
 //! How one publish ends: [`settle`] turns a build's result into a finish or a classified
 //! failure (through [`crate::steps`], which asks the policy), as a [`PublishOutcome`]. Builds
-//! run in batches ([`crate::batch`]); [`publish_job`] is a batch of one.
+//! run in batches ([`crate::batch::publish_batch`]), a lone one as a batch of one.
 
 use std::time::Duration;
 
 use flagstone_store::document::{BuildError, BuiltDocument};
 use flagstone_store::queue::{Decision, Lease, ParkReason};
 use flagstone_store::{Store, StoreError};
-use tokio::sync::watch;
 
-use crate::batch::{publish_batch, BatchContext};
 use crate::finishing::Finishing;
 use crate::policy::Failure;
 use crate::steps::{self, Finished, Settled};
@@ -90,30 +88,6 @@ pub fn classify(e: &BuildError) -> Failure {
         BuildError::Store(e) if e.unavailable().is_some() => Failure::StoreUnavailable,
         _ => Failure::Transient,
     }
-}
-
-/// Builds and publishes the environment of `lease`: a batch of one ([`publish_batch`]).
-/// Never returns an error: every ending is a [`PublishOutcome`], and the queue row always ends
-/// up in a state another worker can act on. `session_lost` is the claim session's
-/// [`lost`](flagstone_store::queue::ClaimSession::lost): once it fires another worker may be
-/// reclaiming the job, so the build stops.
-pub async fn publish_job(
-    store: &Store,
-    lease: &Lease,
-    cfg: &WorkerConfig,
-    publications: &Publications,
-    finishing: &Finishing,
-    shutdown: watch::Receiver<bool>,
-    session_lost: watch::Receiver<bool>,
-) -> PublishOutcome {
-    let ctx = BatchContext {
-        store,
-        cfg,
-        publications,
-        finishing,
-    };
-    let mut ended = publish_batch(&ctx, vec![lease.clone()], shutdown, session_lost).await;
-    ended.pop().expect("one outcome per lease").1
 }
 
 /// The outcome of finishing a built document (revision `revision` of `environment`, `bytes`
