@@ -79,11 +79,6 @@ impl CacheWriter {
         CacheWriter { shared, thread }
     }
 
-    /// Where the copies are kept.
-    pub fn dir(&self) -> &Path {
-        &self.shared.dir
-    }
-
     /// Queues the newest document of an environment (replacing any older one still waiting).
     pub fn write(&self, meta: &CachedMeta<'_>, body: Bytes) {
         let waiting = Waiting {
