@@ -92,6 +92,9 @@ pub(crate) struct CompiledOverride {
     pub feature: usize,
     pub priority: f64,
     pub state: CompiledFeatureState,
+    /// Whether `state` has its feature's key (always, unless a hand-written context says
+    /// otherwise): then it buckets with the feature's batched split hash.
+    pub keyed_like_feature: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -157,6 +160,13 @@ pub(crate) struct Program {
     /// Each segment's [`CompiledSegment::entry`], contiguous: the per-identity loop over
     /// segments reads only this.
     pub entries: Vec<u32>,
+    /// Each condition's memo state before an identity's traits are laid out: decided
+    /// where the condition reads nothing but traits and all of them are absent, unknown
+    /// otherwise (filled by [`crate::evaluate::preset`]).
+    pub presets: Vec<u8>,
+    /// Per trait slot, the conditions [`Self::presets`] decides that read it: an identity
+    /// that has the trait puts them back to unknown.
+    pub readers: Vec<Box<[u32]>>,
 }
 
 /// Jump target: the segment matches. Instruction 0 of every program is this terminal:
@@ -186,6 +196,8 @@ impl Program {
             ],
             entries: Vec::new(),
             members: FxHashMap::default(),
+            presets: Vec::new(),
+            readers: Vec::new(),
         }
     }
 }
@@ -423,6 +435,15 @@ impl<'c> Compiler<'c> {
         }
         self.program.entries = segments.iter().map(|s| s.entry).collect();
         self.program.assert_closed();
+        // Evaluation indexes its per-segment outcomes by these without bounds checks.
+        assert!(
+            by_name
+                .values()
+                .all(|f| f.overrides.iter().all(|&(si, oi)| segments
+                    .get(si as usize)
+                    .is_some_and(|s| (oi as usize) < s.overrides.len()))),
+            "override out of range"
+        );
         let general_base = if self.needs_general {
             self.static_base();
             self.static_base.take()
@@ -430,7 +451,7 @@ impl<'c> Compiler<'c> {
             None
         };
         let split_features = by_name.values().filter(|f| f.splits).count();
-        CompiledEnvironment {
+        let mut env = CompiledEnvironment {
             env_key: self.ctx.environment.key.as_str().into(),
             env_name: self.ctx.environment.name.as_str().into(),
             segments,
@@ -440,7 +461,9 @@ impl<'c> Compiler<'c> {
             trait_slots: self.trait_slots,
             general_base,
             issues: self.issues,
-        }
+        };
+        crate::evaluate::preset(&mut env);
+        env
     }
 
     fn compile_segment(
@@ -473,13 +496,13 @@ impl<'c> Compiler<'c> {
             .overrides
             .iter()
             .filter_map(|fc| {
+                let (index, _, feature) = features.get_full(fc.name.as_str())?;
+                let state = compile_feature_state(fc, feature.state.metadata.as_ref());
                 Some(CompiledOverride {
-                    feature: features.get_index_of(fc.name.as_str())?,
+                    feature: index,
                     priority: fc.priority.unwrap_or(f64::INFINITY),
-                    state: {
-                        let feature = features.get(fc.name.as_str())?;
-                        compile_feature_state(fc, feature.state.metadata.as_ref())
-                    },
+                    keyed_like_feature: state.key == feature.state.key,
+                    state,
                 })
             })
             .collect();

@@ -159,7 +159,9 @@ impl CompiledEnvironment {
                 return feature
                     .overrides
                     .iter()
-                    .find(|(si, _)| matched[*si as usize])
+                    // SAFETY: `matched` has one entry per segment, and the compiler
+                    // checked that every override's segment index is in range.
+                    .find(|(si, _)| unsafe { *matched.get_unchecked(*si as usize) })
                     .copied();
             }
             // Strictly lower wins, so on a tie the first seen stays.
@@ -176,18 +178,20 @@ impl CompiledEnvironment {
             .features
             .iter()
             .map(|feature| {
-                let (fs, reason) = match best(feature) {
+                let (fs, reason, keyed_like_feature) = match best(feature) {
                     Some((si, oi)) => {
                         let seg = &self.segments[si as usize];
+                        let ov = &seg.overrides[oi as usize];
                         (
-                            &seg.overrides[oi as usize].state,
+                            &ov.state,
                             Reason::TargetingMatch {
                                 segment: &seg.name,
                                 text: &seg.reason,
                             },
+                            ov.keyed_like_feature,
                         )
                     }
-                    None => (&feature.state, Reason::Default),
+                    None => (&feature.state, Reason::Default, true),
                 };
                 let bucket = if feature.splits {
                     buckets.next().copied()
@@ -197,7 +201,7 @@ impl CompiledEnvironment {
                 // An override state keyed differently (possible in a hand-written context)
                 // buckets on its own key.
                 let bucket = match (bucket, &state.key) {
-                    (Some(b), _) if fs.key == feature.state.key => Some(b),
+                    (Some(b), _) if keyed_like_feature => Some(b),
                     (_, Some(key)) if !fs.variants.is_empty() => {
                         Some(hashed_percentage_pair(&fs.key, key))
                     }
@@ -304,7 +308,12 @@ struct EvalState<'e> {
 }
 
 impl<'e> EvalState<'e> {
+    /// The state for `identity`: conditions on traits it lacks start decided (the
+    /// environment's presets, see [`presets`]), and those on traits it has are decided
+    /// next, before any walk.
     fn new(env: &'e CompiledEnvironment, identity: Option<&'e IdentityContext>) -> Self {
+        let program = &env.program;
+        let memo: Vec<Cell<u8>> = program.presets.iter().map(|&s| Cell::new(s)).collect();
         let mut slots = vec![None; env.trait_slots.len()];
         if let Some(identity) = identity {
             for (name, value) in &identity.traits {
@@ -313,11 +322,47 @@ impl<'e> EvalState<'e> {
                 }
             }
         }
+        let state = Self::with_memo(env, identity, slots, memo);
+        state.decide_traits();
+        state
+    }
+
+    /// Decides the conditions on the traits the identity has, up front. The walk then
+    /// meets an undecided condition only where it depends on more than traits (a split,
+    /// the identity's key or identifier), and each trait's conditions are evaluated
+    /// together, grouped by operator (`preset` sorts them), where the walk would jump
+    /// between kinds and mispredict both whether to evaluate and which evaluation.
+    fn decide_traits(&self) {
+        let readers = &self.env.program.readers;
+        for (slot, value) in self.slots.iter().enumerate() {
+            if value.is_none() {
+                continue;
+            }
+            for &c in readers[slot].iter() {
+                // SAFETY: `preset` lists only conditions, and `memo` has one entry per
+                // condition.
+                let cell = unsafe { self.memo.get_unchecked(c as usize) };
+                // (A condition reading two traits is listed under both and decided
+                // twice, to the same outcome: conditions are pure.)
+                match self.decide(c) {
+                    Decided::Holds(holds) => cell.set(if holds { TRUE } else { FALSE }),
+                    // A split on a trait's value: hashed with the others, by the walk.
+                    Decided::Hash(_) => cell.set(UNKNOWN),
+                }
+            }
+        }
+    }
+
+    fn with_memo(
+        env: &'e CompiledEnvironment,
+        identity: Option<&'e IdentityContext>,
+        slots: Vec<Option<&'e Value>>,
+        memo: Vec<Cell<u8>>,
+    ) -> Self {
         let key = identity.map(|i| match i.key.as_deref() {
             Some(k) if !k.is_empty() => Cow::Borrowed(k),
             _ => Cow::Owned(format!("{}_{}", env.env_key, i.identifier)),
         });
-        let memo = vec![Cell::new(UNKNOWN); env.program.conditions.len()];
         memo[MATCH as usize].set(ENDS_MATCHED);
         memo[NO_MATCH as usize].set(ENDS_UNMATCHED);
         EvalState {
@@ -394,18 +439,21 @@ impl<'e> EvalState<'e> {
                 };
                 continue;
             }
-            let holds = match state {
-                UNKNOWN => match self.decide(instr.condition) {
-                    Decided::Holds(holds) => holds,
-                    Decided::Hash(split) => {
-                        cell.set(PENDING);
-                        pending.push(split);
-                        return None;
-                    }
-                },
-                ENDS_MATCHED => return Some(true),
-                ENDS_UNMATCHED => return Some(false),
-                _ => return None, // PENDING
+            // One branch for both terminals: whether a segment matched is data, and a
+            // branch on it would be mispredicted for most of the segments that do.
+            if state >= ENDS_MATCHED {
+                return Some(state == ENDS_MATCHED);
+            }
+            if state == PENDING {
+                return None;
+            }
+            let holds = match self.decide(instr.condition) {
+                Decided::Holds(holds) => holds,
+                Decided::Hash(split) => {
+                    cell.set(PENDING);
+                    pending.push(split);
+                    return None;
+                }
             };
             cell.set(if holds { TRUE } else { FALSE });
             pc = if holds { instr.on_true } else { instr.on_false };
@@ -621,5 +669,8 @@ impl<'e> EvalState<'e> {
     }
 }
 
+mod presets;
 #[cfg(test)]
 mod tests;
+
+pub(crate) use presets::preset;

@@ -322,3 +322,129 @@ mod override_precedence {
         }
     }
 }
+
+/// Deciding trait conditions before the walk (`preset`, `EvalState::decide_traits`) is an
+/// optimisation only: with it switched off (every condition unknown, no readers) the walk
+/// decides each condition itself, and every identity must get the same evaluation. Steps
+/// through every operator on plain traits, on a path with a literal trait, on the identity
+/// key and identifier and on a constant path, for identities with each subset of the
+/// traits, each trait given values of every JSON type (and null).
+#[test]
+fn conditions_decided_up_front_agree_with_the_walk() {
+    use crate::context::IdentityContext;
+
+    let ops = [
+        ("EQUAL", json!("a")),
+        ("NOT_EQUAL", json!("a")),
+        ("GREATER_THAN", json!("2")),
+        ("GREATER_THAN_INCLUSIVE", json!("1.5")),
+        ("LESS_THAN", json!("b")),
+        ("LESS_THAN_INCLUSIVE", json!("2.0.0:semver")),
+        ("CONTAINS", json!("a")),
+        ("NOT_CONTAINS", json!("x")),
+        ("IN", json!("a,2,True")),
+        ("IN", json!(["1", "b"])),
+        ("REGEX", json!("^[a-b1]")),
+        ("MODULO", json!("2|0")),
+        ("IS_SET", json!("")),
+        ("IS_NOT_SET", json!("")),
+        ("PERCENTAGE_SPLIT", json!("50")),
+    ];
+    let properties = [
+        "p",
+        "q",
+        "$.identity.traits.q",
+        "$.identity.key",
+        "$.identity.identifier",
+        "$.environment.name",
+        "",
+    ];
+    // One segment per condition, and segments combining two traits' conditions.
+    let mut segments = serde_json::Map::new();
+    let mut conditions = Vec::new();
+    for property in properties {
+        for (op, value) in &ops {
+            conditions.push(json!({"property": property, "operator": op, "value": value}));
+        }
+    }
+    for (i, c) in conditions.iter().enumerate() {
+        let other = &conditions[(i * 7 + 3) % conditions.len()];
+        let quantifier = ["ANY", "NONE"][i % 2];
+        segments.insert(
+            i.to_string(),
+            json!({"key": i.to_string(), "name": format!("s{i}"), "rules": [
+                {"type": "ALL", "conditions": [c]},
+                {"type": quantifier, "conditions": [other, c]}
+            ]}),
+        );
+        segments.insert(
+            format!("single{i}"),
+            json!({"key": format!("k{i}"), "name": format!("t{i}"),
+                   "rules": [{"type": "ALL", "conditions": [c]}]}),
+        );
+    }
+    let ctx: EvaluationContext = serde_json::from_value(json!({
+        "environment": {"key": "env", "name": "Production"},
+        "segments": segments,
+    }))
+    .unwrap();
+    let compiled = CompiledEnvironment::from_context(&ctx);
+    let mut lazy = compiled.clone();
+    lazy.program.presets = vec![super::UNKNOWN; lazy.program.conditions.len()];
+    lazy.program.readers = vec![Box::default(); lazy.trait_slots.len()];
+    assert!(
+        compiled
+            .program
+            .presets
+            .iter()
+            .filter(|&&s| s <= super::TRUE)
+            .count()
+            >= 45,
+        "every condition on traits alone is decided before the walk"
+    );
+
+    let values = [
+        json!(null),
+        json!("a"),
+        json!("b1"),
+        json!(""),
+        json!(2),
+        json!(1.5),
+        json!(true),
+        json!("2.1.0"),
+        json!({"o": 1}),
+        json!([1]),
+    ];
+    let mut checked = 0;
+    for p in [
+        None,
+        Some(0),
+        Some(1),
+        Some(2),
+        Some(4),
+        Some(6),
+        Some(7),
+        Some(8),
+    ] {
+        for q in [None, Some(1), Some(3), Some(5), Some(9)] {
+            // A trait literally named like the path wins over it when not null.
+            for literal in [None, Some(0), Some(2)] {
+                let mut traits = indexmap::IndexMap::new();
+                for (name, value) in [("p", p), ("q", q), ("$.identity.traits.q", literal)] {
+                    if let Some(v) = value {
+                        traits.insert(name.to_owned(), values[v].clone());
+                    }
+                }
+                let identity = IdentityContext::new(format!("u{p:?}{q:?}{literal:?}"), traits);
+                let (fast, slow) = (
+                    compiled.evaluate_detailed(Some(&identity)),
+                    lazy.evaluate_detailed(Some(&identity)),
+                );
+                assert_eq!(fast, slow, "traits p={p:?} q={q:?} literal={literal:?}");
+                checked += fast.segments.len();
+            }
+        }
+    }
+    assert_eq!(compiled.evaluate(None), lazy.evaluate(None));
+    assert!(checked > 1000, "the identities match segments ({checked})");
+}
