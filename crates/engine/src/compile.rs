@@ -92,17 +92,61 @@ pub(crate) struct CompiledOverride {
     pub feature: usize,
     pub priority: f64,
     pub state: CompiledFeatureState,
-    /// Whether `state` has its feature's key (always, unless a hand-written context says
-    /// otherwise): then it buckets with the feature's batched split hash.
-    pub keyed_like_feature: bool,
+}
+
+/// One of a feature's segment overrides, as the per-identity scan reads it: where it is,
+/// and what the flag needs from it when that is little.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FeatureOverride {
+    /// Index into the environment's segments.
+    pub segment: u32,
+    /// Index into that segment's `overrides`.
+    pub index: u32,
+    pub shape: OverrideShape,
+}
+
+/// How an override's state differs from its feature's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OverrideShape {
+    /// Only in `enabled` (this) and `value`: the flag is the feature's with those two, built
+    /// without reading the override. On a large environment each override read is a
+    /// cache miss, one per flag.
+    Plain { enabled: bool },
+    /// Variants, metadata or id of its own, keyed like the feature: it buckets with the
+    /// feature's batched split hash.
+    SameKey,
+    /// Keyed differently (only a hand-written context does this): hashed on its own key.
+    OtherKey,
+}
+
+impl OverrideShape {
+    fn of(state: &CompiledFeatureState, feature: &CompiledFeatureState) -> Self {
+        let same_metadata = match (&state.metadata, &feature.metadata) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        if state.key != feature.key {
+            OverrideShape::OtherKey
+        } else if state.variants.is_empty()
+            && same_metadata
+            && state.feature_id == feature.feature_id
+            && state.name == feature.name
+        {
+            OverrideShape::Plain {
+                enabled: state.enabled,
+            }
+        } else {
+            OverrideShape::SameKey
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct CompiledFeature {
     pub state: CompiledFeatureState,
-    /// This feature's segment overrides as (segment, override) indices, best first: by
-    /// priority, ties in segment and override order. The first whose segment matched wins.
-    pub overrides: Box<[(u32, u32)]>,
+    /// This feature's segment overrides, best first: by priority, ties in segment and
+    /// override order. The first whose segment matched wins.
+    pub overrides: Box<[FeatureOverride]>,
     /// Some priority is NaN: the order is not total, so evaluation scans `overrides` (then
     /// in segment order) comparing priorities as the reference loop does.
     pub unordered: bool,
@@ -431,17 +475,25 @@ impl<'c> Compiler<'c> {
                 // `partial_cmp`: -0.0 and 0.0 tie, as `<` has them.
                 list.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(Ordering::Equal));
             }
-            feature.overrides = list.into_iter().map(|(_, si, oi)| (si, oi)).collect();
+            feature.overrides = list
+                .into_iter()
+                .map(|(_, si, oi)| FeatureOverride {
+                    segment: si,
+                    index: oi,
+                    shape: OverrideShape::of(
+                        &segments[si as usize].overrides[oi as usize].state,
+                        &feature.state,
+                    ),
+                })
+                .collect();
         }
         self.program.entries = segments.iter().map(|s| s.entry).collect();
         self.program.assert_closed();
         // Evaluation indexes its per-segment outcomes by these without bounds checks.
         assert!(
-            by_name
-                .values()
-                .all(|f| f.overrides.iter().all(|&(si, oi)| segments
-                    .get(si as usize)
-                    .is_some_and(|s| (oi as usize) < s.overrides.len()))),
+            by_name.values().all(|f| f.overrides.iter().all(|o| segments
+                .get(o.segment as usize)
+                .is_some_and(|s| (o.index as usize) < s.overrides.len()))),
             "override out of range"
         );
         let general_base = if self.needs_general {
@@ -501,7 +553,6 @@ impl<'c> Compiler<'c> {
                 Some(CompiledOverride {
                     feature: index,
                     priority: fc.priority.unwrap_or(f64::INFINITY),
-                    keyed_like_feature: state.key == feature.state.key,
                     state,
                 })
             })

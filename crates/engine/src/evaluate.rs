@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::compile::{
     Accessor, AccessorId, CompiledCondition, CompiledEnvironment, CompiledFeature,
-    CompiledFeatureState, Instr, Target, MATCH, NO_MATCH,
+    CompiledFeatureState, FeatureOverride, Instr, OverrideShape, Target, MATCH, NO_MATCH,
 };
 use crate::context::IdentityContext;
 use crate::fxhash::FxHashMap;
@@ -153,7 +153,7 @@ impl CompiledEnvironment {
             });
         }
         let mut buckets = buckets.iter();
-        let best = |feature: &CompiledFeature| -> Option<(u32, u32)> {
+        let best = |feature: &CompiledFeature| -> Option<FeatureOverride> {
             if !feature.unordered {
                 // Best first: the first override of a matched segment wins.
                 return feature
@@ -161,53 +161,59 @@ impl CompiledEnvironment {
                     .iter()
                     // SAFETY: `matched` has one entry per segment, and the compiler
                     // checked that every override's segment index is in range.
-                    .find(|(si, _)| unsafe { *matched.get_unchecked(*si as usize) })
+                    .find(|o| unsafe { *matched.get_unchecked(o.segment as usize) })
                     .copied();
             }
             // Strictly lower wins, so on a tie the first seen stays.
-            let mut best: Option<(f64, u32, u32)> = None;
-            for &(si, oi) in feature.overrides.iter() {
-                let priority = self.segments[si as usize].overrides[oi as usize].priority;
-                if matched[si as usize] && best.is_none_or(|(p, _, _)| priority < p) {
-                    best = Some((priority, si, oi));
+            let mut best: Option<(f64, FeatureOverride)> = None;
+            for &o in feature.overrides.iter() {
+                let seg = &self.segments[o.segment as usize];
+                let priority = seg.overrides[o.index as usize].priority;
+                if matched[o.segment as usize] && best.is_none_or(|(p, _)| priority < p) {
+                    best = Some((priority, o));
                 }
             }
-            best.map(|(_, si, oi)| (si, oi))
+            best.map(|(_, o)| o)
         };
         let flags = self
             .features
             .iter()
             .map(|feature| {
-                let (fs, reason, keyed_like_feature) = match best(feature) {
-                    Some((si, oi)) => {
-                        let seg = &self.segments[si as usize];
-                        let ov = &seg.overrides[oi as usize];
-                        (
-                            &ov.state,
-                            Reason::TargetingMatch {
-                                segment: &seg.name,
-                                text: &seg.reason,
-                            },
-                            ov.keyed_like_feature,
-                        )
-                    }
-                    None => (&feature.state, Reason::Default, true),
-                };
                 let bucket = if feature.splits {
                     buckets.next().copied()
                 } else {
                     None
                 };
-                // An override state keyed differently (possible in a hand-written context)
-                // buckets on its own key.
-                let bucket = match (bucket, &state.key) {
-                    (Some(b), _) if keyed_like_feature => Some(b),
-                    (_, Some(key)) if !fs.variants.is_empty() => {
-                        Some(hashed_percentage_pair(&fs.key, key))
+                let mut flag = match best(feature) {
+                    None => state.flag(&feature.state, Reason::Default, bucket),
+                    Some(o) => {
+                        let seg = &self.segments[o.segment as usize];
+                        let reason = Reason::TargetingMatch {
+                            segment: &seg.name,
+                            text: &seg.reason,
+                        };
+                        let ov = &seg.overrides[o.index as usize].state;
+                        match o.shape {
+                            OverrideShape::Plain { enabled } => FlagEvaluation {
+                                enabled,
+                                // An address: the override itself is not read.
+                                value: &ov.value,
+                                ..state.flag(&feature.state, reason, None)
+                            },
+                            OverrideShape::SameKey => state.flag(ov, reason, bucket),
+                            // Possible in a hand-written context: hashed on its own key.
+                            OverrideShape::OtherKey => {
+                                let bucket = match &state.key {
+                                    Some(key) if !ov.variants.is_empty() => {
+                                        Some(hashed_percentage_pair(&ov.key, key))
+                                    }
+                                    _ => None,
+                                };
+                                state.flag(ov, reason, bucket)
+                            }
+                        }
                     }
-                    _ => None,
                 };
-                let mut flag = state.flag(fs, reason, bucket);
                 flag.feature_type = feature.feature_type.as_deref();
                 flag
             })
