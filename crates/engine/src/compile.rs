@@ -22,7 +22,8 @@ use crate::document::EnvironmentDocument;
 use crate::fxhash::FxHashMap;
 use crate::jsonpath::{classify, PathTarget};
 use crate::mapping::document_to_context;
-use crate::operators::{compile_regex, parse_modulo, Comparison, InSet, MemberSet, TypedOperand};
+use crate::operators::{parse_modulo, Comparison, InSet, MemberSet, TypedOperand};
+use crate::pattern::Pattern;
 use crate::pyfmt;
 use crate::pynum::parse_py_float;
 use crate::value::ContextValue;
@@ -338,7 +339,7 @@ pub(crate) enum CompiledCondition {
     PercentageSplit(Option<AccessorId>, f64, Box<str>),
     Modulo(AccessorId, f64, f64),
     /// Shared between all conditions with the same pattern.
-    Regex(AccessorId, Arc<regex::Regex>),
+    Regex(AccessorId, Arc<Pattern>),
     NotContains(AccessorId, Box<str>),
     Typed(Comparison, AccessorId, Box<TypedOperand>),
 }
@@ -414,7 +415,7 @@ struct Compiler<'c> {
     condition_ids: HashMap<String, u32>,
     /// Compiled patterns (or their error message) by pattern text, so that a pattern
     /// repeated across conditions is compiled once.
-    regexes: HashMap<String, Result<Arc<regex::Regex>, String>>,
+    regexes: HashMap<String, Result<Arc<Pattern>, String>>,
 }
 
 impl<'c> Compiler<'c> {
@@ -825,7 +826,7 @@ impl<'c> Compiler<'c> {
                     .regexes
                     .entry(pattern)
                     .or_insert_with_key(|p| {
-                        compile_regex(p).map(Arc::new).map_err(|e| e.to_string())
+                        Pattern::new(p).map(Arc::new).map_err(|e| e.to_string())
                     })
                     .clone();
                 match compiled {

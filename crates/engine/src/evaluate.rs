@@ -392,39 +392,48 @@ impl<'e> EvalState<'e> {
     /// dependent steps that leaves the CPU mostly idle. So a segment whose walk reaches an
     /// unhashed split is put aside; once all segments have been walked, the splits they
     /// wait on (and the variant buckets) are hashed together, several per instruction, and
-    /// the put-aside segments walked again from the start. Conditions are pure and
-    /// memoised, so the re-walk reaches the same outcome the one-pass walk would, and
-    /// exactly the same splits get hashed.
+    /// the put-aside walks resumed where they stopped. Conditions are pure and
+    /// memoised, so the walk resumed where it stopped reaches the same outcome the
+    /// one-pass walk would, and exactly the same splits get hashed.
     fn match_segments(&self, matched: &mut [bool]) -> Vec<f64> {
         let entries = &self.env.program.entries;
         // Sized for the incident workload's ≈ 35 splits per identity: no regrowth.
         let mut pending = Vec::with_capacity(64);
-        let mut waiting = Vec::with_capacity(64);
+        // (segment, the instruction its walk stopped at)
+        let mut waiting: Vec<(u32, u32)> = Vec::with_capacity(64);
         for (si, (slot, &entry)) in matched.iter_mut().zip(entries).enumerate() {
             match self.walk_inline(entry, &mut pending) {
-                Some(m) => *slot = m,
-                None => waiting.push(si as u32),
+                Ok(m) => *slot = m,
+                Err(pc) => waiting.push((si as u32, pc)),
             }
         }
         let buckets = self.hash_splits(&pending, true);
         while !waiting.is_empty() {
             pending.clear();
-            waiting.retain(|&si| match self.walk(entries[si as usize], &mut pending) {
-                Some(m) => {
-                    matched[si as usize] = m;
+            waiting.retain_mut(|(si, pc)| match self.walk(*pc, &mut pending) {
+                Ok(m) => {
+                    matched[*si as usize] = m;
                     false
                 }
-                None => true,
+                Err(at) => {
+                    *pc = at;
+                    true
+                }
             });
             self.hash_splits(&pending, false);
         }
         buckets
     }
 
-    /// Runs a segment's branching program from `entry`: whether its rules hold, or `None`
-    /// if it reached a split not hashed yet (recorded in `pending` once, with its input).
+    /// Runs a segment's branching program from `entry`: whether its rules hold, or, if it
+    /// reached a split not hashed yet (recorded in `pending` once, with its input), the
+    /// instruction to resume at once it is.
     #[inline(always)]
-    fn walk_inline<'s>(&'s self, entry: u32, pending: &mut Vec<PendingSplit<'s>>) -> Option<bool> {
+    fn walk_inline<'s>(
+        &'s self,
+        entry: u32,
+        pending: &mut Vec<PendingSplit<'s>>,
+    ) -> Result<bool, u32> {
         let code: &[Instr] = &self.env.program.code;
         let memo: &[Cell<u8>] = &self.memo;
         debug_assert_eq!(memo.len(), self.env.program.conditions.len());
@@ -448,17 +457,17 @@ impl<'e> EvalState<'e> {
             // One branch for both terminals: whether a segment matched is data, and a
             // branch on it would be mispredicted for most of the segments that do.
             if state >= ENDS_MATCHED {
-                return Some(state == ENDS_MATCHED);
+                return Ok(state == ENDS_MATCHED);
             }
             if state == PENDING {
-                return None;
+                return Err(pc);
             }
             let holds = match self.decide(instr.condition) {
                 Decided::Holds(holds) => holds,
                 Decided::Hash(split) => {
                     cell.set(PENDING);
                     pending.push(split);
-                    return None;
+                    return Err(pc);
                 }
             };
             cell.set(if holds { TRUE } else { FALSE });
@@ -466,9 +475,9 @@ impl<'e> EvalState<'e> {
         }
     }
 
-    /// [`Self::walk_inline`], out of line: for the few segments walked again.
+    /// [`Self::walk_inline`], out of line: for the few segments resumed.
     #[inline(never)]
-    fn walk<'s>(&'s self, entry: u32, pending: &mut Vec<PendingSplit<'s>>) -> Option<bool> {
+    fn walk<'s>(&'s self, entry: u32, pending: &mut Vec<PendingSplit<'s>>) -> Result<bool, u32> {
         self.walk_inline(entry, pending)
     }
 

@@ -20,6 +20,7 @@ pub mod hashing;
 mod jsonpath;
 mod mapping;
 mod operators;
+mod pattern;
 pub mod pyfmt;
 pub mod pynum;
 mod serde_util;
