@@ -209,8 +209,8 @@ pub(crate) struct Program {
     /// where the condition reads nothing but traits and all of them are absent, unknown
     /// otherwise (filled by [`crate::evaluate::preset`]).
     pub presets: Vec<u8>,
-    /// Per trait slot, the conditions [`Self::presets`] decides that read it: an identity
-    /// that has the trait puts them back to unknown.
+    /// Per trait slot, the conditions [`Self::presets`] decides that read it, grouped by
+    /// operator: for an identity that has the trait, they are evaluated before the walk.
     pub readers: Vec<Box<[u32]>>,
 }
 

@@ -403,9 +403,9 @@ impl<'e> EvalState<'e> {
     /// dependent steps that leaves the CPU mostly idle. So a segment whose walk reaches an
     /// unhashed split is put aside; once all segments have been walked, the splits they
     /// wait on (and the variant buckets) are hashed together, several per instruction, and
-    /// the put-aside walks resumed where they stopped. Conditions are pure and
-    /// memoised, so the walk resumed where it stopped reaches the same outcome the
-    /// one-pass walk would, and exactly the same splits get hashed.
+    /// the put-aside walks resumed where they stopped. Conditions are pure and memoised,
+    /// so a resumed walk reaches the outcome the one-pass walk would, and exactly the same
+    /// splits get hashed.
     fn match_segments(&self, matched: &mut [bool]) -> Vec<f64> {
         let entries = &self.env.program.entries;
         // Sized for the incident workload's ≈ 35 splits per identity: no regrowth.
